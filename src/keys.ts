@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { InvalidKeyError, InvalidOptionsError } from './errors.ts';
+
+/** DynamoDB's limit on a String partition key, in UTF-8 bytes. */
+export const MAX_PARTITION_KEY_BYTES = 2048;
+
+/**
+ * Marks keys the library writes for itself (hashed keys, chunks, namespace metadata). A caller's key that
+ * starts with it is hashed, so no caller key can ever collide with one of the library's own.
+ */
+export const RESERVED_MARKER = '#dc:';
+
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/** Throws `InvalidKeyError` unless `key` is a non-empty string. */
+export function assertKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new InvalidKeyError(`Cache key must be a string, got ${key === null ? 'null' : typeof key}`);
+  }
+  if (key.length === 0) throw new InvalidKeyError('Cache key must not be empty');
+}
+
+/** Throws `InvalidOptionsError` unless `namespace` is empty or 1-128 of `A-Z a-z 0-9 _ . -`. */
+export function assertNamespace(namespace: string): void {
+  if (namespace !== '' && !NAMESPACE_PATTERN.test(namespace)) {
+    throw new InvalidOptionsError(
+      `namespace must be 1-128 characters of A-Z a-z 0-9 _ . - (it becomes the "<namespace>:" key prefix), got ${JSON.stringify(namespace)}`,
+    );
+  }
+}
+
+/** Hex SHA-256 of a string. */
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * Maps caller keys to the partition keys stored in DynamoDB.
+ *
+ * The stored key is `<namespace>:` (nothing without a namespace, so an unprefixed key is exactly what the
+ * original Python service reads), then the caller's key. The mapping is one-to-one: a key that would
+ * exceed DynamoDB's 2048-byte limit, or that starts with {@link RESERVED_MARKER}, is replaced by
+ * `#dc:h:<sha256 of the key>`, which no caller key can produce.
+ */
+export class KeyMapper {
+  /** `"<namespace>:"`, or `""` without a namespace: the prefix every stored key of this cache starts with. */
+  readonly prefix: string;
+
+  constructor(namespace: string) {
+    assertNamespace(namespace);
+    this.prefix = namespace === '' ? '' : `${namespace}:`;
+  }
+
+  /** The partition key stored for `key`. */
+  storageKey(key: string): string {
+    const direct = this.prefix + key;
+    if (!key.startsWith(RESERVED_MARKER) && Buffer.byteLength(direct) <= MAX_PARTITION_KEY_BYTES) return direct;
+    return `${this.prefix}${RESERVED_MARKER}h:${sha256(key)}`;
+  }
+}

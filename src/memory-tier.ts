@@ -1,0 +1,88 @@
+import { LRUCache } from 'lru-cache';
+import { payloadBytes, type Payload } from './codec.ts';
+
+/** Options of the in-memory tier kept in each execution environment. */
+export interface MemoryTierOptions {
+  /** Most entries kept. Default `1000`. */
+  maxEntries?: number;
+  /** Most payload bytes kept (UTF-8 text or binary length). Default `16 MiB`. */
+  maxBytes?: number;
+  /**
+   * Longest an entry lives in memory, in seconds, whatever the item's own TTL. It bounds how long a
+   * `delete()` or a newer value written by another execution environment can go unseen here.
+   * Default `30`.
+   */
+  ttlSeconds?: number;
+}
+
+/** Defaults of {@link MemoryTierOptions}. */
+export const MEMORY_TIER_DEFAULTS: Required<MemoryTierOptions> = {
+  maxEntries: 1000,
+  maxBytes: 16 * 1024 * 1024,
+  ttlSeconds: 30,
+};
+
+/** What the memory tier holds for a key: the encoded payload (decoded afresh on each hit) and its expiry. */
+export interface MemoryEntry {
+  readonly payload: Payload;
+  /** When the DynamoDB item expires (epoch ms): a memory hit never outlives it. */
+  readonly expiresAtMs: number;
+}
+
+/**
+ * A bounded LRU of payloads for one execution environment. Entries hold encoded payloads, not live
+ * objects, so a caller that mutates a value it got back cannot change what the next caller gets.
+ */
+export class MemoryTier {
+  /** Entries with the time (epoch ms) they stop being served: the item's expiry or the tier's TTL. */
+  readonly #lru: LRUCache<string, { entry: MemoryEntry; validUntilMs: number }>;
+  readonly #ttlMs: number;
+
+  constructor(options: Required<MemoryTierOptions>) {
+    this.#ttlMs = options.ttlSeconds * 1000;
+    this.#lru = new LRUCache({
+      max: options.maxEntries,
+      maxSize: options.maxBytes,
+      // lru-cache needs a positive size; count a small overhead per entry so empty strings count too.
+      sizeCalculation: ({ entry }) => payloadBytes(entry.payload) + 64,
+      // lru-cache's own TTL only frees memory early; validity is checked against the wall clock below.
+      ttl: this.#ttlMs,
+    });
+  }
+
+  /** The entry for `storageKey`, unless absent or expired at `nowMs`. */
+  get(storageKey: string, nowMs: number): MemoryEntry | undefined {
+    const held = this.#lru.get(storageKey);
+    if (held === undefined) return undefined;
+    if (nowMs >= held.validUntilMs) {
+      this.#lru.delete(storageKey);
+      return undefined;
+    }
+    return held.entry;
+  }
+
+  /** Keeps `entry` for the shorter of the tier's TTL and the time left until the item expires. */
+  set(storageKey: string, entry: MemoryEntry, nowMs: number): void {
+    const remainingMs = entry.expiresAtMs - nowMs;
+    if (remainingMs <= 0) {
+      this.#lru.delete(storageKey);
+      return;
+    }
+    const ttl = Math.min(this.#ttlMs, remainingMs);
+    this.#lru.set(storageKey, { entry, validUntilMs: nowMs + ttl }, { ttl: Math.ceil(ttl) });
+  }
+
+  delete(storageKey: string): void {
+    this.#lru.delete(storageKey);
+  }
+
+  /** Entries currently held (expired ones may still count until touched). */
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  /** Payload bytes currently held, as counted against `maxBytes`. */
+  get bytes(): number {
+    return this.#lru.calculatedSize;
+  }
+}

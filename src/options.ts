@@ -1,0 +1,176 @@
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { InvalidOptionsError } from './errors.ts';
+import { assertNamespace } from './keys.ts';
+import { defaultLogger, type CacheLogger } from './logger.ts';
+import { MEMORY_TIER_DEFAULTS, type MemoryTierOptions } from './memory-tier.ts';
+import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
+import { BREAKER_DEFAULTS, RETRY_DEFAULTS, type BreakerOptions, type RetryOptions } from './resilience.ts';
+
+/** Environment variable read for the table name when `tableName` is not given. */
+export const TABLE_ENV = 'DYNAMO_CACHE_TABLE';
+/** Environment variable read for the namespace when `namespace` is not given. */
+export const NAMESPACE_ENV = 'DYNAMO_CACHE_NAMESPACE';
+
+/** Options of `new DynamoCache(options)`. Every one is optional; defaults are listed with each. */
+export interface DynamoCacheOptions {
+  /** DynamoDB table. Default: the `DYNAMO_CACHE_TABLE` environment variable; one of the two is required. */
+  tableName?: string;
+  /** A `DynamoDBClient` to reuse. Its own retry settings apply inside the time budget. Default: a new client. */
+  client?: DynamoDBClient;
+  /**
+   * Settings of the client created when `client` is not given (region, endpoint, credentials...).
+   * `maxAttempts` defaults to `1` there, because the cache retries itself within its time budget.
+   * The SDK's own environment variables apply as usual (`AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`).
+   */
+  clientConfig?: DynamoDBClientConfig;
+  /**
+   * Prefix of every key (`<namespace>:<key>`), so many functions can share one table without seeing each
+   * other's keys; IAM can confine a function to its prefix with `dynamodb:LeadingKeys`. 1-128 characters
+   * of `A-Z a-z 0-9 _ . -`. Default: the `DYNAMO_CACHE_NAMESPACE` environment variable, else none (keys
+   * are stored as given, as the original service stores them).
+   */
+  namespace?: string;
+  /** TTL of values stored without one, in seconds. Default `3300` (55 minutes, as the original). */
+  defaultTtlSeconds?: number;
+  /** The in-memory tier in front of DynamoDB, or `false` for none. Default `{ maxEntries: 1000, maxBytes: 16 MiB, ttlSeconds: 30 }`. */
+  memory?: false | MemoryTierOptions;
+  /** Names of the key, value and expiry attributes. Default `{ key: 'id', value: 'cached_value', expiresAt: 'expires_at' }`. */
+  attributes?: Partial<AttributeNames>;
+  /** Where warnings about absorbed failures go: a Powertools `Logger` or any object with the same methods. Default: a new Powertools `Logger`. */
+  logger?: CacheLogger;
+  /** Strongly consistent reads (twice the read cost). Default `false`. */
+  consistentRead?: boolean;
+  /**
+   * Time budget of one cache operation in ms, retries included. When it runs out the request is aborted
+   * and the operation becomes a miss (or `set` resolves `false`). Default `300`.
+   */
+  timeoutMs?: number;
+  /** Retries of throttling, 5xx and network errors inside the budget. Default `{ maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 }`. */
+  retry?: RetryOptions;
+  /**
+   * Circuit breaker around DynamoDB, or `false` for none: after `consecutiveFailures` failed operations
+   * DynamoDB is skipped (the memory tier keeps serving) for `halfOpenAfterMs`, then one probe decides.
+   * Default `{ consecutiveFailures: 5, halfOpenAfterMs: 5000 }`.
+   */
+  breaker?: false | BreakerOptions;
+}
+
+/** Options with every default applied and every value checked. */
+export interface ResolvedOptions {
+  readonly tableName: string;
+  readonly client: DynamoDBClient;
+  readonly namespace: string;
+  readonly defaultTtlSeconds: number;
+  readonly memory: Required<MemoryTierOptions> | false;
+  readonly attributes: AttributeNames;
+  readonly logger: CacheLogger;
+  readonly consistentRead: boolean;
+  readonly timeoutMs: number;
+  readonly retry: Required<RetryOptions>;
+  readonly breaker: Required<BreakerOptions> | false;
+}
+
+/** The default of `timeoutMs`. */
+export const DEFAULT_TIMEOUT_MS = 300;
+/** The default of `defaultTtlSeconds`. */
+export const DEFAULT_TTL_SECONDS = 3300;
+
+/** Applies defaults and checks every option; throws `InvalidOptionsError` naming the first bad one. */
+export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options must be an object');
+  const tableName = options.tableName ?? process.env[TABLE_ENV];
+  if (typeof tableName !== 'string' || !/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) {
+    throw new InvalidOptionsError(
+      tableName === undefined || tableName === ''
+        ? `tableName is required: pass it as an option or set ${TABLE_ENV}`
+        : `tableName must be 3-255 characters of A-Z a-z 0-9 _ . -, got ${JSON.stringify(tableName)}`,
+    );
+  }
+  const namespace = options.namespace ?? process.env[NAMESPACE_ENV] ?? '';
+  if (typeof namespace !== 'string') throw new InvalidOptionsError('namespace must be a string');
+  assertNamespace(namespace);
+  // Duck-typed: a client from another copy of the SDK (the Lambda runtime's, a bundled one) is fine too.
+  if (options.client !== undefined && typeof (options.client as { send?: unknown }).send !== 'function') {
+    throw new InvalidOptionsError('client must be a DynamoDBClient');
+  }
+  const attributes = { ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes };
+  for (const [role, name] of Object.entries(attributes)) {
+    if (typeof name !== 'string' || name.length === 0 || name.startsWith('dc_')) {
+      throw new InvalidOptionsError(`attributes.${role} must be a non-empty attribute name not starting with dc_`);
+    }
+  }
+  if (new Set(Object.values(attributes)).size !== 3) throw new InvalidOptionsError('attributes must be three different names');
+  const logger = options.logger ?? defaultLogger();
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+    if (typeof logger[level] !== 'function') throw new InvalidOptionsError(`logger must have a ${level}() method`);
+  }
+  return {
+    tableName,
+    client: options.client ?? new DynamoDBClient({ ...options.clientConfig, maxAttempts: options.clientConfig?.maxAttempts ?? 1 }),
+    namespace,
+    defaultTtlSeconds: finiteNumber('defaultTtlSeconds', options.defaultTtlSeconds ?? DEFAULT_TTL_SECONDS),
+    memory: options.memory === false ? false : resolveMemory(options.memory ?? {}),
+    attributes,
+    logger,
+    consistentRead: booleanOption('consistentRead', options.consistentRead ?? false),
+    timeoutMs: positiveInteger('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    retry: resolveRetry(options.retry ?? {}),
+    breaker: options.breaker === false ? false : resolveBreaker(options.breaker ?? {}),
+  };
+}
+
+function resolveMemory(memory: MemoryTierOptions): Required<MemoryTierOptions> {
+  const merged = { ...MEMORY_TIER_DEFAULTS, ...memory };
+  return {
+    maxEntries: positiveInteger('memory.maxEntries', merged.maxEntries),
+    maxBytes: positiveInteger('memory.maxBytes', merged.maxBytes),
+    ttlSeconds: positiveNumber('memory.ttlSeconds', merged.ttlSeconds),
+  };
+}
+
+function resolveRetry(retryOptions: RetryOptions): Required<RetryOptions> {
+  const merged = { ...RETRY_DEFAULTS, ...retryOptions };
+  return {
+    maxAttempts: positiveInteger('retry.maxAttempts', merged.maxAttempts),
+    baseDelayMs: nonNegativeNumber('retry.baseDelayMs', merged.baseDelayMs),
+    maxDelayMs: nonNegativeNumber('retry.maxDelayMs', merged.maxDelayMs),
+  };
+}
+
+function resolveBreaker(breaker: BreakerOptions): Required<BreakerOptions> {
+  const merged = { ...BREAKER_DEFAULTS, ...breaker };
+  return {
+    consecutiveFailures: positiveInteger('breaker.consecutiveFailures', merged.consecutiveFailures),
+    halfOpenAfterMs: positiveInteger('breaker.halfOpenAfterMs', merged.halfOpenAfterMs),
+  };
+}
+
+/** Checks a per-call or per-option TTL: any finite number of seconds (zero or less stores an expired item). */
+export function finiteNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InvalidOptionsError(`${name} must be a finite number, got ${String(value)}`);
+  return value;
+}
+
+/** Checks a number that must be zero or more. */
+export function nonNegativeNumber(name: string, value: unknown): number {
+  if (finiteNumber(name, value) < 0) throw new InvalidOptionsError(`${name} must be zero or more, got ${String(value)}`);
+  return value as number;
+}
+
+/** Checks a number that must be more than zero. */
+export function positiveNumber(name: string, value: unknown): number {
+  if (finiteNumber(name, value) <= 0) throw new InvalidOptionsError(`${name} must be more than zero, got ${String(value)}`);
+  return value as number;
+}
+
+/** Checks an integer that must be 1 or more. */
+export function positiveInteger(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1) throw new InvalidOptionsError(`${name} must be an integer of 1 or more, got ${String(value)}`);
+  return value as number;
+}
+
+/** Checks a boolean option. */
+export function booleanOption(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionsError(`${name} must be true or false, got ${String(value)}`);
+  return value;
+}

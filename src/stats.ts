@@ -1,0 +1,69 @@
+/**
+ * Counters of one `DynamoCache` instance (one execution environment), returned by `cache.stats()`.
+ * All counts are since the instance was created.
+ */
+export interface CacheStats {
+  /** Reads that returned a value (`hits = memoryHits + dynamoHits`). */
+  hits: number;
+  /** Reads that found no usable value, including reads turned into misses by an error. */
+  misses: number;
+  /** Hits answered by the in-memory tier, with no DynamoDB request. */
+  memoryHits: number;
+  /** Hits answered by DynamoDB. */
+  dynamoHits: number;
+  /** Values stored in DynamoDB. */
+  writes: number;
+  /** Items deleted. */
+  deletes: number;
+  /** Times a fetcher (`getOrSet`, `wrap`) was called. */
+  fetches: number;
+  /** `getOrSet`/`wrap` calls that joined a fetch already in flight in this process instead of starting one. */
+  coalesced: number;
+  /** Cache failures absorbed (each became a miss or a `false`): throttling, timeouts, outages, corrupt items. */
+  errors: number;
+  /** Of `errors`: DynamoDB throttling responses that outlasted the retries. */
+  throttles: number;
+  /** Of `errors`: operations cut off by the time budget. */
+  timeouts: number;
+  /** Of `errors`: items that could not be read (wrong types, unknown encoding, undecodable data). */
+  corruptItems: number;
+  /** Retries of DynamoDB requests (throttling, 5xx, network errors, unprocessed batch keys). */
+  retries: number;
+  /** Times the circuit breaker opened. */
+  circuitOpened: number;
+  /** Operations that skipped DynamoDB because the circuit was open (each became a miss or a `false`). */
+  circuitRejections: number;
+}
+
+/** Names of the counters, for code that increments them. */
+export type Counter = keyof CacheStats;
+
+/** Mutable counters behind `cache.stats()`. */
+export class StatsRecorder {
+  readonly #counts: CacheStats = {
+    hits: 0,
+    misses: 0,
+    memoryHits: 0,
+    dynamoHits: 0,
+    writes: 0,
+    deletes: 0,
+    fetches: 0,
+    coalesced: 0,
+    errors: 0,
+    throttles: 0,
+    timeouts: 0,
+    corruptItems: 0,
+    retries: 0,
+    circuitOpened: 0,
+    circuitRejections: 0,
+  };
+
+  increment(counter: Counter, by = 1): void {
+    this.#counts[counter] += by;
+  }
+
+  /** A copy of the counters. */
+  snapshot(): CacheStats {
+    return { ...this.#counts };
+  }
+}

@@ -1,0 +1,215 @@
+import { BatchGetItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DynamoCache } from '../src/cache.ts';
+import { localClientConfig } from './support/dynalite.ts';
+import { FaultProxy, type ThrottleError } from './support/fault-proxy.ts';
+import { useDynalite } from './support/fixtures.ts';
+
+const db = useDynalite();
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  proxy = await FaultProxy.start(db.endpoint);
+});
+afterAll(async () => {
+  await proxy.close();
+});
+beforeEach(() => {
+  proxy.setFaults({});
+  proxy.resetCounts();
+});
+
+/** A cache that talks to dynalite through the fault proxy, with a tight budget and no breaker. */
+function cacheBehindProxy(tableName: string, options: ConstructorParameters<typeof DynamoCache>[0] = {}) {
+  return db.newCache({ tableName, endpoint: proxy.endpoint, memory: false, timeoutMs: 250, breaker: false, ...options });
+}
+
+async function elapsed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - start };
+}
+
+/** Slack over the budget for timers and a loaded CI machine; the budget itself is what is being checked. */
+const SLACK_MS = 250;
+
+describe('throttling injected at the HTTP level', () => {
+  it.each<ThrottleError>(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'])(
+    '%s: get resolves undefined within the budget, retried with backoff, logged and counted',
+    async (throttleError) => {
+      const tableName = await db.newTable();
+      const { cache: direct } = await db.newCache({ tableName });
+      await direct.set('k', 'v');
+      const { cache, logger } = await cacheBehindProxy(tableName);
+      proxy.setFaults({ throttleRate: 1, throttleError });
+      const { value, ms } = await elapsed(() => cache.get('k'));
+      expect(value).toBeUndefined();
+      expect(ms).toBeLessThan(250 + SLACK_MS);
+      expect(proxy.count('GetItem')).toBe(3); // maxAttempts 3: the first try and two retries
+      expect(cache.stats()).toMatchObject({ misses: 1, errors: 1, throttles: 1, retries: 2 });
+      expect(logger.warnings).toHaveLength(1);
+      expect(logger.warnings[0]!.fields).toMatchObject({ operation: 'GetItem', failure: 'throttle', errorName: throttleError });
+    },
+  );
+
+  it('a throttle that clears within the retries is invisible to the caller', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    await cache.set('k', { ok: true });
+    const { cache: throttled } = await cacheBehindProxy(tableName);
+    proxy.setFaults({ throttleNext: 2 });
+    expect(await throttled.get('k')).toEqual({ ok: true });
+    expect(throttled.stats()).toMatchObject({ hits: 1, errors: 0, retries: 2 });
+  });
+
+  it('set resolves false, getOrSet falls back to the fetcher, delete resolves false: nothing throws', async () => {
+    const { cache } = await cacheBehindProxy(await db.newTable());
+    proxy.setFaults({ throttleRate: 1 });
+    await expect(cache.set('k', 'v')).resolves.toBe(false);
+    await expect(cache.getOrSet('k', async () => 'from upstream')).resolves.toBe('from upstream');
+    await expect(cache.delete('k')).resolves.toBe(false);
+    await expect(cache.getMany(['a', 'b'])).resolves.toEqual(new Map());
+    expect(cache.stats().errors).toBe(5); // set, getOrSet's read and write, delete, getMany
+  });
+
+  it('the memory tier keeps serving what was set while DynamoDB is throttled', async () => {
+    const { cache } = await cacheBehindProxy(await db.newTable(), { memory: {} });
+    proxy.setFaults({ throttleRate: 1 });
+    expect(await cache.set('k', 'v')).toBe(false);
+    expect(await cache.get('k')).toBe('v');
+    expect(cache.stats().memoryHits).toBe(1);
+  });
+});
+
+describe('outages', () => {
+  it.each([
+    ['500 InternalServerError', { serverErrorRate: 1 }, 'server'],
+    ['503 ServiceUnavailable', { unavailableRate: 1 }, 'server'],
+    ['dropped connections', { dropRate: 1 }, 'network'],
+  ] as const)('%s: get is a miss after the retries, within the budget', async (_name, faults, failure) => {
+    const { cache, logger } = await cacheBehindProxy(await db.newTable());
+    proxy.setFaults(faults);
+    const { value, ms } = await elapsed(() => cache.get('k'));
+    expect(value).toBeUndefined();
+    expect(ms).toBeLessThan(250 + SLACK_MS);
+    expect(proxy.count('GetItem')).toBe(3);
+    expect(logger.warnings[0]!.fields).toMatchObject({ failure });
+  });
+
+  it('a DynamoDB that answers too slowly is cut off at the budget and the request aborted', async () => {
+    const { cache, logger } = await cacheBehindProxy(await db.newTable());
+    proxy.setFaults({ latencyMs: 5_000 });
+    const { value, ms } = await elapsed(() => cache.get('k'));
+    expect(value).toBeUndefined();
+    expect(ms).toBeLessThan(250 + SLACK_MS);
+    expect(cache.stats()).toMatchObject({ errors: 1, timeouts: 1 });
+    expect(logger.warnings[0]!.fields).toMatchObject({ failure: 'timeout' });
+  });
+
+  it('an endpoint where nothing listens is a miss, not an exception', async () => {
+    const { cache } = await db.newCache({ endpoint: 'http://127.0.0.1:9', memory: false, timeoutMs: 250, breaker: false });
+    expect(await cache.get('k')).toBeUndefined();
+    expect(await cache.set('k', 1)).toBe(false);
+    expect(await cache.getOrSet('k', () => 'fetched')).toBe('fetched');
+  });
+
+  it('a missing table is a miss, logged as a client failure, not retried', async () => {
+    const { cache, logger } = await db.newCache({ tableName: 'no-such-table', endpoint: proxy.endpoint, memory: false, breaker: false });
+    expect(await cache.get('k')).toBeUndefined();
+    expect(proxy.count('GetItem')).toBe(1);
+    expect(logger.warnings[0]!.fields).toMatchObject({ failure: 'client', errorName: 'ResourceNotFoundException' });
+  });
+
+  it('the time budget also bounds getMany and its retries', async () => {
+    const { cache } = await cacheBehindProxy(await db.newTable());
+    proxy.setFaults({ latencyMs: 5_000 });
+    const { value, ms } = await elapsed(() => cache.getMany(Array.from({ length: 150 }, (_, i) => `k${i}`)));
+    expect(value.size).toBe(0);
+    expect(ms).toBeLessThan(250 + SLACK_MS);
+    expect(proxy.count('BatchGetItem')).toBe(2);
+  });
+});
+
+describe('corrupt or foreign items are misses with one warning each', () => {
+  const now = () => String(Math.floor(Date.now() / 1000) + 600);
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['value missing', { expires_at: { N: now() } }],
+    ['expiry missing', { cached_value: { S: 'v' } }],
+    ['expiry of the wrong type', { cached_value: { S: 'v' }, expires_at: { S: 'tomorrow' } }],
+    ['value of the wrong type', { cached_value: { N: '1' }, expires_at: { N: now() } }],
+    ['unknown encoding marker', { cached_value: { S: 'v' }, expires_at: { N: now() }, dc_enc: { S: 'klingon' } }],
+    ['marker of the wrong type', { cached_value: { S: 'v' }, expires_at: { N: now() }, dc_enc: { N: '1' } }],
+    ['JSON marker on invalid JSON', { cached_value: { S: '{"a":' }, expires_at: { N: now() }, dc_enc: { S: 'json' } }],
+    ['JSON marker on binary', { cached_value: { B: new Uint8Array([1]) }, expires_at: { N: now() }, dc_enc: { S: 'json' } }],
+    ['bytes marker on text', { cached_value: { S: 'v' }, expires_at: { N: now() }, dc_enc: { S: 'bytes' } }],
+    ['plain binary with no marker', { cached_value: { B: new Uint8Array([1]) }, expires_at: { N: now() } }],
+  ];
+
+  it.each(cases)('%s', async (_name, attributes) => {
+    const { cache, logger, tableName } = await db.newCache({ memory: false });
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: 'bad' }, ...attributes } as never }));
+    expect(await cache.get('bad')).toBeUndefined();
+    expect(await cache.getOrSet('bad', async () => 'fresh')).toBe('fresh');
+    expect(await cache.get('bad')).toBe('fresh');
+    expect(cache.stats()).toMatchObject({ corruptItems: 2, errors: 2 });
+    expect(logger.warnings).toHaveLength(2);
+    expect(logger.warnings[0]!.message).toMatch(/unreadable/);
+  });
+
+  it('getMany skips a corrupt item and returns the others', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    await cache.set('good', 1);
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: 'bad' }, cached_value: { N: '1' }, expires_at: { N: now() } } }));
+    expect(await cache.getMany(['good', 'bad'])).toEqual(new Map([['good', 1]]));
+    expect(cache.stats().corruptItems).toBe(1);
+  });
+});
+
+describe('faults no server produces on demand (aws-sdk-client-mock)', () => {
+  it('getMany retries UnprocessedKeys until they are read', async () => {
+    const client = new DynamoDBClient(localClientConfig('http://127.0.0.1:9'));
+    const mock = mockClient(client);
+    const item = (id: string) => ({ id: { S: id }, cached_value: { S: id.toUpperCase() }, expires_at: { N: String(Math.floor(Date.now() / 1000) + 60) } });
+    const cache = new DynamoCache({ tableName: 'ttt', client, memory: false, logger: new Logger({ logLevel: 'SILENT' }) });
+    mock
+      .on(BatchGetItemCommand)
+      .resolvesOnce({ Responses: { ttt: [item('a')] }, UnprocessedKeys: { ttt: { Keys: [{ id: { S: 'b' } }, { id: { S: 'c' } }] } } })
+      .resolvesOnce({ Responses: { ttt: [item('b')] }, UnprocessedKeys: { ttt: { Keys: [{ id: { S: 'c' } }] } } })
+      .resolvesOnce({ Responses: { ttt: [item('c')] } });
+    const many = await cache.getMany(['a', 'b', 'c']);
+    expect(many).toEqual(new Map([['a', 'A'], ['b', 'B'], ['c', 'C']]));
+    expect(mock.commandCalls(BatchGetItemCommand)).toHaveLength(3);
+    expect(mock.commandCalls(BatchGetItemCommand)[2]!.args[0].input.RequestItems?.ttt?.Keys).toEqual([{ id: { S: 'c' } }]);
+    expect(cache.stats().retries).toBe(2);
+  });
+});
+
+describe('logging through the Powertools logger', () => {
+  it('the default logger is a Powertools Logger writing one structured warning per failure', async () => {
+    const lines: string[] = [];
+    const capture = (chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    };
+    // The Powertools Logger's own Console writes warn() to stderr and info() to stdout.
+    const spies = [vi.spyOn(process.stdout, 'write').mockImplementation(capture), vi.spyOn(process.stderr, 'write').mockImplementation(capture)];
+    try {
+      const cache = new DynamoCache({
+        tableName: 'fail-open-test',
+        clientConfig: localClientConfig(proxy.endpoint),
+        memory: false,
+        timeoutMs: 250,
+        breaker: false,
+        logger: new Logger({ serviceName: 'dynamo-cache-test' }),
+      });
+      proxy.setFaults({ throttleRate: 1 });
+      expect(await cache.get('k')).toBeUndefined();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 'WARN');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ service: 'dynamo-cache-test', operation: 'GetItem', failure: 'throttle', errorName: 'ProvisionedThroughputExceededException' });
+  });
+});

@@ -1,0 +1,47 @@
+import { CreateTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../../src/persistence/item.ts';
+
+/** A dynalite server on a random loopback port. */
+export interface LocalDynamo {
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+/** Starts an in-memory dynalite on 127.0.0.1 with instant table creation. */
+export async function startDynalite(): Promise<LocalDynamo> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Client settings for a local endpoint: fixed region and dummy credentials, no real AWS involved. */
+export function localClientConfig(endpoint: string, extra: DynamoDBClientConfig = {}): DynamoDBClientConfig {
+  return { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, ...extra };
+}
+
+/** A raw SDK client for arranging and inspecting items directly. */
+export function rawClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient(localClientConfig(endpoint));
+}
+
+let tableCounter = 0;
+
+/** Creates a cache table (String hash key, default `id`) with a unique name and returns the name. */
+export async function createCacheTable(client: DynamoDBClient, keyAttribute: string = DEFAULT_ATTRIBUTE_NAMES.key): Promise<string> {
+  const tableName = `cache-${process.pid}-${++tableCounter}-${Date.now()}`;
+  await client.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      KeySchema: [{ AttributeName: keyAttribute, KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: keyAttribute, AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+  return tableName;
+}

@@ -1,0 +1,153 @@
+import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** DynamoDB throttling error names the proxy can answer with. */
+export type ThrottleError = 'ThrottlingException' | 'ProvisionedThroughputExceededException' | 'RequestLimitExceeded';
+
+/**
+ * Faults to inject. Rates are probabilities from 0 to 1, drawn per request; `next*` counts fail exactly
+ * that many following requests. Faults apply to the operations in `operations` (all when absent).
+ */
+export interface Faults {
+  /** Answer 400 with a DynamoDB throttling error body. */
+  throttleRate?: number;
+  /** Which throttling error. Default `ProvisionedThroughputExceededException`. */
+  throttleError?: ThrottleError;
+  /** Answer 500 InternalServerError. */
+  serverErrorRate?: number;
+  /** Answer 503 ServiceUnavailable. */
+  unavailableRate?: number;
+  /** Close the connection without answering. */
+  dropRate?: number;
+  /** Delay every answer by this many ms. */
+  latencyMs?: number;
+  /** Throttle exactly the next N matching requests, then pass. */
+  throttleNext?: number;
+  /** Restrict faults to these operations (`GetItem`, `PutItem`, ...). */
+  operations?: readonly string[];
+}
+
+/**
+ * An HTTP proxy in front of a DynamoDB endpoint that injects DynamoDB-shaped faults, so the real SDK's
+ * error parsing, abort and connection handling run. Counts requests per operation.
+ */
+export class FaultProxy {
+  /** Requests seen, by DynamoDB operation (`GetItem`...), faulted ones included. */
+  readonly requests = new Map<string, number>();
+  /** Faults injected, by kind. */
+  readonly injected = new Map<string, number>();
+  #faults: Faults = {};
+  readonly #server: Server;
+  readonly #target: URL;
+  readonly #agent = new Agent({ keepAlive: true });
+
+  private constructor(target: string) {
+    this.#target = new URL(target);
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+  }
+
+  /** Starts a proxy on a random 127.0.0.1 port forwarding to `target`. */
+  static async start(target: string): Promise<FaultProxy> {
+    const proxy = new FaultProxy(target);
+    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', () => resolve()));
+    return proxy;
+  }
+
+  /** The proxy's endpoint URL, to give the SDK client. */
+  get endpoint(): string {
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  /** Replaces the current faults (`{}` heals everything). */
+  setFaults(faults: Faults): void {
+    this.#faults = { ...faults };
+  }
+
+  /** Requests seen for `operation`, or in total. */
+  count(operation?: string): number {
+    if (operation !== undefined) return this.requests.get(operation) ?? 0;
+    let total = 0;
+    for (const n of this.requests.values()) total += n;
+    return total;
+  }
+
+  resetCounts(): void {
+    this.requests.clear();
+    this.injected.clear();
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    this.#agent.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const operation = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? 'unknown';
+    this.requests.set(operation, (this.requests.get(operation) ?? 0) + 1);
+    const faults = this.#faults;
+    const applies = faults.operations === undefined || faults.operations.includes(operation);
+    if (applies && faults.latencyMs) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+    if (res.destroyed || req.socket.destroyed) return;
+    if (applies) {
+      if (faults.throttleNext !== undefined && faults.throttleNext > 0) {
+        faults.throttleNext -= 1;
+        return this.#throttle(res, faults.throttleError);
+      }
+      if (hit(faults.dropRate)) {
+        this.#count('drop');
+        req.socket.destroy();
+        return;
+      }
+      if (hit(faults.throttleRate)) return this.#throttle(res, faults.throttleError);
+      if (hit(faults.serverErrorRate)) {
+        return this.#fail(res, 500, 'server-error', 'com.amazonaws.dynamodb.v20120810#InternalServerError', 'Internal server error');
+      }
+      if (hit(faults.unavailableRate)) {
+        return this.#fail(res, 503, 'unavailable', 'com.amazon.coral.availability#ServiceUnavailableException', 'Service unavailable');
+      }
+    }
+    this.#forward(req, res, body);
+  }
+
+  #throttle(res: ServerResponse, error: ThrottleError = 'ProvisionedThroughputExceededException'): void {
+    this.#fail(res, 400, 'throttle', `com.amazonaws.dynamodb.v20120810#${error}`, 'The level of configured provisioned throughput for the table was exceeded.');
+  }
+
+  #fail(res: ServerResponse, status: number, kind: string, type: string, message: string): void {
+    this.#count(kind);
+    const payload = JSON.stringify({ __type: type, message });
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'content-length': Buffer.byteLength(payload), 'x-amzn-requestid': 'fault-proxy' });
+    res.end(payload);
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const upstream = httpRequest(
+      { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
+      (upstreamRes) => {
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        upstreamRes.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    upstream.end(body);
+  }
+
+  #count(kind: string): void {
+    this.injected.set(kind, (this.injected.get(kind) ?? 0) + 1);
+  }
+}
+
+function hit(rate: number | undefined): boolean {
+  return rate !== undefined && rate > 0 && Math.random() < rate;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,45 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll } from 'vitest';
+import { DynamoCache } from '../../src/cache.ts';
+import type { DynamoCacheOptions } from '../../src/options.ts';
+import { createCacheTable, localClientConfig, rawClient, startDynalite, type LocalDynamo } from './dynalite.ts';
+import { RecordingLogger } from './recording-logger.ts';
+
+/** What a test file gets from {@link useDynalite}. */
+export interface DynaliteFixture {
+  /** The dynalite endpoint. */
+  endpoint: string;
+  /** A raw SDK client on it, to arrange and inspect items. */
+  client: DynamoDBClient;
+  /** Creates a fresh table. */
+  newTable(keyAttribute?: string): Promise<string>;
+  /**
+   * A cache on `tableName` (a fresh one unless given) with a recording logger. The time budget is generous
+   * (5 s) so that a loaded CI machine does not turn hits into misses; budget tests set their own.
+   */
+  newCache(options?: DynamoCacheOptions & { endpoint?: string }): Promise<{ cache: DynamoCache; logger: RecordingLogger; tableName: string }>;
+}
+
+/** Starts a dynalite for this test file (before all tests) and stops it after. */
+export function useDynalite(): DynaliteFixture {
+  let local: LocalDynamo;
+  const fixture = {} as DynaliteFixture;
+  beforeAll(async () => {
+    local = await startDynalite();
+    fixture.endpoint = local.endpoint;
+    fixture.client = rawClient(local.endpoint);
+  });
+  afterAll(async () => {
+    fixture.client?.destroy();
+    await local?.close();
+  });
+  fixture.newTable = (keyAttribute) => createCacheTable(fixture.client, keyAttribute);
+  fixture.newCache = async (options = {}) => {
+    const { endpoint = fixture.endpoint, ...rest } = options;
+    const tableName = rest.tableName ?? (await fixture.newTable(rest.attributes?.key));
+    const logger = (rest.logger as RecordingLogger | undefined) ?? new RecordingLogger();
+    const cache = new DynamoCache({ timeoutMs: 5000, clientConfig: localClientConfig(endpoint), ...rest, tableName, logger });
+    return { cache, logger, tableName };
+  };
+  return fixture;
+}
