@@ -11,3 +11,6 @@ export { DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, NAMESPACE_ENV, TABLE_ENV, type
 export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
 export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience.ts';
 export type { CacheStats } from './stats.ts';
+export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
+export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
+export type { MemoKey, ResponseMemoOptions, RouteOptions } from './middleware/response-memo.ts';

@@ -1,0 +1,152 @@
+import CachePolicy from 'http-cache-semantics';
+import { createHash } from 'node:crypto';
+import type { HttpRequestView } from './http-event.ts';
+
+type HeaderValue = string | number | boolean;
+
+/** A Lambda HTTP response: API Gateway v1/v2, Function URL or ALB. */
+export interface HttpResponse {
+  statusCode: number;
+  statusDescription?: string;
+  headers?: Record<string, HeaderValue>;
+  multiValueHeaders?: Record<string, HeaderValue[]>;
+  cookies?: string[];
+  body?: string;
+  isBase64Encoded?: boolean;
+}
+
+/** Whether `value` is a Node or web stream (a streamed response cannot be memoized). */
+export function isStream(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.pipe === 'function' || typeof v.getReader === 'function' || '_readableState' in v;
+}
+
+/**
+ * The handler's result as a structured response, or `undefined` when it cannot be one. HTTP API (v2) and
+ * Function URLs accept any value and infer a 200 JSON response from it; that inference is made explicit
+ * here so headers can be added. REST (v1) and ALB need a `statusCode`.
+ */
+export function toHttpResponse(result: unknown, request: HttpRequestView): HttpResponse | undefined {
+  if (result === undefined || isStream(result)) return undefined;
+  if (typeof result === 'object' && result !== null && typeof (result as HttpResponse).statusCode === 'number') {
+    const original = result as HttpResponse;
+    if (isStream(original.body)) return undefined;
+    // Copy the header bags too: headers are replaced in place, and the handler may reuse its objects.
+    const response: HttpResponse = { ...original };
+    if (original.headers !== undefined) response.headers = { ...original.headers };
+    if (original.multiValueHeaders !== undefined) response.multiValueHeaders = { ...original.multiValueHeaders };
+    return response;
+  }
+  if (request.source === 'api-gateway-v2' || request.source === 'function-url') {
+    return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result) };
+  }
+  return undefined;
+}
+
+/** Response headers with lower-case names; repeated values joined with `, ` (Set-Cookie kept apart). */
+export function headersOf(response: HttpResponse): Record<string, string> {
+  const result: Record<string, string> = {};
+  const add = (name: string, value: HeaderValue) => {
+    const lower = name.toLowerCase();
+    result[lower] = result[lower] === undefined ? String(value) : `${result[lower]}, ${String(value)}`;
+  };
+  for (const [name, value] of Object.entries(response.headers ?? {})) add(name, value);
+  for (const [name, values] of Object.entries(response.multiValueHeaders ?? {})) {
+    for (const value of values ?? []) add(name, value);
+  }
+  return result;
+}
+
+/**
+ * Sets a header, replacing any spelling of it. With `multiValueHeaders` (ALB multi-value mode, or a v1
+ * handler that uses it) the header goes there, since the integration may ignore `headers` then.
+ */
+export function setHeader(response: HttpResponse, name: string, value: string): void {
+  const lower = name.toLowerCase();
+  for (const bag of [response.headers, response.multiValueHeaders]) {
+    for (const existing of Object.keys(bag ?? {})) if (existing.toLowerCase() === lower) delete bag![existing];
+  }
+  if (response.multiValueHeaders !== undefined) response.multiValueHeaders[name] = [value];
+  else response.headers = { ...response.headers, [name]: value };
+}
+
+/** Whether the response sets a cookie (a header, a multi-value header or the v2 `cookies` list). */
+export function setsCookie(response: HttpResponse): boolean {
+  return headersOf(response)['set-cookie'] !== undefined || (Array.isArray(response.cookies) && response.cookies.length > 0);
+}
+
+/** A strong ETag from the body: the response's representation as bytes on the wire. */
+export function etagFor(response: HttpResponse): string {
+  const hash = createHash('sha256').update(response.body ?? '').update(response.isBase64Encoded ? ':b64' : ':text').digest('base64url');
+  return `"${hash.slice(0, 32)}"`;
+}
+
+/** RFC 9110 `If-None-Match` (weak comparison): `*` or any listed tag equal to `etag`. */
+export function ifNoneMatchMatches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+  const wanted = opaque(etag);
+  return ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || opaque(tag) === wanted);
+}
+
+/** The headers a 304 keeps from the 200 it stands for (RFC 9110 15.4.5), plus the cache's own. */
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'age', 'x-cache']);
+
+/** The `304 Not Modified` for `response`: no body, only the validator and caching headers. */
+export function notModified(response: HttpResponse): HttpResponse {
+  const keep = <T>(bag: Record<string, T> | undefined) =>
+    bag === undefined ? undefined : Object.fromEntries(Object.entries(bag).filter(([name]) => NOT_MODIFIED_HEADERS.has(name.toLowerCase())));
+  const result: HttpResponse = { statusCode: 304, body: '', isBase64Encoded: false };
+  const headers = keep(response.headers);
+  const multiValueHeaders = keep(response.multiValueHeaders);
+  if (headers !== undefined) result.headers = headers;
+  if (multiValueHeaders !== undefined) result.multiValueHeaders = multiValueHeaders;
+  if (response.statusDescription !== undefined) result.statusDescription = '304 Not Modified';
+  return result;
+}
+
+/** The rules of one memoized route. */
+export interface StoragePolicy {
+  /** Longest TTL, in seconds; a shorter `s-maxage`/`max-age`/`Expires` from the response wins. */
+  readonly ttlSeconds: number;
+  /** Status codes that may be stored. */
+  readonly statusCodes: ReadonlySet<number>;
+  /** Request headers (lower case) that are part of the key; the response may `Vary` only on these. */
+  readonly vary: ReadonlySet<string>;
+}
+
+/** Whether and for how long a response may be stored, with the reason when it may not. */
+export type StorageDecision = { readonly store: true; readonly ttlSeconds: number } | { readonly store: false; readonly reason: string };
+
+/**
+ * Decides whether `response` may be stored in the shared (DynamoDB) cache, by RFC 9111 in shared-cache
+ * mode (`http-cache-semantics`) plus stricter rules: only the configured statuses, never `Set-Cookie`,
+ * never `no-cache` (the cache cannot revalidate), never a `Vary` on a header outside the key.
+ *
+ * The request is evaluated without its `Authorization` header: a request that carries one is keyed by
+ * its principal (or its route was declared shared), so the stored response is only reused for that key.
+ */
+export function decideStorage(request: HttpRequestView, response: HttpResponse, policy: StoragePolicy): StorageDecision {
+  if (!policy.statusCodes.has(response.statusCode)) return { store: false, reason: `status ${response.statusCode}` };
+  if (setsCookie(response)) return { store: false, reason: 'Set-Cookie' };
+  const responseHeaders = headersOf(response);
+  for (const name of (responseHeaders.vary ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)) {
+    if (name === '*') return { store: false, reason: 'Vary: *' };
+    if (!policy.vary.has(name)) return { store: false, reason: `Vary on ${name}, which is not part of the key` };
+  }
+  const { authorization: _authorization, ...requestHeaders } = request.headers;
+  const query = new URLSearchParams(request.query as Array<[string, string]>).toString();
+  const cachePolicy = new CachePolicy(
+    { method: request.method, url: query === '' ? request.path : `${request.path}?${query}`, headers: requestHeaders },
+    { status: response.statusCode, headers: responseHeaders },
+    { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },
+  );
+  if (!cachePolicy.storable()) return { store: false, reason: 'not storable by a shared cache (no-store, private, or request no-store)' };
+  const directives = cachePolicy.toObject().rescc as Record<string, unknown>;
+  if (directives['no-cache'] !== undefined) return { store: false, reason: 'no-cache' };
+  const explicit = directives['s-maxage'] !== undefined || directives['max-age'] !== undefined || responseHeaders.expires !== undefined;
+  const ttlSeconds = explicit ? Math.min(policy.ttlSeconds, Math.floor(cachePolicy.maxAge() - cachePolicy.age())) : policy.ttlSeconds;
+  if (ttlSeconds <= 0) return { store: false, reason: 'already stale (max-age=0 or past Expires)' };
+  return { store: true, ttlSeconds };
+}

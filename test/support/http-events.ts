@@ -1,0 +1,187 @@
+import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2, Context, LambdaFunctionURLEvent } from 'aws-lambda';
+
+/** What varies between the test requests; the rest of each event is the fixed shape AWS sends. */
+export interface RequestSpec {
+  method?: string;
+  /** Path as received, e.g. `/users/42`. */
+  path?: string;
+  /** Route template, e.g. `/users/{id}` (REST and HTTP APIs). Default: the path. */
+  route?: string;
+  /** Query string without `?`, e.g. `b=2&a=1`. */
+  query?: string;
+  headers?: Record<string, string>;
+  /** Who is authenticated, as the integration reports it. */
+  principal?: string;
+}
+
+/** The four HTTP event sources, each building a real-shaped event from a {@link RequestSpec}. */
+export const HTTP_SOURCES = {
+  'API Gateway REST (v1)': restApiEvent,
+  'HTTP API (v2)': httpApiEvent,
+  'Function URL': functionUrlEvent,
+  ALB: albEvent,
+} as const;
+
+export type HttpSource = keyof typeof HTTP_SOURCES;
+
+function queryParameters(query: string | undefined): { single: Record<string, string> | null; multi: Record<string, string[]> | null } {
+  if (!query) return { single: null, multi: null };
+  const single: Record<string, string> = {};
+  const multi: Record<string, string[]> = {};
+  for (const [name, value] of new URLSearchParams(query)) {
+    single[name] = value;
+    (multi[name] ??= []).push(value);
+  }
+  return { single, multi };
+}
+
+/** API Gateway REST API, Lambda proxy integration (payload 1.0), Cognito user pool authorizer when a principal is given. */
+export function restApiEvent(spec: RequestSpec = {}): APIGatewayProxyEvent {
+  const { method = 'GET', path = '/users/42', route = path, headers = {} } = spec;
+  const { single, multi } = queryParameters(spec.query);
+  const allHeaders = { Accept: 'application/json', Host: 'abc123.execute-api.us-east-1.amazonaws.com', 'User-Agent': 'curl/8.5.0', ...headers };
+  return {
+    resource: route,
+    path,
+    httpMethod: method,
+    headers: allHeaders,
+    multiValueHeaders: Object.fromEntries(Object.entries(allHeaders).map(([k, v]) => [k, [v]])),
+    queryStringParameters: single,
+    multiValueQueryStringParameters: multi,
+    pathParameters: { id: path.split('/').pop() ?? '' },
+    stageVariables: null,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      authorizer: spec.principal ? { claims: { sub: spec.principal, iss: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool', email: `${spec.principal}@example.com` } } : null,
+      protocol: 'HTTP/1.1',
+      httpMethod: method,
+      identity: {
+        accessKey: null,
+        accountId: null,
+        apiKey: null,
+        apiKeyId: null,
+        caller: null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: '203.0.113.7',
+        user: null,
+        userAgent: 'curl/8.5.0',
+        userArn: null,
+      },
+      path: `/prod${path}`,
+      stage: 'prod',
+      requestId: `req-${Math.random()}`,
+      requestTimeEpoch: Date.now(),
+      resourceId: 'res1',
+      resourcePath: route,
+    },
+    body: method === 'POST' ? '{"name":"new"}' : null,
+    isBase64Encoded: false,
+  } as APIGatewayProxyEvent;
+}
+
+/** HTTP API (payload 2.0) with a JWT authorizer when a principal is given. */
+export function httpApiEvent(spec: RequestSpec = {}): APIGatewayProxyEventV2 {
+  const { method = 'GET', path = '/users/42', route = path, headers = {} } = spec;
+  const { single } = queryParameters(spec.query);
+  const event = {
+    version: '2.0',
+    routeKey: `${method} ${route}`,
+    rawPath: path,
+    rawQueryString: spec.query ?? '',
+    headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: 'abc123.execute-api.us-east-1.amazonaws.com', ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
+    queryStringParameters: single ?? undefined,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      domainName: 'abc123.execute-api.us-east-1.amazonaws.com',
+      domainPrefix: 'abc123',
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'curl/8.5.0' },
+      requestId: `req-${Math.random()}`,
+      routeKey: `${method} ${route}`,
+      stage: '$default',
+      time: new Date().toUTCString(),
+      timeEpoch: Date.now(),
+      ...(spec.principal ? { authorizer: { jwt: { claims: { sub: spec.principal, iss: 'https://issuer.example.com' }, scopes: ['read'] } } } : {}),
+    },
+    pathParameters: { id: path.split('/').pop() ?? '' },
+    body: method === 'POST' ? '{"name":"new"}' : undefined,
+    isBase64Encoded: false,
+  };
+  return event as APIGatewayProxyEventV2;
+}
+
+/** Lambda Function URL (payload 2.0, route `$default`) with IAM auth when a principal is given. */
+export function functionUrlEvent(spec: RequestSpec = {}): LambdaFunctionURLEvent {
+  const { method = 'GET', path = '/users/42', headers = {} } = spec;
+  const { single } = queryParameters(spec.query);
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: spec.query ?? '',
+    headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: 'abcdefgh.lambda-url.us-east-1.on.aws', ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
+    queryStringParameters: single ?? undefined,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abcdefgh',
+      domainName: 'abcdefgh.lambda-url.us-east-1.on.aws',
+      domainPrefix: 'abcdefgh',
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'curl/8.5.0' },
+      requestId: `req-${Math.random()}`,
+      routeKey: '$default',
+      stage: '$default',
+      time: new Date().toUTCString(),
+      timeEpoch: Date.now(),
+      ...(spec.principal
+        ? { authorizer: { iam: { accessKey: 'AKIA', accountId: '123456789012', callerId: spec.principal, cognitoIdentity: null, principalOrgId: null, userArn: `arn:aws:iam::123456789012:user/${spec.principal}`, userId: spec.principal } } }
+        : {}),
+    },
+    body: method === 'POST' ? '{"name":"new"}' : undefined,
+    isBase64Encoded: false,
+  } as unknown as LambdaFunctionURLEvent;
+}
+
+/** Application Load Balancer target (single-value headers), with the ALB OIDC identity header when a principal is given. */
+export function albEvent(spec: RequestSpec = {}): ALBEvent {
+  const { method = 'GET', path = '/users/42', headers = {} } = spec;
+  const { single } = queryParameters(spec.query);
+  return {
+    requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/lambda-tg/50dc6c495c0c9188' } },
+    httpMethod: method,
+    path,
+    queryStringParameters: single ? Object.fromEntries(Object.entries(single).map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)])) : {},
+    headers: {
+      accept: 'application/json',
+      host: 'lb-123.us-east-1.elb.amazonaws.com',
+      'x-forwarded-for': '203.0.113.7',
+      ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
+      ...(spec.principal ? { 'x-amzn-oidc-identity': spec.principal, 'x-amzn-oidc-data': 'eyJ...' } : {}),
+    },
+    body: method === 'POST' ? '{"name":"new"}' : '',
+    isBase64Encoded: false,
+  };
+}
+
+/** A Lambda context object as the runtime passes it. */
+export function lambdaContext(functionName = 'users-api'): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:123456789012:function:${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: `req-${Math.random()}`,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: '2026/11/26/[$LATEST]abc',
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
