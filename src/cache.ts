@@ -1,23 +1,46 @@
-import { decodePayload, encodeValue, fromBody, toBody, type Payload } from './codec.ts';
+import { decodePayload, encodeValue, type Payload } from './codec.ts';
+import type { CacheEntry } from './entry.ts';
 import { InvalidOptionsError } from './errors.ts';
-import { expiresAtSeconds, hasExpired } from './expiry.ts';
+import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
 import { KeyMapper, assertKey } from './keys.ts';
 import type { CacheLogger } from './logger.ts';
-import { MemoryTier, type MemoryEntry } from './memory-tier.ts';
-import { finiteNumber, resolveOptions, type DynamoCacheOptions, type ResolvedOptions } from './options.ts';
-import { DynamoStore, type Item } from './persistence/dynamo-store.ts';
-import { CorruptItemError, fromItem, toItem } from './persistence/item.ts';
+import { MemoryTier } from './memory-tier.ts';
+import {
+  finiteNumber,
+  nonNegativeNumber,
+  resolveEarlyRefresh,
+  resolveLease,
+  resolveOptions,
+  type DynamoCacheOptions,
+  type EarlyRefreshOptions,
+  type LeaseOptions,
+  type ResolvedOptions,
+} from './options.ts';
+import { DynamoStore } from './persistence/dynamo-store.ts';
+import { RefreshCoordinator, type RefreshPolicy, type Turn } from './refresh.ts';
 import { DynamoGuard, type CircuitStatus } from './resilience.ts';
 import { StatsRecorder, type CacheStats } from './stats.ts';
+import { TwoTierStore } from './two-tier-store.ts';
 
 /** Options of `set`. */
 export interface SetOptions {
-  /** Seconds until the value expires. Zero or less stores an already-expired item. Default: `defaultTtlSeconds`. */
+  /** Seconds the value stays fresh. Zero or less stores an already-expired item. Default: `defaultTtlSeconds`. */
   ttlSeconds?: number;
+  /** Seconds after `ttlSeconds` during which `getOrSet` may answer with the stale value while one caller refreshes it. Default: the instance's. */
+  staleWhileRevalidateSeconds?: number;
+  /** Seconds after `ttlSeconds` during which `getOrSet` answers with the stale value when the refresh fails. Default: the instance's. */
+  staleIfErrorSeconds?: number;
 }
 
-/** Options of `getOrSet`. */
-export interface GetOrSetOptions extends SetOptions {}
+/** Options of `getOrSet` (and `wrap`, and `acquire`). */
+export interface GetOrSetOptions extends SetOptions {
+  /** Seconds a fetcher's `undefined` is cached as "not found" (`0`: not cached). Default: the instance's. */
+  negativeTtlSeconds?: number;
+  /** The refresh lease for this call: `false` to fetch without coordination, or options over the instance's. */
+  lease?: boolean | LeaseOptions;
+  /** Probabilistic early refresh for this call. Default: the instance's. */
+  earlyRefresh?: boolean | EarlyRefreshOptions;
+}
 
 /** Options of `wrap`. */
 export interface WrapOptions<TArgs extends unknown[]> extends GetOrSetOptions {
@@ -37,6 +60,32 @@ export interface CacheStatsSnapshot extends CacheStats {
   /** Payload bytes in the memory tier. */
   memoryBytes: number;
 }
+
+/** The answer of `acquire` when the cache has one. */
+export interface CachedAnswer<T> {
+  readonly found: true;
+  /** The value (`undefined` for a cached "not found"). */
+  readonly value: T | undefined;
+  /** The value is past its TTL, answered within `staleWhileRevalidateSeconds` while another caller refreshes. */
+  readonly stale: boolean;
+}
+
+/**
+ * The caller's turn to fetch, from `acquire`: it must end with exactly one of `fulfil`, `fail` or
+ * `abandon`, which also give the refresh lease back when the caller holds it.
+ */
+export interface FetchTurn<T> {
+  readonly found: false;
+  /** Stores the fetched value (a "not found" for `undefined` with `negativeTtlSeconds`). Resolves whether DynamoDB stored it. */
+  fulfil(value: T | undefined, options?: SetOptions): Promise<boolean>;
+  /** The fetch failed: resolves the value to answer instead (stale-if-error), or `undefined` to let the error through. */
+  fail(error: unknown): Promise<{ readonly value: T } | undefined>;
+  /** Ends the turn without storing anything. */
+  abandon(): Promise<void>;
+}
+
+/** What `acquire` resolves: an answer from the cache, or the caller's turn to fetch. */
+export type Acquisition<T> = CachedAnswer<T> | FetchTurn<T>;
 
 /**
  * A two-tier cache: a bounded in-memory LRU per execution environment in front of a DynamoDB table shared
@@ -59,10 +108,11 @@ export class DynamoCache {
   readonly #options: ResolvedOptions;
   readonly #keys: KeyMapper;
   readonly #memory: MemoryTier | undefined;
-  readonly #store: DynamoStore;
+  readonly #store: TwoTierStore;
+  readonly #refresh: RefreshCoordinator;
   readonly #guard: DynamoGuard;
   readonly #stats = new StatsRecorder();
-  /** Fetches in flight in this process, by storage key: concurrent `getOrSet` calls join them. */
+  /** `getOrSet` calls in flight in this process, by storage key: concurrent calls for one key join them. */
   readonly #inflight = new Map<string, Promise<Payload | undefined>>();
 
   /** @throws InvalidOptionsError when an option is missing or wrong. */
@@ -73,14 +123,8 @@ export class DynamoCache {
     this.namespace = resolved.namespace;
     this.#keys = new KeyMapper(resolved.namespace);
     this.#memory = resolved.memory === false ? undefined : new MemoryTier(resolved.memory);
-    this.#guard = new DynamoGuard({
-      timeoutMs: resolved.timeoutMs,
-      retry: resolved.retry,
-      breaker: resolved.breaker,
-      logger: resolved.logger,
-      stats: this.#stats,
-    });
-    this.#store = new DynamoStore({
+    this.#guard = new DynamoGuard({ timeoutMs: resolved.timeoutMs, retry: resolved.retry, breaker: resolved.breaker, logger: resolved.logger, stats: this.#stats });
+    const dynamo = new DynamoStore({
       client: resolved.client,
       tableName: resolved.tableName,
       attributes: resolved.attributes,
@@ -88,6 +132,8 @@ export class DynamoCache {
       guard: this.#guard,
       stats: this.#stats,
     });
+    this.#store = new TwoTierStore({ memory: this.#memory, dynamo, attributes: resolved.attributes, stats: this.#stats, logger: resolved.logger });
+    this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger);
   }
 
   /** The logger the cache reports absorbed failures to. */
@@ -96,42 +142,54 @@ export class DynamoCache {
   }
 
   /**
-   * The value stored under `key`, or `undefined` on a miss (absent, expired, or unreadable because of a
-   * cache failure). A cached `null` is a hit and resolves `null`.
+   * The fresh value stored under `key`, or `undefined` on a miss (absent, expired, stale, a cached "not
+   * found", or unreadable because of a cache failure). A cached `null` is a hit and resolves `null`.
    * @throws InvalidKeyError when `key` is not a non-empty string.
    */
   async get<T = unknown>(key: string): Promise<T | undefined> {
     assertKey(key);
-    const payload = await this.#read(this.#keys.storageKey(key));
-    return payload === undefined ? undefined : (decodePayload(payload) as T);
+    const storageKey = this.#keys.storageKey(key);
+    const memory = this.#store.fromMemory(storageKey, Date.now());
+    const entry = memory ?? (await this.#readFresh(storageKey));
+    if (entry === undefined) {
+      this.#stats.increment('misses');
+      return undefined;
+    }
+    return this.#answer(entry, memory === undefined ? 'dynamo' : 'memory') as T | undefined;
   }
 
   /**
-   * Stores `value` under `key` for `ttlSeconds`. Resolves `true` when DynamoDB stored it, `false` when a
-   * cache failure prevented it (the memory tier still keeps it).
+   * Stores `value` under `key`. Resolves `true` when DynamoDB stored it, `false` when a cache failure
+   * prevented it (the memory tier still keeps it).
    * @throws InvalidKeyError when `key` is not a non-empty string.
    * @throws InvalidValueError when `value` cannot round-trip exactly (undefined, Date, NaN, a cycle...).
+   * @throws InvalidOptionsError for a bad TTL.
    */
   async set(key: string, value: unknown, options: SetOptions = {}): Promise<boolean> {
     assertKey(key);
+    const lifetime = this.#lifetime(options);
     const payload = encodeValue(value);
-    return this.#write(this.#keys.storageKey(key), payload, this.#ttl(options));
+    return this.#store.write(this.#keys.storageKey(key), payload, deadlinesFor(lifetime, Date.now()));
   }
 
   /**
-   * The value under `key`; on a miss, calls `fetcher`, stores its result and returns it. Concurrent calls
-   * for one key in this process share one read and one fetch. A fetcher that throws rejects every waiter
-   * and nothing is cached; a fetcher that returns `undefined` caches nothing.
-   * @throws InvalidKeyError, InvalidValueError (for the fetcher's result); whatever `fetcher` throws.
+   * The value under `key`; on a miss, calls `fetcher`, stores its result and returns it.
+   *
+   * Across execution environments, one caller wins the refresh lease and fetches while the others wait for
+   * its value or answer from a stale one (`lease`, `staleWhileRevalidateSeconds`). In one process,
+   * concurrent calls for a key share one read and one fetch. A fetcher that throws rejects every waiter
+   * and stores nothing, unless a value within `staleIfErrorSeconds` can be answered instead. A fetcher
+   * that returns `undefined` stores nothing (or a "not found" with `negativeTtlSeconds`).
+   * @throws InvalidKeyError, InvalidOptionsError, InvalidValueError (for the fetcher's result); whatever `fetcher` throws.
    */
   async getOrSet<T>(key: string, fetcher: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<T> {
     assertKey(key);
     if (typeof fetcher !== 'function') throw new InvalidOptionsError('getOrSet needs a fetcher function');
-    const ttlSeconds = this.#ttl(options);
+    const policy = this.#policy(options);
     const storageKey = this.#keys.storageKey(key);
     let flight = this.#inflight.get(storageKey);
     if (flight === undefined) {
-      flight = this.#readOrFetch(storageKey, fetcher, ttlSeconds).finally(() => this.#inflight.delete(storageKey));
+      flight = this.#resolveOrFetch(storageKey, fetcher, policy).finally(() => this.#inflight.delete(storageKey));
       this.#inflight.set(storageKey, flight);
     } else {
       this.#stats.increment('coalesced');
@@ -145,22 +203,55 @@ export class DynamoCache {
    * @example const cachedLoad = cache.wrap(loadUser, { key: (id) => `user:${id}`, ttlSeconds: 60 });
    * @throws InvalidOptionsError when `fn` is not a function, or has no name and no `key` is given.
    */
-  wrap<TArgs extends unknown[], TResult>(
-    fn: (...args: TArgs) => TResult | Promise<TResult>,
-    options: WrapOptions<TArgs> = {},
-  ): (...args: TArgs) => Promise<TResult> {
+  wrap<TArgs extends unknown[], TResult>(fn: (...args: TArgs) => TResult | Promise<TResult>, options: WrapOptions<TArgs> = {}): (...args: TArgs) => Promise<TResult> {
     if (typeof fn !== 'function') throw new InvalidOptionsError('wrap needs a function');
     const { key, ...getOrSetOptions } = options;
     if (key === undefined && fn.name === '') throw new InvalidOptionsError('wrap needs options.key for an anonymous function');
     if (key !== undefined && typeof key !== 'function') throw new InvalidOptionsError('wrap options.key must be a function');
-    if (getOrSetOptions.ttlSeconds !== undefined) finiteNumber('ttlSeconds', getOrSetOptions.ttlSeconds);
+    this.#policy(getOrSetOptions);
     const keyOf = key ?? ((...args: TArgs) => `${fn.name}:${JSON.stringify(args)}`);
     return (...args: TArgs) => this.getOrSet(keyOf(...args), () => fn(...args), getOrSetOptions);
   }
 
   /**
-   * The values of several keys at once, as a `Map` of the hits (misses are absent). Memory hits are served
-   * first; the rest are read with BatchGetItem, 100 keys per request.
+   * The primitive behind `getOrSet`, for integrations that cannot pass a fetcher (the Middy middleware
+   * fetches by running the handler): an answer from the cache, or the caller's turn to fetch, which it
+   * must end with `fulfil`, `fail` or `abandon`. Lease, stale windows and early refresh apply as in `getOrSet`.
+   * @throws InvalidKeyError, InvalidOptionsError.
+   */
+  async acquire<T = unknown>(key: string, options: GetOrSetOptions = {}): Promise<Acquisition<T>> {
+    assertKey(key);
+    const policy = this.#policy(options);
+    const resolution = await this.#refresh.resolve(this.#keys.storageKey(key), policy);
+    if (resolution.found) return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale };
+    const turn = resolution.turn;
+    let ended = false;
+    const end = () => {
+      if (ended) throw new InvalidOptionsError('a fetch turn can be ended only once');
+      ended = true;
+    };
+    return {
+      found: false,
+      fulfil: async (value, setOptions) => {
+        end();
+        const payload = value === undefined ? undefined : encodeValue(value);
+        return this.#refresh.complete(turn, payload, setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) });
+      },
+      fail: async (error) => {
+        end();
+        const fallback = await this.#refresh.fail(turn, error);
+        return fallback === undefined ? undefined : { value: decodeEntry(fallback) as T };
+      },
+      abandon: async () => {
+        end();
+        await this.#refresh.abandon(turn);
+      },
+    };
+  }
+
+  /**
+   * The fresh values of several keys at once, as a `Map` of the hits (misses are absent). Memory hits are
+   * served first; the rest are read with BatchGetItem, 100 keys per request.
    * @throws InvalidKeyError when any key is not a non-empty string.
    */
   async getMany<T = unknown>(keys: readonly string[]): Promise<Map<string, T>> {
@@ -170,19 +261,18 @@ export class DynamoCache {
     const keyOf = new Map<string, string>();
     for (const key of keys) keyOf.set(this.#keys.storageKey(key), key);
     const result = new Map<string, T>();
-    const toFetch: string[] = [];
+    const toRead: string[] = [];
     for (const storageKey of keyOf.keys()) {
-      const entry = this.#memory?.get(storageKey, Date.now());
-      if (entry === undefined) toFetch.push(storageKey);
-      else result.set(keyOf.get(storageKey)!, this.#hit(storageKey, entry, 'memory') as T);
+      const entry = this.#store.fromMemory(storageKey, Date.now());
+      if (entry === undefined) toRead.push(storageKey);
+      else this.#collect(result, keyOf.get(storageKey)!, entry, 'memory');
     }
-    if (toFetch.length > 0) {
-      const items = await this.#store.batchGet(toFetch);
-      for (const storageKey of toFetch) {
-        const item = items.get(storageKey);
-        const found = item === undefined ? undefined : this.#decodeItem(storageKey, item, Date.now());
-        if (found === undefined) this.#stats.increment('misses');
-        else result.set(keyOf.get(storageKey)!, this.#hit(storageKey, found, 'dynamo') as T);
+    if (toRead.length > 0) {
+      const states = await this.#store.readMany(toRead);
+      for (const storageKey of toRead) {
+        const entry = states.get(storageKey)?.entry;
+        if (entry !== undefined && isFresh(entry, Date.now())) this.#collect(result, keyOf.get(storageKey)!, entry, 'dynamo');
+        else this.#stats.increment('misses');
       }
     }
     return result;
@@ -195,98 +285,82 @@ export class DynamoCache {
    */
   async delete(key: string): Promise<boolean> {
     assertKey(key);
-    const storageKey = this.#keys.storageKey(key);
-    this.#memory?.delete(storageKey);
-    const outcome = await this.#store.delete(storageKey);
-    if (outcome.ok) this.#stats.increment('deletes');
-    return outcome.ok;
+    return this.#store.delete(this.#keys.storageKey(key));
   }
 
   /** Counters since this instance was created, the breaker's state and the memory tier's size. */
   stats(): CacheStatsSnapshot {
-    return {
-      ...this.#stats.snapshot(),
-      circuit: this.#guard.circuit,
-      memoryEntries: this.#memory?.size ?? 0,
-      memoryBytes: this.#memory?.bytes ?? 0,
-    };
+    return { ...this.#stats.snapshot(), circuit: this.#guard.circuit, memoryEntries: this.#memory?.size ?? 0, memoryBytes: this.#memory?.bytes ?? 0 };
   }
 
-  async #readOrFetch<T>(storageKey: string, fetcher: () => T | Promise<T>, ttlSeconds: number): Promise<Payload | undefined> {
-    const cached = await this.#read(storageKey);
-    if (cached !== undefined) return cached;
+  async #resolveOrFetch<T>(storageKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
+    const resolution = await this.#refresh.resolve(storageKey, policy);
+    if (resolution.found) return resolution.entry.payload;
+    return this.#fetch(resolution.turn, fetcher, policy);
+  }
+
+  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
     this.#stats.increment('fetches');
-    const value = await fetcher();
-    if (value === undefined) return undefined;
-    const payload = encodeValue(value);
-    await this.#write(storageKey, payload, ttlSeconds);
+    let value: T;
+    try {
+      value = await fetcher();
+    } catch (error) {
+      const fallback = await this.#refresh.fail(turn, error);
+      if (fallback === undefined) throw error;
+      return fallback.payload;
+    }
+    let payload: Payload | undefined;
+    try {
+      payload = value === undefined ? undefined : encodeValue(value);
+    } catch (error) {
+      await this.#refresh.abandon(turn);
+      throw error;
+    }
+    await this.#refresh.complete(turn, payload, policy);
     return payload;
   }
 
-  /** Memory tier, then DynamoDB; counts the hit or miss. Resolves the still-encoded payload. */
-  async #read(storageKey: string): Promise<Payload | undefined> {
-    const memoryEntry = this.#memory?.get(storageKey, Date.now());
-    if (memoryEntry !== undefined) {
-      this.#count('memory');
-      return memoryEntry.payload;
-    }
-    const outcome = await this.#store.get(storageKey);
-    const found = outcome.ok && outcome.value !== undefined ? this.#decodeItem(storageKey, outcome.value, Date.now()) : undefined;
-    if (found === undefined) {
-      this.#stats.increment('misses');
-      return undefined;
-    }
-    this.#count('dynamo');
-    this.#memory?.set(storageKey, found, Date.now());
-    return found.payload;
+  /** A fresh entry from DynamoDB (which also fills the memory tier), or `undefined`. */
+  async #readFresh(storageKey: string): Promise<CacheEntry | undefined> {
+    const read = await this.#store.read(storageKey);
+    const entry = read.ok ? read.state.entry : undefined;
+    return entry !== undefined && isFresh(entry, Date.now()) ? entry : undefined;
   }
 
-  /** The live value of an item, or `undefined` when expired or unreadable (logged and counted). */
-  #decodeItem(storageKey: string, item: Item, nowMs: number): MemoryEntry | undefined {
-    try {
-      const record = fromItem(this.#options.attributes, item);
-      if (hasExpired(record.expiresAt, nowMs)) return undefined;
-      const payload = fromBody(record.body);
-      // Parse once here so a corrupt JSON payload is a miss now, not an exception in a caller later.
-      if (payload.kind === 'json') JSON.parse(payload.data);
-      return { payload, expiresAtMs: record.expiresAt * 1000 };
-    } catch (error) {
-      if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
-      this.#stats.increment('errors');
-      this.#stats.increment('corruptItems');
-      this.#options.logger.warn('dynamo-cache: unreadable cache item treated as a miss', {
-        key: storageKey,
-        errorName: error.name,
-        errorMessage: error.message,
-      });
-      return undefined;
-    }
-  }
-
-  async #write(storageKey: string, payload: Payload, ttlSeconds: number): Promise<boolean> {
-    const now = Date.now();
-    const expiresAt = expiresAtSeconds(ttlSeconds, now);
-    this.#memory?.set(storageKey, { payload, expiresAtMs: expiresAt * 1000 }, now);
-    const item = toItem(this.#options.attributes, storageKey, { body: toBody(payload), expiresAt });
-    const outcome = await this.#store.put(item);
-    if (outcome.ok) this.#stats.increment('writes');
-    return outcome.ok;
-  }
-
-  /** Counts a hit, copies a DynamoDB hit into the memory tier, and decodes the caller's copy. */
-  #hit(storageKey: string, found: MemoryEntry, source: 'memory' | 'dynamo'): unknown {
-    this.#count(source);
-    if (source === 'dynamo') this.#memory?.set(storageKey, found, Date.now());
-    return decodePayload(found.payload);
-  }
-
-  #count(source: 'memory' | 'dynamo'): void {
+  /** Counts a hit and decodes the caller's copy (`undefined` for a cached "not found"). */
+  #answer(entry: CacheEntry, source: 'memory' | 'dynamo'): unknown {
     this.#stats.increment('hits');
     this.#stats.increment(source === 'memory' ? 'memoryHits' : 'dynamoHits');
+    if (entry.payload === undefined) this.#stats.increment('negativeHits');
+    return decodeEntry(entry);
   }
 
-  #ttl(options: SetOptions): number {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options must be an object');
-    return options.ttlSeconds === undefined ? this.#options.defaultTtlSeconds : finiteNumber('ttlSeconds', options.ttlSeconds);
+  #collect<T>(result: Map<string, T>, key: string, entry: CacheEntry, source: 'memory' | 'dynamo'): void {
+    const value = this.#answer(entry, source);
+    if (entry.payload !== undefined) result.set(key, value as T);
   }
+
+  #lifetime(options: SetOptions): Lifetime {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options must be an object');
+    const o = this.#options;
+    return {
+      ttlSeconds: options.ttlSeconds === undefined ? o.defaultTtlSeconds : finiteNumber('ttlSeconds', options.ttlSeconds),
+      staleWhileRevalidateSeconds: nonNegativeNumber('staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? o.staleWhileRevalidateSeconds),
+      staleIfErrorSeconds: nonNegativeNumber('staleIfErrorSeconds', options.staleIfErrorSeconds ?? o.staleIfErrorSeconds),
+    };
+  }
+
+  #policy(options: GetOrSetOptions): RefreshPolicy {
+    const o = this.#options;
+    return {
+      ...this.#lifetime(options),
+      negativeTtlSeconds: nonNegativeNumber('negativeTtlSeconds', options.negativeTtlSeconds ?? o.negativeTtlSeconds),
+      lease: options.lease === undefined ? o.lease : resolveLease('lease', options.lease, o.lease),
+      earlyRefresh: options.earlyRefresh === undefined ? o.earlyRefresh : resolveEarlyRefresh('earlyRefresh', options.earlyRefresh),
+    };
+  }
+}
+
+function decodeEntry(entry: CacheEntry): unknown {
+  return entry.payload === undefined ? undefined : decodePayload(entry.payload);
 }

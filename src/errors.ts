@@ -32,3 +32,15 @@ export class InvalidOptionsError extends TypeError {
     super(message, options);
   }
 }
+
+/**
+ * A `getOrSet` waited `lease.waitMs` for another caller's refresh and `lease.onWaitTimeout` is `'throw'`.
+ * (With the default `'fetch'` the caller fetches itself instead and this is never thrown.)
+ */
+export class LeaseWaitTimeoutError extends Error {
+  override name = 'LeaseWaitTimeoutError';
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}

@@ -2,12 +2,13 @@
  * dynamo-cache: a two-tier cache for AWS Lambda (in-memory LRU + DynamoDB) that never breaks its caller.
  * @packageDocumentation
  */
-export { DynamoCache, type CacheStatsSnapshot, type GetOrSetOptions, type SetOptions, type WrapOptions } from './cache.ts';
-export { InvalidKeyError, InvalidOptionsError, InvalidValueError } from './errors.ts';
+export { DynamoCache, type Acquisition, type CachedAnswer, type CacheStatsSnapshot, type FetchTurn, type GetOrSetOptions, type SetOptions, type WrapOptions } from './cache.ts';
+export { InvalidKeyError, InvalidOptionsError, InvalidValueError, LeaseWaitTimeoutError } from './errors.ts';
+export { shouldRefreshEarly } from './freshness.ts';
 export { expiresAtSeconds, hasExpired } from './expiry.ts';
 export type { CacheLogger } from './logger.ts';
 export type { MemoryTierOptions } from './memory-tier.ts';
-export { DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, NAMESPACE_ENV, TABLE_ENV, type DynamoCacheOptions } from './options.ts';
+export { DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, LEASE_DEFAULTS, NAMESPACE_ENV, TABLE_ENV, type DynamoCacheOptions, type EarlyRefreshOptions, type LeaseOptions } from './options.ts';
 export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
 export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience.ts';
 export type { CacheStats } from './stats.ts';

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import { payloadBytes, type Payload } from './codec.ts';
+import { payloadBytes } from './codec.ts';
+import type { CacheEntry } from './entry.ts';
 
 /** Options of the in-memory tier kept in each execution environment. */
 export interface MemoryTierOptions {
@@ -22,20 +23,14 @@ export const MEMORY_TIER_DEFAULTS: Required<MemoryTierOptions> = {
   ttlSeconds: 30,
 };
 
-/** What the memory tier holds for a key: the encoded payload (decoded afresh on each hit) and its expiry. */
-export interface MemoryEntry {
-  readonly payload: Payload;
-  /** When the DynamoDB item expires (epoch ms): a memory hit never outlives it. */
-  readonly expiresAtMs: number;
-}
-
 /**
- * A bounded LRU of payloads for one execution environment. Entries hold encoded payloads, not live
- * objects, so a caller that mutates a value it got back cannot change what the next caller gets.
+ * A bounded LRU of fresh entries for one execution environment. Entries hold encoded payloads, not live
+ * objects, so a caller that mutates a value it got back cannot change what the next caller gets. An entry
+ * is served only while fresh: stale values are read from DynamoDB, where the refresh lease lives.
  */
 export class MemoryTier {
-  /** Entries with the time (epoch ms) they stop being served: the item's expiry or the tier's TTL. */
-  readonly #lru: LRUCache<string, { entry: MemoryEntry; validUntilMs: number }>;
+  /** Entries with the time (epoch ms) they stop being served: the end of freshness or the tier's TTL. */
+  readonly #lru: LRUCache<string, { entry: CacheEntry; validUntilMs: number }>;
   readonly #ttlMs: number;
 
   constructor(options: Required<MemoryTierOptions>) {
@@ -44,14 +39,14 @@ export class MemoryTier {
       max: options.maxEntries,
       maxSize: options.maxBytes,
       // lru-cache needs a positive size; count a small overhead per entry so empty strings count too.
-      sizeCalculation: ({ entry }) => payloadBytes(entry.payload) + 64,
+      sizeCalculation: ({ entry }) => (entry.payload === undefined ? 0 : payloadBytes(entry.payload)) + 64,
       // lru-cache's own TTL only frees memory early; validity is checked against the wall clock below.
       ttl: this.#ttlMs,
     });
   }
 
   /** The entry for `storageKey`, unless absent or expired at `nowMs`. */
-  get(storageKey: string, nowMs: number): MemoryEntry | undefined {
+  get(storageKey: string, nowMs: number): CacheEntry | undefined {
     const held = this.#lru.get(storageKey);
     if (held === undefined) return undefined;
     if (nowMs >= held.validUntilMs) {
@@ -61,9 +56,9 @@ export class MemoryTier {
     return held.entry;
   }
 
-  /** Keeps `entry` for the shorter of the tier's TTL and the time left until the item expires. */
-  set(storageKey: string, entry: MemoryEntry, nowMs: number): void {
-    const remainingMs = entry.expiresAtMs - nowMs;
+  /** Keeps `entry` for the shorter of the tier's TTL and the time it stays fresh. */
+  set(storageKey: string, entry: CacheEntry, nowMs: number): void {
+    const remainingMs = Math.min(entry.freshUntilMs, entry.expiresAtMs) - nowMs;
     if (remainingMs <= 0) {
       this.#lru.delete(storageKey);
       return;

@@ -53,7 +53,47 @@ export interface DynamoCacheOptions {
    * Default `{ consecutiveFailures: 5, halfOpenAfterMs: 5000 }`.
    */
   breaker?: false | BreakerOptions;
+  /**
+   * Default of `staleWhileRevalidateSeconds` for `set`/`getOrSet`: how long after its TTL a value may still
+   * be served while one caller refreshes it. Default `0`.
+   */
+  staleWhileRevalidateSeconds?: number;
+  /** Default of `staleIfErrorSeconds`: how long after its TTL a value may be served when the refresh fails. Default `0`. */
+  staleIfErrorSeconds?: number;
+  /** Default of `negativeTtlSeconds`: how long `getOrSet` caches a fetcher's `undefined` ("not found"). Default `0` (not cached). */
+  negativeTtlSeconds?: number;
+  /**
+   * Cross-environment refresh lease for `getOrSet`/`wrap`/the middleware, or `false`: on a miss one caller
+   * in the whole fleet wins the lease (one conditional write) and fetches; the others wait for its value or
+   * answer from the stale one. Default `{ ttlMs: 3000, waitMs: 5000, pollMs: 20, maxPollMs: 250, onWaitTimeout: 'fetch' }`.
+   */
+  lease?: false | LeaseOptions;
+  /** Probabilistic early refresh (XFetch) of fresh values, or `false`. `true` means `{ beta: 1 }`. Default `false`. */
+  earlyRefresh?: boolean | EarlyRefreshOptions;
 }
+
+/** The refresh lease (see `DynamoCacheOptions.lease`). */
+export interface LeaseOptions {
+  /** How long a lease holds; a holder that dies is replaced after it, in ms. Default `3000`. */
+  ttlMs?: number;
+  /** Longest a caller waits for another caller's refresh, in ms; then `onWaitTimeout` applies. Default `5000`. */
+  waitMs?: number;
+  /** First pause between checks while waiting, in ms; it doubles (with jitter) up to `maxPollMs`. Default `20`. */
+  pollMs?: number;
+  /** Longest pause between checks while waiting, in ms. Default `250`. */
+  maxPollMs?: number;
+  /** When waiting runs out: `'fetch'` calls the fetcher anyway (liveness), `'throw'` rejects with `LeaseWaitTimeoutError`. Default `'fetch'`. */
+  onWaitTimeout?: 'fetch' | 'throw';
+}
+
+/** Probabilistic early refresh (see `shouldRefreshEarly`). */
+export interface EarlyRefreshOptions {
+  /** How early to refresh: `1` is the paper's optimum, larger refreshes earlier. Default `1`. */
+  beta?: number;
+}
+
+/** Defaults of {@link LeaseOptions}. */
+export const LEASE_DEFAULTS: Required<LeaseOptions> = { ttlMs: 3000, waitMs: 5000, pollMs: 20, maxPollMs: 250, onWaitTimeout: 'fetch' };
 
 /** Options with every default applied and every value checked. */
 export interface ResolvedOptions {
@@ -68,6 +108,11 @@ export interface ResolvedOptions {
   readonly timeoutMs: number;
   readonly retry: Required<RetryOptions>;
   readonly breaker: Required<BreakerOptions> | false;
+  readonly staleWhileRevalidateSeconds: number;
+  readonly staleIfErrorSeconds: number;
+  readonly negativeTtlSeconds: number;
+  readonly lease: Required<LeaseOptions> | false;
+  readonly earlyRefresh: Required<EarlyRefreshOptions> | false;
 }
 
 /** The default of `timeoutMs`. */
@@ -116,7 +161,36 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
     timeoutMs: positiveInteger('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
     retry: resolveRetry(options.retry ?? {}),
     breaker: options.breaker === false ? false : resolveBreaker(options.breaker ?? {}),
+    staleWhileRevalidateSeconds: nonNegativeNumber('staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? 0),
+    staleIfErrorSeconds: nonNegativeNumber('staleIfErrorSeconds', options.staleIfErrorSeconds ?? 0),
+    negativeTtlSeconds: nonNegativeNumber('negativeTtlSeconds', options.negativeTtlSeconds ?? 0),
+    lease: resolveLease('lease', options.lease, LEASE_DEFAULTS),
+    earlyRefresh: resolveEarlyRefresh('earlyRefresh', options.earlyRefresh ?? false),
   };
+}
+
+/** Resolves a lease option (`false`, `true`, or partial options over `base`). */
+export function resolveLease(name: string, lease: boolean | LeaseOptions | undefined, base: Required<LeaseOptions> | false): Required<LeaseOptions> | false {
+  if (lease === false) return false;
+  if (lease === undefined) return base;
+  if (lease !== true && (typeof lease !== 'object' || lease === null)) throw new InvalidOptionsError(`${name} must be true, false or an object`);
+  const merged = { ...LEASE_DEFAULTS, ...(base || {}), ...(lease === true ? {} : lease) };
+  if (merged.onWaitTimeout !== 'fetch' && merged.onWaitTimeout !== 'throw') throw new InvalidOptionsError(`${name}.onWaitTimeout must be 'fetch' or 'throw'`);
+  return {
+    ttlMs: positiveInteger(`${name}.ttlMs`, merged.ttlMs),
+    waitMs: nonNegativeNumber(`${name}.waitMs`, merged.waitMs),
+    pollMs: positiveInteger(`${name}.pollMs`, merged.pollMs),
+    maxPollMs: positiveInteger(`${name}.maxPollMs`, merged.maxPollMs),
+    onWaitTimeout: merged.onWaitTimeout,
+  };
+}
+
+/** Resolves an early-refresh option (`false`, `true`, or `{ beta }`). */
+export function resolveEarlyRefresh(name: string, earlyRefresh: boolean | EarlyRefreshOptions): Required<EarlyRefreshOptions> | false {
+  if (earlyRefresh === false) return false;
+  if (earlyRefresh === true) return { beta: 1 };
+  if (typeof earlyRefresh !== 'object' || earlyRefresh === null) throw new InvalidOptionsError(`${name} must be true, false or { beta }`);
+  return { beta: positiveNumber(`${name}.beta`, earlyRefresh.beta ?? 1) };
 }
 
 function resolveMemory(memory: MemoryTierOptions): Required<MemoryTierOptions> {

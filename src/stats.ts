@@ -33,6 +33,20 @@ export interface CacheStats {
   circuitOpened: number;
   /** Operations that skipped DynamoDB because the circuit was open (each became a miss or a `false`). */
   circuitRejections: number;
+  /** Of `hits`: stale values answered within `staleWhileRevalidateSeconds` (or stale-if-error) while another caller refreshed. */
+  staleHits: number;
+  /** Fetches that failed and were answered with a stale value within `staleIfErrorSeconds`. */
+  staleIfError: number;
+  /** Of `hits`: cached "not found" results (negative caching). */
+  negativeHits: number;
+  /** Refresh leases won (this caller fetched for the whole fleet). */
+  leaseWins: number;
+  /** Callers that waited for another caller's refresh. */
+  leaseWaits: number;
+  /** Waits that ran out (`lease.waitMs`) before the value appeared. */
+  leaseWaitTimeouts: number;
+  /** Fresh values refreshed early by XFetch. */
+  earlyRefreshes: number;
 }
 
 /** Names of the counters, for code that increments them. */
@@ -56,6 +70,13 @@ export class StatsRecorder {
     retries: 0,
     circuitOpened: 0,
     circuitRejections: 0,
+    staleHits: 0,
+    staleIfError: 0,
+    negativeHits: 0,
+    leaseWins: 0,
+    leaseWaits: 0,
+    leaseWaitTimeouts: 0,
+    earlyRefreshes: 0,
   };
 
   increment(counter: Counter, by = 1): void {

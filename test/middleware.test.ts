@@ -472,3 +472,113 @@ describe('Function URL with query strings in another order and ALB-encoded value
     expect(handlerSpy).toHaveBeenCalledTimes(2);
   });
 });
+
+describe('thundering herds and failing handlers', () => {
+  it('20 environments receiving the same GET at once run the handler once (the lease)', async () => {
+    const tableName = await db.newTable();
+    let runs = 0;
+    const handlers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        setup(async () => {
+          runs += 1;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          return json(200, { run: runs });
+        }, { tableName }),
+      ),
+    );
+    const responses = await Promise.all(handlers.map(({ invoke }) => invoke(httpApiEvent({ path: '/popular' }))));
+    expect(runs).toBe(1);
+    expect(new Set(responses.map((r) => r.body))).toEqual(new Set(['{"run":1}']));
+  });
+
+  it('stale-if-error: a handler that throws, or answers 503, is replaced by the stale response within the window', async () => {
+    let mode: 'ok' | 'throw' | '503' = 'ok';
+    const { invoke, handlerSpy } = await setup(
+      async () => {
+        if (mode === 'throw') throw new Error('upstream 429');
+        return mode === '503' ? json(503, { error: 'unavailable' }) : json(200, { data: 'good' });
+      },
+      { memory: false, response: { ttlSeconds: 10, staleIfErrorSeconds: 300 } },
+    );
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await invoke(httpApiEvent({ path: '/data' }));
+    vi.setSystemTime(Date.now() + 60_000);
+    mode = 'throw';
+    const afterThrow = await invoke(httpApiEvent({ path: '/data' }));
+    expect(afterThrow.statusCode).toBe(200);
+    expect(JSON.parse(afterThrow.body)).toEqual({ data: 'good' });
+    expect(Number(header(afterThrow, 'Age'))).toBeGreaterThanOrEqual(60);
+    mode = '503';
+    const after503 = await invoke(httpApiEvent({ path: '/data' }));
+    expect(JSON.parse(after503.body)).toEqual({ data: 'good' });
+    vi.setSystemTime(Date.now() + 300_000); // past the stale-if-error window
+    mode = 'throw';
+    await expect(invoke(httpApiEvent({ path: '/data' }))).rejects.toThrow('upstream 429');
+    mode = '503';
+    expect((await invoke(httpApiEvent({ path: '/data' }))).statusCode).toBe(503);
+    expect(handlerSpy).toHaveBeenCalledTimes(5);
+  });
+
+  it('stale-while-revalidate: one request refreshes, the others get the stale response at once', async () => {
+    const tableName = await db.newTable();
+    let version = 1;
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const handlers = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        setup(async () => {
+          if (version > 1) await gate;
+          return json(200, { version });
+        }, { tableName, memory: false, response: { ttlSeconds: 10, staleWhileRevalidateSeconds: 600 } }),
+      ),
+    );
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await handlers[0]!.invoke(httpApiEvent({ path: '/feed' }));
+    vi.setSystemTime(Date.now() + 30_000);
+    version = 2;
+    let stale = 0;
+    const responses = await Promise.all(
+      handlers.map(async ({ invoke }) => {
+        const response = await invoke(httpApiEvent({ path: '/feed' }));
+        if (JSON.parse(response.body).version === 1 && ++stale === 9) openGate();
+        return JSON.parse(response.body).version;
+      }),
+    );
+    expect(responses.filter((v) => v === 1)).toHaveLength(9);
+    expect(responses.filter((v) => v === 2)).toHaveLength(1);
+    expect(handlers.reduce((n, h) => n + h.handlerSpy.mock.calls.length, 0)).toBe(2);
+  });
+
+  it('a must-revalidate response is never served stale', async () => {
+    let fail = false;
+    const { invoke } = await setup(
+      async () => {
+        if (fail) throw new Error('down');
+        return json(200, { v: 1 }, { 'Cache-Control': 'max-age=10, must-revalidate' });
+      },
+      { memory: false, response: { ttlSeconds: 10, staleIfErrorSeconds: 300, staleWhileRevalidateSeconds: 300 } },
+    );
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await invoke(httpApiEvent({ path: '/strict' }));
+    vi.setSystemTime(Date.now() + 20_000);
+    fail = true;
+    await expect(invoke(httpApiEvent({ path: '/strict' }))).rejects.toThrow('down');
+  });
+
+  it('a handler error gives the lease back at once, so the next request does not wait for it to expire', async () => {
+    let fail = true;
+    const { invoke } = await setup(
+      async () => {
+        if (fail) throw new Error('boom');
+        return json(200, { ok: true });
+      },
+      { lease: { ttlMs: 60_000, waitMs: 10_000 } },
+    );
+    await expect(invoke(httpApiEvent({ path: '/flaky' }))).rejects.toThrow('boom');
+    fail = false;
+    const started = performance.now();
+    const response = await invoke(httpApiEvent({ path: '/flaky' }));
+    expect(response.statusCode).toBe(200);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});

@@ -84,7 +84,10 @@ describe('drop-in on the original table', () => {
     await cache.set('access_token', 'tok-123', { ttlSeconds: 60 });
     expect(await original.get('access_token')).toBe('tok-123');
     const raw = await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: 'access_token' } } }));
-    expect(Object.keys(raw.Item ?? {}).sort()).toEqual(['cached_value', 'expires_at', 'id']);
+    expect(raw.Item?.cached_value).toEqual({ S: 'tok-123' });
+    expect(raw.Item?.dc_enc).toBeUndefined();
+    // Besides the original's three attributes, only the exact freshness deadline (ms), which it ignores.
+    expect(Object.keys(raw.Item ?? {}).filter((name) => name !== 'dc_fresh').sort()).toEqual(['cached_value', 'expires_at', 'id']);
   });
 
   it('the original service sees an expired dynamo-cache item as expired too', async () => {

@@ -23,7 +23,7 @@ const defaults = {
   response: false,
 } as const;
 
-/** Where the middleware keeps its per-request plan: `request.internal` is per request, the factory is not. */
+/** Where the middleware keeps its per-request plan (and fetch turn): `request.internal` is per request, the factory is not. */
 const INTERNAL_PLAN = 'dynamoCachePlan';
 
 /**
@@ -73,8 +73,20 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     }
   };
 
+  // The handler failed: give the refresh lease back, and answer with a stale response if one is allowed.
+  const dynamoCacheMiddlewareOnError = async (request: middy.Request): Promise<unknown> => {
+    const plan = (request.internal as Record<string, unknown>)[INTERNAL_PLAN] as MemoPlan | undefined;
+    if (plan === undefined || memo === undefined) return undefined;
+    try {
+      return await memo.recover(plan, request.error);
+    } catch (error) {
+      cache.logger.warn('dynamo-cache: could not end the refresh turn', { key: plan.key, errorMessage: (error as Error).message });
+      return undefined;
+    }
+  };
+
   return {
     before: dynamoCacheMiddlewareBefore,
-    ...(memo === undefined ? {} : { after: dynamoCacheMiddlewareAfter }),
+    ...(memo === undefined ? {} : { after: dynamoCacheMiddlewareAfter, onError: dynamoCacheMiddlewareOnError }),
   } as middy.MiddlewareObj<unknown, any, Error, DynamoCacheContext<TContextKey>>;
 }

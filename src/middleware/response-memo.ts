@@ -1,9 +1,9 @@
 import { search } from '@aws-lambda-powertools/jmespath';
 import type { Context } from 'aws-lambda';
-import type { DynamoCache } from '../cache.ts';
+import type { DynamoCache, FetchTurn, GetOrSetOptions } from '../cache.ts';
 import { InvalidOptionsError, InvalidValueError } from '../errors.ts';
 import { sha256 } from '../keys.ts';
-import { booleanOption, finiteNumber } from '../options.ts';
+import { booleanOption, finiteNumber, nonNegativeNumber } from '../options.ts';
 import { DEFAULT_CREDENTIAL_HEADERS, readHttpEvent, stableJson, type HttpRequestView } from './http-event.ts';
 import {
   decideStorage,
@@ -35,6 +35,10 @@ export interface RouteOptions {
   shared?: boolean;
   /** Request headers that are part of this route's key. Default: `response.vary`. */
   vary?: string[];
+  /** Seconds past the TTL during which a stale response is served while one request refreshes it. Default: `response.staleWhileRevalidateSeconds`. */
+  staleWhileRevalidateSeconds?: number;
+  /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default: `response.staleIfErrorSeconds`. */
+  staleIfErrorSeconds?: number;
 }
 
 /** Options of response memoization (`dynamoCache({ response })`). */
@@ -63,20 +67,36 @@ export interface ResponseMemoOptions {
   key?: MemoKey;
   /** Prefix of every memo key, so functions sharing a namespace never share responses. Default: `AWS_LAMBDA_FUNCTION_NAME`. */
   keyPrefix?: string;
+  /** Seconds past the TTL during which a stale response is served while one request refreshes it (the lease winner runs the handler). Default `0`. */
+  staleWhileRevalidateSeconds?: number;
+  /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default `0`. */
+  staleIfErrorSeconds?: number;
 }
 
 /** The header naming where a response came from. */
 export const X_CACHE = 'X-Cache';
 
-/** What `before` decided for one request; kept in `request.internal` until `after`. */
+/** The rules of one route: what may be stored, and how long stale responses stay usable. */
+interface RoutePolicy extends StoragePolicy {
+  readonly shared: boolean;
+  readonly staleWhileRevalidateSeconds: number;
+  readonly staleIfErrorSeconds: number;
+}
+
+/** What `before` decided for one request; kept in `request.internal` until `after` or `onError`. */
 export interface MemoPlan {
   readonly key: string;
   readonly http: HttpRequestView | undefined;
-  readonly policy: StoragePolicy;
+  readonly policy: RoutePolicy;
+  /** The caller's turn to produce the response (it may hold the refresh lease); absent when the cache was skipped. */
+  turn?: FetchTurn<StoredResult>;
 }
 
+/** Statuses that, like a thrown error, may be replaced by a stale response within `staleIfErrorSeconds` (RFC 5861). */
+const ERROR_STATUSES = new Set([429, 500, 502, 503, 504]);
+
 /** A response (or any handler result, for non-HTTP events) as stored in the cache. */
-type StoredResult =
+export type StoredResult =
   | { v: 1; kind: 'http'; response: HttpResponse; storedAt: number; age: number }
   | { v: 1; kind: 'value'; value: unknown };
 
@@ -88,8 +108,8 @@ const CACHEABLE_METHODS = new Set(['GET', 'HEAD']);
  */
 export class ResponseMemo {
   readonly #cache: DynamoCache;
-  readonly #defaults: StoragePolicy & { shared: boolean };
-  readonly #routes: ReadonlyMap<string, (StoragePolicy & { shared: boolean }) | false>;
+  readonly #defaults: RoutePolicy;
+  readonly #routes: ReadonlyMap<string, RoutePolicy | false>;
   readonly #credentialHeaders: readonly string[];
   readonly #honorClientNoCache: boolean;
   readonly #key: MemoKey | undefined;
@@ -103,9 +123,11 @@ export class ResponseMemo {
       statusCodes: new Set(statusCodes(options.statusCodes ?? [200, 203, 204])),
       vary: headerSet('response.vary', options.vary ?? []),
       shared: booleanOption('response.shared', options.shared ?? false),
+      staleWhileRevalidateSeconds: nonNegativeNumber('response.staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? 0),
+      staleIfErrorSeconds: nonNegativeNumber('response.staleIfErrorSeconds', options.staleIfErrorSeconds ?? 0),
     };
     this.#defaults = base;
-    const routes = new Map<string, (StoragePolicy & { shared: boolean }) | false>();
+    const routes = new Map<string, RoutePolicy | false>();
     for (const [routeKey, route] of Object.entries(options.routes ?? {})) {
       if (route === false) {
         routes.set(normalizeRouteKey(routeKey), false);
@@ -117,6 +139,12 @@ export class ResponseMemo {
         ttlSeconds: route.ttlSeconds === undefined ? base.ttlSeconds : finiteNumber(`routes["${routeKey}"].ttlSeconds`, route.ttlSeconds),
         shared: route.shared === undefined ? base.shared : booleanOption(`routes["${routeKey}"].shared`, route.shared),
         vary: route.vary === undefined ? base.vary : headerSet(`routes["${routeKey}"].vary`, route.vary),
+        staleWhileRevalidateSeconds:
+          route.staleWhileRevalidateSeconds === undefined
+            ? base.staleWhileRevalidateSeconds
+            : nonNegativeNumber(`routes["${routeKey}"].staleWhileRevalidateSeconds`, route.staleWhileRevalidateSeconds),
+        staleIfErrorSeconds:
+          route.staleIfErrorSeconds === undefined ? base.staleIfErrorSeconds : nonNegativeNumber(`routes["${routeKey}"].staleIfErrorSeconds`, route.staleIfErrorSeconds),
       });
     }
     this.#routes = routes;
@@ -155,11 +183,85 @@ export class ResponseMemo {
     return { key: `${this.#prefix}:http:${key}`, http, policy: route };
   }
 
-  /** The stored result for `plan`, ready to return, or `undefined` on a miss (or any cache problem). */
+  /**
+   * The stored result for `plan`, ready to return, or `undefined` to run the handler. On a miss the plan
+   * gets the turn to produce the response: with the lease, the only request in the fleet that runs the
+   * handler for this key; the others wait for its response or are answered with a stale one.
+   */
   async lookup(plan: MemoPlan): Promise<unknown> {
     if (plan.http !== undefined && this.#honorClientNoCache && /\bno-cache\b/i.test(plan.http.headers['cache-control'] ?? '')) return undefined;
-    const stored = await this.#cache.get<StoredResult>(plan.key);
-    if (stored === undefined) return undefined;
+    const acquisition = await this.#cache.acquire<StoredResult>(plan.key, this.#refreshOptions(plan.policy));
+    if (!acquisition.found) {
+      plan.turn = acquisition;
+      return undefined;
+    }
+    return this.#answer(plan, acquisition.value);
+  }
+
+  /**
+   * Stores the handler's result when the rules allow, and returns the result to send: for HTTP, with
+   * `X-Cache: Miss` and an `ETag`, or a `304` when the request's `If-None-Match` matches. A 5xx or 429
+   * response is replaced by a stale one when `staleIfErrorSeconds` allows.
+   */
+  async store(plan: MemoPlan, result: unknown): Promise<unknown> {
+    if (plan.http === undefined) {
+      await this.#save(plan, result === undefined ? undefined : { v: 1, kind: 'value', value: result }, plan.policy.ttlSeconds, true);
+      return result;
+    }
+    const response = toHttpResponse(result, plan.http);
+    if (response === undefined) {
+      await this.#save(plan, undefined, 0, true); // a stream, or not an HTTP response: passed through untouched
+      return result;
+    }
+    if (ERROR_STATUSES.has(response.statusCode)) {
+      const stale = await this.recover(plan, new Error(`handler answered ${response.statusCode}`));
+      if (stale !== undefined) return stale;
+    }
+    if (response.statusCode >= 200 && response.statusCode < 300 && headersOf(response).etag === undefined) setHeader(response, 'ETag', etagFor(response));
+    const decision = decideStorage(plan.http, response, plan.policy);
+    if (decision.store) {
+      const stored: StoredResult = { v: 1, kind: 'http', response: structuredClone(response), storedAt: Date.now(), age: Number(headersOf(response).age ?? 0) || 0 };
+      // must-revalidate and proxy-revalidate forbid serving the response once stale.
+      const revalidate = /\b(must|proxy)-revalidate\b/i.test(headersOf(response)['cache-control'] ?? '');
+      await this.#save(plan, stored, decision.ttlSeconds, !revalidate);
+    } else {
+      this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
+      await this.#save(plan, undefined, 0, true);
+    }
+    setHeader(response, X_CACHE, 'Miss');
+    return this.#conditional(plan.http, response);
+  }
+
+  /**
+   * The handler failed: ends the turn and returns the stale result to answer with (within
+   * `staleIfErrorSeconds`), or `undefined` to let the failure through.
+   */
+  async recover(plan: MemoPlan, error: unknown): Promise<unknown> {
+    const turn = plan.turn;
+    plan.turn = undefined;
+    if (turn === undefined) return undefined;
+    const fallback = await turn.fail(error);
+    return fallback === undefined ? undefined : this.#answer(plan, fallback.value);
+  }
+
+  /** Ends the turn: stores `stored` (or nothing) and gives the lease back; without a turn, a plain `set`. */
+  async #save(plan: MemoPlan, stored: StoredResult | undefined, ttlSeconds: number, allowStale: boolean): Promise<void> {
+    const turn = plan.turn;
+    plan.turn = undefined;
+    const lifetime = allowStale ? {} : { staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
+    try {
+      if (stored === undefined) await turn?.abandon();
+      else if (turn !== undefined) await turn.fulfil(stored, { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime });
+      else await this.#cache.set(plan.key, stored, { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime });
+    } catch (error) {
+      if (!(error instanceof InvalidValueError)) throw error;
+      await turn?.abandon().catch(() => undefined);
+      this.#cache.logger.warn('dynamo-cache: handler result cannot be stored; not memoized', { key: plan.key, errorMessage: error.message });
+    }
+  }
+
+  /** A stored result as the response to send, or `undefined` (run the handler) when its shape is wrong. */
+  #answer(plan: MemoPlan, stored: StoredResult | undefined): unknown {
     if (!isStoredResult(stored, plan.http !== undefined)) {
       this.#cache.logger.warn('dynamo-cache: stored response has an unexpected shape; running the handler', { key: plan.key });
       return undefined;
@@ -171,36 +273,8 @@ export class ResponseMemo {
     return this.#conditional(plan.http!, response);
   }
 
-  /**
-   * Stores the handler's result when the rules allow, and returns the result to send: for HTTP, with
-   * `X-Cache: Miss` and an `ETag`, or a `304` when the request's `If-None-Match` matches.
-   */
-  async store(plan: MemoPlan, result: unknown): Promise<unknown> {
-    if (plan.http === undefined) {
-      if (result !== undefined) await this.#set(plan.key, { v: 1, kind: 'value', value: result }, plan.policy.ttlSeconds);
-      return result;
-    }
-    const response = toHttpResponse(result, plan.http);
-    if (response === undefined) return result; // a stream, or not an HTTP response: passed through untouched
-    if (response.statusCode >= 200 && response.statusCode < 300 && headersOf(response).etag === undefined) setHeader(response, 'ETag', etagFor(response));
-    const decision = decideStorage(plan.http, response, plan.policy);
-    if (decision.store) {
-      const stored = structuredClone(response);
-      await this.#set(plan.key, { v: 1, kind: 'http', response: stored, storedAt: Date.now(), age: Number(headersOf(response).age ?? 0) || 0 }, decision.ttlSeconds);
-    } else {
-      this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
-    }
-    setHeader(response, X_CACHE, 'Miss');
-    return this.#conditional(plan.http, response);
-  }
-
-  async #set(key: string, stored: StoredResult, ttlSeconds: number): Promise<void> {
-    try {
-      await this.#cache.set(key, stored, { ttlSeconds });
-    } catch (error) {
-      if (!(error instanceof InvalidValueError)) throw error;
-      this.#cache.logger.warn('dynamo-cache: handler result cannot be stored; not memoized', { key, errorMessage: error.message });
-    }
+  #refreshOptions(policy: RoutePolicy): GetOrSetOptions {
+    return { ttlSeconds: policy.ttlSeconds, staleWhileRevalidateSeconds: policy.staleWhileRevalidateSeconds, staleIfErrorSeconds: policy.staleIfErrorSeconds };
   }
 
   #conditional(request: HttpRequestView, response: HttpResponse): HttpResponse {
@@ -209,7 +283,7 @@ export class ResponseMemo {
     return matches ? notModified(response) : response;
   }
 
-  #route(http: HttpRequestView): (StoragePolicy & { shared: boolean }) | false {
+  #route(http: HttpRequestView): RoutePolicy | false {
     const candidates = [http.routeKey, `${http.method} ${http.path}`];
     // A HEAD request follows its GET route's options.
     if (http.method === 'HEAD') candidates.push(`GET ${http.routeKey.slice(5)}`, `GET ${http.path}`);

@@ -1,18 +1,39 @@
 import {
   BatchGetItemCommand,
+  ConditionalCheckFailedException,
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
+  UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DynamoGuard, Outcome } from '../resilience.ts';
 import type { StatsRecorder } from '../stats.ts';
-import type { AttributeNames } from './item.ts';
+import { META, type AttributeNames } from './item.ts';
 
 /** A raw DynamoDB item. */
 export type Item = Record<string, AttributeValue>;
+
+/** The result of a lease attempt. */
+export type LeaseAttempt =
+  | { readonly acquired: true }
+  /** Someone else holds the lease, or the value is fresh; `item` is the current item when DynamoDB returned it. */
+  | { readonly acquired: false; readonly item: Item | undefined };
+
+/** What a lease attempt needs. */
+export interface LeaseRequest {
+  readonly owner: string;
+  readonly nowMs: number;
+  readonly untilMs: number;
+  /**
+   * Only win when the stored value is fresh until no later than this (epoch ms): `nowMs` to refresh a
+   * stale value, the freshness seen on read for an early refresh. A refresh someone else already finished
+   * makes the value fresher, so it is not done twice.
+   */
+  readonly notFreshAfterMs: number;
+}
 
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
@@ -118,7 +139,90 @@ export class DynamoStore {
     }
   }
 
+  /**
+   * Takes the refresh lease on `storageKey` with one conditional write: it wins when no unexpired lease
+   * exists and the value is absent, only a lease, or fresh until no later than `notFreshAfterMs`.
+   * An item created by the lease alone gets an expiry, so DynamoDB's TTL removes it if nobody writes.
+   */
+  acquireLease(storageKey: string, request: LeaseRequest): Promise<Outcome<LeaseAttempt>> {
+    const { client, tableName, attributes } = this.#s;
+    // Freshness is dc_fresh when present, else the expiry; an item with neither value nor marker holds only a lease.
+    const condition =
+      '(attribute_not_exists(#lease) OR #lease < :now) AND (attribute_not_exists(#exp) OR (attribute_not_exists(#val) AND attribute_not_exists(#enc))' +
+      ' OR #fresh <= :freshMs OR (attribute_not_exists(#fresh) AND #exp <= :freshSec))';
+    return this.#s.guard.run(
+      'UpdateItem',
+      async (abortSignal) => {
+        try {
+          await client.send(
+            new UpdateItemCommand({
+              TableName: tableName,
+              Key: this.#key(storageKey),
+              UpdateExpression: 'SET #lease = :until, #owner = :owner, #exp = if_not_exists(#exp, :leaseExpiry)',
+              ConditionExpression: condition,
+              ExpressionAttributeNames: {
+                '#lease': META.lease,
+                '#owner': META.leaseOwner,
+                '#exp': attributes.expiresAt,
+                '#val': attributes.value,
+                '#enc': META.encoding,
+                '#fresh': META.freshUntil,
+              },
+              ExpressionAttributeValues: {
+                ':until': { N: String(request.untilMs) },
+                ':owner': { S: request.owner },
+                ':now': { N: String(request.nowMs) },
+                ':leaseExpiry': { N: String(Math.ceil(request.untilMs / 1000)) },
+                ':freshMs': { N: String(request.notFreshAfterMs) },
+                ':freshSec': { N: String(request.notFreshAfterMs / 1000) },
+              },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+            { abortSignal },
+          );
+          return { acquired: true } as const;
+        } catch (error) {
+          if (!isConditionalCheckFailure(error)) throw error;
+          return { acquired: false, item: (error as ConditionalCheckFailedException).Item } as const;
+        }
+      },
+      { key: storageKey },
+    );
+  }
+
+  /** Gives the lease back early (the fetch failed or stored nothing); only the owner's lease is removed. */
+  releaseLease(storageKey: string, owner: string): Promise<Outcome<boolean>> {
+    const { client, tableName } = this.#s;
+    return this.#s.guard.run(
+      'UpdateItem',
+      async (abortSignal) => {
+        try {
+          await client.send(
+            new UpdateItemCommand({
+              TableName: tableName,
+              Key: this.#key(storageKey),
+              UpdateExpression: 'REMOVE #lease, #owner',
+              ConditionExpression: '#owner = :owner',
+              ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner },
+              ExpressionAttributeValues: { ':owner': { S: owner } },
+            }),
+            { abortSignal },
+          );
+          return true;
+        } catch (error) {
+          if (isConditionalCheckFailure(error)) return false; // the lease expired and someone else took it
+          throw error;
+        }
+      },
+      { key: storageKey },
+    );
+  }
+
   #key(storageKey: string): Item {
     return { [this.#s.attributes.key]: { S: storageKey } };
   }
+}
+
+function isConditionalCheckFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error as { name?: string })?.name === 'ConditionalCheckFailedException';
 }

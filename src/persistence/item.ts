@@ -21,9 +21,20 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = { key: 'id', value: 'cach
 
 /** Names of the library's own attributes. Not configurable: they never clash with the original schema. */
 export const META = {
-  /** How the value is encoded (`json`, `bytes`, `json+gzip`...). Absent: a plain string. */
+  /** How the value is encoded (`json`, `bytes`, `json+gzip`...; `none` for a cached "not found"). Absent: a plain string. */
   encoding: 'dc_enc',
+  /** Epoch ms until which the value is fresh (exact; the expiry is whole seconds and may add a stale window). Absent: fresh until expiry. */
+  freshUntil: 'dc_fresh',
+  /** Epoch ms at which the refresh lease expires. */
+  lease: 'dc_lease',
+  /** Who holds the refresh lease. */
+  leaseOwner: 'dc_owner',
+  /** How long the fetch that produced the value took, in ms (for probabilistic early refresh). */
+  fetchMs: 'dc_fetch_ms',
 } as const;
+
+/** Marker of a cached "not found" (negative caching): the item has no value attribute. */
+export const NEGATIVE_MARKER = 'none';
 
 /** The stored form of a value: the encoding marker and the data as DynamoDB holds it. */
 export interface StoredBody {
@@ -32,11 +43,24 @@ export interface StoredBody {
   readonly data: string | Uint8Array;
 }
 
+/** A refresh lease held on an item by one caller. */
+export interface Lease {
+  readonly untilMs: number;
+  readonly owner: string;
+}
+
 /** One cache item as read from or written to DynamoDB, before the value is decoded. */
 export interface StoredRecord {
-  readonly body: StoredBody;
+  /** The value; `undefined` for a cached "not found" (`negative`) or an item that only holds a lease. */
+  readonly body: StoredBody | undefined;
+  /** A cached "not found". */
+  readonly negative?: boolean;
   /** Epoch seconds; fractional values (written by the original service) are accepted on read. */
   readonly expiresAt: number;
+  /** Epoch ms until which the value is fresh; absent when fresh until `expiresAt`. */
+  readonly freshUntilMs?: number;
+  readonly lease?: Lease;
+  readonly fetchMs?: number;
 }
 
 /** An item that is not a cache item this library can read: wrong types, missing attributes. */
@@ -46,32 +70,67 @@ export class CorruptItemError extends Error {
 
 /** Builds the DynamoDB item for `record` under partition key `storageKey`. */
 export function toItem(names: AttributeNames, storageKey: string, record: StoredRecord): Record<string, AttributeValue> {
-  const { body } = record;
   const item: Record<string, AttributeValue> = {
     [names.key]: { S: storageKey },
-    [names.value]: typeof body.data === 'string' ? { S: body.data } : { B: body.data },
     [names.expiresAt]: { N: String(record.expiresAt) },
   };
-  if (body.marker !== undefined) item[META.encoding] = { S: body.marker };
+  const { body } = record;
+  if (body !== undefined) item[names.value] = typeof body.data === 'string' ? { S: body.data } : { B: body.data };
+  const marker = record.negative ? NEGATIVE_MARKER : body?.marker;
+  if (marker !== undefined) item[META.encoding] = { S: marker };
+  if (record.freshUntilMs !== undefined) item[META.freshUntil] = { N: String(record.freshUntilMs) };
+  if (record.fetchMs !== undefined) item[META.fetchMs] = { N: String(Math.round(record.fetchMs)) };
+  if (record.lease !== undefined) {
+    item[META.lease] = { N: String(record.lease.untilMs) };
+    item[META.leaseOwner] = { S: record.lease.owner };
+  }
   return item;
 }
 
 /** Reads a record from a DynamoDB item; throws `CorruptItemError` when its shape is wrong. */
 export function fromItem(names: AttributeNames, item: Record<string, AttributeValue>): StoredRecord {
-  const expiresAt = Number(requireAttribute(item, names.expiresAt, 'N'));
-  if (!Number.isFinite(expiresAt)) throw new CorruptItemError(`${names.expiresAt} is not a number`);
+  const expiresAt = requireNumber(item, names.expiresAt);
+  const marker = optional(item, META.encoding, 'S');
+  const leaseUntil = optional(item, META.lease, 'N');
+  const lease = leaseUntil === undefined ? undefined : { untilMs: toNumber(META.lease, leaseUntil), owner: optional(item, META.leaseOwner, 'S') ?? '' };
+  const freshUntil = optional(item, META.freshUntil, 'N');
+  const fetchMs = optional(item, META.fetchMs, 'N');
   const value = item[names.value];
-  let data: string | Uint8Array;
-  if (value?.S !== undefined) data = value.S;
-  else if (value?.B !== undefined) data = value.B;
-  else throw new CorruptItemError(`${names.value} is missing or neither S nor B`);
-  const marker = item[META.encoding] === undefined ? undefined : requireAttribute(item, META.encoding, 'S');
-  return { body: { marker, data }, expiresAt };
+  let body: StoredBody | undefined;
+  if (value?.S !== undefined) body = { marker, data: value.S };
+  else if (value?.B !== undefined) body = { marker, data: value.B };
+  else if (value !== undefined) throw new CorruptItemError(`${names.value} is neither S nor B`);
+  const negative = marker === NEGATIVE_MARKER;
+  if (negative && body !== undefined) throw new CorruptItemError('a "not found" item must not hold a value');
+  // An item without a value is either a cached "not found" or a lease taken before any value existed.
+  if (body === undefined && !negative && lease === undefined) throw new CorruptItemError(`${names.value} is missing`);
+  return {
+    body,
+    negative,
+    expiresAt,
+    ...(freshUntil === undefined ? {} : { freshUntilMs: toNumber(META.freshUntil, freshUntil) }),
+    ...(lease === undefined ? {} : { lease }),
+    ...(fetchMs === undefined ? {} : { fetchMs: toNumber(META.fetchMs, fetchMs) }),
+  };
 }
 
-function requireAttribute(item: Record<string, AttributeValue>, name: string, type: 'S' | 'N'): string {
+function requireNumber(item: Record<string, AttributeValue>, name: string): number {
+  const value = optional(item, name, 'N');
+  if (value === undefined) throw new CorruptItemError(`${name} is missing or not of type N`);
+  return toNumber(name, value);
+}
+
+function toNumber(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value)) throw new CorruptItemError(`${name} is not a number`);
+  return value;
+}
+
+/** The attribute's value when present; throws when it is present with another type. */
+function optional(item: Record<string, AttributeValue>, name: string, type: 'S' | 'N'): string | undefined {
   const attribute = item[name] as Record<string, unknown> | undefined;
-  const value = attribute?.[type];
-  if (typeof value !== 'string') throw new CorruptItemError(`${name} is missing or not of type ${type}`);
+  if (attribute === undefined) return undefined;
+  const value = attribute[type];
+  if (typeof value !== 'string') throw new CorruptItemError(`${name} is not of type ${type}`);
   return value;
 }

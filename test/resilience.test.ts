@@ -213,3 +213,57 @@ describe('logging through the Powertools logger', () => {
     expect(warnings[0]).toMatchObject({ service: 'dynamo-cache-test', operation: 'GetItem', failure: 'throttle', errorName: 'ProvisionedThroughputExceededException' });
   });
 });
+
+describe('circuit breaker', () => {
+  it.each([
+    ['throttling', { throttleRate: 1 }],
+    ['dropped connections', { dropRate: 1 }],
+  ] as const)(
+    'with 100%% %s: no exception reaches a caller, each operation ends within its budget, the breaker opens, then closes with the values intact',
+    async (_name, faults) => {
+      const tableName = await db.newTable();
+      const { cache: writer } = await db.newCache({ tableName });
+      const values: Record<string, unknown> = { a: { n: 1, nested: [true, null] }, b: 'two', c: [3] };
+      for (const [key, value] of Object.entries(values)) await writer.set(key, value);
+      const { cache, logger } = await db.newCache({
+        tableName,
+        endpoint: proxy.endpoint,
+        memory: false,
+        timeoutMs: 200,
+        breaker: { consecutiveFailures: 3, halfOpenAfterMs: 300 },
+      });
+      proxy.setFaults(faults);
+      const operations = [
+        () => cache.get('a'),
+        () => cache.set('x', 1),
+        () => cache.getOrSet('b', async () => 'from upstream'),
+        () => cache.getMany(['a', 'b']),
+        () => cache.delete('x'),
+      ];
+      const durations: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        for (const operation of operations) durations.push((await elapsed(operation)).ms);
+      }
+      expect(Math.max(...durations)).toBeLessThan(200 + SLACK_MS);
+      expect(cache.stats()).toMatchObject({ circuit: 'open', circuitOpened: 1 });
+      expect(cache.stats().circuitRejections).toBeGreaterThan(0);
+      expect(logger.warnings.some((w) => /circuit opened/.test(w.message))).toBe(true);
+      const seen = proxy.count();
+      expect(await cache.get('a')).toBeUndefined(); // skipped: the open circuit sends nothing
+      expect(proxy.count()).toBe(seen);
+
+      proxy.setFaults({});
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(await cache.get('a')).toEqual(values.a); // the half-open probe succeeds
+      expect(cache.stats().circuit).toBe('closed');
+      for (const [key, value] of Object.entries(values)) expect(await cache.get(key)).toEqual(value);
+    },
+  );
+
+  it('client errors such as a too-large item do not open the circuit', async () => {
+    const { cache } = await db.newCache({ memory: false, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });
+    for (let i = 0; i < 4; i++) expect(await cache.set(`big-${i}`, 'x'.repeat(500 * 1024))).toBe(false);
+    expect(cache.stats().circuit).toBe('closed');
+    expect(await cache.set('small', 1)).toBe(true);
+  });
+});

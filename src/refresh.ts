@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Payload } from './codec.ts';
+import type { CacheEntry, ItemState } from './entry.ts';
+import { LeaseWaitTimeoutError } from './errors.ts';
+import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
+import type { CacheLogger } from './logger.ts';
+import type { EarlyRefreshOptions, LeaseOptions } from './options.ts';
+import type { StatsRecorder } from './stats.ts';
+import type { TwoTierStore } from './two-tier-store.ts';
+
+/** How one `getOrSet` (or memoized request) treats freshness, refreshes and "not found". */
+export interface RefreshPolicy extends Lifetime {
+  readonly negativeTtlSeconds: number;
+  readonly lease: Required<LeaseOptions> | false;
+  readonly earlyRefresh: Required<EarlyRefreshOptions> | false;
+}
+
+/** The caller's turn to fetch: it must end with `complete`, `fail` or `abandon`. */
+export interface Turn {
+  readonly storageKey: string;
+  /** Set when this caller holds the refresh lease. */
+  readonly owner: string | undefined;
+  /** What to answer if the fetch fails: a stale value within `staleIfErrorSeconds`, or the current value of an early refresh. */
+  readonly fallback: CacheEntry | undefined;
+  readonly startedAt: number;
+}
+
+/** What the cache knows for a key: an answer, or the caller's turn to fetch. */
+export type Resolution = { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean } | { readonly found: false; readonly turn: Turn };
+
+/**
+ * Decides, for one key, whether the caller answers from the cache or fetches, so that a fleet of
+ * execution environments refreshes a key once:
+ *
+ * - a fresh value is answered (unless XFetch picks this caller to refresh it early, and it wins the lease);
+ * - on a miss or a stale value, one caller wins the lease (a conditional write) and fetches; the others
+ *   answer from a value within `staleWhileRevalidateSeconds` at once, or wait (bounded, with backoff) for
+ *   the winner's value; a lease whose holder died is taken over when it expires;
+ * - when the fetch fails, a value within `staleIfErrorSeconds` is answered instead of the error.
+ *
+ * Lambda freezes an environment once it has responded, so there is no refresh in the background: the lease
+ * winner refreshes synchronously while everyone else is answered.
+ */
+export class RefreshCoordinator {
+  readonly #store: TwoTierStore;
+  readonly #stats: StatsRecorder;
+  readonly #logger: CacheLogger;
+  readonly #ownerPrefix = randomUUID();
+  #turns = 0;
+
+  constructor(store: TwoTierStore, stats: StatsRecorder, logger: CacheLogger) {
+    this.#store = store;
+    this.#stats = stats;
+    this.#logger = logger;
+  }
+
+  /** Answers from the memory tier or DynamoDB, or hands the caller a turn to fetch. */
+  async resolve(storageKey: string, policy: RefreshPolicy): Promise<Resolution> {
+    const memory = this.#store.fromMemory(storageKey, Date.now());
+    if (memory !== undefined) return (await this.#earlyRefresh(storageKey, memory, policy)) ?? this.#hit(memory, 'memory', false);
+    const read = await this.#store.read(storageKey);
+    // DynamoDB is failing (already logged): coordinating through it is pointless, the caller fetches.
+    if (!read.ok) return this.#miss(storageKey, undefined, undefined);
+    const now = Date.now();
+    const { entry } = read.state;
+    if (entry !== undefined && isFresh(entry, now)) return (await this.#earlyRefresh(storageKey, entry, policy)) ?? this.#hit(entry, 'dynamo', false);
+    const staleIfError = entry !== undefined && withinStaleWindow(entry, now, policy.staleIfErrorSeconds) ? entry : undefined;
+    // An unreadable item cannot take part in the lease's condition: the fetch simply overwrites it.
+    if (policy.lease === false || read.state.corrupt) return this.#miss(storageKey, undefined, staleIfError);
+    return this.#leaseOrWait(storageKey, read.state, policy, policy.lease, staleIfError);
+  }
+
+  /** Stores the fetched payload (which also ends the lease) or, for `undefined`, a "not found" or nothing. */
+  async complete(turn: Turn, payload: Payload | undefined, policy: RefreshPolicy): Promise<boolean> {
+    const now = Date.now();
+    if (payload !== undefined) return this.#store.write(turn.storageKey, payload, deadlinesFor(policy, now), now - turn.startedAt);
+    if (policy.negativeTtlSeconds > 0) {
+      const lifetime = { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
+      return this.#store.write(turn.storageKey, undefined, deadlinesFor(lifetime, now));
+    }
+    await this.abandon(turn);
+    return false;
+  }
+
+  /**
+   * The fetch failed: gives the lease back and returns the entry to answer instead (a stale value within
+   * `staleIfErrorSeconds`, or the still-fresh value of an early refresh), or `undefined` to let the error through.
+   */
+  async fail(turn: Turn, error: unknown): Promise<CacheEntry | undefined> {
+    await this.abandon(turn);
+    if (turn.fallback === undefined) return undefined;
+    const stale = !isFresh(turn.fallback, Date.now());
+    if (stale) this.#stats.increment('staleIfError');
+    this.#logger.warn(`dynamo-cache: fetch failed; answering with the ${stale ? 'stale' : 'current'} value`, {
+      key: turn.storageKey,
+      errorName: (error as Error)?.name,
+      errorMessage: (error as Error)?.message,
+    });
+    return turn.fallback;
+  }
+
+  /** Ends a turn that stores nothing: gives the lease back so waiters need not wait for it to expire. */
+  async abandon(turn: Turn): Promise<void> {
+    if (turn.owner !== undefined) await this.#store.releaseLease(turn.storageKey, turn.owner);
+  }
+
+  async #leaseOrWait(
+    storageKey: string,
+    initial: ItemState,
+    policy: RefreshPolicy,
+    lease: Required<LeaseOptions>,
+    staleIfError: CacheEntry | undefined,
+  ): Promise<Resolution> {
+    const deadline = Date.now() + lease.waitMs;
+    let state = initial;
+    let pause = lease.pollMs;
+    let waited = false;
+    for (;;) {
+      const now = Date.now();
+      if (state.entry !== undefined && isFresh(state.entry, now)) return this.#hit(state.entry, 'dynamo', false);
+      const leaseAlive = state.lease !== undefined && state.lease.untilMs > now;
+      if (!leaseAlive) {
+        // While we waited, the holder gave the lease back without a value: its fetch failed.
+        if (waited && staleIfError !== undefined) {
+          this.#stats.increment('staleIfError');
+          return this.#hit(staleIfError, 'dynamo', true);
+        }
+        const owner = `${this.#ownerPrefix}:${++this.#turns}`;
+        const attempt = await this.#store.acquireLease(storageKey, { owner, nowMs: now, untilMs: now + lease.ttlMs, notFreshAfterMs: now });
+        if (!attempt.ok) return this.#miss(storageKey, undefined, staleIfError);
+        if (attempt.acquired) {
+          this.#stats.increment('leaseWins');
+          return this.#miss(storageKey, owner, staleIfError);
+        }
+        if (attempt.state !== undefined && attempt.state.entry !== undefined && isFresh(attempt.state.entry, Date.now())) {
+          return this.#hit(attempt.state.entry, 'dynamo', false);
+        }
+      }
+      // Someone else is refreshing: answer from a value within the stale-while-revalidate window at once.
+      if (state.entry !== undefined && withinStaleWindow(state.entry, Date.now(), policy.staleWhileRevalidateSeconds)) {
+        return this.#hit(state.entry, 'dynamo', true);
+      }
+      if (!waited) {
+        waited = true;
+        this.#stats.increment('leaseWaits');
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        this.#stats.increment('leaseWaitTimeouts');
+        this.#logger.warn('dynamo-cache: waited for another refresh too long', { key: storageKey, waitMs: lease.waitMs, onWaitTimeout: lease.onWaitTimeout });
+        if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${lease.waitMs} ms for another caller to refresh ${storageKey}`);
+        return this.#miss(storageKey, undefined, staleIfError);
+      }
+      // Full jitter, so waiters started together do not poll together.
+      await sleep(Math.min(remaining, pause / 2 + Math.random() * (pause / 2)));
+      pause = Math.min(pause * 2, lease.maxPollMs);
+      const read = await this.#store.read(storageKey, true);
+      if (!read.ok || read.state.corrupt) return this.#miss(storageKey, undefined, staleIfError);
+      state = read.state;
+    }
+  }
+
+  /** XFetch: a turn to refresh a fresh value early, when chosen by chance and (with the lease) the lease is won. */
+  async #earlyRefresh(storageKey: string, entry: CacheEntry, policy: RefreshPolicy): Promise<Resolution | undefined> {
+    const now = Date.now();
+    if (policy.earlyRefresh === false || entry.payload === undefined || !shouldRefreshEarly(entry, now, policy.earlyRefresh.beta)) return undefined;
+    let owner: string | undefined;
+    if (policy.lease !== false) {
+      owner = `${this.#ownerPrefix}:${++this.#turns}`;
+      const attempt = await this.#store.acquireLease(storageKey, {
+        owner,
+        nowMs: now,
+        untilMs: now + policy.lease.ttlMs,
+        notFreshAfterMs: entry.freshUntilMs,
+      });
+      if (!attempt.ok || !attempt.acquired) return undefined;
+    }
+    this.#stats.increment('earlyRefreshes');
+    return { found: false, turn: { storageKey, owner, fallback: entry, startedAt: now } };
+  }
+
+  #hit(entry: CacheEntry, source: 'memory' | 'dynamo', stale: boolean): Resolution {
+    this.#stats.increment('hits');
+    this.#stats.increment(source === 'memory' ? 'memoryHits' : 'dynamoHits');
+    if (stale) this.#stats.increment('staleHits');
+    if (entry.payload === undefined) this.#stats.increment('negativeHits');
+    return { found: true, entry, stale };
+  }
+
+  #miss(storageKey: string, owner: string | undefined, fallback: CacheEntry | undefined): Resolution {
+    this.#stats.increment('misses');
+    return { found: false, turn: { storageKey, owner, fallback, startedAt: Date.now() } };
+  }
+}

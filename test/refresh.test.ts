@@ -1,0 +1,255 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { OriginalCacheService } from '../bench/baselines/original-cache-service.ts';
+import type { DynamoCache } from '../src/cache.ts';
+import { LeaseWaitTimeoutError } from '../src/errors.ts';
+import { shouldRefreshEarly } from '../src/freshness.ts';
+import type { DynamoCacheOptions } from '../src/options.ts';
+import { useDynalite } from './support/fixtures.ts';
+
+const db = useDynalite();
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** `n` simulated execution environments: separate caches, memory tiers and SDK clients on one table. */
+async function fleet(n: number, tableName: string, options: DynamoCacheOptions = {}): Promise<DynamoCache[]> {
+  return Promise.all(Array.from({ length: n }, async () => (await db.newCache({ tableName, ...options })).cache));
+}
+
+const sum = (caches: DynamoCache[], counter: 'fetches' | 'leaseWins' | 'leaseWaits' | 'staleHits' | 'leaseWaitTimeouts' | 'earlyRefreshes' | 'staleIfError') =>
+  caches.reduce((total, cache) => total + cache.stats()[counter], 0);
+
+/** An upstream that counts its calls and answers after `delayMs`. */
+function upstream(delayMs: number) {
+  let calls = 0;
+  return {
+    get calls() {
+      return calls;
+    },
+    fetch: async () => {
+      const n = ++calls;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      return { token: `token-${n}` };
+    },
+  };
+}
+
+class TooManyRequests extends Error {
+  override name = 'TooManyRequests';
+  readonly status = 429;
+}
+
+describe('cross-environment lease', () => {
+  it('50 environments missing one key at once: the fetcher runs exactly once and all 50 get its value', async () => {
+    const tableName = await db.newTable();
+    const caches = await fleet(50, tableName);
+    const api = upstream(100);
+    const results = await Promise.all(caches.map((cache) => cache.getOrSet('hot', api.fetch, { ttlSeconds: 60 })));
+    expect(api.calls).toBe(1);
+    expect(new Set(results.map((r) => r.token))).toEqual(new Set(['token-1']));
+    expect(sum(caches, 'leaseWins')).toBe(1);
+    expect(sum(caches, 'leaseWaits')).toBeGreaterThan(0);
+  });
+
+  it('with the lease turned off the same stampede calls the upstream from (almost) every environment', async () => {
+    const tableName = await db.newTable();
+    const caches = await fleet(50, tableName, { lease: false });
+    const api = upstream(100);
+    await Promise.all(caches.map((cache) => cache.getOrSet('hot', api.fetch, { ttlSeconds: 60 })));
+    // Every environment misses before any fetch finishes, so each calls the upstream.
+    expect(api.calls).toBeGreaterThanOrEqual(45);
+    expect(sum(caches, 'leaseWins')).toBe(0);
+  });
+
+  it('a lease holder that never finishes is replaced once its lease expires; nobody waits past the bound', async () => {
+    const tableName = await db.newTable();
+    const lease = { ttlMs: 300, waitMs: 3000 };
+    const [holder, ...others] = await fleet(4, tableName, { lease });
+    void holder!.getOrSet('k', () => new Promise<never>(() => {})); // hangs forever, holding the lease
+    await vi.waitFor(async () => {
+      const item = await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: 'k' } }, ConsistentRead: true }));
+      expect(item.Item?.dc_lease).toBeDefined();
+    });
+    const api = upstream(20);
+    const started = performance.now();
+    const results = await Promise.all(others.map((cache) => cache.getOrSet('k', api.fetch)));
+    const elapsed = performance.now() - started;
+    expect(api.calls).toBe(1);
+    expect(results.map((r) => r.token)).toEqual(['token-1', 'token-1', 'token-1']);
+    expect(sum(others, 'leaseWaitTimeouts')).toBe(0); // taken over after ~300 ms, well inside the 3 s wait
+    expect(elapsed).toBeLessThan(lease.waitMs);
+  });
+
+  it('a waiter whose bound runs out fetches itself (liveness), or throws with onWaitTimeout: throw', async () => {
+    const tableName = await db.newTable();
+    const [holder, patient, strict] = await fleet(3, tableName, { lease: { ttlMs: 60_000, waitMs: 200 } });
+    void holder!.getOrSet('k', () => new Promise<never>(() => {}));
+    void holder!.getOrSet('k2', () => new Promise<never>(() => {}));
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(2));
+    const started = performance.now();
+    expect(await patient!.getOrSet('k', async () => 'fetched anyway')).toBe('fetched anyway');
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(190);
+    expect(waited).toBeLessThan(200 + 1000);
+    expect(patient!.stats().leaseWaitTimeouts).toBe(1);
+    const strictFetcher = vi.fn(async () => 'never');
+    await expect(strict!.getOrSet('k2', strictFetcher, { lease: { onWaitTimeout: 'throw', waitMs: 100 } })).rejects.toBeInstanceOf(LeaseWaitTimeoutError);
+    expect(strictFetcher).not.toHaveBeenCalled();
+  });
+
+  it('a holder whose fetch fails gives the lease back, so a waiter takes over without waiting for expiry', async () => {
+    const tableName = await db.newTable();
+    const [first, second] = await fleet(2, tableName, { lease: { ttlMs: 30_000, waitMs: 5000 } });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const failing = first!.getOrSet('k', async () => {
+      await gate;
+      throw new TooManyRequests('upstream 429');
+    });
+    await vi.waitFor(() => expect(first!.stats().leaseWins).toBe(1));
+    const waiting = second!.getOrSet('k', async () => 'second try');
+    setTimeout(release, 50);
+    await expect(failing).rejects.toBeInstanceOf(TooManyRequests);
+    expect(await waiting).toBe('second try');
+    expect(second!.stats().leaseWaitTimeouts).toBe(0);
+  });
+
+  it('an item holding only a lease reads as a miss for the original Python service and for get', async () => {
+    const tableName = await db.newTable();
+    const [holder, reader] = await fleet(2, tableName);
+    void holder!.getOrSet('k', () => new Promise<never>(() => {}));
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(1));
+    expect(await new OriginalCacheService(db.client, tableName).get('k')).toBeUndefined();
+    expect(await reader!.get('k')).toBeUndefined();
+    expect(reader!.stats().corruptItems).toBe(0);
+  });
+});
+
+describe('stale-while-revalidate', () => {
+  it('with a stale value, one of 50 concurrent callers refreshes and the other 49 answer from the stale value at once', async () => {
+    const tableName = await db.newTable();
+    const caches = await fleet(50, tableName, { staleWhileRevalidateSeconds: 600 });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await caches[0]!.set('k', { token: 'old' }, { ttlSeconds: 10 });
+    vi.setSystemTime(Date.now() + 20_000); // past the TTL, inside the stale window
+    let staleAnswers = 0;
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let fetches = 0;
+    const fetcher = async () => {
+      fetches += 1;
+      await gate; // opens only once 49 callers have answered: they must not depend on this fetch
+      return { token: 'new' };
+    };
+    const results = await Promise.all(
+      caches.map(async (cache) => {
+        const value = await cache.getOrSet('k', fetcher, { ttlSeconds: 10 });
+        if (value.token === 'old' && ++staleAnswers === 49) openGate();
+        return value.token;
+      }),
+    );
+    expect(fetches).toBe(1);
+    expect(results.filter((t) => t === 'old')).toHaveLength(49);
+    expect(results.filter((t) => t === 'new')).toHaveLength(1);
+    expect(sum(caches, 'staleHits')).toBe(49);
+    expect(await caches[7]!.get('k')).toEqual({ token: 'new' });
+  });
+
+  it('get() never returns a stale value; the item stays stored for the whole stale window', async () => {
+    const { cache, tableName } = await db.newCache({ staleWhileRevalidateSeconds: 300, staleIfErrorSeconds: 600 });
+    const before = Date.now();
+    await cache.set('k', 'v', { ttlSeconds: 10 });
+    const raw = await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: 'k' } } }));
+    expect(Number(raw.Item!.expires_at!.N) * 1000).toBeGreaterThanOrEqual(before + 610_000);
+    expect(Number(raw.Item!.dc_fresh!.N)).toBeGreaterThanOrEqual(before + 10_000);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 11_000);
+    expect(await cache.get('k')).toBeUndefined();
+  });
+});
+
+describe('stale-if-error', () => {
+  it('a failing upstream is answered with the stale value for the configured window, then the error', async () => {
+    const { cache } = await db.newCache({ memory: false });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await cache.set('token', 'still-good', { ttlSeconds: 60, staleIfErrorSeconds: 300 });
+    const failing = vi.fn(async () => {
+      throw new TooManyRequests('upstream answered 429');
+    });
+    vi.setSystemTime(Date.now() + 120_000); // stale, inside the 300 s window
+    expect(await cache.getOrSet('token', failing, { ttlSeconds: 60, staleIfErrorSeconds: 300 })).toBe('still-good');
+    vi.setSystemTime(Date.now() + 250_000); // 370 s after the write: 310 s stale, outside the 300 s window
+    await expect(cache.getOrSet('token', failing, { ttlSeconds: 60, staleIfErrorSeconds: 300 })).rejects.toBeInstanceOf(TooManyRequests);
+    expect(failing).toHaveBeenCalledTimes(2);
+    expect(cache.stats().staleIfError).toBe(1);
+  });
+
+  it('the stale-if-error answer is logged as a warning', async () => {
+    const { cache, logger } = await db.newCache({ memory: false, staleIfErrorSeconds: 300 });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await cache.set('k', 1, { ttlSeconds: 1 });
+    vi.setSystemTime(Date.now() + 5_000);
+    expect(
+      await cache.getOrSet('k', async () => {
+        throw new TooManyRequests('429');
+      }),
+    ).toBe(1);
+    expect(logger.warnings.some((w) => /answering with the stale value/.test(w.message) && w.fields.errorName === 'TooManyRequests')).toBe(true);
+  });
+});
+
+describe('probabilistic early refresh (XFetch)', () => {
+  it('refreshes with a probability that grows as expiry nears and with the fetch time', () => {
+    const timing = { freshUntilMs: 10_000, expiresAtMs: 10_000, fetchMs: 100 };
+    // Refreshes when -ln(1-u) * fetchMs * beta >= time left.
+    expect(shouldRefreshEarly(timing, 9_950, 1, () => 0.5)).toBe(true); // 69 ms ahead >= 50 ms left
+    expect(shouldRefreshEarly(timing, 9_950, 1, () => 0.3)).toBe(false); // 36 ms ahead < 50 ms left
+    expect(shouldRefreshEarly(timing, 5_000, 1, () => 0.99)).toBe(false); // 460 ms ahead < 5 s left
+    expect(shouldRefreshEarly(timing, 5_000, 20, () => 0.99)).toBe(true); // beta 20: 9.2 s ahead
+    expect(shouldRefreshEarly({ ...timing, fetchMs: undefined }, 9_999, 1, () => 0.99)).toBe(false);
+  });
+
+  it('a hot key near expiry is refreshed early by one environment, never by all', async () => {
+    const tableName = await db.newTable();
+    const caches = await fleet(20, tableName, { memory: false });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const api = upstream(0);
+    // The first fetch "takes" 200 ms on the fake clock: XFetch scales the early window by the fetch time.
+    await caches[0]!.getOrSet('hot', async () => {
+      vi.setSystemTime(Date.now() + 200);
+      return api.fetch();
+    }, { ttlSeconds: 30 });
+    vi.setSystemTime(Date.now() + 29_000);
+    const results = await Promise.all(caches.map((cache) => cache.getOrSet('hot', api.fetch, { ttlSeconds: 30, earlyRefresh: { beta: 1e6 } })));
+    expect(api.calls).toBe(2);
+    expect(sum(caches, 'earlyRefreshes')).toBe(1);
+    expect(results.every((r) => r.token === 'token-1' || r.token === 'token-2')).toBe(true);
+  });
+});
+
+describe('negative caching', () => {
+  it('caches a fetcher’s "not found" for negativeTtlSeconds, then asks again', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const lookup = vi.fn(async (): Promise<string | undefined> => undefined);
+    expect(await cache.getOrSet('user:404', lookup, { negativeTtlSeconds: 30 })).toBeUndefined();
+    expect(await cache.getOrSet('user:404', lookup, { negativeTtlSeconds: 30 })).toBeUndefined();
+    expect(lookup).toHaveBeenCalledTimes(1);
+    expect(cache.stats().negativeHits).toBe(1);
+    expect(await cache.get('user:404')).toBeUndefined();
+    expect(await new OriginalCacheService(db.client, tableName).get('user:404')).toBeUndefined();
+    vi.setSystemTime(Date.now() + 31_000);
+    lookup.mockResolvedValueOnce('found now');
+    expect(await cache.getOrSet('user:404', lookup, { negativeTtlSeconds: 30 })).toBe('found now');
+    expect(lookup).toHaveBeenCalledTimes(2);
+  });
+
+  it('getMany leaves cached "not found" keys out', async () => {
+    const { cache } = await db.newCache({ memory: false });
+    await cache.getOrSet('missing', async () => undefined, { negativeTtlSeconds: 60 });
+    await cache.set('present', 1);
+    expect(await cache.getMany(['missing', 'present'])).toEqual(new Map([['present', 1]]));
+  });
+});
