@@ -1,21 +1,38 @@
-// Builds the package: `dist/` (ESM and CommonJS bundles of the library, with `.d.ts` types).
-// Usage: node build.mjs
+// Builds dynamo-cache:
+// - dist/: the npm package (ESM and CommonJS bundles of the library, the CLI, and .d.ts types);
+// - layer/nodejs/node_modules/: the Lambda layer (dynamo-cache with its own dependencies bundled, and
+//   @middy/core for functions that use the middleware), leaving @aws-sdk/* and @smithy/* to the runtime.
+// Usage: node build.mjs [--zip]   (--zip also writes layer.zip, the layer's deployment archive)
 import { build } from 'esbuild';
+import { zipSync } from 'fflate';
 import { execFileSync } from 'node:child_process';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 
 const root = import.meta.dirname;
 const dist = join(root, 'dist');
+const layerRoot = join(root, 'layer');
+const layerModules = join(layerRoot, 'nodejs', 'node_modules');
+const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 
 /** Options shared by every bundle: Node 22, the runtime of `nodejs22.x` and `nodejs24.x`. */
-const common = { bundle: true, platform: 'node', target: 'node22', sourcemap: true, logLevel: 'warning' };
+const common = { bundle: true, platform: 'node', target: 'node22', logLevel: 'warning', legalComments: 'none' };
+
+/**
+ * The Lambda Node.js runtimes ship AWS SDK v3 (@aws-sdk/* and @smithy/*). A copy in a layer would shadow
+ * the runtime's for every function that attaches it, so the layer leaves them out.
+ */
+const runtimeProvided = ['@aws-sdk/*', '@smithy/*'];
+
+/** Bundled CommonJS dependencies call require() for Node built-ins; an ES module bundle needs one. */
+const esmRequireBanner = "import { createRequire as __dcCreateRequire } from 'node:module'; const require = __dcCreateRequire(import.meta.url);";
 
 async function buildPackage() {
   await rm(dist, { recursive: true, force: true });
   // The npm package leaves every dependency to the installer.
-  await build({ ...common, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.js'), format: 'esm', packages: 'external' });
-  await build({ ...common, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs', packages: 'external' });
+  const external = { packages: 'external', sourcemap: true };
+  await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.js'), format: 'esm' });
+  await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs' });
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   await rewriteDeclarationImports(join(dist, 'types'));
 }
@@ -30,4 +47,45 @@ async function rewriteDeclarationImports(dir) {
   }
 }
 
+async function buildLayer() {
+  await rm(join(layerRoot, 'nodejs'), { recursive: true, force: true });
+  const out = join(layerModules, 'dynamo-cache');
+  const bundled = { external: runtimeProvided, minifySyntax: true };
+  await build({ ...common, ...bundled, entryPoints: ['src/index.ts'], outfile: join(out, 'index.mjs'), format: 'esm', banner: { js: esmRequireBanner } });
+  await build({ ...common, ...bundled, entryPoints: ['src/index.ts'], outfile: join(out, 'index.cjs'), format: 'cjs' });
+  await writeFile(
+    join(out, 'package.json'),
+    `${JSON.stringify(
+      {
+        name: pkg.name,
+        version: pkg.version,
+        description: `${pkg.description} (Lambda layer build: dependencies bundled, AWS SDK from the runtime)`,
+        license: pkg.license,
+        exports: { '.': { import: './index.mjs', require: './index.cjs' }, './package.json': './package.json' },
+        main: './index.cjs',
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  // Functions that attach the layer get Middy too, so they need not bundle anything to use the middleware.
+  for (const name of ['core', 'util']) {
+    await cp(join(root, 'node_modules', '@middy', name), join(layerModules, '@middy', name), { recursive: true, dereference: true });
+  }
+}
+
+/** layer.zip: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */
+async function zipLayer() {
+  const files = {};
+  for (const entry of await readdir(join(layerRoot, 'nodejs'), { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const file = join(entry.parentPath, entry.name);
+    files[relative(layerRoot, file).split('\\').join('/')] = [await readFile(file), { mtime: new Date('2026-01-01T00:00:00Z') }];
+  }
+  await writeFile(join(root, 'layer.zip'), zipSync(files, { level: 9 }));
+}
+
+await mkdir(layerRoot, { recursive: true });
 await buildPackage();
+await buildLayer();
+if (process.argv.includes('--zip')) await zipLayer();

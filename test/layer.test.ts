@@ -1,0 +1,142 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useDynalite } from './support/fixtures.ts';
+import { httpApiEvent } from './support/http-events.ts';
+
+const db = useDynalite();
+const root = join(import.meta.dirname, '..');
+const run = promisify(execFile);
+
+/**
+ * A Lambda-like file system in a temporary folder: the layer under opt/, the AWS SDK (and only the SDK and
+ * its dependencies) under var/runtime/node_modules standing in for the runtime's, the function under
+ * var/task. NODE_PATH is the one Lambda sets.
+ */
+let sandbox: string;
+let nodePath: string;
+let tableName: string;
+
+/** The packages the runtime provides: the SDK clients this library imports, and everything they depend on. */
+async function runtimeClosure(names: string[]): Promise<Set<string>> {
+  const closure = new Set<string>();
+  const queue = [...names];
+  while (queue.length > 0) {
+    const name = queue.pop()!;
+    if (closure.has(name)) continue;
+    closure.add(name);
+    const manifest = JSON.parse(await readFile(join(root, 'node_modules', name, 'package.json'), 'utf8'));
+    queue.push(...Object.keys(manifest.dependencies ?? {}));
+  }
+  return closure;
+}
+
+beforeAll(async () => {
+  execFileSync(process.execPath, [join(root, 'build.mjs')], { cwd: root, stdio: 'pipe' });
+  sandbox = await mkdtemp(join(tmpdir(), 'dynamo-cache-lambda-'));
+  await cp(join(root, 'layer', 'nodejs'), join(sandbox, 'opt', 'nodejs'), { recursive: true });
+  for (const name of await runtimeClosure(['@aws-sdk/client-dynamodb'])) {
+    await mkdir(join(sandbox, 'var', 'runtime', 'node_modules', name, '..'), { recursive: true });
+    await symlink(join(root, 'node_modules', name), join(sandbox, 'var', 'runtime', 'node_modules', name), 'dir');
+  }
+  nodePath = ['opt/nodejs/node22/node_modules', 'opt/nodejs/node_modules', 'var/runtime/node_modules', 'var/runtime', 'var/task']
+    .map((folder) => join(sandbox, folder))
+    .join(delimiter);
+  tableName = await db.newTable();
+});
+
+afterAll(async () => {
+  await rm(sandbox, { recursive: true, force: true });
+});
+
+/** Deploys `files` as the function code in its own task folder and invokes it with `events` in a fresh Node 22 process. */
+async function invoke(task: string, handlerFile: string, events: unknown[], options: { hook?: boolean } = {}): Promise<any[]> {
+  const taskDir = join(sandbox, 'var', task);
+  const { stdout } = await run(
+    process.execPath,
+    [
+      ...(options.hook === false ? [] : ['--import', join(root, 'test/support/lambda-runtime/esm-node-path.mjs')]),
+      join(root, 'test/support/lambda-runtime/bootstrap.mjs'),
+      join(taskDir, handlerFile),
+      JSON.stringify(events),
+    ],
+    {
+      cwd: taskDir,
+      env: {
+        PATH: process.env.PATH,
+        NODE_PATH: nodePath.replace(join(sandbox, 'var/task'), taskDir),
+        LAMBDA_TASK_ROOT: taskDir,
+        AWS_LAMBDA_FUNCTION_NAME: 'layer-test',
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'local',
+        AWS_SECRET_ACCESS_KEY: 'local',
+        AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
+        DYNAMO_CACHE_TABLE: tableName,
+        DYNAMO_CACHE_NAMESPACE: task,
+        POWERTOOLS_LOG_LEVEL: 'ERROR',
+      },
+    },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop()!);
+}
+
+async function deploy(task: string, source: string, file: string): Promise<void> {
+  await mkdir(join(sandbox, 'var', task), { recursive: true });
+  await writeFile(join(sandbox, 'var', task, file), await readFile(join(root, source)));
+}
+
+describe('the built layer, loaded the way Lambda loads it', () => {
+  it('a CommonJS handler require()s dynamo-cache from the layer and gets a hit on the second call', async () => {
+    await deploy('cjs-task', 'test/fixtures/cjs-function/index.js', 'index.js');
+    const [first, second] = await invoke('cjs-task', 'index.js', [{ name: 'ada' }, { name: 'ada' }]);
+    expect(first).toMatchObject({ value: { greeting: 'hello ada' }, upstreamCalls: 1, hits: 0, errors: 0 });
+    expect(second).toMatchObject({ value: { greeting: 'hello ada' }, upstreamCalls: 1, hits: 1, memoryHits: 1, errors: 0 });
+    // A new execution environment (a fresh process) finds the value in DynamoDB.
+    const [cold] = await invoke('cjs-task', 'index.js', [{ name: 'ada' }]);
+    expect(cold).toMatchObject({ upstreamCalls: 0, dynamoHits: 1 });
+  });
+
+  it('the example ES module function (template.yaml) imports dynamo-cache and @middy/core from the layer; the second GET is a hit', async () => {
+    await deploy('esm-task', 'examples/layer-function/index.mjs', 'index.mjs');
+    const event = httpApiEvent({ path: '/users/42', route: '/users/{id}' });
+    const [first, second] = await invoke('esm-task', 'index.mjs', [event, event]);
+    expect(first.statusCode).toBe(200);
+    expect(JSON.parse(first.body)).toMatchObject({ id: '42', name: 'User 42' });
+    expect(first.headers['X-Cache']).toBe('Miss');
+    expect(second.headers['X-Cache']).toBe('Hit');
+    expect(second.body).toBe(first.body);
+    const [health] = await invoke('esm-task', 'index.mjs', [httpApiEvent({ path: '/health', route: '/health' })]);
+    expect(health).toMatchObject({ statusCode: 200, body: 'ok' });
+    expect(health.headers?.['X-Cache']).toBeUndefined();
+  });
+
+  it('without the NODE_PATH resolution of ES modules the import fails: the hook is what finds the layer', async () => {
+    await deploy('esm-nohook', 'examples/layer-function/index.mjs', 'index.mjs');
+    await expect(invoke('esm-nohook', 'index.mjs', [{}], { hook: false })).rejects.toThrow(/ERR_MODULE_NOT_FOUND|Cannot find package/);
+  });
+
+  it('contains no @aws-sdk or @smithy code: the runtime provides the SDK', async () => {
+    const files = await readdir(join(root, 'layer', 'nodejs'), { recursive: true });
+    expect(files.filter((file) => /@aws-sdk|@smithy/.test(file))).toEqual([]);
+    for (const bundle of ['index.mjs', 'index.cjs']) {
+      const text = await readFile(join(root, 'layer/nodejs/node_modules/dynamo-cache', bundle), 'utf8');
+      // esbuild marks each bundled module with its path; the library's own dependencies are there, the SDK is not.
+      const bundledModules = new Set([...text.matchAll(/^\/\/ node_modules\/((?:@[^/]+\/)?[^/]+)\//gm)].map((m) => m[1]));
+      expect(bundledModules).toContain('lru-cache');
+      expect(bundledModules).toContain('cockatiel');
+      expect([...bundledModules].filter((name) => /^@aws-sdk|^@smithy/.test(name!))).toEqual([]);
+      expect(text).not.toMatch(/class DynamoDBClient\b/);
+      // Only the client package is left to the runtime.
+      const sdkImports = new Set([...text.matchAll(/(?:from |require\()["'](@(?:aws-sdk|smithy)\/[^"']+)["']/g)].map((m) => m[1]));
+      expect([...sdkImports]).toEqual(['@aws-sdk/client-dynamodb']);
+    }
+  });
+
+  it('serves both import and require from its package.json', async () => {
+    const manifest = JSON.parse(await readFile(join(root, 'layer/nodejs/node_modules/dynamo-cache/package.json'), 'utf8'));
+    expect(manifest.exports['.']).toEqual({ import: './index.mjs', require: './index.cjs' });
+  });
+});

@@ -1,0 +1,156 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { NAMESPACE_ENV, TABLE_ENV } from '../src/options.ts';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../src/persistence/item.ts';
+import { parseTemplate, validateTemplate, type Template } from './support/cloudformation.ts';
+
+const root = join(import.meta.dirname, '..');
+const load = (): Template => parseTemplate(readFileSync(join(root, 'template.yaml'), 'utf8'));
+const template = load();
+const resources = template.Resources as Record<string, { Type: string; Condition?: string; Properties: any }>;
+
+/** Every IAM policy statement in the template: function policies and any IAM resources. */
+function statements(): any[] {
+  const found: any[] = [];
+  for (const resource of Object.values(resources)) {
+    for (const policy of [resource.Properties?.Policies ?? [], resource.Properties?.PolicyDocument ?? []].flat()) {
+      if (typeof policy === 'object' && policy !== null) found.push(...[policy.Statement ?? []].flat());
+    }
+  }
+  return found;
+}
+
+/** The DynamoDB operations the library's code sends (`new XxxCommand(`), as IAM actions. */
+function actionsUsedByLibrary(): Set<string> {
+  const actions = new Set<string>();
+  for (const file of readdirSync(join(root, 'src'), { recursive: true }) as string[]) {
+    if (!file.endsWith('.ts') || file.startsWith('cli')) continue;
+    for (const [, operation] of readFileSync(join(root, 'src', file), 'utf8').matchAll(/new (\w+)Command\(/g)) actions.add(`dynamodb:${operation}`);
+  }
+  return actions;
+}
+
+describe('template.yaml', () => {
+  it('is valid against the AWS resource specification (types, properties, required properties, references)', async () => {
+    expect(await validateTemplate(template)).toEqual([]);
+  });
+
+  it('the validator is not vacuous: a broken copy is rejected', async () => {
+    const broken = load();
+    broken.Resources.CacheTable.Properties.ProvisionedThroughput = { ReadCapacityUnits: 'many' };
+    broken.Resources.CacheLayer.Properties.CompatibleRuntimes = 'nodejs22.x';
+    broken.Resources.ExampleFunction.Properties.Layers = [{ Ref: 'NoSuchLayer' }];
+    broken.Resources.ExampleFunction.Properties.Timeoutt = 10;
+    const problems = await validateTemplate(broken);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/ReadCapacityUnits: expected a number/),
+        expect.stringMatching(/CacheLayer.CompatibleRuntimes: expected a list/),
+        expect.stringMatching(/Ref to unknown NoSuchLayer/),
+        expect.stringMatching(/Timeoutt: not a property/),
+      ]),
+    );
+  });
+
+  describe('CacheTable', () => {
+    const table = resources.CacheTable!;
+
+    it('is an AWS::DynamoDB::Table, on demand, named <AppName>-cache-<AppEnv> as the original', () => {
+      expect(table.Type).toBe('AWS::DynamoDB::Table');
+      expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(table.Properties.TableName).toEqual({ 'Fn::Sub': '${AppName}-cache-${AppEnv}' });
+    });
+
+    it('has the key schema the library expects', () => {
+      expect(table.Properties.KeySchema).toEqual([{ AttributeName: DEFAULT_ATTRIBUTE_NAMES.key, KeyType: 'HASH' }]);
+      expect(table.Properties.AttributeDefinitions).toEqual([{ AttributeName: DEFAULT_ATTRIBUTE_NAMES.key, AttributeType: 'S' }]);
+    });
+
+    it('has TTL on the library’s default expiry attribute', () => {
+      expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: DEFAULT_ATTRIBUTE_NAMES.expiresAt, Enabled: true });
+    });
+
+    it('has server-side encryption on, with an optional customer managed KMS key', () => {
+      const [condition, withKey, withoutKey] = table.Properties.SSESpecification['Fn::If'];
+      expect(condition).toBe('UseCustomerManagedKey');
+      expect(withKey).toEqual({ SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { Ref: 'KmsKeyArn' } });
+      expect(withoutKey).toEqual({ SSEEnabled: true });
+      expect(template.Conditions.UseCustomerManagedKey).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'KmsKeyArn' }, ''] }] });
+    });
+  });
+
+  describe('CacheLayer', () => {
+    const layer = resources.CacheLayer!;
+
+    it('is built from layer/ for nodejs22.x and nodejs24.x on both architectures, and retained', () => {
+      expect(layer.Type).toBe('AWS::Serverless::LayerVersion');
+      expect(layer.Properties.ContentUri).toBe('layer/');
+      expect(layer.Properties.CompatibleRuntimes).toEqual(['nodejs22.x', 'nodejs24.x']);
+      expect(layer.Properties.CompatibleArchitectures).toEqual(['x86_64', 'arm64']);
+      expect(layer.Properties.RetentionPolicy).toBe('Retain');
+    });
+
+    it('can be shared with an account or an organization, each only when its parameter is set', () => {
+      const account = resources.CacheLayerAccountPermission!;
+      const organization = resources.CacheLayerOrganizationPermission!;
+      expect(account).toMatchObject({ Type: 'AWS::Lambda::LayerVersionPermission', Condition: 'ShareWithAccount' });
+      expect(account.Properties).toEqual({ Action: 'lambda:GetLayerVersion', LayerVersionArn: { Ref: 'CacheLayer' }, Principal: { Ref: 'ShareWithAccountId' } });
+      expect(organization).toMatchObject({ Type: 'AWS::Lambda::LayerVersionPermission', Condition: 'ShareWithOrganization' });
+      expect(organization.Properties).toMatchObject({ Principal: '*', OrganizationId: { Ref: 'ShareWithOrganizationId' } });
+    });
+  });
+
+  describe('ExampleFunction', () => {
+    const fn = resources.ExampleFunction!;
+
+    it('attaches the layer instead of bundling the library', () => {
+      expect(fn.Properties.Layers).toEqual([{ Ref: 'CacheLayer' }]);
+      expect(['nodejs22.x', 'nodejs24.x']).toContain(fn.Properties.Runtime);
+      const codeDir = join(root, fn.Properties.CodeUri);
+      expect(readdirSync(codeDir)).toEqual(['index.mjs']);
+      expect(existsSync(join(codeDir, 'package.json'))).toBe(false);
+      expect(readFileSync(join(codeDir, 'index.mjs'), 'utf8')).toMatch(/from 'dynamo-cache'/);
+    });
+
+    it('is configured by environment variables only', () => {
+      expect(fn.Properties.Environment.Variables).toEqual({ [TABLE_ENV]: { Ref: 'CacheTable' }, [NAMESPACE_ENV]: { Ref: 'ExampleNamespace' } });
+    });
+
+    it('memoizes a GET route of an HTTP API', () => {
+      expect(fn.Properties.Events.GetUser).toEqual({ Type: 'HttpApi', Properties: { Path: '/users/{id}', Method: 'GET' } });
+    });
+  });
+
+  describe('least privilege', () => {
+    const dynamoStatements = () => statements().filter((s) => [s.Action].flat().some((a: string) => a.startsWith('dynamodb:')));
+
+    it('no policy allows Scan, or any wildcard action', () => {
+      const actions = statements().flatMap((s) => [s.Action].flat());
+      expect(actions.length).toBeGreaterThan(0);
+      expect(actions.filter((a: string) => /scan/i.test(a))).toEqual([]);
+      expect(actions.filter((a: string) => a.includes('*'))).toEqual([]);
+    });
+
+    it('allows exactly the item actions the library sends, no more', () => {
+      const allowed = new Set(dynamoStatements().flatMap((s) => [s.Action].flat()));
+      expect(allowed).toEqual(actionsUsedByLibrary());
+    });
+
+    it('every DynamoDB statement is on the cache table only, restricted by LeadingKeys to the function’s namespace', () => {
+      const found = dynamoStatements();
+      expect(found.length).toBeGreaterThan(0);
+      for (const statement of found) {
+        expect(statement.Effect).toBe('Allow');
+        expect(statement.Resource).toEqual({ 'Fn::GetAtt': ['CacheTable', 'Arn'] });
+        expect(statement.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [{ 'Fn::Sub': '${ExampleNamespace}:*' }] } });
+      }
+    });
+  });
+
+  it('outputs the table name, the layer ARN and the API URL', () => {
+    expect(template.Outputs.CacheTableName.Value).toEqual({ Ref: 'CacheTable' });
+    expect(template.Outputs.CacheLayerArn.Value).toEqual({ Ref: 'CacheLayer' });
+    expect(template.Outputs.ApiUrl.Value['Fn::Sub']).toMatch(/^https:\/\/\$\{ServerlessHttpApi\}\.execute-api\./);
+  });
+});
