@@ -1,4 +1,4 @@
-import { decodePayload, encodeValue, type Payload } from './codec.ts';
+import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec.ts';
 import type { CacheEntry } from './entry.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
@@ -121,7 +121,7 @@ export class DynamoCache {
     this.#options = resolved;
     this.tableName = resolved.tableName;
     this.namespace = resolved.namespace;
-    this.#keys = new KeyMapper(resolved.namespace);
+    this.#keys = new KeyMapper(resolved.namespace, resolved.hashKeys);
     this.#memory = resolved.memory === false ? undefined : new MemoryTier(resolved.memory);
     this.#guard = new DynamoGuard({ timeoutMs: resolved.timeoutMs, retry: resolved.retry, breaker: resolved.breaker, logger: resolved.logger, stats: this.#stats });
     const dynamo = new DynamoStore({
@@ -132,7 +132,18 @@ export class DynamoCache {
       guard: this.#guard,
       stats: this.#stats,
     });
-    this.#store = new TwoTierStore({ memory: this.#memory, dynamo, attributes: resolved.attributes, stats: this.#stats, logger: resolved.logger });
+    this.#store = new TwoTierStore({
+      memory: this.#memory,
+      dynamo,
+      keys: this.#keys,
+      // Decompression is bounded well above anything a cache entry can reasonably expand to.
+      codec: new ValueCodec({ compression: resolved.compression, keyring: resolved.keyring, maxDecodedBytes: Math.max(64 * resolved.maxValueBytes, 256 * 1024 * 1024) }),
+      attributes: resolved.attributes,
+      maxValueBytes: resolved.maxValueBytes,
+      largeValueTimeoutMs: resolved.largeValueTimeoutMs,
+      stats: this.#stats,
+      logger: resolved.logger,
+    });
     this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger);
   }
 

@@ -1,3 +1,5 @@
+import { compress, decompress, type CompressionOptions } from './compression.ts';
+import type { Keyring } from './encryption.ts';
 import { InvalidValueError } from './errors.ts';
 import { CorruptItemError, type StoredBody } from './persistence/item.ts';
 
@@ -16,13 +18,17 @@ export type Payload =
   | { readonly kind: 'bytes'; readonly data: Uint8Array }
   | { readonly kind: 'buffer'; readonly data: Uint8Array };
 
+const KINDS = new Set(['string', 'json', 'bytes', 'buffer']);
+const ENCRYPTION = 'aes256gcm';
+
 /**
  * Turns a caller's value into a payload, or throws `InvalidValueError` for anything that would not come
  * back exactly: `undefined` (anywhere), functions, symbols, bigints, non-finite numbers, `Date`, `Map`,
  * class instances, sparse arrays and cycles. JSON would silently drop or rewrite these.
  */
 export function encodeValue(value: unknown): Payload {
-  if (typeof value === 'string') return { kind: 'string', data: value };
+  // A string with a lone surrogate has no UTF-8 form; JSON text escapes it, so it still round-trips.
+  if (typeof value === 'string' && value.isWellFormed()) return { kind: 'string', data: value };
   if (value instanceof Uint8Array) {
     // Copy: the caller may reuse its buffer after `set` resolves.
     return { kind: Buffer.isBuffer(value) ? 'buffer' : 'bytes', data: new Uint8Array(value) };
@@ -91,25 +97,90 @@ export function payloadBytes(payload: Payload): number {
   return typeof payload.data === 'string' ? Buffer.byteLength(payload.data) : payload.data.byteLength;
 }
 
-/** The stored form of a payload. A plain string gets no marker, so the original service reads it as is. */
-export function toBody(payload: Payload): StoredBody {
-  return { marker: payload.kind === 'string' ? undefined : payload.kind, data: payload.data };
+/** Bytes a stored body occupies in DynamoDB. */
+export function bodyBytes(body: StoredBody): number {
+  return typeof body.data === 'string' ? Buffer.byteLength(body.data) : body.data.byteLength;
 }
 
-/** The payload a stored body holds; throws `CorruptItemError` for an unknown marker or a type mismatch. */
-export function fromBody(body: StoredBody): Payload {
-  const kind = body.marker ?? 'string';
-  const isText = typeof body.data === 'string';
-  switch (kind) {
-    case 'string':
-    case 'json':
-      if (!isText) throw new CorruptItemError(`a ${kind} value must be stored as S`);
-      return { kind, data: body.data as string };
-    case 'bytes':
-    case 'buffer':
-      if (isText) throw new CorruptItemError(`a ${kind} value must be stored as B`);
-      return { kind, data: body.data as Uint8Array };
-    default:
-      throw new CorruptItemError(`unknown encoding marker ${JSON.stringify(body.marker)}`);
+/** Whether a body with this marker is stored as text (S): a string or JSON value, neither compressed nor encrypted. */
+export function isTextBody(marker: string | undefined): boolean {
+  return marker === undefined || marker === 'json' || marker === 'string';
+}
+
+/** Settings of a {@link ValueCodec}. */
+export interface CodecSettings {
+  readonly compression: Required<CompressionOptions> | false;
+  readonly keyring: Keyring | undefined;
+  /** Largest decoded value accepted on read (bounds decompression). */
+  readonly maxDecodedBytes: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Turns payloads into the bodies stored in DynamoDB and back: compression when it makes a value smaller,
+ * then AES-256-GCM encryption when keys are configured. The encoding marker records each step
+ * (`json`, `json+br`, `bytes+gzip+aes256gcm:2026-11`); a plain string with neither has no marker at all.
+ */
+export class ValueCodec {
+  readonly #s: CodecSettings;
+
+  constructor(settings: CodecSettings) {
+    this.#s = settings;
   }
+
+  /** The stored body of `payload` under `storageKey` (the key is bound into the encryption). */
+  async seal(payload: Payload, storageKey: string): Promise<StoredBody> {
+    const { compression, keyring } = this.#s;
+    let marker: string = payload.kind;
+    let data: string | Uint8Array = payload.data;
+    if (compression !== false && payloadBytes(payload) >= compression.thresholdBytes && (payload.kind !== 'string' || compression.strings)) {
+      const raw = typeof data === 'string' ? Buffer.from(data) : data;
+      const compressed = compress(raw, compression.algorithm);
+      if (compressed.byteLength < raw.byteLength) {
+        data = compressed;
+        marker += `+${compression.algorithm}`;
+      }
+    }
+    if (keyring !== undefined) {
+      marker += `+${ENCRYPTION}:${keyring.writeKeyId}`;
+      data = await keyring.encrypt(typeof data === 'string' ? Buffer.from(data) : data, associatedData(storageKey, marker));
+    }
+    return { marker: marker === 'string' ? undefined : marker, data };
+  }
+
+  /** The payload of a stored body; throws `CorruptItemError` for anything it cannot decode. */
+  async open(body: StoredBody, storageKey: string): Promise<Payload> {
+    const [kind = '', ...steps] = (body.marker ?? 'string').split('+');
+    if (!KINDS.has(kind)) throw new CorruptItemError(`unknown encoding marker ${JSON.stringify(body.marker)}`);
+    let data = body.data;
+    const encryption = steps.at(-1)?.startsWith(`${ENCRYPTION}:`) ? steps.pop()! : undefined;
+    const compression = steps.pop();
+    if (steps.length > 0) throw new CorruptItemError(`unknown encoding marker ${JSON.stringify(body.marker)}`);
+    if ((encryption !== undefined || compression !== undefined) && typeof data === 'string') {
+      throw new CorruptItemError(`a ${body.marker} value must be stored as B`);
+    }
+    if (encryption !== undefined) {
+      if (this.#s.keyring === undefined) throw new CorruptItemError('the item is encrypted but no encryption keys are configured');
+      data = await this.#s.keyring.decrypt(encryption.slice(ENCRYPTION.length + 1), data as Uint8Array, associatedData(storageKey, body.marker!));
+    }
+    if (compression !== undefined) data = decompress(data as Uint8Array, compression, this.#s.maxDecodedBytes);
+    const transformed = encryption !== undefined || compression !== undefined;
+    if (kind === 'string' || kind === 'json') {
+      if (typeof data === 'string') return { kind, data };
+      if (!transformed) throw new CorruptItemError(`a ${kind} value must be stored as S`);
+      try {
+        return { kind, data: utf8.decode(data) };
+      } catch (error) {
+        throw new CorruptItemError(`a ${kind} value is not valid UTF-8`, { cause: error });
+      }
+    }
+    if (typeof data === 'string') throw new CorruptItemError(`a ${kind} value must be stored as B`);
+    return { kind: kind as 'bytes' | 'buffer', data };
+  }
+}
+
+/** What the encryption authenticates besides the data: the item's key and the full encoding marker (with the key id). */
+function associatedData(storageKey: string, marker: string): string {
+  return `dynamo-cache/v1\n${storageKey}\n${marker}`;
 }

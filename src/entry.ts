@@ -1,7 +1,6 @@
-import { fromBody, toBody, type Payload } from './codec.ts';
-import { hasExpired } from './expiry.ts';
+import type { Payload } from './codec.ts';
 import type { Deadlines, Timing } from './freshness.ts';
-import type { Lease, StoredRecord } from './persistence/item.ts';
+import type { ChunkedBody, Lease, StoredBody, StoredRecord } from './persistence/item.ts';
 
 /** A cached value (or a cached "not found") with its timing, still encoded: each caller decodes its own copy. */
 export interface CacheEntry extends Timing {
@@ -18,40 +17,27 @@ export interface ItemState {
   readonly corrupt?: boolean;
 }
 
-/**
- * The state of a stored record at `nowMs`. Throws `CorruptItemError` (or `SyntaxError` for invalid JSON)
- * when the value cannot be decoded, so the caller can count it and treat it as a miss.
- */
-export function stateOf(record: StoredRecord, nowMs: number): ItemState {
-  const lease = record.lease;
-  if (hasExpired(record.expiresAt, nowMs) || (record.body === undefined && !record.negative)) return { entry: undefined, lease };
-  let payload: Payload | undefined;
-  if (record.body !== undefined) {
-    payload = fromBody(record.body);
-    // Parsed once here so a corrupt JSON payload is a miss now, not an exception in a caller later.
-    if (payload.kind === 'json') JSON.parse(payload.data);
-  }
+/** The timing a stored record describes. */
+export function timingOf(record: StoredRecord): Timing {
   const expiresAtMs = record.expiresAt * 1000;
   return {
-    entry: {
-      payload,
-      expiresAtMs,
-      freshUntilMs: Math.min(record.freshUntilMs ?? expiresAtMs, expiresAtMs),
-      ...(record.fetchMs === undefined ? {} : { fetchMs: record.fetchMs }),
-    },
-    lease,
+    expiresAtMs,
+    freshUntilMs: Math.min(record.freshUntilMs ?? expiresAtMs, expiresAtMs),
+    ...(record.fetchMs === undefined ? {} : { fetchMs: record.fetchMs }),
   };
 }
 
 /**
- * The record that stores `payload` (or a "not found" when `undefined`) until `deadlines`. The exact
- * freshness deadline is kept (`dc_fresh`) unless it equals the whole-second expiry.
+ * The record that stores a body (a "not found" when `undefined` and not chunked) until `deadlines`. The
+ * exact freshness deadline is kept (`dc_fresh`) unless it equals the whole-second expiry.
  */
-export function recordOf(payload: Payload | undefined, deadlines: Deadlines, fetchMs?: number): StoredRecord {
+export function recordOf(body: StoredBody | ChunkedBody | undefined, deadlines: Deadlines, fetchMs?: number): StoredRecord {
   const freshIsExpiry = deadlines.freshUntilMs === deadlines.expiresAtSeconds * 1000;
+  const chunked = body !== undefined && 'generation' in body ? body : undefined;
   return {
-    body: payload === undefined ? undefined : toBody(payload),
-    negative: payload === undefined,
+    body: chunked === undefined ? (body as StoredBody | undefined) : undefined,
+    ...(chunked === undefined ? {} : { chunked }),
+    negative: body === undefined,
     expiresAt: deadlines.expiresAtSeconds,
     ...(freshIsExpiry ? {} : { freshUntilMs: deadlines.freshUntilMs }),
     ...(fetchMs === undefined ? {} : { fetchMs }),

@@ -3,12 +3,15 @@
  * @packageDocumentation
  */
 export { DynamoCache, type Acquisition, type CachedAnswer, type CacheStatsSnapshot, type FetchTurn, type GetOrSetOptions, type SetOptions, type WrapOptions } from './cache.ts';
+export type { CompressionAlgorithm, CompressionOptions } from './compression.ts';
+export type { EncryptionOptions, KeyMaterial, KeySource } from './encryption.ts';
 export { InvalidKeyError, InvalidOptionsError, InvalidValueError, LeaseWaitTimeoutError } from './errors.ts';
+export type { HashKeysOptions } from './keys.ts';
 export { shouldRefreshEarly } from './freshness.ts';
 export { expiresAtSeconds, hasExpired } from './expiry.ts';
 export type { CacheLogger } from './logger.ts';
 export type { MemoryTierOptions } from './memory-tier.ts';
-export { DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, LEASE_DEFAULTS, NAMESPACE_ENV, TABLE_ENV, type DynamoCacheOptions, type EarlyRefreshOptions, type LeaseOptions } from './options.ts';
+export { DEFAULT_MAX_VALUE_BYTES, DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, LEASE_DEFAULTS, NAMESPACE_ENV, TABLE_ENV, type DynamoCacheOptions, type EarlyRefreshOptions, type LeaseOptions } from './options.ts';
 export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
 export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience.ts';
 export type { CacheStats } from './stats.ts';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { InvalidKeyError, InvalidOptionsError } from './errors.ts';
 
 /** DynamoDB's limit on a String partition key, in UTF-8 bytes. */
@@ -12,12 +12,20 @@ export const RESERVED_MARKER = '#dc:';
 
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 
-/** Throws `InvalidKeyError` unless `key` is a non-empty string. */
+/** Throws `InvalidKeyError` unless `key` is a non-empty, well-formed Unicode string. */
 export function assertKey(key: unknown): asserts key is string {
   if (typeof key !== 'string') {
     throw new InvalidKeyError(`Cache key must be a string, got ${key === null ? 'null' : typeof key}`);
   }
   if (key.length === 0) throw new InvalidKeyError('Cache key must not be empty');
+  // DynamoDB stores keys as UTF-8, which a lone surrogate has no form in: two such keys could collide.
+  if (!key.isWellFormed()) throw new InvalidKeyError('Cache key must be well-formed Unicode (it contains a lone surrogate)');
+}
+
+/** Hashed keys (`DynamoCacheOptions.hashKeys`): only an HMAC of each key is stored. */
+export interface HashKeysOptions {
+  /** The HMAC-SHA256 secret: at least 16 bytes (text is taken as UTF-8). Changing it makes every key a miss. */
+  secret: string | Uint8Array;
 }
 
 /** Throws `InvalidOptionsError` unless `namespace` is empty or 1-128 of `A-Z a-z 0-9 _ . -`. */
@@ -40,21 +48,35 @@ export function sha256(text: string): string {
  * The stored key is `<namespace>:` (nothing without a namespace, so an unprefixed key is exactly what the
  * original Python service reads), then the caller's key. The mapping is one-to-one: a key that would
  * exceed DynamoDB's 2048-byte limit, or that starts with {@link RESERVED_MARKER}, is replaced by
- * `#dc:h:<sha256 of the key>`, which no caller key can produce.
+ * `#dc:h:<sha256 of the key>`, which no caller key can produce. With `hashKeys`, every key is replaced by
+ * `#dc:m:<HMAC of the key>`, so keys never appear in the table in clear. The namespace prefix stays in
+ * clear either way, so IAM's `dynamodb:LeadingKeys` can still confine a function to it.
  */
 export class KeyMapper {
   /** `"<namespace>:"`, or `""` without a namespace: the prefix every stored key of this cache starts with. */
   readonly prefix: string;
+  readonly #hmacSecret: Buffer | undefined;
 
-  constructor(namespace: string) {
+  constructor(namespace: string, hashKeys?: HashKeysOptions) {
     assertNamespace(namespace);
     this.prefix = namespace === '' ? '' : `${namespace}:`;
+    if (hashKeys !== undefined) {
+      const secret = typeof hashKeys?.secret === 'string' ? Buffer.from(hashKeys.secret) : hashKeys?.secret instanceof Uint8Array ? Buffer.from(hashKeys.secret) : undefined;
+      if (secret === undefined || secret.byteLength < 16) throw new InvalidOptionsError('hashKeys.secret must be at least 16 bytes (a string or a Uint8Array)');
+      this.#hmacSecret = secret;
+    }
   }
 
   /** The partition key stored for `key`. */
   storageKey(key: string): string {
+    if (this.#hmacSecret !== undefined) return `${this.prefix}${RESERVED_MARKER}m:${createHmac('sha256', this.#hmacSecret).update(key).digest('base64url')}`;
     const direct = this.prefix + key;
     if (!key.startsWith(RESERVED_MARKER) && Buffer.byteLength(direct) <= MAX_PARTITION_KEY_BYTES) return direct;
     return `${this.prefix}${RESERVED_MARKER}h:${sha256(key)}`;
+  }
+
+  /** The partition key of chunk `index` of the large value stored under `generation`. */
+  chunkKey(generation: string, index: number): string {
+    return `${this.prefix}${RESERVED_MARKER}c:${generation}:${index}`;
   }
 }

@@ -1,6 +1,8 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { COMPRESSION_DEFAULTS, type CompressionOptions } from './compression.ts';
+import { Keyring, type EncryptionOptions } from './encryption.ts';
 import { InvalidOptionsError } from './errors.ts';
-import { assertNamespace } from './keys.ts';
+import { assertNamespace, type HashKeysOptions } from './keys.ts';
 import { defaultLogger, type CacheLogger } from './logger.ts';
 import { MEMORY_TIER_DEFAULTS, type MemoryTierOptions } from './memory-tier.ts';
 import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
@@ -70,6 +72,23 @@ export interface DynamoCacheOptions {
   lease?: false | LeaseOptions;
   /** Probabilistic early refresh (XFetch) of fresh values, or `false`. `true` means `{ beta: 1 }`. Default `false`. */
   earlyRefresh?: boolean | EarlyRefreshOptions;
+  /**
+   * Compression of stored values, or `false`. Default `{ algorithm: 'br', thresholdBytes: 1024, strings: false }`:
+   * JSON and binary values of 1 KiB or more are compressed with brotli when that makes them smaller.
+   */
+  compression?: false | CompressionOptions;
+  /** Client-side AES-256-GCM encryption of stored values, with rotating keys. Default: none. */
+  encryption?: EncryptionOptions;
+  /** Store only an HMAC of each key, never the key itself. Default: none (keys are stored as given). */
+  hashKeys?: HashKeysOptions;
+  /**
+   * Largest stored (compressed, encrypted) value, in bytes. A value above DynamoDB's 400 KB item limit is
+   * split into chunk items; one above this is not cached (`set` resolves `false`). Default `6 MiB`
+   * (Lambda's response size limit).
+   */
+  maxValueBytes?: number;
+  /** Time budget of reading or writing a large value's chunks, in ms. Default `3000`. */
+  largeValueTimeoutMs?: number;
 }
 
 /** The refresh lease (see `DynamoCacheOptions.lease`). */
@@ -113,7 +132,15 @@ export interface ResolvedOptions {
   readonly negativeTtlSeconds: number;
   readonly lease: Required<LeaseOptions> | false;
   readonly earlyRefresh: Required<EarlyRefreshOptions> | false;
+  readonly compression: Required<CompressionOptions> | false;
+  readonly keyring: Keyring | undefined;
+  readonly hashKeys: HashKeysOptions | undefined;
+  readonly maxValueBytes: number;
+  readonly largeValueTimeoutMs: number;
 }
+
+/** The default of `maxValueBytes`: Lambda's 6 MB response limit. */
+export const DEFAULT_MAX_VALUE_BYTES = 6 * 1024 * 1024;
 
 /** The default of `timeoutMs`. */
 export const DEFAULT_TIMEOUT_MS = 300;
@@ -166,6 +193,22 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
     negativeTtlSeconds: nonNegativeNumber('negativeTtlSeconds', options.negativeTtlSeconds ?? 0),
     lease: resolveLease('lease', options.lease, LEASE_DEFAULTS),
     earlyRefresh: resolveEarlyRefresh('earlyRefresh', options.earlyRefresh ?? false),
+    compression: options.compression === false ? false : resolveCompression(options.compression ?? {}),
+    keyring: options.encryption === undefined ? undefined : new Keyring(options.encryption),
+    hashKeys: options.hashKeys,
+    maxValueBytes: positiveInteger('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
+    largeValueTimeoutMs: positiveInteger('largeValueTimeoutMs', options.largeValueTimeoutMs ?? 3000),
+  };
+}
+
+function resolveCompression(compression: CompressionOptions): Required<CompressionOptions> {
+  if (typeof compression !== 'object' || compression === null) throw new InvalidOptionsError('compression must be false or an object');
+  const merged = { ...COMPRESSION_DEFAULTS, ...compression };
+  if (merged.algorithm !== 'br' && merged.algorithm !== 'gzip') throw new InvalidOptionsError(`compression.algorithm must be 'br' or 'gzip'`);
+  return {
+    algorithm: merged.algorithm,
+    thresholdBytes: nonNegativeNumber('compression.thresholdBytes', merged.thresholdBytes),
+    strings: booleanOption('compression.strings', merged.strings),
   };
 }
 

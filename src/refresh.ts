@@ -71,16 +71,22 @@ export class RefreshCoordinator {
     return this.#leaseOrWait(storageKey, read.state, policy, policy.lease, staleIfError);
   }
 
-  /** Stores the fetched payload (which also ends the lease) or, for `undefined`, a "not found" or nothing. */
+  /**
+   * Stores the fetched payload or, for `undefined`, a "not found" (with `negativeTtlSeconds`) or nothing.
+   * The write replaces the item and so ends the lease; when nothing was written (nothing to store, a value
+   * too large, DynamoDB failing) the lease is given back, so waiters need not wait for it to expire.
+   */
   async complete(turn: Turn, payload: Payload | undefined, policy: RefreshPolicy): Promise<boolean> {
     const now = Date.now();
-    if (payload !== undefined) return this.#store.write(turn.storageKey, payload, deadlinesFor(policy, now), now - turn.startedAt);
-    if (policy.negativeTtlSeconds > 0) {
+    let written = false;
+    if (payload !== undefined) {
+      written = await this.#store.write(turn.storageKey, payload, deadlinesFor(policy, now), now - turn.startedAt);
+    } else if (policy.negativeTtlSeconds > 0) {
       const lifetime = { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
-      return this.#store.write(turn.storageKey, undefined, deadlinesFor(lifetime, now));
+      written = await this.#store.write(turn.storageKey, undefined, deadlinesFor(lifetime, now));
     }
-    await this.abandon(turn);
-    return false;
+    if (!written) await this.abandon(turn);
+    return written;
   }
 
   /**

@@ -136,6 +136,7 @@ export interface GuardSettings {
  */
 export class DynamoGuard {
   readonly #policy: IPolicy;
+  readonly #retry: IPolicy;
   readonly #breaker: ReturnType<typeof circuitBreaker> | undefined;
   readonly #settings: GuardSettings;
 
@@ -151,6 +152,7 @@ export class DynamoGuard {
       }),
     });
     retryPolicy.onRetry(() => stats.increment('retries'));
+    this.#retry = retryPolicy;
     const budget = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
     if (settings.breaker === false) {
       this.#policy = wrap(budget, retryPolicy);
@@ -187,12 +189,17 @@ export class DynamoGuard {
   }
 
   /**
-   * Runs `operation` under the budget, retries and breaker. `fn` must pass `signal` to the SDK call
-   * (`client.send(command, { abortSignal: signal })`) so that an expired budget cancels the request.
+   * Runs `operation` under the budget (`timeoutMs`, or the cache's), retries and breaker. `fn` must pass
+   * `signal` to the SDK call (`client.send(command, { abortSignal: signal })`) so that an expired budget
+   * cancels the request.
    */
-  async run<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, detail?: Record<string, unknown>): Promise<Outcome<T>> {
+  async run<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, detail?: Record<string, unknown>, timeoutMs?: number): Promise<Outcome<T>> {
+    const policy =
+      timeoutMs === undefined
+        ? this.#policy
+        : wrap(...(this.#breaker === undefined ? [] : [this.#breaker]), timeout(timeoutMs, TimeoutStrategy.Aggressive), this.#retry);
     try {
-      const value = await this.#policy.execute(({ signal }) => fn(signal));
+      const value = await policy.execute(({ signal }) => fn(signal));
       return { ok: true, value: value as T };
     } catch (error) {
       const kind = classifyFailure(error);

@@ -27,6 +27,8 @@ export interface CacheStats {
   timeouts: number;
   /** Of `errors`: items that could not be read (wrong types, unknown encoding, undecodable data). */
   corruptItems: number;
+  /** Values not stored because their stored form exceeded `maxValueBytes`. */
+  oversized: number;
   /** Retries of DynamoDB requests (throttling, 5xx, network errors, unprocessed batch keys). */
   retries: number;
   /** Times the circuit breaker opened. */
@@ -67,6 +69,7 @@ export class StatsRecorder {
     throttles: 0,
     timeouts: 0,
     corruptItems: 0,
+    oversized: 0,
     retries: 0,
     circuitOpened: 0,
     circuitRejections: 0,

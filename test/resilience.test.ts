@@ -260,10 +260,12 @@ describe('circuit breaker', () => {
     },
   );
 
-  it('client errors such as a too-large item do not open the circuit', async () => {
-    const { cache } = await db.newCache({ memory: false, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });
-    for (let i = 0; i < 4; i++) expect(await cache.set(`big-${i}`, 'x'.repeat(500 * 1024))).toBe(false);
-    expect(cache.stats().circuit).toBe('closed');
-    expect(await cache.set('small', 1)).toBe(true);
+  it('client errors such as a ValidationException do not open the circuit', async () => {
+    // The table's key is `pk` but the cache writes `id`: DynamoDB rejects every request as invalid.
+    const tableName = await db.newTable('pk');
+    const { cache, logger } = await db.newCache({ tableName, memory: false, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });
+    for (let i = 0; i < 4; i++) expect(await cache.set(`k-${i}`, 1)).toBe(false);
+    expect(logger.warnings.every((w) => w.fields.errorName === 'ValidationException' && w.fields.failure === 'client')).toBe(true);
+    expect(cache.stats()).toMatchObject({ circuit: 'closed', circuitOpened: 0, errors: 4 });
   });
 });

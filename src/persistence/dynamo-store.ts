@@ -1,5 +1,6 @@
 import {
   BatchGetItemCommand,
+  BatchWriteItemCommand,
   ConditionalCheckFailedException,
   DeleteItemCommand,
   GetItemCommand,
@@ -7,6 +8,7 @@ import {
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
+  type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DynamoGuard, Outcome } from '../resilience.ts';
@@ -37,6 +39,8 @@ export interface LeaseRequest {
 
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
+/** BatchWriteItem's limit on items per request. */
+export const BATCH_WRITE_LIMIT = 25;
 
 /** Settings of a {@link DynamoStore}. */
 export interface StoreSettings {
@@ -100,42 +104,72 @@ export class DynamoStore {
   }
 
   /**
-   * The items under `storageKeys` (distinct), by key: BatchGetItem in chunks of 100, sent in parallel,
-   * with `UnprocessedKeys` retried with backoff inside the budget. Items found before a chunk fails or
+   * The items under `storageKeys` (distinct), by key: BatchGetItem in slices of 100, sent in parallel,
+   * with `UnprocessedKeys` retried with backoff inside the budget. Items found before a slice fails or
    * runs out of budget are still returned; the keys left unread are misses.
    */
-  async batchGet(storageKeys: readonly string[], consistent = this.#s.consistentRead): Promise<Map<string, Item>> {
+  async batchGet(storageKeys: readonly string[], consistent = this.#s.consistentRead, timeoutMs?: number): Promise<{ items: Map<string, Item>; complete: boolean }> {
+    const { client, tableName, attributes } = this.#s;
     const found = new Map<string, Item>();
-    const chunks: string[][] = [];
-    for (let i = 0; i < storageKeys.length; i += BATCH_GET_LIMIT) chunks.push(storageKeys.slice(i, i + BATCH_GET_LIMIT));
-    await Promise.all(
-      chunks.map((chunk) =>
-        this.#s.guard.run('BatchGetItem', (abortSignal) => this.#batchGetChunk(chunk, consistent, found, abortSignal), {
-          keys: chunk.length,
-        }),
+    const outcomes = await Promise.all(
+      slices(storageKeys, BATCH_GET_LIMIT).map((slice) =>
+        this.#s.guard.run(
+          'BatchGetItem',
+          (abortSignal) =>
+            this.#untilProcessed(
+              slice.filter((key) => !found.has(key)).map((key) => this.#key(key)),
+              async (keys) => {
+                const output = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: consistent } } }), { abortSignal });
+                for (const item of output.Responses?.[tableName] ?? []) {
+                  const key = item[attributes.key]?.S;
+                  if (key !== undefined) found.set(key, item);
+                }
+                return output.UnprocessedKeys?.[tableName]?.Keys ?? [];
+              },
+              abortSignal,
+            ),
+          { keys: slice.length },
+          timeoutMs,
+        ),
       ),
     );
-    return found;
+    // `complete`: every request succeeded, so a key absent from `items` is absent from the table.
+    return { items: found, complete: outcomes.every((outcome) => outcome.ok) };
   }
 
-  async #batchGetChunk(chunk: string[], consistent: boolean, found: Map<string, Item>, abortSignal: AbortSignal): Promise<void> {
-    const { client, tableName, attributes, stats } = this.#s;
-    let keys: Item[] = chunk.filter((key) => !found.has(key)).map((key) => this.#key(key));
-    for (let attempt = 0; keys.length > 0; attempt++) {
-      if (attempt > 0) {
-        stats.increment('retries');
-        // Unprocessed keys mean the table is at capacity: back off (exponential, full jitter) before asking again.
-        await sleep(Math.random() * Math.min(200, 10 * 2 ** attempt), undefined, { signal: abortSignal });
+  /** Writes `items` with BatchWriteItem, 25 per request, in parallel, retrying `UnprocessedItems`. Resolves whether all were written. */
+  async batchWrite(items: readonly Item[], timeoutMs?: number): Promise<boolean> {
+    const { client, tableName } = this.#s;
+    const outcomes = await Promise.all(
+      slices(items, BATCH_WRITE_LIMIT).map((slice) =>
+        this.#s.guard.run(
+          'BatchWriteItem',
+          (abortSignal) =>
+            this.#untilProcessed(
+              slice.map((item): WriteRequest => ({ PutRequest: { Item: item } })),
+              async (requests) => {
+                const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }), { abortSignal });
+                return output.UnprocessedItems?.[tableName] ?? [];
+              },
+              abortSignal,
+            ),
+          { items: slice.length },
+          timeoutMs,
+        ),
+      ),
+    );
+    return outcomes.every((outcome) => outcome.ok);
+  }
+
+  /** Sends `pending` and then whatever comes back unprocessed, backing off between rounds, until none is left. */
+  async #untilProcessed<T>(pending: T[], send: (batch: T[]) => Promise<T[]>, abortSignal: AbortSignal): Promise<void> {
+    for (let round = 0; pending.length > 0; round++) {
+      if (round > 0) {
+        this.#s.stats.increment('retries');
+        // Unprocessed requests mean the table is at capacity: back off (exponential, full jitter) before asking again.
+        await sleep(Math.random() * Math.min(200, 10 * 2 ** round), undefined, { signal: abortSignal });
       }
-      const output = await client.send(
-        new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: consistent } } }),
-        { abortSignal },
-      );
-      for (const item of output.Responses?.[tableName] ?? []) {
-        const key = item[attributes.key]?.S;
-        if (key !== undefined) found.set(key, item);
-      }
-      keys = output.UnprocessedKeys?.[tableName]?.Keys ?? [];
+      pending = await send(pending);
     }
   }
 
@@ -225,4 +259,10 @@ export class DynamoStore {
 
 function isConditionalCheckFailure(error: unknown): boolean {
   return error instanceof ConditionalCheckFailedException || (error as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+function slices<T>(all: readonly T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let i = 0; i < all.length; i += size) result.push(all.slice(i, i + size));
+  return result;
 }

@@ -31,7 +31,28 @@ export const META = {
   leaseOwner: 'dc_owner',
   /** How long the fetch that produced the value took, in ms (for probabilistic early refresh). */
   fetchMs: 'dc_fetch_ms',
+  /** On the head item of a large value: how many chunk items hold it. */
+  chunks: 'dc_chunks',
+  /** On the head item of a large value: the generation id its chunks are stored under. */
+  generation: 'dc_gen',
+  /** On the head item of a large value: the SHA-256 (base64url) of the whole stored value. */
+  checksum: 'dc_sum',
+  /** On the head item of a large value: its stored size in bytes. */
+  size: 'dc_size',
 } as const;
+
+/** Marker of a chunk item (a piece of a large value); chunks are only read through their head item. */
+export const CHUNK_MARKER = 'chunk';
+
+/** Where a large value's chunks are: the head item holds this instead of the value. */
+export interface ChunkedBody {
+  /** The encoding marker of the reassembled body. */
+  readonly marker: string | undefined;
+  readonly count: number;
+  readonly generation: string;
+  readonly checksum: string;
+  readonly size: number;
+}
 
 /** Marker of a cached "not found" (negative caching): the item has no value attribute. */
 export const NEGATIVE_MARKER = 'none';
@@ -51,8 +72,10 @@ export interface Lease {
 
 /** One cache item as read from or written to DynamoDB, before the value is decoded. */
 export interface StoredRecord {
-  /** The value; `undefined` for a cached "not found" (`negative`) or an item that only holds a lease. */
+  /** The value; `undefined` for a cached "not found" (`negative`), a large value (`chunked`), or an item that only holds a lease. */
   readonly body: StoredBody | undefined;
+  /** A large value stored in chunk items. */
+  readonly chunked?: ChunkedBody;
   /** A cached "not found". */
   readonly negative?: boolean;
   /** Epoch seconds; fractional values (written by the original service) are accepted on read. */
@@ -76,8 +99,14 @@ export function toItem(names: AttributeNames, storageKey: string, record: Stored
   };
   const { body } = record;
   if (body !== undefined) item[names.value] = typeof body.data === 'string' ? { S: body.data } : { B: body.data };
-  const marker = record.negative ? NEGATIVE_MARKER : body?.marker;
+  const marker = record.negative ? NEGATIVE_MARKER : (body ?? record.chunked)?.marker;
   if (marker !== undefined) item[META.encoding] = { S: marker };
+  if (record.chunked !== undefined) {
+    item[META.chunks] = { N: String(record.chunked.count) };
+    item[META.generation] = { S: record.chunked.generation };
+    item[META.checksum] = { S: record.chunked.checksum };
+    item[META.size] = { N: String(record.chunked.size) };
+  }
   if (record.freshUntilMs !== undefined) item[META.freshUntil] = { N: String(record.freshUntilMs) };
   if (record.fetchMs !== undefined) item[META.fetchMs] = { N: String(Math.round(record.fetchMs)) };
   if (record.lease !== undefined) {
@@ -102,16 +131,30 @@ export function fromItem(names: AttributeNames, item: Record<string, AttributeVa
   else if (value !== undefined) throw new CorruptItemError(`${names.value} is neither S nor B`);
   const negative = marker === NEGATIVE_MARKER;
   if (negative && body !== undefined) throw new CorruptItemError('a "not found" item must not hold a value');
-  // An item without a value is either a cached "not found" or a lease taken before any value existed.
-  if (body === undefined && !negative && lease === undefined) throw new CorruptItemError(`${names.value} is missing`);
+  const chunked = optional(item, META.chunks, 'N') === undefined ? undefined : chunkedBody(item, marker);
+  if (chunked !== undefined && body !== undefined) throw new CorruptItemError('a chunked item must not hold a value');
+  // An item without a value is a cached "not found", a large value's head, or a lease taken before any value existed.
+  if (body === undefined && !negative && chunked === undefined && lease === undefined) throw new CorruptItemError(`${names.value} is missing`);
   return {
     body,
+    ...(chunked === undefined ? {} : { chunked }),
     negative,
     expiresAt,
     ...(freshUntil === undefined ? {} : { freshUntilMs: toNumber(META.freshUntil, freshUntil) }),
     ...(lease === undefined ? {} : { lease }),
     ...(fetchMs === undefined ? {} : { fetchMs: toNumber(META.fetchMs, fetchMs) }),
   };
+}
+
+function chunkedBody(item: Record<string, AttributeValue>, marker: string | undefined): ChunkedBody {
+  const count = requireNumber(item, META.chunks);
+  const size = requireNumber(item, META.size);
+  const generation = optional(item, META.generation, 'S');
+  const checksum = optional(item, META.checksum, 'S');
+  if (!Number.isInteger(count) || count < 1 || count > 1000 || !Number.isInteger(size) || size < 0 || !generation || !checksum) {
+    throw new CorruptItemError('the head of a chunked value is incomplete');
+  }
+  return { marker, count, generation, checksum, size };
 }
 
 function requireNumber(item: Record<string, AttributeValue>, name: string): number {
@@ -132,5 +175,22 @@ function optional(item: Record<string, AttributeValue>, name: string, type: 'S' 
   if (attribute === undefined) return undefined;
   const value = attribute[type];
   if (typeof value !== 'string') throw new CorruptItemError(`${name} is not of type ${type}`);
+  return value;
+}
+
+/** A chunk item: one piece of a large value, stored under its own key with the head's expiry. */
+export function chunkItem(names: AttributeNames, chunkKey: string, piece: Uint8Array, expiresAt: number): Record<string, AttributeValue> {
+  return {
+    [names.key]: { S: chunkKey },
+    [names.value]: { B: piece },
+    [names.expiresAt]: { N: String(expiresAt) },
+    [META.encoding]: { S: CHUNK_MARKER },
+  };
+}
+
+/** The bytes of a chunk item; throws `CorruptItemError` when it is not one. */
+export function chunkBytes(names: AttributeNames, item: Record<string, AttributeValue>): Uint8Array {
+  const value = item[names.value]?.B;
+  if (value === undefined || item[META.encoding]?.S !== CHUNK_MARKER) throw new CorruptItemError('a chunk item is malformed');
   return value;
 }

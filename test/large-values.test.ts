@@ -1,0 +1,192 @@
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it, vi } from 'vitest';
+import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
+import { localClientConfig } from './support/dynalite.ts';
+import { useDynalite } from './support/fixtures.ts';
+import { httpApiEvent, lambdaContext } from './support/http-events.ts';
+import { RecordingLogger } from './support/recording-logger.ts';
+
+const db = useDynalite();
+
+async function rawItem(tableName: string, id: string): Promise<Record<string, AttributeValue>> {
+  return (await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: id } } }))).Item!;
+}
+
+async function scanAll(tableName: string): Promise<Array<Record<string, AttributeValue>>> {
+  const items: Array<Record<string, AttributeValue>> = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await db.client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start !== undefined);
+  return items;
+}
+
+const rows = (n: number) => ({ rows: Array.from({ length: n }, (_, i) => ({ id: i, name: `customer ${i}`, plan: i % 3 ? 'basic' : 'pro' })) });
+
+describe('compression', () => {
+  it('compresses JSON of 1 KiB or more with brotli, transparently', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    const value = rows(200);
+    await cache.set('big', value);
+    const item = await rawItem(tableName, 'big');
+    expect(item.dc_enc?.S).toBe('json+br');
+    expect(item.cached_value!.B!.byteLength).toBeLessThan(JSON.stringify(value).length / 4);
+    expect(await cache.get('big')).toEqual(value);
+  });
+
+  it('leaves small values, incompressible values and (by default) plain strings as they are', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    await cache.set('small', { a: 1 });
+    await cache.set('random', randomBytes(4096));
+    await cache.set('text', 'x'.repeat(10_000));
+    expect((await rawItem(tableName, 'small')).dc_enc?.S).toBe('json');
+    expect((await rawItem(tableName, 'random')).dc_enc?.S).toBe('buffer');
+    expect((await rawItem(tableName, 'text')).cached_value?.S).toBe('x'.repeat(10_000)); // still readable by the original service
+  });
+
+  it('gzip, strings included, and a custom threshold are options', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false, compression: { algorithm: 'gzip', strings: true, thresholdBytes: 100 } });
+    await cache.set('text', 'abc'.repeat(100));
+    expect((await rawItem(tableName, 'text')).dc_enc?.S).toBe('string+gzip');
+    expect(await cache.get('text')).toBe('abc'.repeat(100));
+  });
+
+  it('compression: false stores JSON as text', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false, compression: false });
+    await cache.set('big', rows(200));
+    expect((await rawItem(tableName, 'big')).cached_value?.S).toBe(JSON.stringify(rows(200)));
+  });
+
+  it.each([
+    ['truncated compressed data', (data: Uint8Array) => data.subarray(0, data.byteLength - 10)],
+    ['garbage under a compression marker', () => randomBytes(200)],
+  ])('%s is a miss and a warning', async (_name, damage) => {
+    const { cache, tableName, logger } = await db.newCache({ memory: false });
+    await cache.set('big', rows(200));
+    const item = await rawItem(tableName, 'big');
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { ...item, cached_value: { B: damage(item.cached_value!.B!) } } }));
+    expect(await cache.get('big')).toBeUndefined();
+    expect(cache.stats().corruptItems).toBe(1);
+    expect(logger.warnings).toHaveLength(1);
+  });
+
+  it('reads a gzip item written with another threshold or algorithm setting', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    await db.client.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: { id: { S: 'g' }, cached_value: { B: gzipSync('{"from":"elsewhere"}') }, dc_enc: { S: 'json+gzip' }, expires_at: { N: String(Math.floor(Date.now() / 1000) + 60) } },
+      }),
+    );
+    expect(await cache.get('g')).toEqual({ from: 'elsewhere' });
+  });
+});
+
+describe('large values', () => {
+  it('a 2 MB incompressible value round-trips and is stored as several items', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    const value = randomBytes(2 * 1024 * 1024);
+    expect(await cache.set('blob', value)).toBe(true);
+    const got = await cache.get<Buffer>('blob');
+    expect(Buffer.isBuffer(got) && got.equals(value)).toBe(true);
+    const items = await scanAll(tableName);
+    const chunks = items.filter((item) => item.dc_enc?.S === 'chunk');
+    expect(chunks.length).toBeGreaterThanOrEqual(6);
+    for (const chunk of chunks) expect(chunk.cached_value!.B!.byteLength).toBeLessThanOrEqual(390_000);
+    const head = await rawItem(tableName, 'blob');
+    expect(head.cached_value).toBeUndefined();
+    expect(head).toMatchObject({ dc_chunks: { N: String(chunks.length) }, dc_size: { N: String(value.byteLength) } });
+  });
+
+  it('a large text value and a large encrypted JSON value round-trip too', async () => {
+    const encryption = { keys: { k: randomBytes(32) }, writeKeyId: 'k' };
+    const { cache } = await db.newCache({ memory: false, compression: false, encryption });
+    const text = 'é'.repeat(600_000); // 1.2 MB of UTF-8
+    const json = { data: randomBytes(900_000).toString('base64') };
+    await cache.set('text', text);
+    await cache.set('json', json);
+    expect(await cache.get('text')).toBe(text);
+    expect(await cache.get('json')).toEqual(json);
+    const { cache: plain } = await db.newCache({ memory: false, compression: false });
+    await plain.set('text', text);
+    expect(await plain.get('text')).toBe(text);
+  });
+
+  it('a reader during the replacement of a chunked value gets the old or the new value, whole', async () => {
+    const { cache: writer, tableName } = await db.newCache({ memory: false });
+    const { cache: reader } = await db.newCache({ tableName, memory: false });
+    const versions = [randomBytes(900_000), randomBytes(900_000)];
+    await writer.set('doc', versions[0]);
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 1; i <= 6; i++) await writer.set('doc', versions[i % 2]);
+      writing = false;
+    })();
+    let reads = 0;
+    while (writing) {
+      const got = await reader.get<Buffer>('doc');
+      expect(got === undefined ? 'missing' : versions.findIndex((v) => v.equals(got))).not.toBe(-1);
+      expect(got).toBeDefined();
+      reads += 1;
+    }
+    await writes;
+    expect(reads).toBeGreaterThan(0);
+    expect(reader.stats().corruptItems).toBe(0);
+  });
+
+  it('a value over maxValueBytes is not cached: set resolves false with a clear log line', async () => {
+    const { cache, logger, tableName } = await db.newCache({ maxValueBytes: 1024 * 1024 });
+    expect(await cache.set('huge', randomBytes(1024 * 1024 + 1))).toBe(false);
+    expect(logger.warnings[0]).toMatchObject({ message: expect.stringMatching(/too large/), fields: { bytes: 1024 * 1024 + 1, maxValueBytes: 1024 * 1024 } });
+    expect(cache.stats()).toMatchObject({ oversized: 1, memoryEntries: 0 });
+    expect(await cache.get('huge')).toBeUndefined();
+    expect(await scanAll(tableName)).toEqual([]);
+  });
+
+  it('the middleware simply does not cache a response over the maximum', async () => {
+    const tableName = await db.newTable();
+    const handlerSpy = vi.fn(async () => ({ statusCode: 200, body: randomBytes(2 * 1024 * 1024).toString('base64'), isBase64Encoded: true }));
+    const handler = middy(handlerSpy).use(
+      dynamoCache({ tableName, clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger(), maxValueBytes: 1024 * 1024, response: { ttlSeconds: 60 } }),
+    );
+    const invoke = handler as unknown as (event: unknown, context: Context) => Promise<any>;
+    const first = await invoke(httpApiEvent({ path: '/big' }), lambdaContext());
+    const started = performance.now();
+    await invoke(httpApiEvent({ path: '/big' }), lambdaContext());
+    expect(first.statusCode).toBe(200);
+    expect(handlerSpy).toHaveBeenCalledTimes(2);
+    // The first request gave its refresh lease back, so the second did not wait for it to expire (3 s).
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('a missing chunk, or a chunk that does not match the checksum, is a miss and one warning', async () => {
+    const { cache, tableName, logger } = await db.newCache({ memory: false });
+    await cache.set('a', randomBytes(800_000));
+    await cache.set('b', randomBytes(800_000));
+    const chunkKey = async (head: string, index: number) => `#dc:c:${(await rawItem(tableName, head)).dc_gen!.S}:${index}`;
+    await db.client.send(new DeleteItemCommand({ TableName: tableName, Key: { id: { S: await chunkKey('a', 1) } } }));
+    const chunkOfB = await rawItem(tableName, await chunkKey('b', 0));
+    const altered = Buffer.from(chunkOfB.cached_value!.B!);
+    altered[100]! ^= 0xff;
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { ...chunkOfB, cached_value: { B: altered } } }));
+    expect(await cache.get('a')).toBeUndefined();
+    expect(await cache.get('b')).toBeUndefined();
+    expect(logger.warnings.map((w) => w.fields.errorMessage)).toEqual([expect.stringMatching(/chunk 2 of 3 is missing/), expect.stringMatching(/checksum/)]);
+  });
+
+  it('a chunked value works with the lease, stale windows and the memory tier', async () => {
+    const { cache } = await db.newCache({ staleIfErrorSeconds: 60 });
+    const big = randomBytes(1_000_000);
+    const first = await cache.getOrSet('big', async () => big, { ttlSeconds: 60 });
+    expect(Buffer.from(first).equals(big)).toBe(true);
+    const again = await cache.getOrSet('big', async () => randomBytes(10), { ttlSeconds: 60 });
+    expect(Buffer.from(again).equals(big)).toBe(true);
+    expect(cache.stats().memoryHits).toBe(1);
+  });
+});
