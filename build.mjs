@@ -1,12 +1,12 @@
 // Builds dynamo-cache:
-// - dist/: the npm package (ESM and CommonJS bundles of the library, the CLI, and .d.ts types);
+// - dist/: the npm package (ESM and CommonJS bundles of the library, the `dynamo-cache` CLI, and .d.ts types);
 // - layer/nodejs/node_modules/: the Lambda layer (dynamo-cache with its own dependencies bundled, and
 //   @middy/core for functions that use the middleware), leaving @aws-sdk/* and @smithy/* to the runtime.
 // Usage: node build.mjs [--zip]   (--zip also writes layer.zip, the layer's deployment archive)
 import { build } from 'esbuild';
 import { zipSync } from 'fflate';
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
 const root = import.meta.dirname;
@@ -33,6 +33,8 @@ async function buildPackage() {
   const external = { packages: 'external', sourcemap: true };
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.js'), format: 'esm' });
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs' });
+  await build({ ...common, ...external, entryPoints: ['src/cli/bin.ts'], outfile: join(dist, 'cli.js'), format: 'esm', banner: { js: '#!/usr/bin/env node' } });
+  await chmod(join(dist, 'cli.js'), 0o755);
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   await rewriteDeclarationImports(join(dist, 'types'));
 }

@@ -1,10 +1,11 @@
 import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec.ts';
-import type { CacheEntry } from './entry.ts';
+import { timingOf, type CacheEntry } from './entry.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
 import { KeyMapper, assertKey } from './keys.ts';
 import type { CacheLogger } from './logger.ts';
-import { MemoryTier } from './memory-tier.ts';
+import { MEMORY_TIER_DEFAULTS, MemoryTier } from './memory-tier.ts';
+import { NamespaceGeneration } from './namespace-generation.ts';
 import {
   finiteNumber,
   nonNegativeNumber,
@@ -84,6 +85,36 @@ export interface FetchTurn<T> {
   abandon(): Promise<void>;
 }
 
+/** What `inspect` reports about one key: for operators and the CLI. */
+export interface CacheItemInfo {
+  readonly key: string;
+  /** The partition key in DynamoDB (namespace, generation and hashing applied). */
+  readonly storageKey: string;
+  /** The namespace generation the key was looked up in (see `clear`). */
+  readonly generation: number;
+  /**
+   * `absent` (no item), `fresh`, `stale` (past its TTL, inside a stale window), `expired` (not yet deleted
+   * by DynamoDB's TTL), `not-found` (a cached "not found"), `lease` (only a refresh lease), or `unreadable`
+   * (see `problem`; an encrypted item read without its key is unreadable too).
+   */
+  readonly state: 'absent' | 'fresh' | 'stale' | 'expired' | 'not-found' | 'lease' | 'unreadable';
+  /** The value, when the item holds one that could be decoded. */
+  readonly value?: unknown;
+  /** The encoding marker (`json+br+aes256gcm:k1`...); `undefined` for a plain string. */
+  readonly encoding?: string;
+  readonly compression?: string;
+  /** The id of the key the value is encrypted with. */
+  readonly encryptionKeyId?: string;
+  /** Size of the stored value in bytes (compressed, encrypted), and how many chunk items hold it (0: in the item). */
+  readonly storedBytes: number;
+  readonly chunks: number;
+  readonly expiresAt?: Date;
+  readonly freshUntil?: Date;
+  readonly lease?: { readonly until: Date; readonly owner: string };
+  /** Why the item cannot be read. */
+  readonly problem?: string;
+}
+
 /** What `acquire` resolves: an answer from the cache, or the caller's turn to fetch. */
 export type Acquisition<T> = CachedAnswer<T> | FetchTurn<T>;
 
@@ -111,6 +142,7 @@ export class DynamoCache {
   readonly #store: TwoTierStore;
   readonly #refresh: RefreshCoordinator;
   readonly #guard: DynamoGuard;
+  readonly #generation: NamespaceGeneration;
   readonly #stats = new StatsRecorder();
   /** `getOrSet` calls in flight in this process, by storage key: concurrent calls for one key join them. */
   readonly #inflight = new Map<string, Promise<Payload | undefined>>();
@@ -145,6 +177,9 @@ export class DynamoCache {
       logger: resolved.logger,
     });
     this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger);
+    // A flush elsewhere goes unseen at most as long as a memory-tier entry may: the same bound for both.
+    const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
+    this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger);
   }
 
   /** The logger the cache reports absorbed failures to. */
@@ -159,7 +194,8 @@ export class DynamoCache {
    */
   async get<T = unknown>(key: string): Promise<T | undefined> {
     assertKey(key);
-    const storageKey = this.#keys.storageKey(key);
+    const storageKey = await this.#storageKey(key);
+    if (storageKey === undefined) return this.#unavailable(undefined);
     const memory = this.#store.fromMemory(storageKey, Date.now());
     const entry = memory ?? (await this.#readFresh(storageKey));
     if (entry === undefined) {
@@ -180,7 +216,9 @@ export class DynamoCache {
     assertKey(key);
     const lifetime = this.#lifetime(options);
     const payload = encodeValue(value);
-    return this.#store.write(this.#keys.storageKey(key), payload, deadlinesFor(lifetime, Date.now()));
+    const storageKey = await this.#storageKey(key);
+    if (storageKey === undefined) return false;
+    return this.#store.write(storageKey, payload, deadlinesFor(lifetime, Date.now()));
   }
 
   /**
@@ -197,7 +235,14 @@ export class DynamoCache {
     assertKey(key);
     if (typeof fetcher !== 'function') throw new InvalidOptionsError('getOrSet needs a fetcher function');
     const policy = this.#policy(options);
-    const storageKey = this.#keys.storageKey(key);
+    const storageKey = await this.#storageKey(key);
+    if (storageKey === undefined) {
+      this.#stats.increment('misses');
+      this.#stats.increment('fetches');
+      const value = await fetcher();
+      if (value !== undefined) encodeValue(value); // the same contract as when DynamoDB is up
+      return value;
+    }
     let flight = this.#inflight.get(storageKey);
     if (flight === undefined) {
       flight = this.#resolveOrFetch(storageKey, fetcher, policy).finally(() => this.#inflight.delete(storageKey));
@@ -233,7 +278,12 @@ export class DynamoCache {
   async acquire<T = unknown>(key: string, options: GetOrSetOptions = {}): Promise<Acquisition<T>> {
     assertKey(key);
     const policy = this.#policy(options);
-    const resolution = await this.#refresh.resolve(this.#keys.storageKey(key), policy);
+    const storageKey = await this.#storageKey(key);
+    if (storageKey === undefined) {
+      this.#stats.increment('misses');
+      return unavailableTurn();
+    }
+    const resolution = await this.#refresh.resolve(storageKey, policy);
     if (resolution.found) return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale };
     const turn = resolution.turn;
     let ended = false;
@@ -270,7 +320,9 @@ export class DynamoCache {
     for (const key of keys) assertKey(key);
     // The key mapping is one-to-one, so each distinct key has its own storage key.
     const keyOf = new Map<string, string>();
-    for (const key of keys) keyOf.set(this.#keys.storageKey(key), key);
+    const generation = await this.#generation.current();
+    if (generation === undefined) return this.#unavailable(new Map<string, T>(), new Set(keys).size);
+    for (const key of keys) keyOf.set(this.#keys.storageKey(key, generation), key);
     const result = new Map<string, T>();
     const toRead: string[] = [];
     for (const storageKey of keyOf.keys()) {
@@ -296,12 +348,80 @@ export class DynamoCache {
    */
   async delete(key: string): Promise<boolean> {
     assertKey(key);
-    return this.#store.delete(this.#keys.storageKey(key));
+    const storageKey = await this.#storageKey(key);
+    return storageKey === undefined ? false : this.#store.delete(storageKey);
+  }
+
+  /**
+   * Flushes the namespace in O(1): one atomic write starts a new generation, which every stored key
+   * includes, so all current values become unreachable at once (DynamoDB's TTL deletes them later). This
+   * environment sees the flush at once; others within `memory.ttlSeconds` (30 s by default), when they
+   * reread the generation. Resolves `false` when DynamoDB failed.
+   */
+  async clear(): Promise<boolean> {
+    this.#memory?.clear();
+    const generation = await this.#generation.bump();
+    if (generation === undefined) return false;
+    this.#options.logger.info('dynamo-cache: namespace flushed', { namespace: this.namespace, generation });
+    return true;
+  }
+
+  /**
+   * What DynamoDB holds for `key`: state, timing, encoding, size, lease, and the decoded value when
+   * readable. For operators and tools; resolves `undefined` when DynamoDB failed (logged).
+   * @throws InvalidKeyError when `key` is not a non-empty string.
+   */
+  async inspect(key: string): Promise<CacheItemInfo | undefined> {
+    assertKey(key);
+    const generation = await this.#generation.current();
+    if (generation === undefined) return undefined;
+    const storageKey = this.#keys.storageKey(key, generation);
+    const found = await this.#store.inspect(storageKey);
+    if (!found.ok) return undefined;
+    const { record } = found;
+    const base = { key, storageKey, generation, storedBytes: found.storedBytes, chunks: record?.chunked?.count ?? 0 };
+    if (record === undefined) return { ...base, state: 'absent' };
+    const marker = record.chunked?.marker ?? record.body?.marker;
+    const steps = (marker ?? '').split('+').slice(1);
+    const compression = steps.find((step) => step === 'br' || step === 'gzip');
+    const encryptionKeyId = steps.find((step) => step.startsWith('aes256gcm:'))?.slice('aes256gcm:'.length);
+    const timing = timingOf(record);
+    const now = Date.now();
+    let state: CacheItemInfo['state'];
+    if (found.problem !== undefined) state = 'unreadable';
+    else if (now >= timing.expiresAtMs) state = 'expired';
+    else if (record.negative) state = 'not-found';
+    else if (found.payload === undefined) state = 'lease';
+    else state = isFresh(timing, now) ? 'fresh' : 'stale';
+    return {
+      ...base,
+      state,
+      ...(found.payload === undefined ? {} : { value: decodePayload(found.payload) }),
+      ...(marker === undefined || record.negative ? {} : { encoding: marker }),
+      ...(compression === undefined ? {} : { compression }),
+      ...(encryptionKeyId === undefined ? {} : { encryptionKeyId }),
+      expiresAt: new Date(timing.expiresAtMs),
+      freshUntil: new Date(timing.freshUntilMs),
+      ...(record.lease === undefined ? {} : { lease: { until: new Date(record.lease.untilMs), owner: record.lease.owner } }),
+      ...(found.problem === undefined ? {} : { problem: found.problem }),
+    };
   }
 
   /** Counters since this instance was created, the breaker's state and the memory tier's size. */
   stats(): CacheStatsSnapshot {
     return { ...this.#stats.snapshot(), circuit: this.#guard.circuit, memoryEntries: this.#memory?.size ?? 0, memoryBytes: this.#memory?.bytes ?? 0 };
+  }
+
+  /** The storage key of `key` in the current generation, or `undefined` when the generation cannot be read. */
+  async #storageKey(key: string): Promise<string | undefined> {
+    const generation = await this.#generation.current();
+    return generation === undefined ? undefined : this.#keys.storageKey(key, generation);
+  }
+
+  /** DynamoDB is unavailable for this call (already logged): counts the misses and answers `result`. */
+  #unavailable<R>(result: R, misses = 1): R {
+    this.#stats.increment('misses', misses);
+    return result;
   }
 
   async #resolveOrFetch<T>(storageKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
@@ -370,6 +490,11 @@ export class DynamoCache {
       earlyRefresh: options.earlyRefresh === undefined ? o.earlyRefresh : resolveEarlyRefresh('earlyRefresh', options.earlyRefresh),
     };
   }
+}
+
+/** A fetch turn when DynamoDB is unavailable: the caller fetches, and there is nothing to store or give back. */
+function unavailableTurn<T>(): FetchTurn<T> {
+  return { found: false, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
 }
 
 function decodeEntry(entry: CacheEntry): unknown {

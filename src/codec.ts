@@ -24,7 +24,8 @@ const ENCRYPTION = 'aes256gcm';
 /**
  * Turns a caller's value into a payload, or throws `InvalidValueError` for anything that would not come
  * back exactly: `undefined` (anywhere), functions, symbols, bigints, non-finite numbers, `Date`, `Map`,
- * class instances, sparse arrays and cycles. JSON would silently drop or rewrite these.
+ * class instances, sparse arrays and cycles. JSON would silently drop or rewrite these. The one value JSON
+ * changes that is accepted is `-0`, which comes back `0` (equal under `===`), as with `JSON.stringify`.
  */
 export function encodeValue(value: unknown): Payload {
   // A string with a lone surrogate has no UTF-8 form; JSON text escapes it, so it still round-trips.

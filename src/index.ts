@@ -2,7 +2,7 @@
  * dynamo-cache: a two-tier cache for AWS Lambda (in-memory LRU + DynamoDB) that never breaks its caller.
  * @packageDocumentation
  */
-export { DynamoCache, type Acquisition, type CachedAnswer, type CacheStatsSnapshot, type FetchTurn, type GetOrSetOptions, type SetOptions, type WrapOptions } from './cache.ts';
+export { DynamoCache, type Acquisition, type CachedAnswer, type CacheItemInfo, type CacheStatsSnapshot, type FetchTurn, type GetOrSetOptions, type SetOptions, type WrapOptions } from './cache.ts';
 export type { CompressionAlgorithm, CompressionOptions } from './compression.ts';
 export type { EncryptionOptions, KeyMaterial, KeySource } from './encryption.ts';
 export { InvalidKeyError, InvalidOptionsError, InvalidValueError, LeaseWaitTimeoutError } from './errors.ts';

@@ -50,7 +50,8 @@ export function sha256(text: string): string {
  * exceed DynamoDB's 2048-byte limit, or that starts with {@link RESERVED_MARKER}, is replaced by
  * `#dc:h:<sha256 of the key>`, which no caller key can produce. With `hashKeys`, every key is replaced by
  * `#dc:m:<HMAC of the key>`, so keys never appear in the table in clear. The namespace prefix stays in
- * clear either way, so IAM's `dynamodb:LeadingKeys` can still confine a function to it.
+ * clear either way (library items too: generations, chunks, metadata), so IAM's `dynamodb:LeadingKeys`
+ * can still confine a function to it.
  */
 export class KeyMapper {
   /** `"<namespace>:"`, or `""` without a namespace: the prefix every stored key of this cache starts with. */
@@ -67,12 +68,22 @@ export class KeyMapper {
     }
   }
 
-  /** The partition key stored for `key`. */
-  storageKey(key: string): string {
-    if (this.#hmacSecret !== undefined) return `${this.prefix}${RESERVED_MARKER}m:${createHmac('sha256', this.#hmacSecret).update(key).digest('base64url')}`;
-    const direct = this.prefix + key;
+  /**
+   * The partition key stored for `key` under namespace generation `generation`. Generation 0 (never
+   * flushed) adds nothing, so unflushed keys are the original service's; after `clear()` every key gains a
+   * `#dc:g<n>:` part, which no caller key can produce either.
+   */
+  storageKey(key: string, generation = 0): string {
+    const scope = generation === 0 ? this.prefix : `${this.prefix}${RESERVED_MARKER}g${generation}:`;
+    if (this.#hmacSecret !== undefined) return `${scope}${RESERVED_MARKER}m:${createHmac('sha256', this.#hmacSecret).update(key).digest('base64url')}`;
+    const direct = scope + key;
     if (!key.startsWith(RESERVED_MARKER) && Buffer.byteLength(direct) <= MAX_PARTITION_KEY_BYTES) return direct;
-    return `${this.prefix}${RESERVED_MARKER}h:${sha256(key)}`;
+    return `${scope}${RESERVED_MARKER}h:${sha256(key)}`;
+  }
+
+  /** The partition key of the namespace's metadata item (its generation counter). */
+  get metaKey(): string {
+    return `${this.prefix}${RESERVED_MARKER}meta`;
   }
 
   /** The partition key of chunk `index` of the large value stored under `generation`. */

@@ -71,6 +71,11 @@ export class MemoryTier {
     this.#lru.delete(storageKey);
   }
 
+  /** Drops every entry. */
+  clear(): void {
+    this.#lru.clear();
+  }
+
   /** Entries currently held (expired ones may still count until touched). */
   get size(): number {
     return this.#lru.size;

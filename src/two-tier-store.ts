@@ -7,7 +7,7 @@ import type { KeyMapper } from './keys.ts';
 import type { CacheLogger } from './logger.ts';
 import type { MemoryTier } from './memory-tier.ts';
 import type { DynamoStore, Item, LeaseRequest } from './persistence/dynamo-store.ts';
-import { CorruptItemError, chunkBytes, chunkItem, fromItem, toItem, type AttributeNames, type ChunkedBody, type StoredBody } from './persistence/item.ts';
+import { CorruptItemError, chunkBytes, chunkItem, fromItem, toItem, type AttributeNames, type ChunkedBody, type StoredBody, type StoredRecord } from './persistence/item.ts';
 import type { StatsRecorder } from './stats.ts';
 
 /** The result of reading one item: its state, or `ok: false` when DynamoDB failed (already logged and counted). */
@@ -172,6 +172,30 @@ export class TwoTierStore {
       return { marker: chunked.marker, data: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
     } catch (error) {
       throw new CorruptItemError('a chunked text value is not valid UTF-8', { cause: error });
+    }
+  }
+
+  /**
+   * What the item under `storageKey` holds, for operators (`cache.inspect`, the CLI): its record and, when
+   * it can be decoded, the payload, or why not. Reads DynamoDB only; counts and memory are left alone.
+   */
+  async inspect(storageKey: string): Promise<{ ok: false } | { ok: true; record: StoredRecord | undefined; storedBytes: number; payload?: Payload; problem?: string }> {
+    const outcome = await this.#s.dynamo.get(storageKey, true);
+    if (!outcome.ok) return { ok: false };
+    if (outcome.value === undefined) return { ok: true, record: undefined, storedBytes: 0 };
+    let record: StoredRecord | undefined;
+    try {
+      record = fromItem(this.#s.attributes, outcome.value);
+      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked);
+      if (body === UNAVAILABLE) return { ok: false };
+      const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
+      if (body === undefined) return { ok: true, record, storedBytes };
+      const payload = await this.#s.codec.open(body, storageKey);
+      if (payload.kind === 'json') JSON.parse(payload.data);
+      return { ok: true, record, storedBytes, payload };
+    } catch (error) {
+      if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
+      return { ok: true, record, storedBytes: 0, problem: error.message };
     }
   }
 

@@ -58,6 +58,12 @@ describe('values round-trip exactly', () => {
     });
   }
 
+  it('-0 comes back as 0, as JSON has no negative zero', async () => {
+    const { cache } = await db.newCache({ memory: false });
+    await cache.set('z', { n: -0, list: [-0] });
+    expect(await cache.get('z')).toStrictEqual({ n: 0, list: [0] });
+  });
+
   it('a cached null is a hit, not a miss', async () => {
     const { cache } = await db.newCache({ memory: false });
     await cache.set('nothing', null);

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -35,7 +35,7 @@ async function runtimeClosure(names: string[]): Promise<Set<string>> {
 }
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [join(root, 'build.mjs')], { cwd: root, stdio: 'pipe' });
+  // The layer was built by test/global-setup.ts.
   sandbox = await mkdtemp(join(tmpdir(), 'dynamo-cache-lambda-'));
   await cp(join(root, 'layer', 'nodejs'), join(sandbox, 'opt', 'nodejs'), { recursive: true });
   for (const name of await runtimeClosure(['@aws-sdk/client-dynamodb'])) {

@@ -22,6 +22,14 @@ const CONFIGURATIONS = [false, true].flatMap((compression) =>
   ),
 );
 
+/** JSON has no negative zero: `-0` is the one value that comes back changed, as `0` (see `encodeValue`). */
+function withoutNegativeZero(value: unknown): unknown {
+  if (Object.is(value, -0)) return 0;
+  if (Array.isArray(value)) return value.map(withoutNegativeZero);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNegativeZero(v)]));
+  return value;
+}
+
 /** Any JSON value (strings over all of Unicode) or binary, and keys of any Unicode text, some very long. */
 const values = fc.oneof(fc.jsonValue({ stringUnit: 'binary', maxDepth: 4 }), fc.uint8Array({ maxLength: 3000 }), fc.string({ unit: 'binary' }));
 const keys = fc.oneof(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), fc.string({ unit: 'binary', minLength: 600, maxLength: 3000 }));
@@ -34,7 +42,7 @@ describe('property: values round-trip exactly through dynalite', () => {
         expect(await cache.set(key, value)).toBe(true);
         const got = await cache.get(key);
         if (value instanceof Uint8Array) expect(Buffer.from(got as Uint8Array).equals(Buffer.from(value))).toBe(true);
-        else expect(got).toStrictEqual(value);
+        else expect(got).toStrictEqual(withoutNegativeZero(value));
       }),
       { numRuns: 40 },
     );
@@ -86,9 +94,11 @@ describe('property: arbitrary item contents never make a read throw', () => {
         if (withValue) item.cached_value = value;
         if (marker !== undefined) item.dc_enc = { S: marker };
         await db.client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+        // Each resolves (a rejection fails the property); a generated item may even be a valid cached "not found".
         await cache.get(id);
         await cache.getMany([id]);
-        expect(await cache.getOrSet(id, async () => 'fresh value')).toBeDefined();
+        const answer = await cache.getOrSet(id, async () => 'fresh value');
+        if (marker !== 'none' || withValue) expect(answer).toBeDefined();
       }),
       { numRuns: 150 },
     );

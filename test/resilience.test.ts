@@ -1,4 +1,4 @@
-import { BatchGetItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -70,11 +70,18 @@ describe('throttling injected at the HTTP level', () => {
     await expect(cache.getOrSet('k', async () => 'from upstream')).resolves.toBe('from upstream');
     await expect(cache.delete('k')).resolves.toBe(false);
     await expect(cache.getMany(['a', 'b'])).resolves.toEqual(new Map());
-    expect(cache.stats().errors).toBe(5); // set, getOrSet's read and write, delete, getMany
+    // A fresh environment first reads the namespace generation; when that fails the call treats DynamoDB as
+    // unavailable (one failed request, one time budget), and for a second does not ask again.
+    expect(cache.stats().errors).toBe(1);
+    expect(proxy.count('GetItem')).toBe(3); // one read of the generation, retried twice, then nothing
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await expect(cache.get('k')).resolves.toBeUndefined();
+    expect(cache.stats().errors).toBe(2);
   });
 
   it('the memory tier keeps serving what was set while DynamoDB is throttled', async () => {
     const { cache } = await cacheBehindProxy(await db.newTable(), { memory: {} });
+    await cache.get('warm-up'); // an environment that has reached DynamoDB knows the namespace generation
     proxy.setFaults({ throttleRate: 1 });
     expect(await cache.set('k', 'v')).toBe(false);
     expect(await cache.get('k')).toBe('v');
@@ -123,6 +130,7 @@ describe('outages', () => {
 
   it('the time budget also bounds getMany and its retries', async () => {
     const { cache } = await cacheBehindProxy(await db.newTable());
+    await cache.get('warm-up');
     proxy.setFaults({ latencyMs: 5_000 });
     const { value, ms } = await elapsed(() => cache.getMany(Array.from({ length: 150 }, (_, i) => `k${i}`)));
     expect(value.size).toBe(0);
@@ -170,6 +178,7 @@ describe('faults no server produces on demand (aws-sdk-client-mock)', () => {
   it('getMany retries UnprocessedKeys until they are read', async () => {
     const client = new DynamoDBClient(localClientConfig('http://127.0.0.1:9'));
     const mock = mockClient(client);
+    mock.on(GetItemCommand).resolves({}); // the namespace has never been flushed: no metadata item
     const item = (id: string) => ({ id: { S: id }, cached_value: { S: id.toUpperCase() }, expires_at: { N: String(Math.floor(Date.now() / 1000) + 60) } });
     const cache = new DynamoCache({ tableName: 'ttt', client, memory: false, logger: new Logger({ logLevel: 'SILENT' }) });
     mock
@@ -232,6 +241,7 @@ describe('circuit breaker', () => {
         timeoutMs: 200,
         breaker: { consecutiveFailures: 3, halfOpenAfterMs: 300 },
       });
+      expect(await cache.get('a')).toEqual(values.a); // a running environment: it knows the namespace generation
       proxy.setFaults(faults);
       const operations = [
         () => cache.get('a'),
@@ -261,10 +271,10 @@ describe('circuit breaker', () => {
   );
 
   it('client errors such as a ValidationException do not open the circuit', async () => {
-    // The table's key is `pk` but the cache writes `id`: DynamoDB rejects every request as invalid.
-    const tableName = await db.newTable('pk');
-    const { cache, logger } = await db.newCache({ tableName, memory: false, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });
+    const { cache, logger } = await cacheBehindProxy(await db.newTable(), { breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });
+    proxy.setFaults({ validationErrorRate: 1, operations: ['PutItem'] });
     for (let i = 0; i < 4; i++) expect(await cache.set(`k-${i}`, 1)).toBe(false);
+    expect(proxy.count('PutItem')).toBe(4); // not retried
     expect(logger.warnings.every((w) => w.fields.errorName === 'ValidationException' && w.fields.failure === 'client')).toBe(true);
     expect(cache.stats()).toMatchObject({ circuit: 'closed', circuitOpened: 0, errors: 4 });
   });

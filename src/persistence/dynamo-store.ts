@@ -252,6 +252,29 @@ export class DynamoStore {
     );
   }
 
+  /** Adds one to the namespace generation in the metadata item `metaKey` (atomically) and returns the new value. */
+  bumpGeneration(metaKey: string): Promise<Outcome<number>> {
+    const { client, tableName } = this.#s;
+    return this.#s.guard.run(
+      'UpdateItem',
+      async (abortSignal) => {
+        const output = await client.send(
+          new UpdateItemCommand({
+            TableName: tableName,
+            Key: this.#key(metaKey),
+            UpdateExpression: 'ADD #generation :one',
+            ExpressionAttributeNames: { '#generation': META.namespaceGeneration },
+            ExpressionAttributeValues: { ':one': { N: '1' } },
+            ReturnValues: 'UPDATED_NEW',
+          }),
+          { abortSignal },
+        );
+        return Number(output.Attributes?.[META.namespaceGeneration]?.N);
+      },
+      { key: metaKey },
+    );
+  }
+
   #key(storageKey: string): Item {
     return { [this.#s.attributes.key]: { S: storageKey } };
   }

@@ -39,6 +39,8 @@ export const META = {
   checksum: 'dc_sum',
   /** On the head item of a large value: its stored size in bytes. */
   size: 'dc_size',
+  /** On a namespace's metadata item: the current generation (bumped by `clear()`). */
+  namespaceGeneration: 'dc_generation',
 } as const;
 
 /** Marker of a chunk item (a piece of a large value); chunks are only read through their head item. */

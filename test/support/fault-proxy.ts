@@ -17,6 +17,8 @@ export interface Faults {
   serverErrorRate?: number;
   /** Answer 503 ServiceUnavailable. */
   unavailableRate?: number;
+  /** Answer 400 ValidationException (a client error: not retried, does not open the circuit). */
+  validationErrorRate?: number;
   /** Close the connection without answering. */
   dropRate?: number;
   /** Delay every answer by this many ms. */
@@ -101,6 +103,9 @@ export class FaultProxy {
         return;
       }
       if (hit(faults.throttleRate)) return this.#throttle(res, faults.throttleError);
+      if (hit(faults.validationErrorRate)) {
+        return this.#fail(res, 400, 'validation', 'com.amazon.coral.validate#ValidationException', 'One or more parameter values were invalid');
+      }
       if (hit(faults.serverErrorRate)) {
         return this.#fail(res, 500, 'server-error', 'com.amazonaws.dynamodb.v20120810#InternalServerError', 'Internal server error');
       }

@@ -1,0 +1,361 @@
+/**
+ * `dynamo-cache`: look into and operate a cache table from the command line.
+ *
+ *   dynamo-cache create-table --table app-cache-dev
+ *   dynamo-cache get access_token --table app-cache-dev
+ *   dynamo-cache set greeting '{"hello":"world"}' --ttl 300
+ *   dynamo-cache scan --rate 50
+ *   dynamo-cache local --port 8000
+ *
+ * Exit codes: 0 done, 1 DynamoDB/AWS failed, 2 bad arguments or input, 3 (get) no value under the key.
+ * The executable is `bin.ts`; this module only defines the program, so tests can run it in-process.
+ */
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, UpdateTimeToLiveCommand, waitUntilTableExists, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { SingleBar } from 'cli-progress';
+import { Command, CommanderError } from 'commander';
+import { DynamoCache, type CacheItemInfo } from '../cache.ts';
+import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../errors.ts';
+import type { CacheLogger } from '../logger.ts';
+import { NAMESPACE_ENV, TABLE_ENV } from '../options.ts';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../persistence/item.ts';
+import { CliError, EXIT, explain } from './failures.ts';
+import { scanTable, type ScanStats } from './scan-stats.ts';
+
+/** Where the program writes, and the environment it reads (replaceable in tests). */
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly env: NodeJS.ProcessEnv;
+}
+
+interface GlobalOptions {
+  table?: string;
+  namespace?: string;
+  region?: string;
+  endpoint?: string;
+  json?: boolean;
+  key?: string[];
+  writeKey?: string;
+  hashKeysSecret?: string;
+}
+
+/** Keeps the cache's warnings: when an operation fails open, the last one says why. */
+class WarningLog implements CacheLogger {
+  readonly warnings: Array<{ message: string; fields: Record<string, unknown> }> = [];
+  debug(): void {}
+  info(): void {}
+  warn(message: string, ...extra: unknown[]): void {
+    this.warnings.push({ message, fields: Object.assign({}, ...extra.filter((e) => typeof e === 'object')) });
+  }
+  error(message: string, ...extra: unknown[]): void {
+    this.warn(message, ...extra);
+  }
+}
+
+/** Runs the program with `argv` (user arguments only) and resolves its exit code. */
+export async function run(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const print = (text: string) => io.stdout.write(`${text}\n`);
+  let exitCode: number = EXIT.ok;
+  const program = new Command('dynamo-cache')
+    .description('Look into and operate a dynamo-cache table (real AWS by default, or --endpoint for a local server)')
+    .option('--table <name>', `the cache table (default: $${TABLE_ENV})`)
+    .option('--namespace <namespace>', `key namespace (default: $${NAMESPACE_ENV})`)
+    .option('--region <region>', 'AWS region (default: the SDK chain, AWS_REGION)')
+    .option('--endpoint <url>', 'DynamoDB endpoint, e.g. http://127.0.0.1:8000 for `dynamo-cache local`')
+    .option('--json', 'print JSON for scripts instead of text')
+    .option('--key <id=base64>', 'an encryption key, to read encrypted values (repeatable)', (value: string, all: string[] | undefined) => [...(all ?? []), value])
+    .option('--write-key <id>', 'the encryption key that encrypts `set` values (default: the first --key)')
+    .option('--hash-keys-secret <secret>', 'the HMAC secret, for a cache with hashed keys')
+    .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) })
+    .exitOverride()
+    .showHelpAfterError('(run dynamo-cache --help for usage)');
+
+  const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
+  const output = (command: Command, human: string, data: unknown) => print(globals(command).json ? JSON.stringify(data, null, 2) : human);
+
+  program
+    .command('create-table')
+    .description('create the table the library expects (String key, on-demand, encryption at rest) and turn TTL on')
+    .option('--key-attribute <name>', 'partition key attribute', DEFAULT_ATTRIBUTE_NAMES.key)
+    .option('--ttl-attribute <name>', 'expiry (TTL) attribute', DEFAULT_ATTRIBUTE_NAMES.expiresAt)
+    .action(async (options: { keyAttribute: string; ttlAttribute: string }, command: Command) => {
+      const context = target(globals(command), io.env);
+      const client = new DynamoDBClient(context.clientConfig);
+      try {
+        await client.send(
+          new CreateTableCommand({
+            TableName: context.tableName,
+            KeySchema: [{ AttributeName: options.keyAttribute, KeyType: 'HASH' }],
+            AttributeDefinitions: [{ AttributeName: options.keyAttribute, AttributeType: 'S' }],
+            BillingMode: 'PAY_PER_REQUEST',
+            SSESpecification: { Enabled: true },
+          }),
+        );
+        await waitUntilTableExists({ client, maxWaitTime: 120 }, { TableName: context.tableName });
+        let ttl = 'on';
+        try {
+          await client.send(new UpdateTimeToLiveCommand({ TableName: context.tableName, TimeToLiveSpecification: { AttributeName: options.ttlAttribute, Enabled: true } }));
+        } catch (error) {
+          const name = (error as Error).name;
+          if (name !== 'UnknownOperationException' && !/unknown ?operation|not supported/i.test((error as Error).message)) throw error;
+          ttl = 'not supported by this endpoint';
+        }
+        output(command, `created table ${context.tableName} (key ${options.keyAttribute}, TTL on ${options.ttlAttribute}: ${ttl})`, { table: context.tableName, keyAttribute: options.keyAttribute, ttlAttribute: options.ttlAttribute, ttl });
+      } catch (error) {
+        throw explain(error, context);
+      } finally {
+        client.destroy();
+      }
+    });
+
+  program
+    .command('get <key>')
+    .description('show the value under a key with its metadata: state, expiry, size, encoding, encryption')
+    .action(async (key: string, _options: unknown, command: Command) => {
+      const { cache, log, context } = await openCache(globals(command), io.env);
+      const info = await cache.inspect(key);
+      if (info === undefined) throw failure(log, context);
+      output(command, describe(info), info);
+      if (info.value === undefined) exitCode = EXIT.notFound;
+    });
+
+  program
+    .command('set <key> <value>')
+    .description('store a value: JSON (use --raw for a plain string)')
+    .option('--ttl <seconds>', 'time to live in seconds', '3300')
+    .option('--raw', 'store <value> as a plain string, not JSON')
+    .action(async (key: string, text: string, options: { ttl: string; raw?: boolean }, command: Command) => {
+      const ttlSeconds = Number(options.ttl);
+      if (!Number.isFinite(ttlSeconds)) throw new CliError(`--ttl must be a number of seconds, got ${JSON.stringify(options.ttl)}`, EXIT.usage);
+      let value: unknown = text;
+      if (!options.raw) {
+        try {
+          value = JSON.parse(text);
+        } catch (error) {
+          throw new CliError(`the value is not valid JSON (${(error as Error).message}); use --raw to store it as a string`, EXIT.usage);
+        }
+      }
+      const { cache, log, context } = await openCache(globals(command), io.env);
+      if (!(await cache.set(key, value, { ttlSeconds }))) throw failure(log, context);
+      output(command, `stored ${key} for ${ttlSeconds} s`, { key, stored: true, ttlSeconds });
+    });
+
+  program
+    .command('delete <key>')
+    .description('delete the value under a key')
+    .action(async (key: string, _options: unknown, command: Command) => {
+      const { cache, log, context } = await openCache(globals(command), io.env);
+      if (!(await cache.delete(key))) throw failure(log, context);
+      output(command, `deleted ${key}`, { key, deleted: true });
+    });
+
+  program
+    .command('flush')
+    .description('flush a namespace in O(1): start a new generation; old items age out with TTL')
+    .action(async (_options: unknown, command: Command) => {
+      const { cache, log, context } = await openCache(globals(command), io.env);
+      if (!(await cache.clear())) throw failure(log, context);
+      const namespace = cache.namespace === '' ? '(none)' : cache.namespace;
+      output(command, `flushed namespace ${namespace}: other environments see it within their memory tier TTL (30 s by default)`, { namespace: cache.namespace, flushed: true });
+    });
+
+  program
+    .command('scan')
+    .description('table statistics: items, expired but not deleted, sizes, largest keys, namespaces')
+    .option('--rate <units>', 'most read capacity units per second to consume (keeps production traffic safe)')
+    .option('--page-size <items>', 'items per Scan request', '100')
+    .action(async (options: { rate?: string; pageSize: string }, command: Command) => {
+      const opts = globals(command);
+      const readUnitsPerSecond = options.rate === undefined ? undefined : Number(options.rate);
+      if (readUnitsPerSecond !== undefined && !(readUnitsPerSecond > 0)) throw new CliError('--rate must be a positive number of read units per second', EXIT.usage);
+      const pageSize = Number(options.pageSize);
+      if (!Number.isInteger(pageSize) || pageSize < 1) throw new CliError('--page-size must be a positive integer', EXIT.usage);
+      const context = target(opts, io.env);
+      const client = new DynamoDBClient(context.clientConfig);
+      let bar: SingleBar | undefined;
+      try {
+        const table = await client.send(new DescribeTableCommand({ TableName: context.tableName }));
+        if (io.stderr.isTTY && !opts.json) {
+          bar = new SingleBar({ stream: io.stderr, format: 'scanning {bar} {value}/{total} items (estimate) {duration}s' });
+          bar.start(Math.max(1, table.Table?.ItemCount ?? 1), 0);
+        }
+        const stats = await scanTable({
+          client,
+          tableName: context.tableName,
+          attributes: DEFAULT_ATTRIBUTE_NAMES,
+          ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
+          ...(readUnitsPerSecond === undefined ? {} : { readUnitsPerSecond }),
+          pageSize,
+          onProgress: (scanned) => {
+            if (bar !== undefined) bar.update(scanned, { total: Math.max(scanned, bar.getTotal()) });
+          },
+        });
+        bar?.stop();
+        output(command, formatScan(context.tableName, stats), { table: context.tableName, ...stats });
+      } catch (error) {
+        bar?.stop();
+        throw explain(error, context);
+      } finally {
+        client.destroy();
+      }
+    });
+
+  program
+    .command('local')
+    .description('start the embedded dynalite DynamoDB server for local development (needs the dynalite package)')
+    .option('--port <port>', 'port', '8000')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--path <dir>', 'keep data in this folder (default: in memory)')
+    .action(async (options: { port: string; host: string; path?: string }) => {
+      let dynalite: (options: { path?: string; createTableMs: number }) => import('node:http').Server;
+      try {
+        dynalite = (await import('dynalite')).default;
+      } catch {
+        throw new CliError('dynalite is not installed: npm install --save-dev dynalite', EXIT.failed);
+      }
+      const server = dynalite({ createTableMs: 0, ...(options.path === undefined ? {} : { path: options.path }) });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (error) => reject(new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`)));
+        server.listen(Number(options.port), options.host, () => resolve());
+      });
+      const address = server.address() as import('node:net').AddressInfo;
+      const endpoint = `http://${options.host}:${address.port}`;
+      print(`dynalite listening on ${endpoint} (Ctrl-C to stop)\n  export AWS_ENDPOINT_URL_DYNAMODB=${endpoint}\n  dynamo-cache create-table --endpoint ${endpoint} --table app-cache`);
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => server.close(() => resolve()));
+      });
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are exits with code 0; anything else is a usage error, already printed by commander.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const failed = error instanceof InvalidKeyError || error instanceof InvalidValueError || error instanceof InvalidOptionsError ? new CliError(error.message, EXIT.usage) : explain(error, {});
+    io.stderr.write(`dynamo-cache: ${failed.message}\n`);
+    return failed.exitCode;
+  }
+}
+
+/** The table, its endpoint and the SDK client settings, from the options and the environment. */
+function target(options: GlobalOptions, env: NodeJS.ProcessEnv): { tableName: string; endpoint?: string; clientConfig: DynamoDBClientConfig } {
+  const tableName = options.table ?? env[TABLE_ENV];
+  if (!tableName) throw new CliError(`no table: pass --table or set ${TABLE_ENV}`, EXIT.usage);
+  const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_DYNAMODB ?? env.AWS_ENDPOINT_URL;
+  const local = endpoint !== undefined && /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(endpoint);
+  const clientConfig: DynamoDBClientConfig = {
+    ...(options.region === undefined ? {} : { region: options.region }),
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    // A local server needs no real account: supply a region and dummy credentials when none are configured.
+    ...(local && !env.AWS_REGION && !env.AWS_DEFAULT_REGION && options.region === undefined ? { region: 'us-east-1' } : {}),
+    ...(local && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+  };
+  return { tableName, ...(endpoint === undefined ? {} : { endpoint }), clientConfig };
+}
+
+/** A cache for one command, after checking that the table is there (so a missing table or credentials fail loudly). */
+async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<{ cache: DynamoCache; log: WarningLog; context: ReturnType<typeof target> }> {
+  const context = target(options, env);
+  const client = new DynamoDBClient({ ...context.clientConfig, maxAttempts: 3 });
+  try {
+    await client.send(new DescribeTableCommand({ TableName: context.tableName }));
+  } catch (error) {
+    throw explain(error, context);
+  }
+  const keyEntries = options.key ?? [];
+  const keys = Object.fromEntries(
+    keyEntries.map((entry) => {
+      const at = entry.indexOf('=');
+      if (at < 1) throw new CliError(`--key must be <id>=<base64 key>, got ${JSON.stringify(entry)}`, EXIT.usage);
+      return [entry.slice(0, at), entry.slice(at + 1)];
+    }),
+  );
+  const log = new WarningLog();
+  const cache = new DynamoCache({
+    tableName: context.tableName,
+    client,
+    logger: log,
+    memory: false,
+    timeoutMs: 5000,
+    breaker: false,
+    lease: false,
+    ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+    ...(keyEntries.length === 0 ? {} : { encryption: { keys, writeKeyId: options.writeKey ?? Object.keys(keys)[0]! } }),
+    ...(options.hashKeysSecret === undefined ? {} : { hashKeys: { secret: options.hashKeysSecret } }),
+  });
+  return { cache, log, context };
+}
+
+/** Why an operation that fails open did not succeed: the cache's last warning, explained. */
+function failure(log: WarningLog, context: { tableName?: string; endpoint?: string }): CliError {
+  const last = log.warnings.at(-1);
+  if (last === undefined) return new CliError('the operation did not succeed');
+  if (last.fields.errorName !== undefined) return explain({ name: last.fields.errorName, message: last.fields.errorMessage }, context);
+  return new CliError(last.message.replace(/^dynamo-cache: /, ''));
+}
+
+function describe(info: CacheItemInfo): string {
+  const lines: Array<[string, string]> = [
+    ['key', info.key],
+    ['stored as', `${info.storageKey}${info.generation > 0 ? `  (namespace generation ${info.generation})` : ''}`],
+  ];
+  if (info.state === 'absent') return table([...lines, ['state', 'absent: no item under this key']]);
+  const expiry = info.expiresAt === undefined ? '' : `, expires ${info.expiresAt.toISOString()} (${relative(info.expiresAt)})`;
+  const fresh = info.state === 'stale' && info.freshUntil !== undefined ? `, stale since ${info.freshUntil.toISOString()}` : '';
+  lines.push(['state', `${info.state}${fresh}${expiry}`]);
+  if (info.encoding !== undefined || info.value !== undefined) {
+    const steps = [info.compression === undefined ? 'not compressed' : `compressed ${info.compression}`, info.encryptionKeyId === undefined ? 'not encrypted' : `encrypted with key ${info.encryptionKeyId}`];
+    lines.push(['encoding', `${info.encoding ?? 'string (plain, no marker)'}: ${steps.join(', ')}`]);
+    lines.push(['size', `${bytes(info.storedBytes)} stored${info.chunks > 0 ? ` in ${info.chunks} chunk items` : ''}`]);
+  }
+  if (info.lease !== undefined) lines.push(['lease', `held by ${info.lease.owner} until ${info.lease.until.toISOString()}`]);
+  if (info.problem !== undefined) {
+    const hint = /no encryption keys|unknown key/.test(info.problem) ? `; pass --key ${info.encryptionKeyId ?? '<id>'}=<base64 key> to read it` : '';
+    lines.push(['problem', `${info.problem}${hint}`]);
+  }
+  const text = table(lines);
+  if (info.value === undefined) return text;
+  const value = info.value instanceof Uint8Array ? `<${info.value.byteLength} bytes> ${Buffer.from(info.value).toString('base64')}` : JSON.stringify(info.value, null, 2);
+  return `${text}\nvalue\n${value}`;
+}
+
+function formatScan(tableName: string, stats: ScanStats): string {
+  const n = (value: number) => value.toLocaleString('en-US');
+  const k = stats.kinds;
+  return [
+    `table ${tableName}: ${n(stats.items)} items, ${bytes(stats.bytes)}, ${n(stats.expiredNotDeleted)} expired but not yet deleted by TTL`,
+    `kinds: ${n(k.values)} values, ${n(k.notFound)} cached "not found", ${n(k.leases)} leases, ${n(k.chunks)} chunks, ${n(k.metadata)} namespace metadata, ${n(k.foreign)} other`,
+    '',
+    'size (up to)  items',
+    ...stats.sizes.map((bucket) => `${bucket.upTo.padStart(12)}  ${n(bucket.items)}`),
+    '',
+    'largest keys',
+    ...stats.largest.map((entry) => `${bytes(entry.bytes).padStart(12)}  ${entry.key.length > 100 ? `${entry.key.slice(0, 97)}...` : entry.key}`),
+    '',
+    'namespace                      items        bytes  expired',
+    ...stats.namespaces.map((ns) => `${ns.namespace.padEnd(28)} ${n(ns.items).padStart(7)} ${bytes(ns.bytes).padStart(12)} ${n(ns.expired).padStart(8)}`),
+    '',
+    `scanned in ${(stats.durationMs / 1000).toFixed(1)} s, ${stats.readUnits.toFixed(1)} read units`,
+  ].join('\n');
+}
+
+function table(lines: Array<[string, string]>): string {
+  return lines.map(([label, value]) => `${label.padEnd(10)} ${value}`).join('\n');
+}
+
+function bytes(count: number): string {
+  if (count < 1024) return `${count} B`;
+  if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KiB`;
+  return `${(count / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function relative(date: Date): string {
+  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  const text = abs < 120 ? `${abs} s` : abs < 7200 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`;
+  return seconds >= 0 ? `in ${text}` : `${text} ago`;
+}
+

@@ -1,0 +1,76 @@
+import type { CacheLogger } from './logger.ts';
+import type { DynamoStore } from './persistence/dynamo-store.ts';
+import { META } from './persistence/item.ts';
+
+const FAILED_READ_BACKOFF_MS = 1000;
+
+/**
+ * The namespace's generation: a counter in one metadata item, folded into every stored key. `clear()`
+ * bumps it with one atomic write, so every old item becomes unreachable at once (DynamoDB's TTL removes
+ * them later); there is no scan and no per-item delete. Each environment rereads the counter when its copy
+ * is older than `refreshMs`, which bounds how long another environment's flush goes unseen here.
+ */
+export class NamespaceGeneration {
+  readonly #dynamo: DynamoStore;
+  readonly #metaKey: string;
+  readonly #refreshMs: number;
+  readonly #logger: CacheLogger;
+  #known: number | undefined;
+  #checkedAt = 0;
+  /** After a failed read, the next attempt waits until then: one failure costs one time budget, not one per call. */
+  #retryAt = 0;
+  #reading: Promise<number | undefined> | undefined;
+
+  constructor(dynamo: DynamoStore, metaKey: string, refreshMs: number, logger: CacheLogger) {
+    this.#dynamo = dynamo;
+    this.#metaKey = metaKey;
+    this.#refreshMs = refreshMs;
+    this.#logger = logger;
+  }
+
+  /**
+   * The current generation, reread (once for all concurrent callers) when the known one is older than
+   * `refreshMs`. When the read fails (DynamoDB failing, already logged), the caller gets `undefined` and
+   * should treat DynamoDB as unavailable rather than spend a second time budget; for the next second the
+   * generation known so far is used (`undefined` if none ever was) without asking again.
+   */
+  current(): Promise<number | undefined> | number | undefined {
+    const now = Date.now();
+    if (this.#known !== undefined && now - this.#checkedAt < this.#refreshMs) return this.#known;
+    if (now < this.#retryAt) return this.#known;
+    this.#reading ??= this.#read().finally(() => {
+      this.#reading = undefined;
+    });
+    return this.#reading;
+  }
+
+  /** Starts a new generation; resolves it, or `undefined` when DynamoDB failed (logged). */
+  async bump(): Promise<number | undefined> {
+    const outcome = await this.#dynamo.bumpGeneration(this.#metaKey);
+    if (!outcome.ok || !Number.isInteger(outcome.value)) return undefined;
+    this.#remember(outcome.value);
+    return outcome.value;
+  }
+
+  async #read(): Promise<number | undefined> {
+    // Consistent, so a flush is seen by the next read anywhere, not eventually.
+    const outcome = await this.#dynamo.get(this.#metaKey, true);
+    if (!outcome.ok) {
+      this.#retryAt = Date.now() + FAILED_READ_BACKOFF_MS;
+      return undefined;
+    }
+    const stored = Number(outcome.value?.[META.namespaceGeneration]?.N ?? 0);
+    if (!Number.isInteger(stored) || stored < 0) {
+      this.#logger.warn('dynamo-cache: namespace metadata item is unreadable; keeping the generation known so far', { key: this.#metaKey });
+      return this.#remember(this.#known ?? 0);
+    }
+    return this.#remember(stored);
+  }
+
+  #remember(generation: number): number {
+    // Generations only grow: a lagging answer never takes a flush back.
+    this.#known = Math.max(this.#known ?? 0, generation);
+    this.#checkedAt = Date.now();
+    return this.#known;
+  }
+}
