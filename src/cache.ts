@@ -237,7 +237,7 @@ export class DynamoCache {
     const policy = this.#policy(options);
     const storageKey = await this.#storageKey(key);
     if (storageKey === undefined) {
-      this.#stats.increment('misses');
+      this.#unavailable(undefined);
       this.#stats.increment('fetches');
       const value = await fetcher();
       if (value !== undefined) encodeValue(value); // the same contract as when DynamoDB is up
@@ -279,10 +279,7 @@ export class DynamoCache {
     assertKey(key);
     const policy = this.#policy(options);
     const storageKey = await this.#storageKey(key);
-    if (storageKey === undefined) {
-      this.#stats.increment('misses');
-      return unavailableTurn();
-    }
+    if (storageKey === undefined) return this.#unavailable(unavailableTurn<T>());
     const resolution = await this.#refresh.resolve(storageKey, policy);
     if (resolution.found) return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale };
     const turn = resolution.turn;

@@ -29,17 +29,16 @@ export function timingOf(record: StoredRecord): Timing {
 
 /**
  * The record that stores a body (a "not found" when `undefined` and not chunked) until `deadlines`. The
- * exact freshness deadline is kept (`dc_fresh`) unless it equals the whole-second expiry.
+ * exact freshness deadline (`dc_fresh`) is always kept: the refresh lease's condition relies on it.
  */
 export function recordOf(body: StoredBody | ChunkedBody | undefined, deadlines: Deadlines, fetchMs?: number): StoredRecord {
-  const freshIsExpiry = deadlines.freshUntilMs === deadlines.expiresAtSeconds * 1000;
   const chunked = body !== undefined && 'generation' in body ? body : undefined;
   return {
     body: chunked === undefined ? (body as StoredBody | undefined) : undefined,
     ...(chunked === undefined ? {} : { chunked }),
     negative: body === undefined,
     expiresAt: deadlines.expiresAtSeconds,
-    ...(freshIsExpiry ? {} : { freshUntilMs: deadlines.freshUntilMs }),
+    freshUntilMs: deadlines.freshUntilMs,
     ...(fetchMs === undefined ? {} : { fetchMs }),
   };
 }

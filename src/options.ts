@@ -73,8 +73,8 @@ export interface DynamoCacheOptions {
   /** Probabilistic early refresh (XFetch) of fresh values, or `false`. `true` means `{ beta: 1 }`. Default `false`. */
   earlyRefresh?: boolean | EarlyRefreshOptions;
   /**
-   * Compression of stored values, or `false`. Default `{ algorithm: 'br', thresholdBytes: 1024, strings: false }`:
-   * JSON and binary values of 1 KiB or more are compressed with brotli when that makes them smaller.
+   * Compression of stored values, or `false`. Default `{ algorithm: 'br', thresholdBytes: 512, strings: false }`:
+   * JSON and binary values of 512 bytes or more are compressed with brotli when that makes them smaller.
    */
   compression?: false | CompressionOptions;
   /** Client-side AES-256-GCM encryption of stored values, with rotating keys. Default: none. */

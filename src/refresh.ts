@@ -80,7 +80,9 @@ export class RefreshCoordinator {
     const now = Date.now();
     let written = false;
     if (payload !== undefined) {
-      written = await this.#store.write(turn.storageKey, payload, deadlinesFor(policy, now), now - turn.startedAt);
+      // The fetch time is kept only for early refresh, its one reader: otherwise it is bytes every write pays for.
+      const fetchMs = policy.earlyRefresh === false ? undefined : now - turn.startedAt;
+      written = await this.#store.write(turn.storageKey, payload, deadlinesFor(policy, now), fetchMs);
     } else if (policy.negativeTtlSeconds > 0) {
       const lifetime = { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
       written = await this.#store.write(turn.storageKey, undefined, deadlinesFor(lifetime, now));
@@ -158,10 +160,13 @@ export class RefreshCoordinator {
         if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${lease.waitMs} ms for another caller to refresh ${storageKey}`);
         return this.#miss(storageKey, undefined, staleIfError);
       }
-      // Full jitter, so waiters started together do not poll together.
+      // Jittered, so waiters started together do not poll together; doubling, so that a large fleet waiting on
+      // one key does not load its partition (a poll is one strongly consistent read).
       await sleep(Math.min(remaining, pause / 2 + Math.random() * (pause / 2)));
       pause = Math.min(pause * 2, lease.maxPollMs);
       const read = await this.#store.read(storageKey, true);
+      // A throttled poll says "read less", not "DynamoDB is down": keep waiting rather than join the herd.
+      if (!read.ok && read.failure === 'throttle') continue;
       if (!read.ok || read.state.corrupt) return this.#miss(storageKey, undefined, staleIfError);
       state = read.state;
     }

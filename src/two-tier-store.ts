@@ -8,10 +8,11 @@ import type { CacheLogger } from './logger.ts';
 import type { MemoryTier } from './memory-tier.ts';
 import type { DynamoStore, Item, LeaseRequest } from './persistence/dynamo-store.ts';
 import { CorruptItemError, chunkBytes, chunkItem, fromItem, toItem, type AttributeNames, type ChunkedBody, type StoredBody, type StoredRecord } from './persistence/item.ts';
+import type { FailureKind } from './resilience.ts';
 import type { StatsRecorder } from './stats.ts';
 
-/** The result of reading one item: its state, or `ok: false` when DynamoDB failed (already logged and counted). */
-export type ReadResult = { readonly ok: true; readonly state: ItemState } | { readonly ok: false };
+/** The result of reading one item: its state, or `ok: false` and why when DynamoDB failed (already logged and counted). */
+export type ReadResult = { readonly ok: true; readonly state: ItemState } | { readonly ok: false; readonly failure: FailureKind };
 
 /** The result of a lease attempt, with the item's state when the attempt lost and DynamoDB returned it. */
 export type LeaseResult =
@@ -66,9 +67,10 @@ export class TwoTierStore {
   /** Reads the item under `storageKey` from DynamoDB; a fresh entry is copied into the memory tier. */
   async read(storageKey: string, consistent?: boolean): Promise<ReadResult> {
     const outcome = await this.#s.dynamo.get(storageKey, consistent);
-    if (!outcome.ok) return { ok: false };
+    if (!outcome.ok) return { ok: false, failure: outcome.kind };
     const state = await this.#decode(storageKey, outcome.value);
-    return state === UNAVAILABLE ? { ok: false } : { ok: true, state };
+    // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
+    return state === UNAVAILABLE ? { ok: false, failure: 'server' } : { ok: true, state };
   }
 
   /** Reads many items (absent and failed ones are left out). */

@@ -2,7 +2,6 @@ import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type At
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
 import { localClientConfig } from './support/dynalite.ts';
@@ -28,65 +27,6 @@ async function scanAll(tableName: string): Promise<Array<Record<string, Attribut
 }
 
 const rows = (n: number) => ({ rows: Array.from({ length: n }, (_, i) => ({ id: i, name: `customer ${i}`, plan: i % 3 ? 'basic' : 'pro' })) });
-
-describe('compression', () => {
-  it('compresses JSON of 1 KiB or more with brotli, transparently', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false });
-    const value = rows(200);
-    await cache.set('big', value);
-    const item = await rawItem(tableName, 'big');
-    expect(item.dc_enc?.S).toBe('json+br');
-    expect(item.cached_value!.B!.byteLength).toBeLessThan(JSON.stringify(value).length / 4);
-    expect(await cache.get('big')).toEqual(value);
-  });
-
-  it('leaves small values, incompressible values and (by default) plain strings as they are', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false });
-    await cache.set('small', { a: 1 });
-    await cache.set('random', randomBytes(4096));
-    await cache.set('text', 'x'.repeat(10_000));
-    expect((await rawItem(tableName, 'small')).dc_enc?.S).toBe('json');
-    expect((await rawItem(tableName, 'random')).dc_enc?.S).toBe('buffer');
-    expect((await rawItem(tableName, 'text')).cached_value?.S).toBe('x'.repeat(10_000)); // still readable by the original service
-  });
-
-  it('gzip, strings included, and a custom threshold are options', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false, compression: { algorithm: 'gzip', strings: true, thresholdBytes: 100 } });
-    await cache.set('text', 'abc'.repeat(100));
-    expect((await rawItem(tableName, 'text')).dc_enc?.S).toBe('string+gzip');
-    expect(await cache.get('text')).toBe('abc'.repeat(100));
-  });
-
-  it('compression: false stores JSON as text', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false, compression: false });
-    await cache.set('big', rows(200));
-    expect((await rawItem(tableName, 'big')).cached_value?.S).toBe(JSON.stringify(rows(200)));
-  });
-
-  it.each([
-    ['truncated compressed data', (data: Uint8Array) => data.subarray(0, data.byteLength - 10)],
-    ['garbage under a compression marker', () => randomBytes(200)],
-  ])('%s is a miss and a warning', async (_name, damage) => {
-    const { cache, tableName, logger } = await db.newCache({ memory: false });
-    await cache.set('big', rows(200));
-    const item = await rawItem(tableName, 'big');
-    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { ...item, cached_value: { B: damage(item.cached_value!.B!) } } }));
-    expect(await cache.get('big')).toBeUndefined();
-    expect(cache.stats().corruptItems).toBe(1);
-    expect(logger.warnings).toHaveLength(1);
-  });
-
-  it('reads a gzip item written with another threshold or algorithm setting', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false });
-    await db.client.send(
-      new PutItemCommand({
-        TableName: tableName,
-        Item: { id: { S: 'g' }, cached_value: { B: gzipSync('{"from":"elsewhere"}') }, dc_enc: { S: 'json+gzip' }, expires_at: { N: String(Math.floor(Date.now() / 1000) + 60) } },
-      }),
-    );
-    expect(await cache.get('g')).toEqual({ from: 'elsewhere' });
-  });
-});
 
 describe('large values', () => {
   it('a 2 MB incompressible value round-trips and is stored as several items', async () => {

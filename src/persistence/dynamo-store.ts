@@ -175,15 +175,14 @@ export class DynamoStore {
 
   /**
    * Takes the refresh lease on `storageKey` with one conditional write: it wins when no unexpired lease
-   * exists and the value is absent, only a lease, or fresh until no later than `notFreshAfterMs`.
-   * An item created by the lease alone gets an expiry, so DynamoDB's TTL removes it if nobody writes.
+   * exists and the value is fresh until no later than `notFreshAfterMs`. Every value this library writes
+   * carries its freshness (`dc_fresh`); an item without it (a lease alone, or a value the original service
+   * wrote) may be refreshed. An item created by the lease alone gets an expiry, so DynamoDB's TTL removes
+   * it if nobody writes.
    */
   acquireLease(storageKey: string, request: LeaseRequest): Promise<Outcome<LeaseAttempt>> {
     const { client, tableName, attributes } = this.#s;
-    // Freshness is dc_fresh when present, else the expiry; an item with neither value nor marker holds only a lease.
-    const condition =
-      '(attribute_not_exists(#lease) OR #lease < :now) AND (attribute_not_exists(#exp) OR (attribute_not_exists(#val) AND attribute_not_exists(#enc))' +
-      ' OR #fresh <= :freshMs OR (attribute_not_exists(#fresh) AND #exp <= :freshSec))';
+    const condition = '(attribute_not_exists(#lease) OR #lease < :now) AND (attribute_not_exists(#fresh) OR #fresh <= :freshMs)';
     return this.#s.guard.run(
       'UpdateItem',
       async (abortSignal) => {
@@ -194,21 +193,13 @@ export class DynamoStore {
               Key: this.#key(storageKey),
               UpdateExpression: 'SET #lease = :until, #owner = :owner, #exp = if_not_exists(#exp, :leaseExpiry)',
               ConditionExpression: condition,
-              ExpressionAttributeNames: {
-                '#lease': META.lease,
-                '#owner': META.leaseOwner,
-                '#exp': attributes.expiresAt,
-                '#val': attributes.value,
-                '#enc': META.encoding,
-                '#fresh': META.freshUntil,
-              },
+              ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner, '#exp': attributes.expiresAt, '#fresh': META.freshUntil },
               ExpressionAttributeValues: {
                 ':until': { N: String(request.untilMs) },
                 ':owner': { S: request.owner },
                 ':now': { N: String(request.nowMs) },
                 ':leaseExpiry': { N: String(Math.ceil(request.untilMs / 1000)) },
                 ':freshMs': { N: String(request.notFreshAfterMs) },
-                ':freshSec': { N: String(request.notFreshAfterMs / 1000) },
               },
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             }),

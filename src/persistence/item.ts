@@ -23,7 +23,7 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = { key: 'id', value: 'cach
 export const META = {
   /** How the value is encoded (`json`, `bytes`, `json+gzip`...; `none` for a cached "not found"). Absent: a plain string. */
   encoding: 'dc_enc',
-  /** Epoch ms until which the value is fresh (exact; the expiry is whole seconds and may add a stale window). Absent: fresh until expiry. */
+  /** Epoch ms until which the value is fresh (exact; the expiry is whole seconds and may add a stale window). Absent (items the original service wrote): fresh until expiry. */
   freshUntil: 'dc_fresh',
   /** Epoch ms at which the refresh lease expires. */
   lease: 'dc_lease',
