@@ -28,13 +28,19 @@ export interface ContenderKind {
 
 const quietLogger = new Logger({ serviceName: 'bench', logLevel: 'SILENT' });
 
-/** The common `getOrSet` for contenders without one: get, and on a miss load and set. */
-async function getThenSet(cache: Pick<CacheContender, 'get' | 'set'>, key: string, load: () => Promise<unknown>, ttlSeconds: number): Promise<unknown> {
-  const cached = await cache.get(key);
-  if (cached !== undefined && cached !== null) return cached;
-  const value = await load();
-  await cache.set(key, value, ttlSeconds);
-  return value;
+/** A contender from a get/set cache without its own get-or-set: get, and on a miss load and set. */
+function withGetThenSet(cache: Pick<CacheContender, 'get' | 'set'>, close: () => void): CacheContender {
+  return {
+    ...cache,
+    async getOrSet(key, load, ttlSeconds) {
+      const cached = await cache.get(key);
+      if (cached !== undefined && cached !== null) return cached;
+      const value = await load();
+      await cache.set(key, value, ttlSeconds);
+      return value;
+    },
+    close,
+  };
 }
 
 function meteredClient(target: DynamoTarget, meter: RequestMeter, config: ConstructorParameters<typeof DynamoDBClient>[0] = {}): DynamoDBClient {
@@ -63,7 +69,7 @@ export const rawSdk: ContenderKind = {
         );
       },
     };
-    return { ...cache, getOrSet: (key, load, ttl) => getThenSet(cache, key, load, ttl), close: () => client.destroy() };
+    return withGetThenSet(cache, () => client.destroy());
   },
 };
 
@@ -81,7 +87,7 @@ export const originalService: ContenderKind = {
       },
       set: (key: string, value: unknown, ttlSeconds: number) => service.set(`orig:${key}`, JSON.stringify(value), ttlSeconds),
     };
-    return { ...cache, getOrSet: (key, load, ttl) => getThenSet(cache, key, load, ttl), close: () => client.destroy() };
+    return withGetThenSet(cache, () => client.destroy());
   },
 };
 
@@ -102,7 +108,7 @@ export const keyvDynamo: ContenderKind = {
       get: (key: string) => keyv.get(key),
       set: (key: string, value: unknown, ttlSeconds: number) => keyv.set(key, value, ttlSeconds * 1000),
     };
-    return { ...cache, getOrSet: (key, load, ttl) => getThenSet(cache, key, load, ttl), close: () => store.client.destroy() };
+    return withGetThenSet(cache, () => store.client.destroy());
   },
 };
 
@@ -117,7 +123,7 @@ export const cacheableTiered: ContenderKind = {
       get: (key: string) => cacheable.get(key),
       set: (key: string, value: unknown, ttlSeconds: number) => cacheable.set(key, value, ttlSeconds * 1000),
     };
-    return { ...cache, getOrSet: (key, load, ttl) => getThenSet(cache, key, load, ttl), close: () => store.client.destroy() };
+    return withGetThenSet(cache, () => store.client.destroy());
   },
 };
 

@@ -291,8 +291,9 @@ export class DynamoCache {
     return {
       found: false,
       fulfil: async (value, setOptions) => {
-        end();
+        // Encoded first: a value that cannot be stored throws with the turn still open, so it can be abandoned.
         const payload = value === undefined ? undefined : encodeValue(value);
+        end();
         return this.#refresh.complete(turn, payload, setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) });
       },
       fail: async (error) => {

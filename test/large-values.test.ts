@@ -26,8 +26,6 @@ async function scanAll(tableName: string): Promise<Array<Record<string, Attribut
   return items;
 }
 
-const rows = (n: number) => ({ rows: Array.from({ length: n }, (_, i) => ({ id: i, name: `customer ${i}`, plan: i % 3 ? 'basic' : 'pro' })) });
-
 describe('large values', () => {
   it('a 2 MB incompressible value round-trips and is stored as several items', async () => {
     const { cache, tableName } = await db.newCache({ memory: false });

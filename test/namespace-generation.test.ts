@@ -1,17 +1,10 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FaultProxy } from './support/fault-proxy.ts';
-import { useDynalite } from './support/fixtures.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 
 const db = useDynalite();
-let proxy: FaultProxy;
+const proxy = useFaultProxy(db);
 
-beforeAll(async () => {
-  proxy = await FaultProxy.start(db.endpoint);
-});
-afterAll(async () => {
-  await proxy.close();
-});
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -86,10 +79,6 @@ describe('clear(): O(1) flush of a namespace', () => {
   it('resolves false when DynamoDB fails, and nothing throws', async () => {
     const { cache } = await db.newCache({ tableName: await db.newTable(), endpoint: proxy.endpoint, timeoutMs: 200, breaker: false });
     proxy.setFaults({ throttleRate: 1 });
-    try {
-      expect(await cache.clear()).toBe(false);
-    } finally {
-      proxy.setFaults({});
-    }
+    expect(await cache.clear()).toBe(false);
   });
 });

@@ -167,6 +167,31 @@ describe('cross-environment lease', () => {
   });
 });
 
+describe('acquire(): the turn protocol', () => {
+  it('fulfil with a value that cannot be stored throws, and the turn can still be abandoned (the lease goes back)', async () => {
+    const tableName = await db.newTable();
+    const [first, second] = await fleet(2, tableName, { lease: { ttlMs: 60_000, waitMs: 2000 } });
+    const turn = await first!.acquire('k');
+    expect(turn.found).toBe(false);
+    if (turn.found) return;
+    await expect(turn.fulfil(new Date() as never)).rejects.toThrow(/Date/);
+    await turn.abandon();
+    const started = performance.now();
+    expect(await second!.getOrSet('k', async () => 'second')).toBe('second');
+    expect(performance.now() - started).toBeLessThan(1500); // did not wait out the 60 s lease or the 2 s bound
+    expect(second!.stats().leaseWaitTimeouts).toBe(0);
+  });
+
+  it('a turn ends once: a second end is refused', async () => {
+    const { cache } = await db.newCache();
+    const turn = await cache.acquire('k');
+    if (turn.found) throw new Error('expected a turn');
+    await turn.fulfil('v');
+    await expect(turn.abandon()).rejects.toThrow(/only once/);
+    expect(await cache.get('k')).toBe('v');
+  });
+});
+
 describe('stale-while-revalidate', () => {
   it('with a stale value, one of 50 concurrent callers refreshes and the other 49 answer from the stale value at once', async () => {
     const tableName = await db.newTable();

@@ -1,25 +1,14 @@
 import { BatchGetItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { localClientConfig } from './support/dynalite.ts';
-import { FaultProxy, type ThrottleError } from './support/fault-proxy.ts';
-import { useDynalite } from './support/fixtures.ts';
+import type { ThrottleError } from './support/fault-proxy.ts';
+import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 
 const db = useDynalite();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  proxy = await FaultProxy.start(db.endpoint);
-});
-afterAll(async () => {
-  await proxy.close();
-});
-beforeEach(() => {
-  proxy.setFaults({});
-  proxy.resetCounts();
-});
+const proxy = useFaultProxy(db);
 
 /** A cache that talks to dynalite through the fault proxy, with a tight budget and no breaker. */
 function cacheBehindProxy(tableName: string, options: ConstructorParameters<typeof DynamoCache>[0] = {}) {

@@ -19,7 +19,7 @@ export class TokenServer {
     this.#ratePerSecond = ratePerSecond;
     this.#latencyMs = latencyMs;
     this.#tokens = ratePerSecond;
-    this.#server = createServer((req, res) => {
+    this.#server = createServer((_req, res) => {
       const allowed = this.#take();
       setTimeout(() => {
         if (!allowed) {

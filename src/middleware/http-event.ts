@@ -54,30 +54,21 @@ export function readHttpEvent(event: unknown, credentialHeaders: readonly string
       headers,
       authorizer: requestContext.authorizer as Json | undefined,
     };
-  } else if (typeof e.httpMethod === 'string' && requestContext.elb !== undefined) {
-    const method = e.httpMethod.toUpperCase();
-    const path = String(e.path ?? '/');
-    view = {
-      source: 'alb',
-      method,
-      path,
-      routeKey: `${method} ${path}`,
-      // ALB passes query parameters and header values as received, without URL-decoding them.
-      query: sortQuery(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters, decodeComponent)),
-      headers: e.multiValueHeaders ? lowerCaseMultiHeaders(e.multiValueHeaders as Json) : lowerCaseHeaders(e.headers as Json | undefined),
-    };
   } else if (typeof e.httpMethod === 'string') {
+    // Payload format 1.0: API Gateway REST and ALB. ALB has no route templates and no authorizer, and passes
+    // query parameters as received, without URL-decoding them.
+    const alb = requestContext.elb !== undefined;
     const method = e.httpMethod.toUpperCase();
     const path = String(e.path ?? '/');
     view = {
-      source: 'api-gateway-v1',
+      source: alb ? 'alb' : 'api-gateway-v1',
       method,
       path,
-      routeKey: typeof e.resource === 'string' ? `${method} ${e.resource}` : `${method} ${path}`,
-      query: sortQuery(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters, (v) => v)),
+      routeKey: !alb && typeof e.resource === 'string' ? `${method} ${e.resource}` : `${method} ${path}`,
+      query: sortQuery(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters, alb ? decodeComponent : (v) => v)),
       headers: e.multiValueHeaders ? lowerCaseMultiHeaders(e.multiValueHeaders as Json) : lowerCaseHeaders(e.headers as Json | undefined),
-      authorizer: requestContext.authorizer as Json | undefined,
-      identity: requestContext.identity as Json | undefined,
+      authorizer: alb ? undefined : (requestContext.authorizer as Json | undefined),
+      identity: alb ? undefined : (requestContext.identity as Json | undefined),
     };
   } else {
     return undefined;

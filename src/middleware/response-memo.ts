@@ -220,9 +220,10 @@ export class ResponseMemo {
     if (response.statusCode >= 200 && response.statusCode < 300 && headersOf(response).etag === undefined) setHeader(response, 'ETag', etagFor(response));
     const decision = decideStorage(plan.http, response, plan.policy);
     if (decision.store) {
-      const stored: StoredResult = { v: 1, kind: 'http', response: structuredClone(response), storedAt: Date.now(), age: Number(headersOf(response).age ?? 0) || 0 };
+      const headers = headersOf(response);
+      const stored: StoredResult = { v: 1, kind: 'http', response: structuredClone(response), storedAt: Date.now(), age: Number(headers.age ?? 0) || 0 };
       // must-revalidate and proxy-revalidate forbid serving the response once stale.
-      const revalidate = /\b(must|proxy)-revalidate\b/i.test(headersOf(response)['cache-control'] ?? '');
+      const revalidate = /\b(must|proxy)-revalidate\b/i.test(headers['cache-control'] ?? '');
       await this.#save(plan, stored, decision.ttlSeconds, !revalidate);
     } else {
       this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });

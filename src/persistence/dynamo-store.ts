@@ -8,6 +8,7 @@ import {
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
+  type UpdateItemCommandInput,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -180,89 +181,69 @@ export class DynamoStore {
    * wrote) may be refreshed. An item created by the lease alone gets an expiry, so DynamoDB's TTL removes
    * it if nobody writes.
    */
-  acquireLease(storageKey: string, request: LeaseRequest): Promise<Outcome<LeaseAttempt>> {
-    const { client, tableName, attributes } = this.#s;
-    const condition = '(attribute_not_exists(#lease) OR #lease < :now) AND (attribute_not_exists(#fresh) OR #fresh <= :freshMs)';
-    return this.#s.guard.run(
-      'UpdateItem',
-      async (abortSignal) => {
-        try {
-          await client.send(
-            new UpdateItemCommand({
-              TableName: tableName,
-              Key: this.#key(storageKey),
-              UpdateExpression: 'SET #lease = :until, #owner = :owner, #exp = if_not_exists(#exp, :leaseExpiry)',
-              ConditionExpression: condition,
-              ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner, '#exp': attributes.expiresAt, '#fresh': META.freshUntil },
-              ExpressionAttributeValues: {
-                ':until': { N: String(request.untilMs) },
-                ':owner': { S: request.owner },
-                ':now': { N: String(request.nowMs) },
-                ':leaseExpiry': { N: String(Math.ceil(request.untilMs / 1000)) },
-                ':freshMs': { N: String(request.notFreshAfterMs) },
-              },
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            }),
-            { abortSignal },
-          );
-          return { acquired: true } as const;
-        } catch (error) {
-          if (!isConditionalCheckFailure(error)) throw error;
-          return { acquired: false, item: (error as ConditionalCheckFailedException).Item } as const;
-        }
+  async acquireLease(storageKey: string, request: LeaseRequest): Promise<Outcome<LeaseAttempt>> {
+    const outcome = await this.#update(storageKey, {
+      UpdateExpression: 'SET #lease = :until, #owner = :owner, #exp = if_not_exists(#exp, :leaseExpiry)',
+      ConditionExpression: '(attribute_not_exists(#lease) OR #lease < :now) AND (attribute_not_exists(#fresh) OR #fresh <= :freshMs)',
+      ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner, '#exp': this.#s.attributes.expiresAt, '#fresh': META.freshUntil },
+      ExpressionAttributeValues: {
+        ':until': { N: String(request.untilMs) },
+        ':owner': { S: request.owner },
+        ':now': { N: String(request.nowMs) },
+        ':leaseExpiry': { N: String(Math.ceil(request.untilMs / 1000)) },
+        ':freshMs': { N: String(request.notFreshAfterMs) },
       },
-      { key: storageKey },
-    );
+      // Saves a read when DynamoDB honours it; dynalite ignores it, so callers read when `item` is absent.
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+    if (!outcome.ok) return outcome;
+    return { ok: true, value: outcome.value.applied ? { acquired: true } : { acquired: false, item: outcome.value.item } };
   }
 
   /** Gives the lease back early (the fetch failed or stored nothing); only the owner's lease is removed. */
-  releaseLease(storageKey: string, owner: string): Promise<Outcome<boolean>> {
+  async releaseLease(storageKey: string, owner: string): Promise<Outcome<boolean>> {
+    const outcome = await this.#update(storageKey, {
+      UpdateExpression: 'REMOVE #lease, #owner',
+      ConditionExpression: '#owner = :owner',
+      ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner },
+      ExpressionAttributeValues: { ':owner': { S: owner } },
+    });
+    // Not applied: the lease expired and someone else took it.
+    return outcome.ok ? { ok: true, value: outcome.value.applied } : outcome;
+  }
+
+  /** Adds one to the namespace generation in the metadata item `metaKey` (atomically) and returns the new value. */
+  async bumpGeneration(metaKey: string): Promise<Outcome<number>> {
+    const outcome = await this.#update(metaKey, {
+      UpdateExpression: 'ADD #generation :one',
+      ExpressionAttributeNames: { '#generation': META.namespaceGeneration },
+      ExpressionAttributeValues: { ':one': { N: '1' } },
+      ReturnValues: 'UPDATED_NEW',
+    });
+    if (!outcome.ok) return outcome;
+    // Without a condition the update always applies.
+    const attributes = outcome.value.applied ? outcome.value.attributes : undefined;
+    return { ok: true, value: Number(attributes?.[META.namespaceGeneration]?.N) };
+  }
+
+  /**
+   * One UpdateItem through the guard. A failed condition is an answer, not a failure: it resolves with
+   * `applied: false` and the current item when DynamoDB returned it.
+   */
+  #update(storageKey: string, input: Omit<UpdateItemCommandInput, 'TableName' | 'Key'>): Promise<Outcome<{ applied: true; attributes: Item | undefined } | { applied: false; item: Item | undefined }>> {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'UpdateItem',
       async (abortSignal) => {
         try {
-          await client.send(
-            new UpdateItemCommand({
-              TableName: tableName,
-              Key: this.#key(storageKey),
-              UpdateExpression: 'REMOVE #lease, #owner',
-              ConditionExpression: '#owner = :owner',
-              ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner },
-              ExpressionAttributeValues: { ':owner': { S: owner } },
-            }),
-            { abortSignal },
-          );
-          return true;
+          const output = await client.send(new UpdateItemCommand({ TableName: tableName, Key: this.#key(storageKey), ...input }), { abortSignal });
+          return { applied: true, attributes: output.Attributes } as const;
         } catch (error) {
-          if (isConditionalCheckFailure(error)) return false; // the lease expired and someone else took it
-          throw error;
+          if (!isConditionalCheckFailure(error)) throw error;
+          return { applied: false, item: (error as ConditionalCheckFailedException).Item } as const;
         }
       },
       { key: storageKey },
-    );
-  }
-
-  /** Adds one to the namespace generation in the metadata item `metaKey` (atomically) and returns the new value. */
-  bumpGeneration(metaKey: string): Promise<Outcome<number>> {
-    const { client, tableName } = this.#s;
-    return this.#s.guard.run(
-      'UpdateItem',
-      async (abortSignal) => {
-        const output = await client.send(
-          new UpdateItemCommand({
-            TableName: tableName,
-            Key: this.#key(metaKey),
-            UpdateExpression: 'ADD #generation :one',
-            ExpressionAttributeNames: { '#generation': META.namespaceGeneration },
-            ExpressionAttributeValues: { ':one': { N: '1' } },
-            ReturnValues: 'UPDATED_NEW',
-          }),
-          { abortSignal },
-        );
-        return Number(output.Attributes?.[META.namespaceGeneration]?.N);
-      },
-      { key: metaKey },
     );
   }
 

@@ -40,19 +40,24 @@ export class FaultProxy {
   readonly injected = new Map<string, number>();
   #faults: Faults = {};
   readonly #server: Server;
-  readonly #target: URL;
+  readonly #target: () => string;
   readonly #agent = new Agent({ keepAlive: true });
 
-  private constructor(target: string) {
-    this.#target = new URL(target);
+  /** A proxy forwarding to `target()` (read when forwarding, so it may be known only later); `listen` starts it. */
+  constructor(target: () => string) {
+    this.#target = target;
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
 
   /** Starts a proxy on a random 127.0.0.1 port forwarding to `target`. */
-  static async start(target: string): Promise<FaultProxy> {
-    const proxy = new FaultProxy(target);
-    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', () => resolve()));
-    return proxy;
+  static start(target: string): Promise<FaultProxy> {
+    return new FaultProxy(() => target).listen();
+  }
+
+  /** Listens on a random 127.0.0.1 port. */
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve()));
+    return this;
   }
 
   /** The proxy's endpoint URL, to give the SDK client. */
@@ -128,8 +133,9 @@ export class FaultProxy {
   }
 
   #forward(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const target = new URL(this.#target());
     const upstream = httpRequest(
-      { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
       (upstreamRes) => {
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
         upstreamRes.pipe(res);

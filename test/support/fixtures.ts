@@ -1,8 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { DynamoCache } from '../../src/cache.ts';
 import type { DynamoCacheOptions } from '../../src/options.ts';
 import { createCacheTable, localClientConfig, rawClient, startDynalite, type LocalDynamo } from './dynalite.ts';
+import { FaultProxy } from './fault-proxy.ts';
 import { RecordingLogger } from './recording-logger.ts';
 
 /** What a test file gets from {@link useDynalite}. */
@@ -42,4 +43,20 @@ export function useDynalite(): DynaliteFixture {
     return { cache, logger, tableName };
   };
   return fixture;
+}
+
+/** A fault proxy in front of this file's dynalite: started before all tests, healed and its counts reset before each. */
+export function useFaultProxy(db: DynaliteFixture): FaultProxy {
+  const proxy = new FaultProxy(() => db.endpoint);
+  beforeAll(async () => {
+    await proxy.listen();
+  });
+  afterAll(async () => {
+    await proxy.close();
+  });
+  beforeEach(() => {
+    proxy.setFaults({});
+    proxy.resetCounts();
+  });
+  return proxy;
 }
