@@ -63,6 +63,17 @@ describe('dynamo-cache CLI', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ key: 'user:1', storageKey: 'user:1', state: 'fresh', value: { name: 'Ada', roles: ['admin'] }, encoding: 'json', chunks: 0 });
   });
 
+  it('get --raw shows the DynamoDB item itself as plain JSON', async () => {
+    const { cmd } = await withTable();
+    await cmd('--namespace', 'svc', 'set', 'k', '{"a":1}', '--ttl', '60');
+    const raw = await cmd('--namespace', 'svc', 'get', 'k', '--raw');
+    expect(raw.code).toBe(0);
+    const item = JSON.parse(raw.stdout);
+    expect(item).toMatchObject({ id: 'svc:k', cached_value: '{"a":1}', dc_enc: 'json' });
+    expect(item.expires_at).toBeGreaterThan(Date.now() / 1000);
+    expect((await cmd('get', 'absent', '--raw')).stdout.trim()).toBe('null');
+  });
+
   it('set --raw stores a plain string, readable by the library', async () => {
     const { table, cmd } = await withTable();
     expect((await cmd('set', 'token', 'not json at all', '--raw')).code).toBe(0);

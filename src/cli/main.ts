@@ -10,7 +10,8 @@
  * Exit codes: 0 done, 1 DynamoDB/AWS failed, 2 bad arguments or input, 3 (get) no value under the key.
  * The executable is `bin.ts`; this module only defines the program, so tests can run it in-process.
  */
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, UpdateTimeToLiveCommand, waitUntilTableExists, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, UpdateTimeToLiveCommand, waitUntilTableExists, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
 import { DynamoCache, type CacheItemInfo } from '../cache.ts';
@@ -111,11 +112,17 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
   program
     .command('get <key>')
     .description('show the value under a key with its metadata: state, expiry, size, encoding, encryption')
-    .action(async (key: string, _options: unknown, command: Command) => {
-      const { cache, log, context } = await openCache(globals(command), io.env);
+    .option('--raw', 'show the DynamoDB item itself, every attribute as plain JSON (binary as base64)')
+    .action(async (key: string, options: { raw?: boolean }, command: Command) => {
+      const { cache, client, log, context } = await openCache(globals(command), io.env);
       const info = await cache.inspect(key);
       if (info === undefined) throw failure(log, context);
-      output(command, describe(info), info);
+      if (options.raw) {
+        const item = (await client.send(new GetItemCommand({ TableName: context.tableName, Key: { [DEFAULT_ATTRIBUTE_NAMES.key]: { S: info.storageKey } }, ConsistentRead: true }))).Item;
+        print(item === undefined ? 'null' : JSON.stringify(unmarshall(item), (_name, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value), 2));
+      } else {
+        output(command, describe(info), info);
+      }
       if (info.value === undefined) exitCode = EXIT.notFound;
     });
 
@@ -257,7 +264,7 @@ function target(options: GlobalOptions, env: NodeJS.ProcessEnv): { tableName: st
 }
 
 /** A cache for one command, after checking that the table is there (so a missing table or credentials fail loudly). */
-async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<{ cache: DynamoCache; log: WarningLog; context: ReturnType<typeof target> }> {
+async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<{ cache: DynamoCache; client: DynamoDBClient; log: WarningLog; context: ReturnType<typeof target> }> {
   const context = target(options, env);
   const client = new DynamoDBClient({ ...context.clientConfig, maxAttempts: 3 });
   try {
@@ -286,7 +293,7 @@ async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promis
     ...(keyEntries.length === 0 ? {} : { encryption: { keys, writeKeyId: options.writeKey ?? Object.keys(keys)[0]! } }),
     ...(options.hashKeysSecret === undefined ? {} : { hashKeys: { secret: options.hashKeysSecret } }),
   });
-  return { cache, log, context };
+  return { cache, client, log, context };
 }
 
 /** Why an operation that fails open did not succeed: the cache's last warning, explained. */
