@@ -18,11 +18,12 @@ export interface CacheContender {
   close(): void;
 }
 
-/** A contender: its name and a factory for environments (each with its own clients, memory and meter). */
+/**
+ * A contender: its name and a factory for environments (each with its own clients, memory and meter). Each
+ * prefixes its keys its own way, so that contenders sharing the table never read each other's items.
+ */
 export interface ContenderKind {
   readonly name: string;
-  /** Keys are prefixed so that contenders sharing the table never read each other's items. */
-  readonly prefix: string;
   create(target: DynamoTarget, meter: RequestMeter): CacheContender;
 }
 
@@ -52,7 +53,6 @@ function meteredClient(target: DynamoTarget, meter: RequestMeter, config: Constr
 /** (a) The floor: one raw SDK GetItem or PutItem per operation, JSON text in one attribute, no checks. */
 export const rawSdk: ContenderKind = {
   name: 'raw SDK GetItem/PutItem (floor)',
-  prefix: 'floor:',
   create(target, meter) {
     const client = meteredClient(target, meter);
     const cache = {
@@ -76,7 +76,6 @@ export const rawSdk: ContenderKind = {
 /** (b) The faithful port of the original Python CacheService: strings only, so values travel as JSON text. */
 export const originalService: ContenderKind = {
   name: 'original CacheService (port)',
-  prefix: 'orig:',
   create(target, meter) {
     const client = meteredClient(target, meter);
     const service = new OriginalCacheService(client, target.tableName);
@@ -100,7 +99,6 @@ function keyvStore(target: DynamoTarget, meter: RequestMeter): KeyvDynamo {
 /** (c) keyv with @keyv/dynamo: a general key-value API over DynamoDB. */
 export const keyvDynamo: ContenderKind = {
   name: 'keyv + @keyv/dynamo',
-  prefix: 'keyv:',
   create(target, meter) {
     const store = keyvStore(target, meter);
     const keyv = new Keyv({ store, namespace: 'keyv' });
@@ -115,7 +113,6 @@ export const keyvDynamo: ContenderKind = {
 /** (c) cacheable: an in-memory primary in front of a @keyv/dynamo secondary. */
 export const cacheableTiered: ContenderKind = {
   name: 'cacheable (memory + @keyv/dynamo)',
-  prefix: 'cacheable:',
   create(target, meter) {
     const store = keyvStore(target, meter);
     const cacheable = new Cacheable({ primary: new Keyv(), secondary: new Keyv({ store, namespace: 'cacheable' }) });
@@ -127,13 +124,12 @@ export const cacheableTiered: ContenderKind = {
   },
 };
 
-function dynamoCacheKind(name: string, prefix: string, options: DynamoCacheOptions): ContenderKind {
+function dynamoCacheKind(name: string, namespace: string, options: DynamoCacheOptions): ContenderKind {
   return {
     name,
-    prefix,
     create(target, meter) {
       const client = meteredClient(target, meter, { maxAttempts: 1 });
-      const cache = new DynamoCache({ tableName: target.tableName, client, namespace: prefix.slice(0, -1), logger: quietLogger, ...options });
+      const cache = new DynamoCache({ tableName: target.tableName, client, namespace, logger: quietLogger, ...options });
       return {
         get: (key) => cache.get(key),
         set: (key, value, ttlSeconds) => cache.set(key, value, { ttlSeconds }),
@@ -145,11 +141,11 @@ function dynamoCacheKind(name: string, prefix: string, options: DynamoCacheOptio
 }
 
 /** (e) dynamo-cache with its defaults: memory tier, lease, compression. */
-export const dynamoCacheDefault = dynamoCacheKind('dynamo-cache', 'dc:', {});
+export const dynamoCacheDefault = dynamoCacheKind('dynamo-cache', 'dc', {});
 /** (e) dynamo-cache without its memory tier: every read goes to DynamoDB. */
-export const dynamoCacheNoMemory = dynamoCacheKind('dynamo-cache, no memory tier', 'dcnomem:', { memory: false });
+export const dynamoCacheNoMemory = dynamoCacheKind('dynamo-cache, no memory tier', 'dcnomem', { memory: false });
 /** dynamo-cache without the cross-environment lease (for the stampede scenario). */
-export const dynamoCacheNoLease = dynamoCacheKind('dynamo-cache, lease off', 'dcnolease:', { lease: false });
+export const dynamoCacheNoLease = dynamoCacheKind('dynamo-cache, lease off', 'dcnolease', { lease: false });
 
 /** The key-value contenders of the latency, capacity and scaling scenarios, floor first. */
 export const KEY_VALUE_CONTENDERS: readonly ContenderKind[] = [rawSdk, originalService, keyvDynamo, cacheableTiered, dynamoCacheDefault, dynamoCacheNoMemory];

@@ -58,13 +58,20 @@ export class RefreshCoordinator {
   /** Answers from the memory tier or DynamoDB, or hands the caller a turn to fetch. */
   async resolve(storageKey: string, policy: RefreshPolicy): Promise<Resolution> {
     const memory = this.#store.fromMemory(storageKey, Date.now());
-    if (memory !== undefined) return (await this.#earlyRefresh(storageKey, memory, policy)) ?? this.#hit(memory, 'memory', false);
+    // Checked here, not only inside #earlyRefresh, so that a memory hit without early refresh awaits nothing.
+    if (memory !== undefined) {
+      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(storageKey, memory, policy, policy.earlyRefresh.beta);
+      return early ?? this.#hit(memory, 'memory', false);
+    }
     const read = await this.#store.read(storageKey);
     // DynamoDB is failing (already logged): coordinating through it is pointless, the caller fetches.
     if (!read.ok) return this.#miss(storageKey, undefined, undefined);
     const now = Date.now();
     const { entry } = read.state;
-    if (entry !== undefined && isFresh(entry, now)) return (await this.#earlyRefresh(storageKey, entry, policy)) ?? this.#hit(entry, 'dynamo', false);
+    if (entry !== undefined && isFresh(entry, now)) {
+      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(storageKey, entry, policy, policy.earlyRefresh.beta);
+      return early ?? this.#hit(entry, 'dynamo', false);
+    }
     const staleIfError = entry !== undefined && withinStaleWindow(entry, now, policy.staleIfErrorSeconds) ? entry : undefined;
     // An unreadable item cannot take part in the lease's condition: the fetch simply overwrites it.
     if (policy.lease === false || read.state.corrupt) return this.#miss(storageKey, undefined, staleIfError);
@@ -134,7 +141,7 @@ export class RefreshCoordinator {
           this.#stats.increment('staleIfError');
           return this.#hit(staleIfError, 'dynamo', true);
         }
-        const owner = `${this.#ownerPrefix}:${++this.#turns}`;
+        const owner = this.#newOwner();
         const attempt = await this.#store.acquireLease(storageKey, { owner, nowMs: now, untilMs: now + lease.ttlMs, notFreshAfterMs: now });
         if (!attempt.ok) return this.#miss(storageKey, undefined, staleIfError);
         if (attempt.acquired) {
@@ -173,12 +180,12 @@ export class RefreshCoordinator {
   }
 
   /** XFetch: a turn to refresh a fresh value early, when chosen by chance and (with the lease) the lease is won. */
-  async #earlyRefresh(storageKey: string, entry: CacheEntry, policy: RefreshPolicy): Promise<Resolution | undefined> {
+  async #earlyRefresh(storageKey: string, entry: CacheEntry, policy: RefreshPolicy, beta: number): Promise<Resolution | undefined> {
     const now = Date.now();
-    if (policy.earlyRefresh === false || entry.payload === undefined || !shouldRefreshEarly(entry, now, policy.earlyRefresh.beta)) return undefined;
+    if (entry.payload === undefined || !shouldRefreshEarly(entry, now, beta)) return undefined;
     let owner: string | undefined;
     if (policy.lease !== false) {
-      owner = `${this.#ownerPrefix}:${++this.#turns}`;
+      owner = this.#newOwner();
       const attempt = await this.#store.acquireLease(storageKey, {
         owner,
         nowMs: now,
@@ -189,6 +196,11 @@ export class RefreshCoordinator {
     }
     this.#stats.increment('earlyRefreshes');
     return { found: false, turn: { storageKey, owner, fallback: entry, startedAt: now } };
+  }
+
+  /** A lease owner id unique across the fleet: this instance's random prefix and a counter. */
+  #newOwner(): string {
+    return `${this.#ownerPrefix}:${++this.#turns}`;
   }
 
   #hit(entry: CacheEntry, source: 'memory' | 'dynamo', stale: boolean): Resolution {

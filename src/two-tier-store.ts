@@ -93,6 +93,7 @@ export class TwoTierStore {
    */
   async write(storageKey: string, payload: Payload | undefined, deadlines: Deadlines, fetchMs?: number): Promise<boolean> {
     let body: StoredBody | undefined;
+    let size = 0;
     if (payload !== undefined) {
       try {
         body = await this.#s.codec.seal(payload, storageKey);
@@ -101,7 +102,7 @@ export class TwoTierStore {
         this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
         return false;
       }
-      const size = bodyBytes(body);
+      size = bodyBytes(body);
       if (size > this.#s.maxValueBytes) {
         this.#s.stats.increment('oversized');
         this.#s.memory?.delete(storageKey);
@@ -110,7 +111,7 @@ export class TwoTierStore {
       }
     }
     this.#s.memory?.set(storageKey, entryOf(payload, deadlines, fetchMs), Date.now());
-    const stored = body !== undefined && bodyBytes(body) > INLINE_VALUE_BYTES ? await this.#writeChunks(body, deadlines) : body;
+    const stored = body !== undefined && size > INLINE_VALUE_BYTES ? await this.#writeChunks(body, deadlines) : body;
     if (stored === false) return false;
     const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, storageKey, recordOf(stored, deadlines, fetchMs)));
     if (outcome.ok) this.#s.stats.increment('writes');

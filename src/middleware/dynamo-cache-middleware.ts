@@ -26,6 +26,10 @@ const defaults = {
 /** Where the middleware keeps its per-request plan (and fetch turn): `request.internal` is per request, the factory is not. */
 const INTERNAL_PLAN = 'dynamoCachePlan';
 
+function planOf(request: middy.Request): MemoPlan | undefined {
+  return (request.internal as Record<string, unknown>)[INTERNAL_PLAN] as MemoPlan | undefined;
+}
+
 /**
  * Middy middleware: puts a `DynamoCache` in `context.cache` and, with `response`, memoizes responses.
  *
@@ -63,7 +67,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
   };
 
   const dynamoCacheMiddlewareAfter = async (request: middy.Request): Promise<void> => {
-    const plan = (request.internal as Record<string, unknown>)[INTERNAL_PLAN] as MemoPlan | undefined;
+    const plan = planOf(request);
     if (plan === undefined || memo === undefined) return;
     try {
       request.response = await memo.store(plan, request.response);
@@ -75,7 +79,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
 
   // The handler failed: give the refresh lease back, and answer with a stale response if one is allowed.
   const dynamoCacheMiddlewareOnError = async (request: middy.Request): Promise<unknown> => {
-    const plan = (request.internal as Record<string, unknown>)[INTERNAL_PLAN] as MemoPlan | undefined;
+    const plan = planOf(request);
     if (plan === undefined || memo === undefined) return undefined;
     try {
       return await memo.recover(plan, request.error);
