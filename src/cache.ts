@@ -2,7 +2,7 @@ import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec.ts
 import { timingOf, type CacheEntry } from './entry.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
-import { KeyMapper, assertKey } from './keys.ts';
+import { KeyMapper, assertKey, type Slot } from './keys.ts';
 import type { CacheLogger } from './logger.ts';
 import { MEMORY_TIER_DEFAULTS, MemoryTier } from './memory-tier.ts';
 import { NamespaceGeneration } from './namespace-generation.ts';
@@ -93,9 +93,9 @@ export interface CacheItemInfo {
   /** The namespace generation the key was looked up in (see `clear`). */
   readonly generation: number;
   /**
-   * `absent` (no item), `fresh`, `stale` (past its TTL, inside a stale window), `expired` (not yet deleted
-   * by DynamoDB's TTL), `not-found` (a cached "not found"), `lease` (only a refresh lease), or `unreadable`
-   * (see `problem`; an encrypted item read without its key is unreadable too).
+   * `absent` (no value), `fresh`, `stale` (past its TTL, inside a stale window), `expired` (not yet deleted
+   * by DynamoDB's TTL), `not-found` (a cached "not found"), `lease` (no value, and a refresh under way), or
+   * `unreadable` (see `problem`; an encrypted item read without its key, or an unauthenticated one, too).
    */
   readonly state: 'absent' | 'fresh' | 'stale' | 'expired' | 'not-found' | 'lease' | 'unreadable';
   /** The value, when the item holds one that could be decoded. */
@@ -144,7 +144,10 @@ export class DynamoCache {
   readonly #guard: DynamoGuard;
   readonly #generation: NamespaceGeneration;
   readonly #stats = new StatsRecorder();
-  /** `getOrSet` calls in flight in this process, by storage key: concurrent calls for one key join them. */
+  /**
+   * `getOrSet` calls in flight in this process, by memory key (the key whatever the namespace generation):
+   * concurrent calls for one key join them, even while the generation is still being read or cannot be.
+   */
   readonly #inflight = new Map<string, Promise<Payload | undefined>>();
 
   /** @throws InvalidOptionsError when an option is missing or wrong. */
@@ -170,9 +173,11 @@ export class DynamoCache {
       keys: this.#keys,
       // Decompression is bounded well above anything a cache entry can reasonably expand to.
       codec: new ValueCodec({ compression: resolved.compression, keyring: resolved.keyring, maxDecodedBytes: Math.max(64 * resolved.maxValueBytes, 256 * 1024 * 1024) }),
+      keyring: resolved.keyring,
       attributes: resolved.attributes,
       maxValueBytes: resolved.maxValueBytes,
       largeValueTimeoutMs: resolved.largeValueTimeoutMs,
+      inlineValueBytes: resolved.inlineValueBytes,
       stats: this.#stats,
       logger: resolved.logger,
     });
@@ -194,10 +199,9 @@ export class DynamoCache {
    */
   async get<T = unknown>(key: string): Promise<T | undefined> {
     assertKey(key);
-    const storageKey = await this.#storageKey(key);
-    if (storageKey === undefined) return this.#unavailable(undefined);
-    const memory = this.#store.fromMemory(storageKey, Date.now());
-    const entry = memory ?? (await this.#readFresh(storageKey));
+    const slot = await this.#slot(key, 'get');
+    const memory = this.#store.fromMemory(slot, Date.now());
+    const entry = memory ?? (await this.#readFresh(slot));
     if (entry === undefined) {
       this.#stats.increment('misses');
       return undefined;
@@ -216,9 +220,7 @@ export class DynamoCache {
     assertKey(key);
     const lifetime = this.#lifetime(options);
     const payload = encodeValue(value);
-    const storageKey = await this.#storageKey(key);
-    if (storageKey === undefined) return false;
-    return this.#store.write(storageKey, payload, deadlinesFor(lifetime, Date.now()));
+    return this.#store.write(await this.#slot(key, 'set'), payload, deadlinesFor(lifetime, Date.now()));
   }
 
   /**
@@ -235,18 +237,11 @@ export class DynamoCache {
     assertKey(key);
     if (typeof fetcher !== 'function') throw new InvalidOptionsError('getOrSet needs a fetcher function');
     const policy = this.#policy(options);
-    const storageKey = await this.#storageKey(key);
-    if (storageKey === undefined) {
-      this.#unavailable(undefined);
-      this.#stats.increment('fetches');
-      const value = await fetcher();
-      if (value !== undefined) encodeValue(value); // the same contract as when DynamoDB is up
-      return value;
-    }
-    let flight = this.#inflight.get(storageKey);
+    const memoryKey = this.#keys.storageKey(key, 0);
+    let flight = this.#inflight.get(memoryKey);
     if (flight === undefined) {
-      flight = this.#resolveOrFetch(storageKey, fetcher, policy).finally(() => this.#inflight.delete(storageKey));
-      this.#inflight.set(storageKey, flight);
+      flight = this.#resolveOrFetch(key, fetcher, policy).finally(() => this.#inflight.delete(memoryKey));
+      this.#inflight.set(memoryKey, flight);
     } else {
       this.#stats.increment('coalesced');
     }
@@ -278,9 +273,7 @@ export class DynamoCache {
   async acquire<T = unknown>(key: string, options: GetOrSetOptions = {}): Promise<Acquisition<T>> {
     assertKey(key);
     const policy = this.#policy(options);
-    const storageKey = await this.#storageKey(key);
-    if (storageKey === undefined) return this.#unavailable(unavailableTurn<T>());
-    const resolution = await this.#refresh.resolve(storageKey, policy);
+    const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire'), policy);
     if (resolution.found) return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale };
     const turn = resolution.turn;
     let ended = false;
@@ -316,23 +309,23 @@ export class DynamoCache {
   async getMany<T = unknown>(keys: readonly string[]): Promise<Map<string, T>> {
     if (!Array.isArray(keys)) throw new InvalidOptionsError('getMany needs an array of keys');
     for (const key of keys) assertKey(key);
-    // The key mapping is one-to-one, so each distinct key has its own storage key.
-    const keyOf = new Map<string, string>();
-    const generation = await this.#generation.current();
-    if (generation === undefined) return this.#unavailable(new Map<string, T>(), new Set(keys).size);
-    for (const key of keys) keyOf.set(this.#keys.storageKey(key, generation), key);
+    const distinct = [...new Set(keys)];
+    const generation = await this.#generation.current({ operation: 'getMany', key: distinct.length === 1 ? this.#keys.storageKey(distinct[0]!, 0) : `${distinct.length} keys` });
     const result = new Map<string, T>();
-    const toRead: string[] = [];
-    for (const storageKey of keyOf.keys()) {
-      const entry = this.#store.fromMemory(storageKey, Date.now());
-      if (entry === undefined) toRead.push(storageKey);
-      else this.#collect(result, keyOf.get(storageKey)!, entry, 'memory');
+    const toRead: Array<{ key: string; slot: Slot & { storageKey: string } }> = [];
+    for (const key of distinct) {
+      const slot = this.#keys.slot(key, generation);
+      const entry = this.#store.fromMemory(slot, Date.now());
+      if (entry !== undefined) this.#collect(result, key, entry, 'memory');
+      else if (slot.storageKey === undefined) this.#stats.increment('misses');
+      else toRead.push({ key, slot: slot as Slot & { storageKey: string } });
     }
     if (toRead.length > 0) {
-      const states = await this.#store.readMany(toRead);
-      for (const storageKey of toRead) {
-        const entry = states.get(storageKey)?.entry;
-        if (entry !== undefined && isFresh(entry, Date.now())) this.#collect(result, keyOf.get(storageKey)!, entry, 'dynamo');
+      // The key mapping is one-to-one, so each distinct key has its own storage key.
+      const states = await this.#store.readMany(toRead.map(({ slot }) => slot));
+      for (const { key, slot } of toRead) {
+        const entry = states.get(slot.storageKey)?.entry;
+        if (entry !== undefined && isFresh(entry, Date.now())) this.#collect(result, key, entry, 'dynamo');
         else this.#stats.increment('misses');
       }
     }
@@ -346,8 +339,7 @@ export class DynamoCache {
    */
   async delete(key: string): Promise<boolean> {
     assertKey(key);
-    const storageKey = await this.#storageKey(key);
-    return storageKey === undefined ? false : this.#store.delete(storageKey);
+    return this.#store.delete(await this.#slot(key, 'delete'));
   }
 
   /**
@@ -371,36 +363,35 @@ export class DynamoCache {
    */
   async inspect(key: string): Promise<CacheItemInfo | undefined> {
     assertKey(key);
-    const generation = await this.#generation.current();
+    const generation = await this.#generation.current({ operation: 'inspect', key: this.#keys.storageKey(key, 0) });
     if (generation === undefined) return undefined;
     const storageKey = this.#keys.storageKey(key, generation);
     const found = await this.#store.inspect(storageKey);
     if (!found.ok) return undefined;
-    const { record } = found;
-    const base = { key, storageKey, generation, storedBytes: found.storedBytes, chunks: record?.chunked?.count ?? 0 };
-    if (record === undefined) return { ...base, state: 'absent' };
-    const marker = record.chunked?.marker ?? record.body?.marker;
+    const { record, lease } = found;
+    const leaseInfo = lease === undefined ? {} : { lease: { until: new Date(lease.untilMs), owner: lease.owner } };
+    const base = { key, storageKey, generation, storedBytes: found.storedBytes, chunks: record?.chunked?.count ?? 0, ...leaseInfo };
+    const empty = record === undefined || (record.body === undefined && record.chunked === undefined && !record.negative);
+    if (empty && found.problem === undefined) return { ...base, state: lease === undefined ? 'absent' : 'lease' };
+    const marker = record?.chunked?.marker ?? record?.body?.marker;
     const steps = (marker ?? '').split('+').slice(1);
     const compression = steps.find((step) => step === 'br' || step === 'gzip');
-    const encryptionKeyId = steps.find((step) => step.startsWith('aes256gcm:'))?.slice('aes256gcm:'.length);
-    const timing = timingOf(record);
+    const encryptionKeyId = steps.find((step) => /^aes256gcm2?:/.test(step))?.split(':')[1];
+    const timing = record === undefined ? undefined : timingOf(record);
     const now = Date.now();
     let state: CacheItemInfo['state'];
-    if (found.problem !== undefined) state = 'unreadable';
+    if (found.problem !== undefined || timing === undefined) state = 'unreadable';
     else if (now >= timing.expiresAtMs) state = 'expired';
-    else if (record.negative) state = 'not-found';
-    else if (found.payload === undefined) state = 'lease';
+    else if (record?.negative) state = 'not-found';
     else state = isFresh(timing, now) ? 'fresh' : 'stale';
     return {
       ...base,
       state,
       ...(found.payload === undefined ? {} : { value: decodePayload(found.payload) }),
-      ...(marker === undefined || record.negative ? {} : { encoding: marker }),
+      ...(marker === undefined || record?.negative ? {} : { encoding: marker }),
       ...(compression === undefined ? {} : { compression }),
       ...(encryptionKeyId === undefined ? {} : { encryptionKeyId }),
-      expiresAt: new Date(timing.expiresAtMs),
-      freshUntil: new Date(timing.freshUntilMs),
-      ...(record.lease === undefined ? {} : { lease: { until: new Date(record.lease.untilMs), owner: record.lease.owner } }),
+      ...(timing === undefined ? {} : { expiresAt: new Date(timing.expiresAtMs), freshUntil: new Date(timing.freshUntilMs) }),
       ...(found.problem === undefined ? {} : { problem: found.problem }),
     };
   }
@@ -410,20 +401,17 @@ export class DynamoCache {
     return { ...this.#stats.snapshot(), circuit: this.#guard.circuit, memoryEntries: this.#memory?.size ?? 0, memoryBytes: this.#memory?.bytes ?? 0 };
   }
 
-  /** The storage key of `key` in the current generation, or `undefined` when the generation cannot be read. */
-  async #storageKey(key: string): Promise<string | undefined> {
-    const generation = await this.#generation.current();
-    return generation === undefined ? undefined : this.#keys.storageKey(key, generation);
+  /**
+   * Where `key` lives for this call: its memory-tier key, and its DynamoDB key in the current namespace
+   * generation (rereading it when due), or none when the generation cannot be read (already logged).
+   */
+  async #slot(key: string, operation: string): Promise<Slot> {
+    const memoryKey = this.#keys.storageKey(key, 0);
+    return this.#keys.slot(key, await this.#generation.current({ operation, key: memoryKey }));
   }
 
-  /** DynamoDB is unavailable for this call (already logged): counts the misses and answers `result`. */
-  #unavailable<R>(result: R, misses = 1): R {
-    this.#stats.increment('misses', misses);
-    return result;
-  }
-
-  async #resolveOrFetch<T>(storageKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
-    const resolution = await this.#refresh.resolve(storageKey, policy);
+  async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
+    const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet'), policy);
     if (resolution.found) return resolution.entry.payload;
     return this.#fetch(resolution.turn, fetcher, policy);
   }
@@ -450,8 +438,9 @@ export class DynamoCache {
   }
 
   /** A fresh entry from DynamoDB (which also fills the memory tier), or `undefined`. */
-  async #readFresh(storageKey: string): Promise<CacheEntry | undefined> {
-    const read = await this.#store.read(storageKey);
+  async #readFresh(slot: Slot): Promise<CacheEntry | undefined> {
+    if (slot.storageKey === undefined) return undefined;
+    const read = await this.#store.read(slot as Slot & { storageKey: string });
     const entry = read.ok ? read.state.entry : undefined;
     return entry !== undefined && isFresh(entry, Date.now()) ? entry : undefined;
   }
@@ -488,11 +477,6 @@ export class DynamoCache {
       earlyRefresh: options.earlyRefresh === undefined ? o.earlyRefresh : resolveEarlyRefresh('earlyRefresh', options.earlyRefresh),
     };
   }
-}
-
-/** A fetch turn when DynamoDB is unavailable: the caller fetches, and there is nothing to store or give back. */
-function unavailableTurn<T>(): FetchTurn<T> {
-  return { found: false, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
 }
 
 function decodeEntry(entry: CacheEntry): unknown {

@@ -1,7 +1,7 @@
 import { compress, decompress, type CompressionOptions } from './compression.ts';
 import type { Keyring } from './encryption.ts';
 import { InvalidValueError } from './errors.ts';
-import { CorruptItemError, type StoredBody } from './persistence/item.ts';
+import { CorruptItemError, NEGATIVE_MARKER, type StoredBody } from './persistence/item.ts';
 
 /**
  * How a value is represented before it is stored.
@@ -19,7 +19,10 @@ export type Payload =
   | { readonly kind: 'buffer'; readonly data: Uint8Array };
 
 const KINDS = new Set(['string', 'json', 'bytes', 'buffer']);
-const ENCRYPTION = 'aes256gcm';
+/** The encryption step of dynamo-cache 0.1: its authenticated data is the item's key and marker only. */
+const ENCRYPTION_V1 = 'aes256gcm';
+/** The encryption step written now: the authenticated data also covers the item's expiry, freshness and fetch time. */
+const ENCRYPTION_V2 = 'aes256gcm2';
 
 /**
  * Turns a caller's value into a payload, or throws `InvalidValueError` for anything that would not come
@@ -108,6 +111,26 @@ export function isTextBody(marker: string | undefined): boolean {
   return marker === undefined || marker === 'json' || marker === 'string';
 }
 
+/**
+ * Decodes UTF-8 exactly: invalid bytes throw, and a leading U+FEFF is kept as the character it is (the
+ * default decoder strips it as a byte order mark, so `'\ufeffhello'` would come back `'hello'`).
+ */
+export const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * What the encryption binds a value to besides its data: the item's key and its timing as stored, so a
+ * ciphertext copied onto another key, or an item whose expiry or freshness was edited, does not decrypt.
+ */
+export interface ItemBinding {
+  readonly storageKey: string;
+  /** The expiry attribute (epoch seconds) as stored. */
+  readonly expiresAt: number;
+  /** `dc_fresh` as stored. */
+  readonly freshUntilMs?: number | undefined;
+  /** `dc_fetch_ms` as stored. */
+  readonly fetchMs?: number | undefined;
+}
+
 /** Settings of a {@link ValueCodec}. */
 export interface CodecSettings {
   readonly compression: Required<CompressionOptions> | false;
@@ -116,12 +139,15 @@ export interface CodecSettings {
   readonly maxDecodedBytes: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * Turns payloads into the bodies stored in DynamoDB and back: compression when it makes a value smaller,
  * then AES-256-GCM encryption when keys are configured. The encoding marker records each step
- * (`json`, `json+br`, `bytes+gzip+aes256gcm:2026-11`); a plain string with neither has no marker at all.
+ * (`json`, `json+br`, `bytes+gzip+aes256gcm2:2026-11`); a plain string with neither has no marker at all.
+ *
+ * With encryption, a read accepts only what it can authenticate: a clear-text item (a plain string, JSON,
+ * a "not found" without its tag) is refused unless `encryption.acceptPlaintext` is set, so nobody who can
+ * write to the table can plant a value. Items encrypted by dynamo-cache 0.1 (`aes256gcm`, whose expiry is
+ * not authenticated) are read unless `encryption.acceptV1Items` is `false`.
  */
 export class ValueCodec {
   readonly #s: CodecSettings;
@@ -130,9 +156,22 @@ export class ValueCodec {
     this.#s = settings;
   }
 
-  /** The stored body of `payload` under `storageKey` (the key is bound into the encryption). */
-  async seal(payload: Payload, storageKey: string): Promise<StoredBody> {
+  /** Whether values are encrypted. */
+  get encrypts(): boolean {
+    return this.#s.keyring !== undefined;
+  }
+
+  /**
+   * The stored body of `payload`, bound to the item it goes into. A "not found" (`undefined`) has no body
+   * without encryption, and a body holding only an authentication tag with it.
+   */
+  async seal(payload: Payload | undefined, binding: ItemBinding): Promise<StoredBody | undefined> {
     const { compression, keyring } = this.#s;
+    if (payload === undefined) {
+      if (keyring === undefined) return undefined;
+      const marker = `${NEGATIVE_MARKER}+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
+      return { marker, data: await keyring.encrypt(new Uint8Array(0), associatedData(binding, marker)) };
+    }
     let marker: string = payload.kind;
     let data: string | Uint8Array = payload.data;
     if (compression !== false && payloadBytes(payload) >= compression.thresholdBytes && (payload.kind !== 'string' || compression.strings)) {
@@ -144,26 +183,44 @@ export class ValueCodec {
       }
     }
     if (keyring !== undefined) {
-      marker += `+${ENCRYPTION}:${keyring.writeKeyId}`;
-      data = await keyring.encrypt(typeof data === 'string' ? Buffer.from(data) : data, associatedData(storageKey, marker));
+      marker += `+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
+      data = await keyring.encrypt(typeof data === 'string' ? Buffer.from(data) : data, associatedData(binding, marker));
     }
     return { marker: marker === 'string' ? undefined : marker, data };
   }
 
-  /** The payload of a stored body; throws `CorruptItemError` for anything it cannot decode. */
-  async open(body: StoredBody, storageKey: string): Promise<Payload> {
+  /**
+   * The payload of a stored body (`undefined` for a "not found"); throws `CorruptItemError` for anything it
+   * cannot decode or, with encryption, authenticate.
+   */
+  async open(body: StoredBody | undefined, negative: boolean, binding: ItemBinding): Promise<Payload | undefined> {
+    const keyring = this.#s.keyring;
+    if (body === undefined) {
+      if (keyring !== undefined && !keyring.acceptPlaintext) throw new CorruptItemError('a "not found" item without its authentication tag; refused, since encryption is configured');
+      return undefined;
+    }
     const [kind = '', ...steps] = (body.marker ?? 'string').split('+');
-    if (!KINDS.has(kind)) throw new CorruptItemError(`unknown encoding marker ${JSON.stringify(body.marker)}`);
+    if (!KINDS.has(kind) && !(negative && kind === NEGATIVE_MARKER)) throw new CorruptItemError(`unknown encoding marker ${JSON.stringify(body.marker)}`);
     let data = body.data;
-    const encryption = steps.at(-1)?.startsWith(`${ENCRYPTION}:`) ? steps.pop()! : undefined;
+    const encryption = /^aes256gcm2?:/.test(steps.at(-1) ?? '') ? steps.pop()! : undefined;
     const compression = steps.pop();
     if (steps.length > 0) throw new CorruptItemError(`unknown encoding marker ${JSON.stringify(body.marker)}`);
     if ((encryption !== undefined || compression !== undefined) && typeof data === 'string') {
       throw new CorruptItemError(`a ${body.marker} value must be stored as B`);
     }
+    if (keyring !== undefined && encryption === undefined && !keyring.acceptPlaintext) {
+      throw new CorruptItemError('the item is not encrypted; refused, since encryption is configured (see encryption.acceptPlaintext)');
+    }
     if (encryption !== undefined) {
-      if (this.#s.keyring === undefined) throw new CorruptItemError('the item is encrypted but no encryption keys are configured');
-      data = await this.#s.keyring.decrypt(encryption.slice(ENCRYPTION.length + 1), data as Uint8Array, associatedData(storageKey, body.marker!));
+      if (keyring === undefined) throw new CorruptItemError('the item is encrypted but no encryption keys are configured');
+      const [step, keyId = ''] = encryption.split(':');
+      const v1 = step === ENCRYPTION_V1;
+      if (v1 && !keyring.acceptV1Items) throw new CorruptItemError('the item was encrypted by dynamo-cache 0.1 (expiry not authenticated); refused (encryption.acceptV1Items)');
+      data = await keyring.decrypt(keyId, data as Uint8Array, v1 ? associatedDataV1(binding.storageKey, body.marker!) : associatedData(binding, body.marker!));
+    }
+    if (kind === NEGATIVE_MARKER) {
+      if (encryption === undefined || compression !== undefined || data.length !== 0) throw new CorruptItemError('a "not found" item must hold only its authentication tag');
+      return undefined;
     }
     if (compression !== undefined) data = decompress(data as Uint8Array, compression, this.#s.maxDecodedBytes);
     const transformed = encryption !== undefined || compression !== undefined;
@@ -181,7 +238,12 @@ export class ValueCodec {
   }
 }
 
-/** What the encryption authenticates besides the data: the item's key and the full encoding marker (with the key id). */
-function associatedData(storageKey: string, marker: string): string {
+/** The authenticated data of an `aes256gcm2` item: the key, the full marker (with the key id) and the timing attributes, as a JSON array so no field can run into the next. */
+function associatedData(binding: ItemBinding, marker: string): string {
+  return JSON.stringify(['dynamo-cache/v2', binding.storageKey, marker, binding.expiresAt, binding.freshUntilMs ?? null, binding.fetchMs ?? null]);
+}
+
+/** The authenticated data of an `aes256gcm` item written by dynamo-cache 0.1. */
+function associatedDataV1(storageKey: string, marker: string): string {
   return `dynamo-cache/v1\n${storageKey}\n${marker}`;
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidOptionsError } from './errors.ts';
 import { CorruptItemError } from './persistence/item.ts';
 
@@ -20,6 +20,18 @@ export interface EncryptionOptions {
   writeKeyId: string;
   /** How long keys from a function are reused before it is called again, in seconds. Default `300`. */
   keyCacheSeconds?: number;
+  /**
+   * Also read items that are not encrypted (written before encryption was turned on). Only for a migration
+   * period: while it is on, anyone who can write to the table can plant a value this cache serves. New
+   * values are always encrypted. Default `false`: a clear-text item is a miss and a warning.
+   */
+  acceptPlaintext?: boolean;
+  /**
+   * Read items encrypted by dynamo-cache 0.1 (marker `aes256gcm:`), whose expiry and freshness are not
+   * authenticated; they are replaced by authenticated ones as they are rewritten. Default `true`, so an
+   * upgrade keeps its cached values; `false` refuses them.
+   */
+  acceptV1Items?: boolean;
 }
 
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -53,6 +65,10 @@ export function toKeyring(keys: Record<string, KeyMaterial>, writeKeyId: string)
  */
 export class Keyring {
   readonly writeKeyId: string;
+  /** See `EncryptionOptions.acceptPlaintext`. */
+  readonly acceptPlaintext: boolean;
+  /** See `EncryptionOptions.acceptV1Items`. */
+  readonly acceptV1Items: boolean;
   readonly #source: KeySource;
   readonly #cacheMs: number;
   #keys: Promise<Map<string, Buffer>> | undefined;
@@ -64,6 +80,11 @@ export class Keyring {
     this.writeKeyId = assertKeyId(options.writeKeyId, 'encryption.writeKeyId');
     this.#source = options.keys;
     this.#cacheMs = (options.keyCacheSeconds ?? 300) * 1000;
+    this.acceptPlaintext = options.acceptPlaintext ?? false;
+    this.acceptV1Items = options.acceptV1Items ?? true;
+    for (const [name, value] of [['acceptPlaintext', this.acceptPlaintext], ['acceptV1Items', this.acceptV1Items]] as const) {
+      if (typeof value !== 'boolean') throw new InvalidOptionsError(`encryption.${name} must be true or false, got ${String(value)}`);
+    }
     if (typeof options.keys === 'function') return;
     this.#keys = Promise.resolve(toKeyring(options.keys, this.writeKeyId));
   }
@@ -93,6 +114,22 @@ export class Keyring {
     }
   }
 
+  /** `<write key id>:<HMAC-SHA256>` of `text`, with a key derived from the write key (never the encryption key itself). */
+  async sign(text: string): Promise<string> {
+    const key = (await this.#ring()).get(this.writeKeyId)!;
+    return `${this.writeKeyId}:${createHmac('sha256', signingKey(key)).update(text).digest('base64url')}`;
+  }
+
+  /** Whether `signature` (from `sign`) is valid for `text` under one of the keys. */
+  async verify(text: string, signature: string): Promise<boolean> {
+    const separator = signature.indexOf(':');
+    const key = (await this.#ring()).get(signature.slice(0, separator));
+    if (separator < 0 || key === undefined) return false;
+    const expected = createHmac('sha256', signingKey(key)).update(text).digest();
+    const given = Buffer.from(signature.slice(separator + 1), 'base64url');
+    return given.byteLength === expected.byteLength && timingSafeEqual(given, expected);
+  }
+
   /** The keys: given, or from the key function (one call shared by concurrent callers, reused for keyCacheSeconds). */
   #ring(): Promise<Map<string, Buffer>> {
     const source = this.#source;
@@ -109,4 +146,16 @@ export class Keyring {
     }
     return this.#keys!;
   }
+}
+
+const signingKeys = new WeakMap<Buffer, Buffer>();
+
+/** HKDF-SHA256 of an encryption key for signatures: one key is never used for two algorithms. */
+function signingKey(key: Buffer): Buffer {
+  let derived = signingKeys.get(key);
+  if (derived === undefined) {
+    derived = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'dynamo-cache lease signature', 32));
+    signingKeys.set(key, derived);
+  }
+  return derived;
 }

@@ -1,6 +1,6 @@
 import type { Payload } from './codec.ts';
 import type { Deadlines, Timing } from './freshness.ts';
-import type { ChunkedBody, Lease, StoredBody, StoredRecord } from './persistence/item.ts';
+import type { ChunkedBody, StoredBody, StoredRecord } from './persistence/item.ts';
 
 /** A cached value (or a cached "not found") with its timing, still encoded: each caller decodes its own copy. */
 export interface CacheEntry extends Timing {
@@ -8,12 +8,16 @@ export interface CacheEntry extends Timing {
   readonly payload: Payload | undefined;
 }
 
-/** What one item holds once read: the live entry, if any, and the refresh lease, if any. */
+/** What one item holds once read. */
 export interface ItemState {
-  /** `undefined` when the item holds no value (only a lease) or its storage expiry has passed. */
+  /** `undefined` when there is no item, it holds no value, or its storage expiry has passed. */
   readonly entry: CacheEntry | undefined;
-  readonly lease: Lease | undefined;
-  /** The item exists but cannot be read: the next write replaces it. */
+  /**
+   * The freshness the item claims (`dc_fresh`, epoch ms; 0 for none), readable or not: a refresh's lease
+   * and its write are conditional on it, so a refresh never replaces a newer value.
+   */
+  readonly seenFreshMs: number;
+  /** The item exists but cannot be read (or authenticated): the next write replaces it. */
   readonly corrupt?: boolean;
 }
 
@@ -28,15 +32,15 @@ export function timingOf(record: StoredRecord): Timing {
 }
 
 /**
- * The record that stores a body (a "not found" when `undefined` and not chunked) until `deadlines`. The
- * exact freshness deadline (`dc_fresh`) is always kept: the refresh lease's condition relies on it.
+ * The record that stores a body (or a "not found": `negative`) until `deadlines`. The exact freshness
+ * deadline (`dc_fresh`) is always kept: the refresh lease and the refresh's write rely on it.
  */
-export function recordOf(body: StoredBody | ChunkedBody | undefined, deadlines: Deadlines, fetchMs?: number): StoredRecord {
+export function recordOf(body: StoredBody | ChunkedBody | undefined, negative: boolean, deadlines: Deadlines, fetchMs?: number): StoredRecord {
   const chunked = body !== undefined && 'generation' in body ? body : undefined;
   return {
     body: chunked === undefined ? (body as StoredBody | undefined) : undefined,
     ...(chunked === undefined ? {} : { chunked }),
-    negative: body === undefined,
+    negative,
     expiresAt: deadlines.expiresAtSeconds,
     freshUntilMs: deadlines.freshUntilMs,
     ...(fetchMs === undefined ? {} : { fetchMs }),

@@ -5,10 +5,17 @@ import { InvalidKeyError, InvalidOptionsError } from './errors.ts';
 export const MAX_PARTITION_KEY_BYTES = 2048;
 
 /**
- * Marks keys the library writes for itself (hashed keys, chunks, namespace metadata). A caller's key that
- * starts with it is hashed, so no caller key can ever collide with one of the library's own.
+ * Marks keys the library writes for itself (hashed keys, chunks, leases, generations, namespace metadata),
+ * right after the namespace prefix. A caller's key that starts with it, or contains it after a `:`, is
+ * hashed: without that, a cache with no namespace could write `orders:#dc:meta`, another namespace's
+ * metadata item, and undo its flush.
  */
 export const RESERVED_MARKER = '#dc:';
+
+/** Whether a caller's key could name a library item of this or any other namespace. */
+function reachesReservedSpace(key: string): boolean {
+  return key.startsWith(RESERVED_MARKER) || key.includes(`:${RESERVED_MARKER}`);
+}
 
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -20,6 +27,17 @@ export function assertKey(key: unknown): asserts key is string {
   if (key.length === 0) throw new InvalidKeyError('Cache key must not be empty');
   // DynamoDB stores keys as UTF-8, which a lone surrogate has no form in: two such keys could collide.
   if (!key.isWellFormed()) throw new InvalidKeyError('Cache key must be well-formed Unicode (it contains a lone surrogate)');
+}
+
+/**
+ * Where one caller key lives for one call: its memory-tier key (the storage key in generation 0, whatever
+ * the generation), and its DynamoDB key in the current namespace generation, when that is known.
+ */
+export interface Slot {
+  readonly memoryKey: string;
+  /** `undefined` when the namespace generation could not be read: DynamoDB is then left out of the call. */
+  readonly generation: number | undefined;
+  readonly storageKey: string | undefined;
 }
 
 /** Hashed keys (`DynamoCacheOptions.hashKeys`): only an HMAC of each key is stored. */
@@ -47,8 +65,8 @@ export function sha256(text: string): string {
  *
  * The stored key is `<namespace>:` (nothing without a namespace, so an unprefixed key is exactly what the
  * original Python service reads), then the caller's key. The mapping is one-to-one: a key that would
- * exceed DynamoDB's 2048-byte limit, or that starts with {@link RESERVED_MARKER}, is replaced by
- * `#dc:h:<sha256 of the key>`, which no caller key can produce. With `hashKeys`, every key is replaced by
+ * exceed DynamoDB's 2048-byte limit, or that could reach the reserved space ({@link RESERVED_MARKER} at its
+ * start or after any `:`), is replaced by `#dc:h:<sha256 of the key>`, which no caller key can produce. With `hashKeys`, every key is replaced by
  * `#dc:m:<HMAC of the key>`, so keys never appear in the table in clear. The namespace prefix stays in
  * clear either way (library items too: generations, chunks, metadata), so IAM's `dynamodb:LeadingKeys`
  * can still confine a function to it.
@@ -77,13 +95,27 @@ export class KeyMapper {
     const scope = generation === 0 ? this.prefix : `${this.prefix}${RESERVED_MARKER}g${generation}:`;
     if (this.#hmacSecret !== undefined) return `${scope}${RESERVED_MARKER}m:${createHmac('sha256', this.#hmacSecret).update(key).digest('base64url')}`;
     const direct = scope + key;
-    if (!key.startsWith(RESERVED_MARKER) && Buffer.byteLength(direct) <= MAX_PARTITION_KEY_BYTES) return direct;
+    if (!reachesReservedSpace(key) && Buffer.byteLength(direct) <= MAX_PARTITION_KEY_BYTES) return direct;
     return `${scope}${RESERVED_MARKER}h:${sha256(key)}`;
+  }
+
+  /** The slot of `key` in namespace generation `generation` (`undefined`: unknown). */
+  slot(key: string, generation: number | undefined): Slot {
+    const memoryKey = this.storageKey(key, 0);
+    return { memoryKey, generation, storageKey: generation === undefined ? undefined : generation === 0 ? memoryKey : this.storageKey(key, generation) };
   }
 
   /** The partition key of the namespace's metadata item (its generation counter). */
   get metaKey(): string {
     return `${this.prefix}${RESERVED_MARKER}meta`;
+  }
+
+  /**
+   * The partition key of the refresh lease of the value stored under `storageKey`: a separate, small item,
+   * so that taking a lease costs one write unit whatever the size of the value.
+   */
+  leaseKey(storageKey: string): string {
+    return `${this.prefix}${RESERVED_MARKER}l:${createHash('sha256').update(storageKey).digest('base64url')}`;
   }
 
   /** The partition key of chunk `index` of the large value stored under `generation`. */

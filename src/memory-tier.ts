@@ -24,13 +24,22 @@ export const MEMORY_TIER_DEFAULTS: Required<MemoryTierOptions> = {
 };
 
 /**
- * A bounded LRU of fresh entries for one execution environment. Entries hold encoded payloads, not live
- * objects, so a caller that mutates a value it got back cannot change what the next caller gets. An entry
- * is served only while fresh: stale values are read from DynamoDB, where the refresh lease lives.
+ * The namespace generation an entry belongs to (see `NamespaceGeneration`), or `undefined` for a value
+ * fetched while the generation could not be read (DynamoDB unreachable at a cold start): such a value came
+ * from the upstream, not from a flushed table, so it is valid in any generation.
+ */
+export type GenerationTag = number | undefined;
+
+/**
+ * A bounded LRU of fresh entries for one execution environment, keyed by the caller's key (its storage
+ * key in generation 0), so it works whether or not the namespace generation is known. Entries hold encoded
+ * payloads, not live objects, so a caller that mutates a value it got back cannot change what the next
+ * caller gets. An entry is served only while fresh: stale values are read from DynamoDB, where the refresh
+ * lease lives.
  */
 export class MemoryTier {
-  /** Entries with the time (epoch ms) they stop being served: the end of freshness or the tier's TTL. */
-  readonly #lru: LRUCache<string, { entry: CacheEntry; validUntilMs: number }>;
+  /** Entries with their generation and the time (epoch ms) they stop being served: the end of freshness or the tier's TTL. */
+  readonly #lru: LRUCache<string, { entry: CacheEntry; generation: GenerationTag; validUntilMs: number }>;
   readonly #ttlMs: number;
 
   constructor(options: Required<MemoryTierOptions>) {
@@ -45,30 +54,33 @@ export class MemoryTier {
     });
   }
 
-  /** The entry for `storageKey`, unless absent or expired at `nowMs`. */
-  get(storageKey: string, nowMs: number): CacheEntry | undefined {
-    const held = this.#lru.get(storageKey);
+  /**
+   * The entry for `memoryKey`, unless absent, expired at `nowMs`, or of another generation than `generation`
+   * (a flush happened since it was stored; `undefined` when the generation is unknown).
+   */
+  get(memoryKey: string, generation: GenerationTag, nowMs: number): CacheEntry | undefined {
+    const held = this.#lru.get(memoryKey);
     if (held === undefined) return undefined;
-    if (nowMs >= held.validUntilMs) {
-      this.#lru.delete(storageKey);
+    if (nowMs >= held.validUntilMs || (held.generation !== undefined && held.generation !== generation)) {
+      this.#lru.delete(memoryKey);
       return undefined;
     }
     return held.entry;
   }
 
   /** Keeps `entry` for the shorter of the tier's TTL and the time it stays fresh. */
-  set(storageKey: string, entry: CacheEntry, nowMs: number): void {
+  set(memoryKey: string, entry: CacheEntry, generation: GenerationTag, nowMs: number): void {
     const remainingMs = Math.min(entry.freshUntilMs, entry.expiresAtMs) - nowMs;
     if (remainingMs <= 0) {
-      this.#lru.delete(storageKey);
+      this.#lru.delete(memoryKey);
       return;
     }
     const ttl = Math.min(this.#ttlMs, remainingMs);
-    this.#lru.set(storageKey, { entry, validUntilMs: nowMs + ttl }, { ttl: Math.ceil(ttl) });
+    this.#lru.set(memoryKey, { entry, generation, validUntilMs: nowMs + ttl }, { ttl: Math.ceil(ttl) });
   }
 
-  delete(storageKey: string): void {
-    this.#lru.delete(storageKey);
+  delete(memoryKey: string): void {
+    this.#lru.delete(memoryKey);
   }
 
   /** Drops every entry. */

@@ -4,6 +4,13 @@ import { META } from './persistence/item.ts';
 
 const FAILED_READ_BACKOFF_MS = 1000;
 
+/** The caller operation that needed the generation, named in the warning if reading it fails. */
+export interface GenerationCaller {
+  readonly operation: string;
+  /** The caller's key as logged elsewhere (its storage key in generation 0: hashed with `hashKeys`). */
+  readonly key: string;
+}
+
 /**
  * The namespace's generation: a counter in one metadata item, folded into every stored key. `clear()`
  * bumps it with one atomic write, so every old item becomes unreachable at once (DynamoDB's TTL removes
@@ -34,11 +41,11 @@ export class NamespaceGeneration {
    * should treat DynamoDB as unavailable rather than spend a second time budget; for the next second the
    * generation known so far is used (`undefined` if none ever was) without asking again.
    */
-  current(): Promise<number | undefined> | number | undefined {
+  current(caller: GenerationCaller): Promise<number | undefined> | number | undefined {
     const now = Date.now();
     if (this.#known !== undefined && now - this.#checkedAt < this.#refreshMs) return this.#known;
     if (now < this.#retryAt) return this.#known;
-    this.#reading ??= this.#read().finally(() => {
+    this.#reading ??= this.#read(caller).finally(() => {
       this.#reading = undefined;
     });
     return this.#reading;
@@ -52,9 +59,10 @@ export class NamespaceGeneration {
     return outcome.value;
   }
 
-  async #read(): Promise<number | undefined> {
-    // Consistent, so a flush is seen by the next read anywhere, not eventually.
-    const outcome = await this.#dynamo.get(this.#metaKey, true);
+  async #read(caller: GenerationCaller): Promise<number | undefined> {
+    // Consistent, so a flush is seen by the next read anywhere, not eventually. A failure is logged under the
+    // caller's operation and key: that is what the user did, the metadata item is only how.
+    const outcome = await this.#dynamo.get(this.#metaKey, true, { ...caller, reading: `namespace generation (${this.#metaKey})` });
     if (!outcome.ok) {
       this.#retryAt = Date.now() + FAILED_READ_BACKOFF_MS;
       return undefined;

@@ -75,6 +75,10 @@ export interface DynamoCacheOptions {
   /**
    * Compression of stored values, or `false`. Default `{ algorithm: 'br', thresholdBytes: 512, strings: false }`:
    * JSON and binary values of 512 bytes or more are compressed with brotli when that makes them smaller.
+   * With `encryption` the default is `false`: compressing before encrypting lets the stored size reveal
+   * whether attacker-chosen data in a value matches a secret in it (the CRIME/BREACH pattern). Pass
+   * compression options explicitly to compress encrypted values anyway, for values that never mix secrets
+   * with data others choose.
    */
   compression?: false | CompressionOptions;
   /** Client-side AES-256-GCM encryption of stored values, with rotating keys. Default: none. */
@@ -114,6 +118,17 @@ export interface EarlyRefreshOptions {
 /** Defaults of {@link LeaseOptions}. */
 export const LEASE_DEFAULTS: Required<LeaseOptions> = { ttlMs: 3000, waitMs: 5000, pollMs: 20, maxPollMs: 250, onWaitTimeout: 'fetch' };
 
+/**
+ * Not part of the public API (not exported from the package): lowers the size above which values are
+ * chunked, so that tests can cross the chunking threshold thousands of times with small values. It can only
+ * lower it: DynamoDB's 400 KB item limit is the ceiling.
+ * @internal
+ */
+export const INLINE_LIMIT_FOR_TESTS = Symbol('dynamo-cache.inline-limit');
+
+/** Largest stored value kept in the item itself; above it values are split into chunk items. */
+export const INLINE_VALUE_BYTES = 390_000;
+
 /** Options with every default applied and every value checked. */
 export interface ResolvedOptions {
   readonly tableName: string;
@@ -137,6 +152,7 @@ export interface ResolvedOptions {
   readonly hashKeys: HashKeysOptions | undefined;
   readonly maxValueBytes: number;
   readonly largeValueTimeoutMs: number;
+  readonly inlineValueBytes: number;
 }
 
 /** The default of `maxValueBytes`: Lambda's 6 MB response limit. */
@@ -193,11 +209,14 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
     negativeTtlSeconds: nonNegativeNumber('negativeTtlSeconds', options.negativeTtlSeconds ?? 0),
     lease: resolveLease('lease', options.lease, LEASE_DEFAULTS),
     earlyRefresh: resolveEarlyRefresh('earlyRefresh', options.earlyRefresh ?? false),
-    compression: options.compression === false ? false : resolveCompression(options.compression ?? {}),
+    // With encryption, compression would let the size of a ciphertext tell whether an attacker's guess matches
+    // a secret in the same value (CRIME/BREACH): it stays off unless asked for explicitly.
+    compression: options.compression === false || (options.compression === undefined && options.encryption !== undefined) ? false : resolveCompression(options.compression ?? {}),
     keyring: options.encryption === undefined ? undefined : new Keyring(options.encryption),
     hashKeys: options.hashKeys,
     maxValueBytes: positiveInteger('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
     largeValueTimeoutMs: positiveInteger('largeValueTimeoutMs', options.largeValueTimeoutMs ?? 3000),
+    inlineValueBytes: Math.min(INLINE_VALUE_BYTES, (options as { [INLINE_LIMIT_FOR_TESTS]?: number })[INLINE_LIMIT_FOR_TESTS] ?? INLINE_VALUE_BYTES),
   };
 }
 

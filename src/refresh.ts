@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Payload } from './codec.ts';
 import type { CacheEntry, ItemState } from './entry.ts';
+import type { Slot } from './keys.ts';
+import type { Lease } from './persistence/item.ts';
 import { LeaseWaitTimeoutError } from './errors.ts';
 import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
 import type { CacheLogger } from './logger.ts';
@@ -18,13 +20,17 @@ export interface RefreshPolicy extends Lifetime {
 
 /** The caller's turn to fetch: it must end with `complete`, `fail` or `abandon`. */
 export interface Turn {
-  readonly storageKey: string;
+  readonly slot: Slot;
   /** Set when this caller holds the refresh lease. */
   readonly owner: string | undefined;
   /** What to answer if the fetch fails: a stale value within `staleIfErrorSeconds`, or the current value of an early refresh. */
   readonly fallback: CacheEntry | undefined;
+  /** The write replaces only a value fresh until no later than this (the one this turn saw); `undefined`: unconditionally. */
+  readonly notFresherThanMs: number | undefined;
   readonly startedAt: number;
 }
+
+type KnownSlot = Slot & { storageKey: string };
 
 /** What the cache knows for a key: an answer, or the caller's turn to fetch. */
 export type Resolution = { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean } | { readonly found: false; readonly turn: Turn };
@@ -56,43 +62,48 @@ export class RefreshCoordinator {
   }
 
   /** Answers from the memory tier or DynamoDB, or hands the caller a turn to fetch. */
-  async resolve(storageKey: string, policy: RefreshPolicy): Promise<Resolution> {
-    const memory = this.#store.fromMemory(storageKey, Date.now());
+  async resolve(slot: Slot, policy: RefreshPolicy): Promise<Resolution> {
+    const memory = this.#store.fromMemory(slot, Date.now());
     // Checked here, not only inside #earlyRefresh, so that a memory hit without early refresh awaits nothing.
     if (memory !== undefined) {
-      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(storageKey, memory, policy, policy.earlyRefresh.beta);
+      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, memory, true, policy, policy.earlyRefresh.beta);
       return early ?? this.#hit(memory, 'memory', false);
     }
-    const read = await this.#store.read(storageKey);
+    // The namespace generation is unknown (DynamoDB unreachable, already logged): fetch; the value is kept in memory.
+    if (!hasStorageKey(slot)) return this.#miss(slot, undefined, undefined, undefined);
+    const read = await this.#store.read(slot);
     // DynamoDB is failing (already logged): coordinating through it is pointless, the caller fetches.
-    if (!read.ok) return this.#miss(storageKey, undefined, undefined);
+    if (!read.ok) return this.#miss(slot, undefined, undefined, undefined);
     const now = Date.now();
     const { entry } = read.state;
     if (entry !== undefined && isFresh(entry, now)) {
-      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(storageKey, entry, policy, policy.earlyRefresh.beta);
+      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, entry, false, policy, policy.earlyRefresh.beta);
       return early ?? this.#hit(entry, 'dynamo', false);
     }
     const staleIfError = entry !== undefined && withinStaleWindow(entry, now, policy.staleIfErrorSeconds) ? entry : undefined;
     // An unreadable item cannot take part in the lease's condition: the fetch simply overwrites it.
-    if (policy.lease === false || read.state.corrupt) return this.#miss(storageKey, undefined, staleIfError);
-    return this.#leaseOrWait(storageKey, read.state, policy, policy.lease, staleIfError);
+    if (read.state.corrupt) return this.#miss(slot, undefined, staleIfError, undefined);
+    if (policy.lease === false) return this.#miss(slot, undefined, staleIfError, read.state.seenFreshMs);
+    return this.#leaseOrWait(slot, read.state, policy, policy.lease, staleIfError);
   }
 
   /**
    * Stores the fetched payload or, for `undefined`, a "not found" (with `negativeTtlSeconds`) or nothing.
-   * The write replaces the item and so ends the lease; when nothing was written (nothing to store, a value
-   * too large, DynamoDB failing) the lease is given back, so waiters need not wait for it to expire.
+   * The write leaves the lease item in place: the lease names the value it replaced, so a newer value ends
+   * it. When nothing was written (nothing to store, a value too large, a newer value already there,
+   * DynamoDB failing) the lease is given back, so waiters need not wait for it to expire.
    */
   async complete(turn: Turn, payload: Payload | undefined, policy: RefreshPolicy): Promise<boolean> {
     const now = Date.now();
     let written = false;
+    const conditional = { notFresherThanMs: turn.notFresherThanMs };
     if (payload !== undefined) {
       // The fetch time is kept only for early refresh, its one reader: otherwise it is bytes every write pays for.
-      const fetchMs = policy.earlyRefresh === false ? undefined : now - turn.startedAt;
-      written = await this.#store.write(turn.storageKey, payload, deadlinesFor(policy, now), fetchMs);
+      const fetchMs = policy.earlyRefresh === false ? undefined : Math.round(now - turn.startedAt);
+      written = await this.#store.write(turn.slot, payload, deadlinesFor(policy, now), { ...conditional, fetchMs });
     } else if (policy.negativeTtlSeconds > 0) {
       const lifetime = { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
-      written = await this.#store.write(turn.storageKey, undefined, deadlinesFor(lifetime, now));
+      written = await this.#store.write(turn.slot, undefined, deadlinesFor(lifetime, now), conditional);
     }
     if (!written) await this.abandon(turn);
     return written;
@@ -108,7 +119,7 @@ export class RefreshCoordinator {
     const stale = !isFresh(turn.fallback, Date.now());
     if (stale) this.#stats.increment('staleIfError');
     this.#logger.warn(`dynamo-cache: fetch failed; answering with the ${stale ? 'stale' : 'current'} value`, {
-      key: turn.storageKey,
+      key: turn.slot.storageKey ?? turn.slot.memoryKey,
       errorName: (error as Error)?.name,
       errorMessage: (error as Error)?.message,
     });
@@ -117,40 +128,36 @@ export class RefreshCoordinator {
 
   /** Ends a turn that stores nothing: gives the lease back so waiters need not wait for it to expire. */
   async abandon(turn: Turn): Promise<void> {
-    if (turn.owner !== undefined) await this.#store.releaseLease(turn.storageKey, turn.owner);
+    if (turn.owner !== undefined && hasStorageKey(turn.slot)) await this.#store.releaseLease(turn.slot, turn.owner);
   }
 
-  async #leaseOrWait(
-    storageKey: string,
-    initial: ItemState,
-    policy: RefreshPolicy,
-    lease: Required<LeaseOptions>,
-    staleIfError: CacheEntry | undefined,
-  ): Promise<Resolution> {
+  async #leaseOrWait(slot: KnownSlot, initial: ItemState, policy: RefreshPolicy, lease: Required<LeaseOptions>, staleIfError: CacheEntry | undefined): Promise<Resolution> {
     const deadline = Date.now() + lease.waitMs;
     let state = initial;
+    let holder: Lease | undefined;
     let pause = lease.pollMs;
     let waited = false;
     for (;;) {
       const now = Date.now();
       if (state.entry !== undefined && isFresh(state.entry, now)) return this.#hit(state.entry, 'dynamo', false);
-      const leaseAlive = state.lease !== undefined && state.lease.untilMs > now;
+      // A lease taken for an older value than the one now stored is over: that refresh finished.
+      const leaseAlive = holder !== undefined && holder.untilMs > now && holder.forFreshMs >= state.seenFreshMs;
       if (!leaseAlive) {
-        // While we waited, the holder gave the lease back without a value: its fetch failed.
+        // While we waited, the lease ended without a new value: the holder's fetch failed (or it died).
         if (waited && staleIfError !== undefined) {
           this.#stats.increment('staleIfError');
           return this.#hit(staleIfError, 'dynamo', true);
         }
         const owner = this.#newOwner();
-        const attempt = await this.#store.acquireLease(storageKey, { owner, nowMs: now, untilMs: now + lease.ttlMs, notFreshAfterMs: now });
-        if (!attempt.ok) return this.#miss(storageKey, undefined, staleIfError);
+        const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + lease.ttlMs, forFreshMs: state.seenFreshMs });
+        if (!attempt.ok) return this.#miss(slot, undefined, staleIfError, state.seenFreshMs);
         if (attempt.acquired) {
           this.#stats.increment('leaseWins');
-          return this.#miss(storageKey, owner, staleIfError);
+          return this.#miss(slot, owner, staleIfError, state.seenFreshMs);
         }
-        if (attempt.state !== undefined && attempt.state.entry !== undefined && isFresh(attempt.state.entry, Date.now())) {
-          return this.#hit(attempt.state.entry, 'dynamo', false);
-        }
+        // A lease nobody can vouch for (encryption on, signature missing): fetch without coordination.
+        if (attempt.untrusted) return this.#miss(slot, undefined, staleIfError, state.seenFreshMs);
+        holder = attempt.lease;
       }
       // Someone else is refreshing: answer from a value within the stale-while-revalidate window at once.
       if (state.entry !== undefined && withinStaleWindow(state.entry, Date.now(), policy.staleWhileRevalidateSeconds)) {
@@ -163,39 +170,47 @@ export class RefreshCoordinator {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         this.#stats.increment('leaseWaitTimeouts');
-        this.#logger.warn('dynamo-cache: waited for another refresh too long', { key: storageKey, waitMs: lease.waitMs, onWaitTimeout: lease.onWaitTimeout });
-        if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${lease.waitMs} ms for another caller to refresh ${storageKey}`);
-        return this.#miss(storageKey, undefined, staleIfError);
+        this.#logger.warn('dynamo-cache: waited for another refresh too long', { key: slot.storageKey, waitMs: lease.waitMs, onWaitTimeout: lease.onWaitTimeout });
+        if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${lease.waitMs} ms for another caller to refresh ${slot.storageKey}`);
+        return this.#miss(slot, undefined, staleIfError, state.seenFreshMs);
       }
       // Jittered, so waiters started together do not poll together; doubling, so that a large fleet waiting on
-      // one key does not load its partition (a poll is one strongly consistent read).
+      // one key does not load its partition (a poll is one strongly consistent BatchGetItem of two items).
       await sleep(Math.min(remaining, pause / 2 + Math.random() * (pause / 2)));
       pause = Math.min(pause * 2, lease.maxPollMs);
-      const read = await this.#store.read(storageKey, true);
+      const poll = await this.#store.readWithLease(slot);
       // A throttled poll says "read less", not "DynamoDB is down": keep waiting rather than join the herd.
-      if (!read.ok && read.failure === 'throttle') continue;
-      if (!read.ok || read.state.corrupt) return this.#miss(storageKey, undefined, staleIfError);
-      state = read.state;
+      if (!poll.ok && poll.failure === 'throttle') continue;
+      if (!poll.ok) return this.#miss(slot, undefined, staleIfError, undefined);
+      if (poll.state.corrupt) return this.#miss(slot, undefined, staleIfError, undefined);
+      state = poll.state;
+      holder = poll.lease;
     }
   }
 
-  /** XFetch: a turn to refresh a fresh value early, when chosen by chance and (with the lease) the lease is won. */
-  async #earlyRefresh(storageKey: string, entry: CacheEntry, policy: RefreshPolicy, beta: number): Promise<Resolution | undefined> {
+  /**
+   * XFetch: a turn to refresh a fresh value early, when chosen by chance and (with the lease) the lease is
+   * won. An entry from the memory tier may be older than the stored value, so a win is checked against the
+   * stored value first: if someone else already refreshed it, there is nothing to do.
+   */
+  async #earlyRefresh(slot: Slot, entry: CacheEntry, fromMemory: boolean, policy: RefreshPolicy, beta: number): Promise<Resolution | undefined> {
     const now = Date.now();
-    if (entry.payload === undefined || !shouldRefreshEarly(entry, now, beta)) return undefined;
+    if (entry.payload === undefined || !hasStorageKey(slot) || !shouldRefreshEarly(entry, now, beta)) return undefined;
     let owner: string | undefined;
     if (policy.lease !== false) {
       owner = this.#newOwner();
-      const attempt = await this.#store.acquireLease(storageKey, {
-        owner,
-        nowMs: now,
-        untilMs: now + policy.lease.ttlMs,
-        notFreshAfterMs: entry.freshUntilMs,
-      });
+      const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + policy.lease.ttlMs, forFreshMs: entry.freshUntilMs });
       if (!attempt.ok || !attempt.acquired) return undefined;
+      if (fromMemory) {
+        const stored = await this.#store.read(slot, true);
+        if (!stored.ok || stored.state.seenFreshMs > entry.freshUntilMs) {
+          await this.#store.releaseLease(slot, owner);
+          return undefined;
+        }
+      }
     }
     this.#stats.increment('earlyRefreshes');
-    return { found: false, turn: { storageKey, owner, fallback: entry, startedAt: now } };
+    return { found: false, turn: { slot, owner, fallback: entry, notFresherThanMs: entry.freshUntilMs, startedAt: now } };
   }
 
   /** A lease owner id unique across the fleet: this instance's random prefix and a counter. */
@@ -211,8 +226,12 @@ export class RefreshCoordinator {
     return { found: true, entry, stale };
   }
 
-  #miss(storageKey: string, owner: string | undefined, fallback: CacheEntry | undefined): Resolution {
+  #miss(slot: Slot, owner: string | undefined, fallback: CacheEntry | undefined, notFresherThanMs: number | undefined): Resolution {
     this.#stats.increment('misses');
-    return { found: false, turn: { storageKey, owner, fallback, startedAt: Date.now() } };
+    return { found: false, turn: { slot, owner, fallback, notFresherThanMs, startedAt: Date.now() } };
   }
+}
+
+function hasStorageKey(slot: Slot): slot is KnownSlot {
+  return slot.storageKey !== undefined;
 }

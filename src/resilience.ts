@@ -221,6 +221,7 @@ export class DynamoGuard {
     const e = error as SdkErrorShape;
     logger.warn(`dynamo-cache: DynamoDB ${operation} failed (${kind}); treated as a cache miss`, {
       operation,
+      request: operation,
       failure: kind,
       errorName: e?.name,
       errorMessage: e?.message,

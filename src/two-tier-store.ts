@@ -1,30 +1,63 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { bodyBytes, isTextBody, type Payload, type ValueCodec } from './codec.ts';
+import { bodyBytes, isTextBody, utf8, type ItemBinding, type Payload, type ValueCodec } from './codec.ts';
+import type { Keyring } from './encryption.ts';
 import { entryOf, recordOf, timingOf, type CacheEntry, type ItemState } from './entry.ts';
 import { hasExpired } from './expiry.ts';
 import type { Deadlines } from './freshness.ts';
-import type { KeyMapper } from './keys.ts';
+import type { KeyMapper, Slot } from './keys.ts';
 import type { CacheLogger } from './logger.ts';
 import type { MemoryTier } from './memory-tier.ts';
-import type { DynamoStore, Item, LeaseRequest } from './persistence/dynamo-store.ts';
-import { CorruptItemError, chunkBytes, chunkItem, fromItem, toItem, type AttributeNames, type ChunkedBody, type StoredBody, type StoredRecord } from './persistence/item.ts';
+import type { DynamoStore, Item } from './persistence/dynamo-store.ts';
+import {
+  CorruptItemError,
+  chunkBytes,
+  chunkItem,
+  claimedFreshness,
+  fromItem,
+  leaseItem,
+  leaseOf,
+  toItem,
+  type AttributeNames,
+  type ChunkedBody,
+  type Lease,
+  type StoredBody,
+  type StoredRecord,
+} from './persistence/item.ts';
 import type { FailureKind } from './resilience.ts';
 import type { StatsRecorder } from './stats.ts';
 
 /** The result of reading one item: its state, or `ok: false` and why when DynamoDB failed (already logged and counted). */
 export type ReadResult = { readonly ok: true; readonly state: ItemState } | { readonly ok: false; readonly failure: FailureKind };
 
-/** The result of a lease attempt, with the item's state when the attempt lost and DynamoDB returned it. */
+/** The result of reading a value's item and its lease item together. */
+export type LeaseReadResult = { readonly ok: true; readonly state: ItemState; readonly lease: Lease | undefined } | { readonly ok: false; readonly failure: FailureKind };
+
+/**
+ * The result of a lease attempt. When it lost, `lease` is the lease that stands in the way (when DynamoDB
+ * returned it or it could be read); `untrusted` when that lease could not be authenticated (encryption on):
+ * the caller then fetches without coordination rather than wait on a lease nobody may hold.
+ */
 export type LeaseResult =
   | { readonly ok: false }
   | { readonly ok: true; readonly acquired: true }
-  | { readonly ok: true; readonly acquired: false; readonly state: ItemState | undefined };
+  | { readonly ok: true; readonly acquired: false; readonly lease: Lease | undefined; readonly untrusted: boolean };
 
-/**
- * Largest stored value kept in the item itself. DynamoDB's item limit is 400 KB, key and attribute names
- * included; a larger value is split into chunk items of this size.
- */
-export const INLINE_VALUE_BYTES = 390_000;
+/** What a lease attempt needs. */
+export interface LeaseRequest {
+  readonly owner: string;
+  readonly nowMs: number;
+  readonly untilMs: number;
+  /** The freshness of the value this caller saw (`ItemState.seenFreshMs`, or a fresh entry's `freshUntilMs` for an early refresh). */
+  readonly forFreshMs: number;
+}
+
+/** How a value is written: a plain `set` replaces whatever is there, a refresh only an older value. */
+export interface WriteOptions {
+  /** How long the fetch took, kept for early refresh. */
+  readonly fetchMs?: number | undefined;
+  /** Write only if the stored value is fresh until no later than this (the freshness the refresh saw). */
+  readonly notFresherThanMs?: number | undefined;
+}
 
 /** Settings of a {@link TwoTierStore}. */
 export interface TwoTierSettings {
@@ -32,17 +65,23 @@ export interface TwoTierSettings {
   readonly dynamo: DynamoStore;
   readonly keys: KeyMapper;
   readonly codec: ValueCodec;
+  /** The encryption keys, when configured: leases are then signed, and unsigned leases ignored. */
+  readonly keyring: Keyring | undefined;
   readonly attributes: AttributeNames;
   /** Largest stored (compressed, encrypted) value; larger ones are not cached. */
   readonly maxValueBytes: number;
   /** Time budget of reading or writing a large value's chunks. */
   readonly largeValueTimeoutMs: number;
+  /**
+   * Largest stored value kept in the item itself (390,000 bytes: DynamoDB's item limit is 400 KB, key and
+   * attribute names included); a larger value is split into chunk items of this size.
+   */
+  readonly inlineValueBytes: number;
   readonly stats: StatsRecorder;
   readonly logger: CacheLogger;
 }
 
-const NOTHING: ItemState = { entry: undefined, lease: undefined };
-const CORRUPT: ItemState = { entry: undefined, lease: undefined, corrupt: true };
+const NOTHING: ItemState = { entry: undefined, seenFreshMs: 0 };
 /** A chunk read failed for a DynamoDB reason (already logged): the value is unavailable, not corrupt. */
 const UNAVAILABLE = Symbol('unavailable');
 
@@ -59,86 +98,135 @@ export class TwoTierStore {
     this.#s = settings;
   }
 
-  /** The fresh entry this environment holds in memory, if any. */
-  fromMemory(storageKey: string, nowMs: number): CacheEntry | undefined {
-    return this.#s.memory?.get(storageKey, nowMs);
+  /** The fresh entry this environment holds in memory for the slot, if any. */
+  fromMemory(slot: Slot, nowMs: number): CacheEntry | undefined {
+    return this.#s.memory?.get(slot.memoryKey, slot.generation, nowMs);
   }
 
-  /** Reads the item under `storageKey` from DynamoDB; a fresh entry is copied into the memory tier. */
-  async read(storageKey: string, consistent?: boolean): Promise<ReadResult> {
-    const outcome = await this.#s.dynamo.get(storageKey, consistent);
+  /** Reads the slot's item from DynamoDB; a fresh entry is copied into the memory tier. */
+  async read(slot: Slot & { storageKey: string }, consistent?: boolean): Promise<ReadResult> {
+    const outcome = await this.#s.dynamo.get(slot.storageKey, consistent);
     if (!outcome.ok) return { ok: false, failure: outcome.kind };
-    const state = await this.#decode(storageKey, outcome.value);
+    const state = await this.#decode(slot, outcome.value);
     // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
     return state === UNAVAILABLE ? { ok: false, failure: 'server' } : { ok: true, state };
   }
 
-  /** Reads many items (absent and failed ones are left out). */
-  async readMany(storageKeys: readonly string[]): Promise<Map<string, ItemState>> {
-    const { items } = await this.#s.dynamo.batchGet(storageKeys);
+  /** Reads the slot's item and its lease item in one strongly consistent BatchGetItem (a lease waiter's poll). */
+  async readWithLease(slot: Slot & { storageKey: string }): Promise<LeaseReadResult> {
+    const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
+    const { items, complete, failure } = await this.#s.dynamo.batchGet([slot.storageKey, leaseKey], true);
+    if (!complete) return { ok: false, failure: failure ?? 'server' };
+    const state = await this.#decode(slot, items.get(slot.storageKey));
+    if (state === UNAVAILABLE) return { ok: false, failure: 'server' };
+    const lease = await this.#trustedLease(leaseKey, items.get(leaseKey));
+    return { ok: true, state, lease: lease === 'untrusted' ? undefined : lease };
+  }
+
+  /** Reads many slots' items (absent and failed ones are left out), by storage key. */
+  async readMany(slots: ReadonlyArray<Slot & { storageKey: string }>): Promise<Map<string, ItemState>> {
+    const { items } = await this.#s.dynamo.batchGet(slots.map((slot) => slot.storageKey));
     const states = new Map<string, ItemState>();
     await Promise.all(
-      [...items].map(async ([storageKey, item]) => {
-        const state = await this.#decode(storageKey, item);
-        if (state !== UNAVAILABLE) states.set(storageKey, state);
+      slots.map(async (slot) => {
+        const item = items.get(slot.storageKey);
+        if (item === undefined) return;
+        const state = await this.#decode(slot, item);
+        if (state !== UNAVAILABLE) states.set(slot.storageKey, state);
       }),
     );
     return states;
   }
 
   /**
-   * Stores `payload` (a "not found" when `undefined`) until `deadlines`, in memory and in DynamoDB.
-   * Resolves `false`, with a warning, when DynamoDB failed, the value could not be sealed (encryption keys
-   * unavailable), or its stored form exceeds `maxValueBytes` (then it is not kept in memory either).
+   * Stores `payload` (a "not found" when `undefined`) until `deadlines`, in memory and, when the slot's
+   * generation is known, in DynamoDB. Resolves `false`, with a warning, when DynamoDB failed, the value could
+   * not be sealed (encryption keys unavailable), or its stored form exceeds `maxValueBytes` (then it is not
+   * kept in memory either); also `false`, silently, when `notFresherThanMs` found a newer value in place.
    */
-  async write(storageKey: string, payload: Payload | undefined, deadlines: Deadlines, fetchMs?: number): Promise<boolean> {
+  async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, options: WriteOptions = {}): Promise<boolean> {
+    const { fetchMs, notFresherThanMs } = options;
     let body: StoredBody | undefined;
     let size = 0;
-    if (payload !== undefined) {
+    if (slot.storageKey !== undefined) {
       try {
-        body = await this.#s.codec.seal(payload, storageKey);
+        body = await this.#s.codec.seal(payload, { storageKey: slot.storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs });
       } catch (error) {
         this.#s.stats.increment('errors');
-        this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+        this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: slot.storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
         return false;
       }
-      size = bodyBytes(body);
+      size = body === undefined ? 0 : bodyBytes(body);
       if (size > this.#s.maxValueBytes) {
         this.#s.stats.increment('oversized');
-        this.#s.memory?.delete(storageKey);
-        this.#s.logger.warn('dynamo-cache: value too large to cache; not stored', { key: storageKey, bytes: size, maxValueBytes: this.#s.maxValueBytes });
+        this.#s.memory?.delete(slot.memoryKey);
+        this.#s.logger.warn('dynamo-cache: value too large to cache; not stored', { key: slot.storageKey, bytes: size, maxValueBytes: this.#s.maxValueBytes });
         return false;
       }
     }
-    this.#s.memory?.set(storageKey, entryOf(payload, deadlines, fetchMs), Date.now());
-    const stored = body !== undefined && size > INLINE_VALUE_BYTES ? await this.#writeChunks(body, deadlines) : body;
+    this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs), slot.generation, Date.now());
+    if (slot.storageKey === undefined) return false;
+    const stored = body !== undefined && size > this.#s.inlineValueBytes ? await this.#writeChunks(body, deadlines) : body;
     if (stored === false) return false;
-    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, storageKey, recordOf(stored, deadlines, fetchMs)));
-    if (outcome.ok) this.#s.stats.increment('writes');
-    return outcome.ok;
+    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, slot.storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs)), notFresherThanMs);
+    if (!outcome.ok) return false;
+    if (outcome.value) this.#s.stats.increment('writes');
+    return outcome.value;
   }
 
   /** Removes the entry from memory and DynamoDB (a large value's chunks expire with their TTL). */
-  async delete(storageKey: string): Promise<boolean> {
-    this.#s.memory?.delete(storageKey);
-    const outcome = await this.#s.dynamo.delete(storageKey);
+  async delete(slot: Slot): Promise<boolean> {
+    this.#s.memory?.delete(slot.memoryKey);
+    if (slot.storageKey === undefined) return false;
+    const outcome = await this.#s.dynamo.delete(slot.storageKey);
     if (outcome.ok) this.#s.stats.increment('deletes');
     return outcome.ok;
   }
 
-  /** Tries to take the refresh lease (see `DynamoStore.acquireLease`). */
-  async acquireLease(storageKey: string, request: LeaseRequest): Promise<LeaseResult> {
-    const outcome = await this.#s.dynamo.acquireLease(storageKey, request);
+  /** Tries to take the refresh lease of the slot's value (see `DynamoStore.acquireLease`). */
+  async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest): Promise<LeaseResult> {
+    const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
+    const lease: Lease = { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs };
+    const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease);
+    if (signature === null) return { ok: false };
+    const outcome = await this.#s.dynamo.acquireLease(leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature }), request.nowMs);
     if (!outcome.ok) return { ok: false };
     if (outcome.value.acquired) return { ok: true, acquired: true };
-    const item = outcome.value.item;
-    const state = item === undefined ? undefined : await this.#decode(storageKey, item);
-    return { ok: true, acquired: false, state: state === UNAVAILABLE ? undefined : state };
+    let item = outcome.value.item;
+    if (item === undefined) {
+      const read = await this.#s.dynamo.get(leaseKey, true);
+      item = read.ok ? read.value : undefined;
+    }
+    const current = await this.#trustedLease(leaseKey, item);
+    return current === 'untrusted' ? { ok: true, acquired: false, lease: undefined, untrusted: true } : { ok: true, acquired: false, lease: current, untrusted: false };
   }
 
   /** Gives back a lease (best effort: a failure only means the lease runs out by itself). */
-  async releaseLease(storageKey: string, owner: string): Promise<void> {
-    await this.#s.dynamo.releaseLease(storageKey, owner);
+  async releaseLease(slot: Slot & { storageKey: string }, owner: string): Promise<void> {
+    await this.#s.dynamo.releaseLease(this.#s.keys.leaseKey(slot.storageKey), owner);
+  }
+
+  /** The lease an item holds: `undefined` when none (or malformed), `'untrusted'` when encryption is on and its signature does not verify. */
+  async #trustedLease(leaseKey: string, item: Item | undefined): Promise<Lease | undefined | 'untrusted'> {
+    const lease = leaseOf(item);
+    if (lease === undefined || this.#s.keyring === undefined) return lease;
+    const valid = lease.signature !== undefined && (await this.#s.keyring.verify(leaseText(leaseKey, lease), lease.signature).catch(() => false));
+    if (valid) return lease;
+    this.#s.stats.increment('errors');
+    this.#s.stats.increment('corruptItems');
+    this.#s.logger.warn('dynamo-cache: refresh lease is not authenticated; ignored (fetching without it)', { key: leaseKey });
+    return 'untrusted';
+  }
+
+  /** The lease's signature, or `null` (logged) when the keys are unavailable. */
+  async #sign(leaseKey: string, lease: Lease): Promise<string | null> {
+    try {
+      return await this.#s.keyring!.sign(leaseText(leaseKey, lease));
+    } catch (error) {
+      this.#s.stats.increment('errors');
+      this.#s.logger.warn('dynamo-cache: refresh lease could not be signed; fetching without it', { key: leaseKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+      return null;
+    }
   }
 
   /**
@@ -150,8 +238,9 @@ export class TwoTierStore {
     const bytes = typeof body.data === 'string' ? Buffer.from(body.data) : body.data;
     const generation = randomUUID();
     const items: Item[] = [];
-    for (let offset = 0, index = 0; offset < bytes.byteLength; offset += INLINE_VALUE_BYTES, index++) {
-      items.push(chunkItem(this.#s.attributes, this.#s.keys.chunkKey(generation, index), bytes.subarray(offset, offset + INLINE_VALUE_BYTES), deadlines.expiresAtSeconds));
+    const size = this.#s.inlineValueBytes;
+    for (let offset = 0, index = 0; offset < bytes.byteLength; offset += size, index++) {
+      items.push(chunkItem(this.#s.attributes, this.#s.keys.chunkKey(generation, index), bytes.subarray(offset, offset + size), deadlines.expiresAtSeconds));
     }
     if (!(await this.#s.dynamo.batchWrite(items, this.#s.largeValueTimeoutMs))) return false;
     return { marker: body.marker, count: items.length, generation, checksum: checksum(bytes), size: bytes.byteLength };
@@ -172,7 +261,7 @@ export class TwoTierStore {
     if (bytes.byteLength !== chunked.size || checksum(bytes) !== chunked.checksum) throw new CorruptItemError('the chunks do not match their checksum');
     if (!isTextBody(chunked.marker)) return { marker: chunked.marker, data: bytes };
     try {
-      return { marker: chunked.marker, data: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+      return { marker: chunked.marker, data: utf8.decode(bytes) };
     } catch (error) {
       throw new CorruptItemError('a chunked text value is not valid UTF-8', { cause: error });
     }
@@ -180,52 +269,69 @@ export class TwoTierStore {
 
   /**
    * What the item under `storageKey` holds, for operators (`cache.inspect`, the CLI): its record and, when
-   * it can be decoded, the payload, or why not. Reads DynamoDB only; counts and memory are left alone.
+   * it can be decoded, the payload, or why not; and its refresh lease. Reads DynamoDB only; counts and
+   * memory are left alone.
    */
-  async inspect(storageKey: string): Promise<{ ok: false } | { ok: true; record: StoredRecord | undefined; storedBytes: number; payload?: Payload; problem?: string }> {
-    const outcome = await this.#s.dynamo.get(storageKey, true);
-    if (!outcome.ok) return { ok: false };
-    if (outcome.value === undefined) return { ok: true, record: undefined, storedBytes: 0 };
+  async inspect(storageKey: string): Promise<
+    { ok: false } | { ok: true; record: StoredRecord | undefined; storedBytes: number; payload?: Payload; problem?: string; lease?: Lease }
+  > {
+    const leaseKey = this.#s.keys.leaseKey(storageKey);
+    const { items, complete } = await this.#s.dynamo.batchGet([storageKey, leaseKey], true);
+    if (!complete) return { ok: false };
+    const item = items.get(storageKey);
+    const leased = leaseOf(items.get(leaseKey));
+    const lease = leased === undefined || leased.untilMs <= Date.now() ? {} : { lease: leased };
+    if (item === undefined) return { ok: true, record: undefined, storedBytes: 0, ...lease };
     let record: StoredRecord | undefined;
     try {
-      record = fromItem(this.#s.attributes, outcome.value);
+      record = fromItem(this.#s.attributes, item);
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked);
       if (body === UNAVAILABLE) return { ok: false };
       const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
-      if (body === undefined) return { ok: true, record, storedBytes };
-      const payload = await this.#s.codec.open(body, storageKey);
-      if (payload.kind === 'json') JSON.parse(payload.data);
-      return { ok: true, record, storedBytes, payload };
+      if (body === undefined && !record.negative) return { ok: true, record, storedBytes, ...lease };
+      const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(storageKey, record));
+      if (payload?.kind === 'json') JSON.parse(payload.data);
+      return { ok: true, record, storedBytes, ...(payload === undefined ? {} : { payload }), ...lease };
     } catch (error) {
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
-      return { ok: true, record, storedBytes: 0, problem: error.message };
+      return { ok: true, record, storedBytes: 0, problem: error.message, ...lease };
     }
   }
 
-  async #decode(storageKey: string, item: Item | undefined): Promise<ItemState | typeof UNAVAILABLE> {
+  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined): Promise<ItemState | typeof UNAVAILABLE> {
     if (item === undefined) return NOTHING;
+    const seenFreshMs = claimedFreshness(item);
     try {
       const record = fromItem(this.#s.attributes, item);
-      const lease = record.lease;
-      if (hasExpired(record.expiresAt, Date.now())) return { entry: undefined, lease };
+      if (hasExpired(record.expiresAt, Date.now())) return { entry: undefined, seenFreshMs };
+      // No value and no "not found": an empty item (an earlier version's lease left it).
+      if (record.body === undefined && record.chunked === undefined && !record.negative) return { entry: undefined, seenFreshMs };
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked);
       if (body === UNAVAILABLE) return UNAVAILABLE;
-      // No value and no "not found": an item that only holds a lease.
-      if (body === undefined && !record.negative) return { entry: undefined, lease };
-      const payload = body === undefined ? undefined : await this.#s.codec.open(body, storageKey);
+      const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record));
       // Parsed once here so a corrupt JSON payload is a miss now, not an exception in a caller later.
       if (payload?.kind === 'json') JSON.parse(payload.data);
       const entry: CacheEntry = { payload, ...timingOf(record) };
-      this.#s.memory?.set(storageKey, entry, Date.now());
-      return { entry, lease };
+      this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
+      return { entry, seenFreshMs };
     } catch (error) {
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
       this.#s.stats.increment('errors');
       this.#s.stats.increment('corruptItems');
-      this.#s.logger.warn('dynamo-cache: unreadable cache item treated as a miss', { key: storageKey, errorName: error.name, errorMessage: error.message });
-      return CORRUPT;
+      this.#s.logger.warn('dynamo-cache: unreadable cache item treated as a miss', { key: slot.storageKey, errorName: error.name, errorMessage: error.message });
+      return { entry: undefined, seenFreshMs, corrupt: true };
     }
   }
+}
+
+/** What a stored record's encryption is bound to. */
+function bindingOf(storageKey: string, record: StoredRecord): ItemBinding {
+  return { storageKey, expiresAt: record.expiresAt, freshUntilMs: record.freshUntilMs, fetchMs: record.fetchMs };
+}
+
+/** What a lease's signature covers: the lease item's key and every field that gives the lease its meaning. */
+function leaseText(leaseKey: string, lease: Lease): string {
+  return JSON.stringify(['dynamo-cache/lease/v1', leaseKey, lease.untilMs, lease.owner, lease.forFreshMs]);
 }
 
 function checksum(bytes: Uint8Array): string {

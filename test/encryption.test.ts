@@ -1,13 +1,19 @@
 import { GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { randomBytes } from 'node:crypto';
+import middy from '@middy/core';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
+import { KeyMapper } from '../src/keys.ts';
+import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
 import { localClientConfig } from './support/dynalite.ts';
 import { useDynalite } from './support/fixtures.ts';
+import type { Context } from 'aws-lambda';
+import { httpApiEvent, lambdaContext } from './support/http-events.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 
 const db = useDynalite();
+const asLambda = (handler: unknown) => handler as (event: unknown, context: Context) => Promise<any>;
 
 const key1 = randomBytes(32);
 const key2 = randomBytes(32);
@@ -37,7 +43,7 @@ describe('client-side encryption', () => {
     expect(await cache.get('k')).toEqual(value);
     const item = await rawItem(tableName, 'k');
     expect(item.cached_value?.B).toBeDefined();
-    expect(item.dc_enc?.S).toMatch(/\+aes256gcm:k1$/);
+    expect(item.dc_enc?.S).toMatch(/\+aes256gcm2:k1$/);
     expect(await tableDump(tableName)).not.toMatch(/secret|token 9f2c/);
   });
 
@@ -86,7 +92,7 @@ describe('client-side encryption', () => {
     const { cache: after } = await db.newCache({ tableName, memory: false, encryption: { keys: { k1: key1, k2: key2 }, writeKeyId: 'k2' } });
     expect(await after.get('old')).toBe('written with k1');
     await after.set('new', 'written with k2');
-    expect((await rawItem(tableName, 'new')).dc_enc?.S).toBe('string+aes256gcm:k2');
+    expect((await rawItem(tableName, 'new')).dc_enc?.S).toBe('string+aes256gcm2:k2');
     const { cache: retired, logger } = await db.newCache({ tableName, memory: false, encryption: { keys: { k2: key2 }, writeKeyId: 'k2' } });
     expect(await retired.get('new')).toBe('written with k2');
     expect(await retired.get('old')).toBeUndefined(); // k1 retired: unknown key, a miss
@@ -149,5 +155,146 @@ describe('client-side encryption', () => {
 
   it('refuses a short HMAC secret for hashed keys', () => {
     expect(() => new DynamoCache({ tableName: 'tbl', logger: new RecordingLogger(), hashKeys: { secret: 'short' } })).toThrow(/hashKeys.secret must be at least 16 bytes/);
+  });
+});
+
+describe('with encryption on, only items this cache can authenticate are read', () => {
+  const inAnHour = () => ({ N: String(Math.floor(Date.now() / 1000) + 3600) });
+
+  it.each<[string, Record<string, AttributeValue>]>([
+    ['a clear-text string with no marker', { cached_value: { S: 'ATTACKER-TOKEN' } }],
+    ['clear-text JSON', { cached_value: { S: '{"role":"admin"}' }, dc_enc: { S: 'json' } }],
+    ['a clear-text binary value', { cached_value: { B: Buffer.from('attacker') }, dc_enc: { S: 'buffer' } }],
+    ['a clear-text "not found"', { dc_enc: { S: 'none' } }],
+  ])('%s planted in the table is a miss and one warning, never served', async (_name, planted) => {
+    const { cache, tableName, logger } = await db.newCache({ memory: false, encryption });
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: 'token' }, expires_at: inAnHour(), ...planted } }));
+    expect(await cache.get('token')).toBeUndefined();
+    expect(logger.warnings).toHaveLength(1);
+    expect(logger.warnings[0]!.fields.errorMessage).toMatch(/not (encrypted|authenticated)|authentication tag/);
+    expect(cache.stats().corruptItems).toBe(1);
+    // getOrSet fetches the real value and replaces the planted item with an encrypted one.
+    expect(await cache.getOrSet('token', async () => 'real token')).toBe('real token');
+    expect((await rawItem(tableName, 'token')).dc_enc?.S).toMatch(/\+aes256gcm2:k1$/);
+  });
+
+  it('a planted clear-text response is not served by the middleware: the handler runs', async () => {
+    const { cache, tableName } = await db.newCache({ encryption });
+    const handler = middy(async () => ({ statusCode: 200, headers: { 'content-type': 'text/html' }, body: '<p>real page</p>' })).use(
+      dynamoCache({ cache, response: { ttlSeconds: 60, keyPrefix: 'fn' } }),
+    );
+    const first = await asLambda(handler)(httpApiEvent({ path: '/page' }), lambdaContext());
+    expect(first.body).toBe('<p>real page</p>');
+    const scan = await db.client.send(new ScanCommand({ TableName: tableName }));
+    const memo = scan.Items!.find((item) => item.cached_value !== undefined)!;
+    const forged = { v: 1, kind: 'http', storedAt: Date.now(), age: 0, response: { statusCode: 200, headers: { 'content-type': 'text/html' }, body: '<script>steal()</script>' } };
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { id: memo.id!, expires_at: inAnHour(), cached_value: { S: JSON.stringify(forged) }, dc_enc: { S: 'json' } } }));
+    const { cache: other } = await db.newCache({ tableName, encryption });
+    const handler2 = middy(async () => ({ statusCode: 200, headers: { 'content-type': 'text/html' }, body: '<p>real page</p>' })).use(
+      dynamoCache({ cache: other, response: { ttlSeconds: 60, keyPrefix: 'fn' } }),
+    );
+    const second = await asLambda(handler2)(httpApiEvent({ path: '/page' }), lambdaContext());
+    expect(second.body).toBe('<p>real page</p>');
+    expect(JSON.stringify(second.headers)).not.toMatch(/Hit/);
+  });
+
+  it.each(['expires_at', 'dc_fresh'])('an encrypted item whose %s was edited to extend its life is a miss', async (attribute) => {
+    const { cache, tableName, logger } = await db.newCache({ memory: false, encryption });
+    await cache.set('token', 'expired token', { ttlSeconds: -60 });
+    const item = await rawItem(tableName, 'token');
+    const later = attribute === 'expires_at' ? String(Math.floor(Date.now() / 1000) + 3600) : String(Date.now() + 3_600_000);
+    // Extend both so only the authentication can tell: the edited attribute, and the other one as it must be to be served.
+    const edited = { ...item, [attribute]: { N: later }, ...(attribute === 'dc_fresh' ? { expires_at: inAnHour() } : { dc_fresh: { N: String(Date.now() + 3_600_000) } }) };
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: edited }));
+    expect(await cache.get('token')).toBeUndefined();
+    expect(logger.warnings[0]!.fields.errorMessage).toMatch(/does not authenticate/);
+  });
+
+  it('an encrypted "not found" is authenticated too: a planted one is refused, a real one is a hit', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false, encryption, negativeTtlSeconds: 60 });
+    expect(await cache.getOrSet('missing', async () => undefined)).toBeUndefined();
+    const item = await rawItem(tableName, 'missing');
+    expect(item.dc_enc?.S).toBe('none+aes256gcm2:k1');
+    expect(await cache.getOrSet('missing', async () => 'should not be fetched')).toBeUndefined();
+    expect(cache.stats().negativeHits).toBe(1);
+    // Its tag does not carry over to another key.
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { ...item, id: { S: 'other' } } }));
+    expect(await cache.getOrSet('other', async () => 'fetched')).toBe('fetched');
+  });
+
+  it('encryption.acceptPlaintext reads clear-text items for a migration period, and writes only encrypted ones', async () => {
+    const { cache: before, tableName } = await db.newCache({ memory: false });
+    await before.set('old', { plain: true });
+    const { cache: migrating } = await db.newCache({ tableName, memory: false, encryption: { ...encryption, acceptPlaintext: true } });
+    expect(await migrating.get('old')).toEqual({ plain: true });
+    await migrating.set('new', 'secret');
+    expect((await rawItem(tableName, 'new')).dc_enc?.S).toBe('string+aes256gcm2:k1');
+    const { cache: strict } = await db.newCache({ tableName, memory: false, encryption });
+    expect(await strict.get('old')).toBeUndefined();
+    expect(await strict.get('new')).toBe('secret');
+  });
+
+  it('items encrypted by dynamo-cache 0.1 (aes256gcm) are still read, unless encryption.acceptV1Items is false', async () => {
+    const tableName = await db.newTable();
+    // The 0.1 format: IV, ciphertext, tag; authenticated data "dynamo-cache/v1\n<key>\n<marker>".
+    const marker = 'string+aes256gcm:k1';
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key1, iv);
+    cipher.setAAD(Buffer.from(`dynamo-cache/v1\nlegacy\n${marker}`));
+    const data = Buffer.concat([iv, cipher.update('written by 0.1'), cipher.final(), cipher.getAuthTag()]);
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: 'legacy' }, cached_value: { B: data }, dc_enc: { S: marker }, expires_at: inAnHour(), dc_fresh: { N: String(Date.now() + 600_000) } } }));
+    const { cache } = await db.newCache({ tableName, memory: false, encryption });
+    expect(await cache.get('legacy')).toBe('written by 0.1');
+    const { cache: strict, logger } = await db.newCache({ tableName, memory: false, encryption: { ...encryption, acceptV1Items: false } });
+    expect(await strict.get('legacy')).toBeUndefined();
+    expect(logger.warnings[0]!.fields.errorMessage).toMatch(/0\.1/);
+  });
+
+  it('a planted refresh lease is ignored (no waiting on it), while a real one is honoured', async () => {
+    const tableName = await db.newTable();
+    const leaseKey = new KeyMapper('').leaseKey('k');
+    await db.client.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: { id: { S: leaseKey }, dc_enc: { S: 'lease' }, dc_lease: { N: String(Date.now() + 60_000) }, dc_owner: { S: 'attacker' }, dc_for: { N: '0' }, expires_at: inAnHour() },
+      }),
+    );
+    const { cache, logger } = await db.newCache({ tableName, memory: false, encryption, lease: { waitMs: 5000 } });
+    const started = performance.now();
+    expect(await cache.getOrSet('k', async () => 'fetched at once')).toBe('fetched at once');
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(cache.stats().leaseWaits).toBe(0);
+    expect(logger.warnings.some((w) => /lease is not authenticated/.test(w.message))).toBe(true);
+    // A lease taken by a cache with the keys is signed, and honoured by the others.
+    const { cache: holder } = await db.newCache({ tableName, memory: false, encryption });
+    const { cache: waiter } = await db.newCache({ tableName, memory: false, encryption, lease: { waitMs: 300 } });
+    void holder.getOrSet('k2', () => new Promise<never>(() => {}));
+    await vi.waitFor(() => expect(holder.stats().leaseWins).toBe(1));
+    expect(await waiter.getOrSet('k2', async () => 'after waiting')).toBe('after waiting');
+    expect(waiter.stats()).toMatchObject({ leaseWaits: 1, leaseWaitTimeouts: 1 });
+  });
+});
+
+describe('compression and encryption together (the CRIME/BREACH side channel)', () => {
+  const secret = 'sk_live_7f3a9c1e5b2d';
+  const storedSize = async (options: object, guess: string): Promise<number> => {
+    const { cache, tableName } = await db.newCache({ memory: false, ...options });
+    await cache.set('k', { secret, note: `user-controlled ${guess}`, padding: 'x'.repeat(600) });
+    return (await rawItem(tableName, 'k')).cached_value!.B!.byteLength;
+  };
+
+  it('by default an encrypted value is not compressed, so a guess equal to the secret stores no smaller than a wrong one', async () => {
+    const right = await storedSize({ encryption }, secret);
+    const wrong = await storedSize({ encryption }, 'zq_mnop_1x8w4v6u0t9r');
+    expect(right).toBe(wrong);
+  });
+
+  it('compression on an encrypted cache is an explicit choice, and then the size does tell (documented trade-off)', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false, encryption, compression: { algorithm: 'br' } });
+    await cache.set('k', { rows: 'abc'.repeat(500) });
+    expect((await rawItem(tableName, 'k')).dc_enc?.S).toBe('json+br+aes256gcm2:k1');
+    const right = await storedSize({ encryption, compression: {} }, secret);
+    const wrong = await storedSize({ encryption, compression: {} }, 'zq_mnop_1x8w4v6u0t9r');
+    expect(right).toBeLessThan(wrong);
   });
 });

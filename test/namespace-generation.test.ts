@@ -82,3 +82,68 @@ describe('clear(): O(1) flush of a namespace', () => {
     expect(await cache.clear()).toBe(false);
   });
 });
+
+describe('reserved key space: no key reaches another namespace\'s internals', () => {
+  it.each(['orders:#dc:meta', 'orders:#dc:g1:k', '#dc:meta', 'x:#dc:l:anything'])(
+    'a cache without a namespace storing %s cannot undo the orders namespace\'s flush',
+    async (attackKey) => {
+      const orders = await db.newCache({ namespace: 'orders', memory: false });
+      await orders.cache.set('k', 'before the flush');
+      expect(await orders.cache.clear()).toBe(true);
+      const { cache: unprefixed } = await db.newCache({ tableName: orders.tableName, memory: false });
+      // Generation 0 is the value an attacker would write to take the flush back.
+      expect(await unprefixed.set(attackKey, 0)).toBe(true);
+      expect(await unprefixed.get(attackKey)).toBe(0); // still an ordinary key for its writer
+      const meta = await db.client.send(new GetItemCommand({ TableName: orders.tableName, Key: { id: { S: 'orders:#dc:meta' } }, ConsistentRead: true }));
+      expect(meta.Item?.dc_generation).toEqual({ N: '1' });
+      const { cache: newEnvironment } = await db.newCache({ tableName: orders.tableName, namespace: 'orders', memory: false });
+      expect(await newEnvironment.get('k')).toBeUndefined();
+    },
+  );
+});
+
+describe('a cold start with the namespace generation unknown (DynamoDB unreachable or slow)', () => {
+  it('20 concurrent getOrSet with DynamoDB unreachable make exactly one fetch, and the memory tier serves the next calls', async () => {
+    const { cache, logger } = await db.newCache({ tableName: await db.newTable(), endpoint: proxy.endpoint, timeoutMs: 200, breaker: false, namespace: 'cold' });
+    proxy.setFaults({ dropRate: 1 });
+    const fetcher = vi.fn(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return { token: 'from the upstream' };
+    });
+    const first = await Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('token', fetcher)));
+    expect(first.every((value) => value.token === 'from the upstream')).toBe(true);
+    expect(fetcher).toHaveBeenCalledTimes(1);
+    const later = await Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('token', fetcher)));
+    expect(later.every((value) => value.token === 'from the upstream')).toBe(true);
+    expect(fetcher).toHaveBeenCalledTimes(1);
+    expect(await cache.get('token')).toEqual({ token: 'from the upstream' });
+    // One read of the generation for all of them (retried by the guard), not one per call.
+    expect(proxy.count('GetItem')).toBeLessThanOrEqual(3);
+    expect(logger.warnings.length).toBeGreaterThan(0);
+  });
+
+  it('a slow metadata read is shared by all callers, and 20 more callers 50 ms later still make no second fetch', async () => {
+    const { cache } = await db.newCache({ tableName: await db.newTable(), endpoint: proxy.endpoint, timeoutMs: 300, breaker: false, namespace: 'slow' });
+    proxy.setFaults({ latencyMs: 450 });
+    const fetcher = vi.fn(async () => 'value');
+    const first = Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('k', fetcher)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    proxy.setFaults({});
+    const second = Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('k', fetcher)));
+    expect(await first).toEqual(Array(20).fill('value'));
+    expect(await second).toEqual(Array(20).fill('value'));
+    expect(fetcher).toHaveBeenCalledTimes(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('k', fetcher)))).toEqual(Array(20).fill('value'));
+    expect(fetcher).toHaveBeenCalledTimes(1);
+  });
+
+  it('a value fetched while the generation was unknown is not served after a flush this environment makes', async () => {
+    const { cache } = await db.newCache({ tableName: await db.newTable(), endpoint: proxy.endpoint, timeoutMs: 200, breaker: false, namespace: 'f' });
+    proxy.setFaults({ dropRate: 1 });
+    expect(await cache.getOrSet('k', async () => 'fetched blind')).toBe('fetched blind');
+    proxy.setFaults({});
+    expect(await cache.clear()).toBe(true);
+    expect(await cache.getOrSet('k', async () => 'after the flush')).toBe('after the flush');
+  });
+});

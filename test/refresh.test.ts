@@ -1,4 +1,4 @@
-import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OriginalCacheService } from '../bench/baselines/original-cache-service.ts';
 import type { DynamoCache } from '../src/cache.ts';
@@ -78,10 +78,7 @@ describe('cross-environment lease', () => {
     const lease = { ttlMs: 300, waitMs: 3000 };
     const [holder, ...others] = await fleet(4, tableName, { lease });
     void holder!.getOrSet('k', () => new Promise<never>(() => {})); // hangs forever, holding the lease
-    await vi.waitFor(async () => {
-      const item = await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: 'k' } }, ConsistentRead: true }));
-      expect(item.Item?.dc_lease).toBeDefined();
-    });
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(1));
     const api = upstream(20);
     const started = performance.now();
     const results = await Promise.all(others.map((cache) => cache.getOrSet('k', api.fetch)));
@@ -143,7 +140,7 @@ describe('cross-environment lease', () => {
       const waiterFetch = vi.fn(async () => 'from the waiter');
       const waiting = waiter.getOrSet('k', waiterFetch);
       await vi.waitFor(() => expect(waiter.stats().leaseWaits).toBe(1));
-      proxy.setFaults({ throttleRate: 1, operations: ['GetItem'] });
+      proxy.setFaults({ throttleRate: 1, operations: ['GetItem', 'BatchGetItem'] });
       release();
       await holding;
       await new Promise((resolve) => setTimeout(resolve, 600)); // polls fail throttled meanwhile
@@ -154,6 +151,47 @@ describe('cross-environment lease', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('the lease of a 40 KB value is a separate item under 1 KB (one write unit); the value item is untouched until the new value', async () => {
+    const tableName = await db.newTable();
+    const [writer, holder] = await fleet(2, tableName, { memory: false, compression: false });
+    const big = { rows: 'r'.repeat(40 * 1024) };
+    await writer!.set('big', big, { ttlSeconds: 0.05 });
+    await new Promise((resolve) => setTimeout(resolve, 80)); // now stale
+    const before = (await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: 'big' } }, ConsistentRead: true }))).Item!;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const refreshing = holder!.getOrSet('big', async () => {
+      await gate;
+      return { rows: 'new' };
+    });
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(1));
+    const scan = await db.client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
+    const leaseItem = scan.Items!.find((item) => item.dc_enc?.S === 'lease')!;
+    expect(leaseItem.id!.S).toMatch(/^#dc:l:/);
+    const bytes = Object.entries(leaseItem).reduce((total, [name, value]) => total + name.length + (value.S ?? value.N ?? '').length, 0);
+    expect(bytes).toBeLessThan(1024);
+    const during = (await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: 'big' } }, ConsistentRead: true }))).Item!;
+    expect(during).toEqual(before);
+    release();
+    expect(await refreshing).toEqual({ rows: 'new' });
+  });
+
+  it('a refresh never overwrites a newer value written meanwhile (its write is conditional on what it replaced)', async () => {
+    const tableName = await db.newTable();
+    const [slow, fast] = await fleet(2, tableName, { memory: false, lease: false });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const late = slow!.getOrSet('k', async () => {
+      await gate;
+      return 'older fetch';
+    }, { ttlSeconds: 60 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await fast!.set('k', 'newer value', { ttlSeconds: 60 });
+    release();
+    expect(await late).toBe('older fetch'); // its caller still gets what it fetched
+    expect(await fast!.get('k')).toBe('newer value');
   });
 
   it('an item holding only a lease reads as a miss for the original Python service and for get', async () => {

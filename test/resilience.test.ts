@@ -39,7 +39,9 @@ describe('throttling injected at the HTTP level', () => {
       expect(proxy.count('GetItem')).toBe(3); // maxAttempts 3: the first try and two retries
       expect(cache.stats()).toMatchObject({ misses: 1, errors: 1, throttles: 1, retries: 2 });
       expect(logger.warnings).toHaveLength(1);
-      expect(logger.warnings[0]!.fields).toMatchObject({ operation: 'GetItem', failure: 'throttle', errorName: throttleError });
+      // The failing request is the read of the namespace generation, but the warning names what the caller did.
+      expect(logger.warnings[0]!.fields).toMatchObject({ operation: 'get', key: 'k', request: 'GetItem', failure: 'throttle', errorName: throttleError });
+      expect(JSON.stringify(logger.warnings[0]!.fields)).not.toMatch(/"key":"#dc:meta"/);
     },
   );
 
@@ -131,7 +133,6 @@ describe('outages', () => {
 describe('corrupt or foreign items are misses with one warning each', () => {
   const now = () => String(Math.floor(Date.now() / 1000) + 600);
   const cases: Array<[string, Record<string, unknown>]> = [
-    ['value missing', { expires_at: { N: now() } }],
     ['expiry missing', { cached_value: { S: 'v' } }],
     ['expiry of the wrong type', { cached_value: { S: 'v' }, expires_at: { S: 'tomorrow' } }],
     ['value of the wrong type', { cached_value: { N: '1' }, expires_at: { N: now() } }],
@@ -152,6 +153,18 @@ describe('corrupt or foreign items are misses with one warning each', () => {
     expect(cache.stats()).toMatchObject({ corruptItems: 2, errors: 2 });
     expect(logger.warnings).toHaveLength(2);
     expect(logger.warnings[0]!.message).toMatch(/unreadable/);
+  });
+
+  it('an item with no value (an earlier version released its lease on it) is a plain miss: no warning, not counted', async () => {
+    const { cache, logger, tableName } = await db.newCache({ memory: false });
+    for (const [id, extra] of [['empty', {}], ['old-lease', { dc_lease: { N: String(Date.now() + 60_000) }, dc_owner: { S: 'someone' } }]] as const) {
+      await db.client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, expires_at: { N: now() }, ...extra } }));
+      expect(await cache.get(id)).toBeUndefined();
+      expect(await cache.getOrSet(id, async () => `fresh ${id}`)).toBe(`fresh ${id}`);
+      expect(await cache.get(id)).toBe(`fresh ${id}`);
+    }
+    expect(cache.stats()).toMatchObject({ corruptItems: 0, errors: 0, leaseWaits: 0 });
+    expect(logger.warnings).toHaveLength(0);
   });
 
   it('getMany skips a corrupt item and returns the others', async () => {
@@ -208,7 +221,7 @@ describe('logging through the Powertools logger', () => {
     }
     const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 'WARN');
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ service: 'dynamo-cache-test', operation: 'GetItem', failure: 'throttle', errorName: 'ProvisionedThroughputExceededException' });
+    expect(warnings[0]).toMatchObject({ service: 'dynamo-cache-test', operation: 'get', key: 'k', request: 'GetItem', failure: 'throttle', errorName: 'ProvisionedThroughputExceededException' });
   });
 });
 

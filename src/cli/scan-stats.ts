@@ -116,7 +116,7 @@ function kindOf(item: Record<string, AttributeValue>, key: string, attributes: A
   const marker = item[META.encoding]?.S;
   if (key.endsWith(`${RESERVED_MARKER}meta`)) return 'metadata';
   if (marker === CHUNK_MARKER) return 'chunks';
-  if (marker === NEGATIVE_MARKER) return 'notFound';
+  if (marker === NEGATIVE_MARKER || marker?.startsWith(`${NEGATIVE_MARKER}+`)) return 'notFound';
   if (item[attributes.value] !== undefined || item[META.chunks] !== undefined) return 'values';
   if (item[META.lease] !== undefined) return 'leases';
   return 'foreign';

@@ -8,11 +8,10 @@ import {
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
-  type UpdateItemCommandInput,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DynamoGuard, Outcome } from '../resilience.ts';
+import type { DynamoGuard, FailureKind, Outcome } from '../resilience.ts';
 import type { StatsRecorder } from '../stats.ts';
 import { META, type AttributeNames } from './item.ts';
 
@@ -22,21 +21,8 @@ export type Item = Record<string, AttributeValue>;
 /** The result of a lease attempt. */
 export type LeaseAttempt =
   | { readonly acquired: true }
-  /** Someone else holds the lease, or the value is fresh; `item` is the current item when DynamoDB returned it. */
+  /** Someone else holds the lease; `item` is the lease item when DynamoDB returned it. */
   | { readonly acquired: false; readonly item: Item | undefined };
-
-/** What a lease attempt needs. */
-export interface LeaseRequest {
-  readonly owner: string;
-  readonly nowMs: number;
-  readonly untilMs: number;
-  /**
-   * Only win when the stored value is fresh until no later than this (epoch ms): `nowMs` to refresh a
-   * stale value, the freshness seen on read for an early refresh. A refresh someone else already finished
-   * makes the value fresher, so it is not done twice.
-   */
-  readonly notFreshAfterMs: number;
-}
 
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
@@ -64,8 +50,8 @@ export class DynamoStore {
     this.#s = settings;
   }
 
-  /** The item stored under `storageKey`, or `undefined`. */
-  get(storageKey: string, consistent = this.#s.consistentRead): Promise<Outcome<Item | undefined>> {
+  /** The item stored under `storageKey`, or `undefined`. `detail` replaces the key in a failure's warning. */
+  get(storageKey: string, consistent = this.#s.consistentRead, detail?: Record<string, unknown>): Promise<Outcome<Item | undefined>> {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'GetItem',
@@ -76,17 +62,35 @@ export class DynamoStore {
         );
         return output.Item;
       },
-      { key: storageKey },
+      detail ?? { key: storageKey },
     );
   }
 
-  /** Writes (replaces) `item`. */
-  put(item: Item): Promise<Outcome<void>> {
+  /**
+   * Writes (replaces) `item`. With `notFresherThanMs`, only when the stored value is fresh until no later
+   * than that (or has no freshness): a refresh then never replaces a newer value written meanwhile by
+   * someone else. Resolves whether the item was written.
+   */
+  put(item: Item, notFresherThanMs?: number): Promise<Outcome<boolean>> {
     const { client, tableName, attributes } = this.#s;
+    const condition =
+      notFresherThanMs === undefined
+        ? {}
+        : {
+            ConditionExpression: 'attribute_not_exists(#fresh) OR #fresh <= :seen',
+            ExpressionAttributeNames: { '#fresh': META.freshUntil },
+            ExpressionAttributeValues: { ':seen': { N: String(notFresherThanMs) } },
+          };
     return this.#s.guard.run(
       'PutItem',
       async (abortSignal) => {
-        await client.send(new PutItemCommand({ TableName: tableName, Item: item }), { abortSignal });
+        try {
+          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...condition }), { abortSignal });
+          return true;
+        } catch (error) {
+          if (!isConditionalCheckFailure(error)) throw error;
+          return false;
+        }
       },
       { key: item[attributes.key]?.S },
     );
@@ -109,7 +113,11 @@ export class DynamoStore {
    * with `UnprocessedKeys` retried with backoff inside the budget. Items found before a slice fails or
    * runs out of budget are still returned; the keys left unread are misses.
    */
-  async batchGet(storageKeys: readonly string[], consistent = this.#s.consistentRead, timeoutMs?: number): Promise<{ items: Map<string, Item>; complete: boolean }> {
+  async batchGet(
+    storageKeys: readonly string[],
+    consistent = this.#s.consistentRead,
+    timeoutMs?: number,
+  ): Promise<{ items: Map<string, Item>; complete: boolean; failure?: FailureKind }> {
     const { client, tableName, attributes } = this.#s;
     const found = new Map<string, Item>();
     const outcomes = await Promise.all(
@@ -135,7 +143,8 @@ export class DynamoStore {
       ),
     );
     // `complete`: every request succeeded, so a key absent from `items` is absent from the table.
-    return { items: found, complete: outcomes.every((outcome) => outcome.ok) };
+    const failed = outcomes.find((outcome) => !outcome.ok);
+    return failed === undefined || failed.ok ? { items: found, complete: true } : { items: found, complete: false, failure: failed.kind };
   }
 
   /** Writes `items` with BatchWriteItem, 25 per request, in parallel, retrying `UnprocessedItems`. Resolves whether all were written. */
@@ -175,75 +184,86 @@ export class DynamoStore {
   }
 
   /**
-   * Takes the refresh lease on `storageKey` with one conditional write: it wins when no unexpired lease
-   * exists and the value is fresh until no later than `notFreshAfterMs`. Every value this library writes
-   * carries its freshness (`dc_fresh`); an item without it (a lease alone, or a value the original service
-   * wrote) may be refreshed. An item created by the lease alone gets an expiry, so DynamoDB's TTL removes
-   * it if nobody writes.
+   * Takes a refresh lease with one conditional write of its small lease item (see `leaseItem`). It wins
+   * when there is no lease yet, when the lease there was taken to replace an older value than the one the
+   * caller saw (that refresh is over), or when it was taken for the same value and has expired (its holder
+   * died). A lease taken for a newer value than the caller saw means the caller's read is out of date: it
+   * loses, and rereads.
    */
-  async acquireLease(storageKey: string, request: LeaseRequest): Promise<Outcome<LeaseAttempt>> {
-    const outcome = await this.#update(storageKey, {
-      UpdateExpression: 'SET #lease = :until, #owner = :owner, #exp = if_not_exists(#exp, :leaseExpiry)',
-      ConditionExpression: '(attribute_not_exists(#lease) OR #lease < :now) AND (attribute_not_exists(#fresh) OR #fresh <= :freshMs)',
-      ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner, '#exp': this.#s.attributes.expiresAt, '#fresh': META.freshUntil },
-      ExpressionAttributeValues: {
-        ':until': { N: String(request.untilMs) },
-        ':owner': { S: request.owner },
-        ':now': { N: String(request.nowMs) },
-        ':leaseExpiry': { N: String(Math.ceil(request.untilMs / 1000)) },
-        ':freshMs': { N: String(request.notFreshAfterMs) },
+  async acquireLease(item: Item, nowMs: number): Promise<Outcome<LeaseAttempt>> {
+    const { client, tableName, attributes } = this.#s;
+    return this.#s.guard.run(
+      'PutItem',
+      async (abortSignal) => {
+        try {
+          await client.send(
+            new PutItemCommand({
+              TableName: tableName,
+              Item: item,
+              ConditionExpression: 'attribute_not_exists(#for) OR #for < :for OR (#for = :for AND (attribute_not_exists(#lease) OR #lease < :now))',
+              ExpressionAttributeNames: { '#for': META.leaseFor, '#lease': META.lease },
+              ExpressionAttributeValues: { ':for': item[META.leaseFor]!, ':now': { N: String(nowMs) } },
+              // Saves a read when DynamoDB honours it; dynalite ignores it, so callers read when `item` is absent.
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+            { abortSignal },
+          );
+          return { acquired: true } as const;
+        } catch (error) {
+          if (!isConditionalCheckFailure(error)) throw error;
+          return { acquired: false, item: (error as ConditionalCheckFailedException).Item } as const;
+        }
       },
-      // Saves a read when DynamoDB honours it; dynalite ignores it, so callers read when `item` is absent.
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-    });
-    if (!outcome.ok) return outcome;
-    return { ok: true, value: outcome.value.applied ? { acquired: true } : { acquired: false, item: outcome.value.item } };
+      { key: item[attributes.key]?.S },
+    );
   }
 
-  /** Gives the lease back early (the fetch failed or stored nothing); only the owner's lease is removed. */
-  async releaseLease(storageKey: string, owner: string): Promise<Outcome<boolean>> {
-    const outcome = await this.#update(storageKey, {
-      UpdateExpression: 'REMOVE #lease, #owner',
-      ConditionExpression: '#owner = :owner',
-      ExpressionAttributeNames: { '#lease': META.lease, '#owner': META.leaseOwner },
-      ExpressionAttributeValues: { ':owner': { S: owner } },
-    });
-    // Not applied: the lease expired and someone else took it.
-    return outcome.ok ? { ok: true, value: outcome.value.applied } : outcome;
+  /** Gives a lease back early (the fetch failed or stored nothing): deletes the lease item if `owner` still holds it. */
+  async releaseLease(leaseKey: string, owner: string): Promise<Outcome<void>> {
+    const { client, tableName } = this.#s;
+    return this.#s.guard.run(
+      'DeleteItem',
+      async (abortSignal) => {
+        try {
+          await client.send(
+            new DeleteItemCommand({
+              TableName: tableName,
+              Key: this.#key(leaseKey),
+              ConditionExpression: '#owner = :owner',
+              ExpressionAttributeNames: { '#owner': META.leaseOwner },
+              ExpressionAttributeValues: { ':owner': { S: owner } },
+            }),
+            { abortSignal },
+          );
+        } catch (error) {
+          // Not ours any more: the lease expired and someone else took it.
+          if (!isConditionalCheckFailure(error)) throw error;
+        }
+      },
+      { key: leaseKey },
+    );
   }
 
   /** Adds one to the namespace generation in the metadata item `metaKey` (atomically) and returns the new value. */
-  async bumpGeneration(metaKey: string): Promise<Outcome<number>> {
-    const outcome = await this.#update(metaKey, {
-      UpdateExpression: 'ADD #generation :one',
-      ExpressionAttributeNames: { '#generation': META.namespaceGeneration },
-      ExpressionAttributeValues: { ':one': { N: '1' } },
-      ReturnValues: 'UPDATED_NEW',
-    });
-    if (!outcome.ok) return outcome;
-    // Without a condition the update always applies.
-    const attributes = outcome.value.applied ? outcome.value.attributes : undefined;
-    return { ok: true, value: Number(attributes?.[META.namespaceGeneration]?.N) };
-  }
-
-  /**
-   * One UpdateItem through the guard. A failed condition is an answer, not a failure: it resolves with
-   * `applied: false` and the current item when DynamoDB returned it.
-   */
-  #update(storageKey: string, input: Omit<UpdateItemCommandInput, 'TableName' | 'Key'>): Promise<Outcome<{ applied: true; attributes: Item | undefined } | { applied: false; item: Item | undefined }>> {
+  bumpGeneration(metaKey: string): Promise<Outcome<number>> {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'UpdateItem',
       async (abortSignal) => {
-        try {
-          const output = await client.send(new UpdateItemCommand({ TableName: tableName, Key: this.#key(storageKey), ...input }), { abortSignal });
-          return { applied: true, attributes: output.Attributes } as const;
-        } catch (error) {
-          if (!isConditionalCheckFailure(error)) throw error;
-          return { applied: false, item: (error as ConditionalCheckFailedException).Item } as const;
-        }
+        const output = await client.send(
+          new UpdateItemCommand({
+            TableName: tableName,
+            Key: this.#key(metaKey),
+            UpdateExpression: 'ADD #generation :one',
+            ExpressionAttributeNames: { '#generation': META.namespaceGeneration },
+            ExpressionAttributeValues: { ':one': { N: '1' } },
+            ReturnValues: 'UPDATED_NEW',
+          }),
+          { abortSignal },
+        );
+        return Number(output.Attributes?.[META.namespaceGeneration]?.N);
       },
-      { key: storageKey },
+      { key: metaKey },
     );
   }
 

@@ -25,10 +25,14 @@ export const META = {
   encoding: 'dc_enc',
   /** Epoch ms until which the value is fresh (exact; the expiry is whole seconds and may add a stale window). Absent (items the original service wrote): fresh until expiry. */
   freshUntil: 'dc_fresh',
-  /** Epoch ms at which the refresh lease expires. */
+  /** On a lease item: epoch ms at which the refresh lease expires. */
   lease: 'dc_lease',
-  /** Who holds the refresh lease. */
+  /** On a lease item: who holds the refresh lease. */
   leaseOwner: 'dc_owner',
+  /** On a lease item: the freshness (`dc_fresh`, epoch ms; 0 for none) of the value the holder is replacing. */
+  leaseFor: 'dc_for',
+  /** On a lease item, with encryption: `<key id>:<HMAC>` over the lease, so a forged lease is ignored. */
+  signature: 'dc_sig',
   /** How long the fetch that produced the value took, in ms (for probabilistic early refresh). */
   fetchMs: 'dc_fetch_ms',
   /** On the head item of a large value: how many chunk items hold it. */
@@ -56,8 +60,14 @@ export interface ChunkedBody {
   readonly size: number;
 }
 
-/** Marker of a cached "not found" (negative caching): the item has no value attribute. */
+/**
+ * Marker of a cached "not found" (negative caching): the item has no value attribute. With encryption the
+ * marker is `none+aes256gcm2:<key id>` and the value holds an authentication tag over the item's timing.
+ */
 export const NEGATIVE_MARKER = 'none';
+
+/** Marker of a refresh lease item (`<namespace>:#dc:l:<hash of the value's key>`). */
+export const LEASE_MARKER = 'lease';
 
 /** The stored form of a value: the encoding marker and the data as DynamoDB holds it. */
 export interface StoredBody {
@@ -66,15 +76,23 @@ export interface StoredBody {
   readonly data: string | Uint8Array;
 }
 
-/** A refresh lease held on an item by one caller. */
+/** A refresh lease held by one caller, kept in its own small item beside the value's. */
 export interface Lease {
   readonly untilMs: number;
   readonly owner: string;
+  /** The freshness of the value the holder set out to replace (epoch ms, 0 for none): a lease taken for an older value than the one now stored is over. */
+  readonly forFreshMs: number;
+  /** `<key id>:<HMAC>` with encryption. */
+  readonly signature?: string;
 }
 
 /** One cache item as read from or written to DynamoDB, before the value is decoded. */
 export interface StoredRecord {
-  /** The value; `undefined` for a cached "not found" (`negative`), a large value (`chunked`), or an item that only holds a lease. */
+  /**
+   * The value; `undefined` for a plain cached "not found" (`negative`), a large value (`chunked`), or an
+   * empty item (one that held only a lease, written by an earlier version). An encrypted "not found" has a
+   * body: its authentication tag.
+   */
   readonly body: StoredBody | undefined;
   /** A large value stored in chunk items. */
   readonly chunked?: ChunkedBody;
@@ -84,7 +102,6 @@ export interface StoredRecord {
   readonly expiresAt: number;
   /** Epoch ms until which the value is fresh; absent when fresh until `expiresAt`. */
   readonly freshUntilMs?: number;
-  readonly lease?: Lease;
   readonly fetchMs?: number;
 }
 
@@ -101,7 +118,7 @@ export function toItem(names: AttributeNames, storageKey: string, record: Stored
   };
   const { body } = record;
   if (body !== undefined) item[names.value] = typeof body.data === 'string' ? { S: body.data } : { B: body.data };
-  const marker = record.negative ? NEGATIVE_MARKER : (body ?? record.chunked)?.marker;
+  const marker = (body ?? record.chunked)?.marker ?? (record.negative ? NEGATIVE_MARKER : undefined);
   if (marker !== undefined) item[META.encoding] = { S: marker };
   if (record.chunked !== undefined) {
     item[META.chunks] = { N: String(record.chunked.count) };
@@ -110,20 +127,18 @@ export function toItem(names: AttributeNames, storageKey: string, record: Stored
     item[META.size] = { N: String(record.chunked.size) };
   }
   if (record.freshUntilMs !== undefined) item[META.freshUntil] = { N: String(record.freshUntilMs) };
-  if (record.fetchMs !== undefined) item[META.fetchMs] = { N: String(Math.round(record.fetchMs)) };
-  if (record.lease !== undefined) {
-    item[META.lease] = { N: String(record.lease.untilMs) };
-    item[META.leaseOwner] = { S: record.lease.owner };
-  }
+  if (record.fetchMs !== undefined) item[META.fetchMs] = { N: String(record.fetchMs) };
   return item;
 }
 
-/** Reads a record from a DynamoDB item; throws `CorruptItemError` when its shape is wrong. */
+/**
+ * Reads a record from a DynamoDB item; throws `CorruptItemError` when its shape is wrong. A refresh lease
+ * an earlier version kept on the value's item (`dc_lease`, `dc_owner`) is ignored: leases now live in their
+ * own item, and an item that held only a lease reads as empty.
+ */
 export function fromItem(names: AttributeNames, item: Record<string, AttributeValue>): StoredRecord {
   const expiresAt = requireNumber(item, names.expiresAt);
   const marker = optional(item, META.encoding, 'S');
-  const leaseUntil = optional(item, META.lease, 'N');
-  const lease = leaseUntil === undefined ? undefined : { untilMs: toNumber(META.lease, leaseUntil), owner: optional(item, META.leaseOwner, 'S') ?? '' };
   const freshUntil = optional(item, META.freshUntil, 'N');
   const fetchMs = optional(item, META.fetchMs, 'N');
   const value = item[names.value];
@@ -131,21 +146,53 @@ export function fromItem(names: AttributeNames, item: Record<string, AttributeVa
   if (value?.S !== undefined) body = { marker, data: value.S };
   else if (value?.B !== undefined) body = { marker, data: value.B };
   else if (value !== undefined) throw new CorruptItemError(`${names.value} is neither S nor B`);
-  const negative = marker === NEGATIVE_MARKER;
-  if (negative && body !== undefined) throw new CorruptItemError('a "not found" item must not hold a value');
+  const negative = marker === NEGATIVE_MARKER || (marker?.startsWith(`${NEGATIVE_MARKER}+`) ?? false);
+  if (marker === NEGATIVE_MARKER && body !== undefined) throw new CorruptItemError('a "not found" item must not hold a value');
+  if (negative && marker !== NEGATIVE_MARKER && body === undefined) throw new CorruptItemError('an encrypted "not found" item must hold its tag');
   const chunked = optional(item, META.chunks, 'N') === undefined ? undefined : chunkedBody(item, marker);
-  if (chunked !== undefined && body !== undefined) throw new CorruptItemError('a chunked item must not hold a value');
-  // An item without a value is a cached "not found", a large value's head, or a lease taken before any value existed.
-  if (body === undefined && !negative && chunked === undefined && lease === undefined) throw new CorruptItemError(`${names.value} is missing`);
+  if (chunked !== undefined && (body !== undefined || negative)) throw new CorruptItemError('a chunked item must not hold a value');
   return {
     body,
     ...(chunked === undefined ? {} : { chunked }),
     negative,
     expiresAt,
     ...(freshUntil === undefined ? {} : { freshUntilMs: toNumber(META.freshUntil, freshUntil) }),
-    ...(lease === undefined ? {} : { lease }),
     ...(fetchMs === undefined ? {} : { fetchMs: toNumber(META.fetchMs, fetchMs) }),
   };
+}
+
+/**
+ * The freshness an item claims (`dc_fresh`), even when the rest of it cannot be read: a refresh's write is
+ * conditional on the stored value being no fresher than the one it replaces, and must be able to replace
+ * an unreadable item. `0` when the item has none.
+ */
+export function claimedFreshness(item: Record<string, AttributeValue> | undefined): number {
+  const value = Number(item?.[META.freshUntil]?.N);
+  return Number.isFinite(value) ? value : 0;
+}
+
+/** The lease item for `lease`: small (well under 1 KB), so taking it costs one write unit. */
+export function leaseItem(names: AttributeNames, leaseKey: string, lease: Lease): Record<string, AttributeValue> {
+  return {
+    [names.key]: { S: leaseKey },
+    [names.expiresAt]: { N: String(Math.ceil(lease.untilMs / 1000)) },
+    [META.encoding]: { S: LEASE_MARKER },
+    [META.lease]: { N: String(lease.untilMs) },
+    [META.leaseOwner]: { S: lease.owner },
+    [META.leaseFor]: { N: String(lease.forFreshMs) },
+    ...(lease.signature === undefined ? {} : { [META.signature]: { S: lease.signature } }),
+  };
+}
+
+/** The lease a lease item holds, or `undefined` when it is not a well-formed lease item. */
+export function leaseOf(item: Record<string, AttributeValue> | undefined): Lease | undefined {
+  if (item?.[META.encoding]?.S !== LEASE_MARKER) return undefined;
+  const untilMs = Number(item[META.lease]?.N);
+  const forFreshMs = Number(item[META.leaseFor]?.N);
+  const owner = item[META.leaseOwner]?.S;
+  if (!Number.isFinite(untilMs) || !Number.isFinite(forFreshMs) || owner === undefined) return undefined;
+  const signature = item[META.signature]?.S;
+  return { untilMs, owner, forFreshMs, ...(signature === undefined ? {} : { signature }) };
 }
 
 function chunkedBody(item: Record<string, AttributeValue>, marker: string | undefined): ChunkedBody {

@@ -1,4 +1,4 @@
-import { CreateTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_ATTRIBUTE_NAMES } from '../../src/persistence/item.ts';
@@ -43,5 +43,10 @@ export async function createCacheTable(client: DynamoDBClient, keyAttribute: str
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
+  // dynalite turns a table ACTIVE on a timer, even with createTableMs 0: on a loaded machine a request sent at
+  // once can still find it CREATING (ResourceNotFoundException).
+  while ((await client.send(new DescribeTableCommand({ TableName: tableName }))).Table?.TableStatus !== 'ACTIVE') {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   return tableName;
 }
