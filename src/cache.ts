@@ -1,8 +1,10 @@
 import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec.ts';
+import { CALL_OPTION_NAMES, assertResultHook, callBudget, reportResult, type CacheSource, type CallOptions, type ResultOptions } from './call-options.ts';
 import { timingOf, type CacheEntry } from './entry.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
 import { KeyMapper, assertKey, type Slot } from './keys.ts';
+import { assertKnownOptions } from './known-options.ts';
 import type { CacheLogger } from './logger.ts';
 import { MEMORY_TIER_DEFAULTS, MemoryTier } from './memory-tier.ts';
 import { NamespaceGeneration } from './namespace-generation.ts';
@@ -19,38 +21,58 @@ import {
 } from './options.ts';
 import { DynamoStore } from './persistence/dynamo-store.ts';
 import { RefreshCoordinator, type RefreshPolicy, type Turn } from './refresh.ts';
-import { DynamoGuard, type CircuitStatus } from './resilience.ts';
+import { DynamoGuard, UNBOUNDED, type CallBudget, type CircuitStatus } from './resilience.ts';
+import { SingleFlight } from './single-flight.ts';
 import { StatsRecorder, type CacheStats } from './stats.ts';
 import { TwoTierStore } from './two-tier-store.ts';
 
+/** Options of `get`. */
+export interface GetOptions extends CallOptions, ResultOptions {}
+
 /** Options of `set`. */
-export interface SetOptions {
+export interface SetOptions extends CallOptions {
   /** Seconds the value stays fresh. Zero or less stores an already-expired item. Default: `defaultTtlSeconds`. */
-  ttlSeconds?: number;
+  ttlSeconds?: number | undefined;
   /** Seconds after `ttlSeconds` during which `getOrSet` may answer with the stale value while one caller refreshes it. Default: the instance's. */
-  staleWhileRevalidateSeconds?: number;
+  staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds after `ttlSeconds` during which `getOrSet` answers with the stale value when the refresh fails. Default: the instance's. */
-  staleIfErrorSeconds?: number;
+  staleIfErrorSeconds?: number | undefined;
 }
 
 /** Options of `getOrSet` (and `wrap`, and `acquire`). */
-export interface GetOrSetOptions extends SetOptions {
+export interface GetOrSetOptions extends SetOptions, ResultOptions {
   /** Seconds a fetcher's `undefined` is cached as "not found" (`0`: not cached). Default: the instance's. */
-  negativeTtlSeconds?: number;
+  negativeTtlSeconds?: number | undefined;
   /** The refresh lease for this call: `false` to fetch without coordination, or options over the instance's. */
-  lease?: boolean | LeaseOptions;
+  lease?: boolean | LeaseOptions | undefined;
   /** Probabilistic early refresh for this call. Default: the instance's. */
-  earlyRefresh?: boolean | EarlyRefreshOptions;
+  earlyRefresh?: boolean | EarlyRefreshOptions | undefined;
 }
 
 /** Options of `wrap`. */
-export interface WrapOptions<TArgs extends unknown[]> extends GetOrSetOptions {
+export interface WrapOptions<TArgs extends unknown[]> extends Omit<GetOrSetOptions, keyof CallOptions> {
   /**
    * The cache key of a call. Default: the function's name and its arguments as JSON
    * (`loadUser:["42"]`), which needs a named function and JSON arguments.
    */
-  key?: (...args: TArgs) => string;
+  key?: ((...args: TArgs) => string) | undefined;
+  /**
+   * The signal and deadline of a call, from its arguments (e.g. a Lambda `context` among them:
+   * `(id, context) => ({ deadline: context })`). Default: none.
+   */
+  callOptions?: ((...args: TArgs) => CallOptions) | undefined;
 }
+
+/** Options of `getMany` and `delete`. */
+export type ManyOptions = CallOptions;
+
+const GET_OPTIONS = [...CALL_OPTION_NAMES, 'onResult'] as const;
+const SET_OPTIONS = [...CALL_OPTION_NAMES, 'ttlSeconds', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds'] as const;
+const GET_OR_SET_OPTIONS = [...SET_OPTIONS, 'onResult', 'negativeTtlSeconds', 'lease', 'earlyRefresh'] as const;
+const WRAP_OPTIONS = [...GET_OR_SET_OPTIONS.filter((name) => name !== 'signal' && name !== 'deadline'), 'key', 'callOptions'] as const;
+
+/** Marks a `DynamoCache` across copies of this package (ESM and CommonJS builds, a layer and a bundle): `instanceof` cannot. */
+const BRAND = Symbol.for('dynamo-cache.DynamoCache');
 
 /** `cache.stats()`: the counters plus the current state of the breaker and the memory tier. */
 export interface CacheStatsSnapshot extends CacheStats {
@@ -67,8 +89,10 @@ export interface CachedAnswer<T> {
   readonly found: true;
   /** The value (`undefined` for a cached "not found"). */
   readonly value: T | undefined;
-  /** The value is past its TTL, answered within `staleWhileRevalidateSeconds` while another caller refreshes. */
+  /** The value is past its TTL, answered within `staleWhileRevalidateSeconds` while another caller refreshes (or the deadline cut a wait). */
   readonly stale: boolean;
+  /** Where it came from: `memory`, `dynamodb`, or `stale`. */
+  readonly source: CacheSource;
 }
 
 /**
@@ -135,6 +159,13 @@ export class DynamoCache {
   readonly tableName: string;
   /** The key namespace (`""` for none). */
   readonly namespace: string;
+  /** Whether the cache is turned off (`disabled`, or `DYNAMO_CACHE_DISABLED`): every read misses and DynamoDB is never called. */
+  readonly disabled: boolean;
+  /**
+   * Settles when the `prefetch` keys have been read into the memory tier (or could not be: never rejects).
+   * Awaiting it at module load keeps the reads inside INIT.
+   */
+  readonly ready: Promise<void>;
 
   readonly #options: ResolvedOptions;
   readonly #keys: KeyMapper;
@@ -143,21 +174,29 @@ export class DynamoCache {
   readonly #refresh: RefreshCoordinator;
   readonly #guard: DynamoGuard;
   readonly #generation: NamespaceGeneration;
-  readonly #stats = new StatsRecorder();
+  readonly #stats: StatsRecorder;
   /**
    * `getOrSet` calls in flight in this process, by memory key (the key whatever the namespace generation):
    * concurrent calls for one key join them, even while the generation is still being read or cannot be.
    */
-  readonly #inflight = new Map<string, Promise<Payload | undefined>>();
+  readonly #inflight = new SingleFlight<{ payload: Payload | undefined; source: CacheSource }>();
 
-  /** @throws InvalidOptionsError when an option is missing or wrong. */
+  /** Whether `value` is a `DynamoCache`, from this copy of the package or another (ESM and CommonJS builds, a layer and a bundle). */
+  static isDynamoCache(value: unknown): value is DynamoCache {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
+  /** @throws InvalidOptionsError when an option is missing, unknown or wrong. */
   constructor(options: DynamoCacheOptions = {}) {
     const resolved = resolveOptions(options);
+    Object.defineProperty(this, BRAND, { value: true });
     this.#options = resolved;
     this.tableName = resolved.tableName;
     this.namespace = resolved.namespace;
+    this.disabled = resolved.disabled;
+    this.#stats = new StatsRecorder(resolved.metrics);
     this.#keys = new KeyMapper(resolved.namespace, resolved.hashKeys);
-    this.#memory = resolved.memory === false ? undefined : new MemoryTier(resolved.memory);
+    this.#memory = resolved.memory === false || resolved.disabled ? undefined : new MemoryTier(resolved.memory);
     this.#guard = new DynamoGuard({ timeoutMs: resolved.timeoutMs, retry: resolved.retry, breaker: resolved.breaker, logger: resolved.logger, stats: this.#stats });
     const dynamo = new DynamoStore({
       client: resolved.client,
@@ -185,6 +224,7 @@ export class DynamoCache {
     // A flush elsewhere goes unseen at most as long as a memory-tier entry may: the same bound for both.
     const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
     this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger);
+    this.ready = resolved.prefetch.length === 0 || this.disabled ? Promise.resolve() : this.#prefetch(resolved.prefetch);
   }
 
   /** The logger the cache reports absorbed failures to. */
@@ -192,60 +232,78 @@ export class DynamoCache {
     return this.#options.logger;
   }
 
+  /** Whether stored values are encrypted (`encryption` is configured). */
+  get encrypted(): boolean {
+    return this.#options.keyring !== undefined;
+  }
+
   /**
    * The fresh value stored under `key`, or `undefined` on a miss (absent, expired, stale, a cached "not
    * found", or unreadable because of a cache failure). A cached `null` is a hit and resolves `null`.
-   * @throws InvalidKeyError when `key` is not a non-empty string.
+   * @throws InvalidKeyError when `key` is not a non-empty string; InvalidOptionsError for a bad option.
+   * @throws the signal's reason when `options.signal` aborts.
    */
-  async get<T = unknown>(key: string): Promise<T | undefined> {
+  async get<T = unknown>(key: string, options: GetOptions = {}): Promise<T | undefined> {
     assertKey(key);
-    const slot = await this.#slot(key, 'get');
+    const call = this.#call('get', options, GET_OPTIONS);
+    assertResultHook(options);
+    if (this.disabled) return this.#missed(options, key);
+    const slot = await this.#slot(key, 'get', call);
     const memory = this.#store.fromMemory(slot, Date.now());
-    const entry = memory ?? (await this.#readFresh(slot));
-    if (entry === undefined) {
-      this.#stats.increment('misses');
-      return undefined;
-    }
+    const entry = memory ?? (await this.#readFresh(slot, call));
+    call.signal?.throwIfAborted();
+    if (entry === undefined) return this.#missed(options, key);
+    reportResult(options, key, memory === undefined ? 'dynamodb' : 'memory');
     return this.#answer(entry, memory === undefined ? 'dynamo' : 'memory') as T | undefined;
   }
 
   /**
    * Stores `value` under `key`. Resolves `true` when DynamoDB stored it, `false` when a cache failure
-   * prevented it (the memory tier still keeps it).
+   * prevented it (the memory tier still keeps it), or the cache is disabled.
    * @throws InvalidKeyError when `key` is not a non-empty string.
    * @throws InvalidValueError when `value` cannot round-trip exactly (undefined, Date, NaN, a cycle...).
-   * @throws InvalidOptionsError for a bad TTL.
+   * @throws InvalidOptionsError for a bad TTL or an unknown option.
    */
   async set(key: string, value: unknown, options: SetOptions = {}): Promise<boolean> {
     assertKey(key);
+    const call = this.#call('set', options, SET_OPTIONS);
     const lifetime = this.#lifetime(options);
     const payload = encodeValue(value);
-    return this.#store.write(await this.#slot(key, 'set'), payload, deadlinesFor(lifetime, Date.now()));
+    if (this.disabled) return false;
+    const written = await this.#store.write(await this.#slot(key, 'set', call), payload, deadlinesFor(lifetime, Date.now()), call);
+    call.signal?.throwIfAborted();
+    return written;
   }
 
   /**
    * The value under `key`; on a miss, calls `fetcher`, stores its result and returns it.
    *
    * Across execution environments, one caller wins the refresh lease and fetches while the others wait for
-   * its value or answer from a stale one (`lease`, `staleWhileRevalidateSeconds`). In one process,
-   * concurrent calls for a key share one read and one fetch. A fetcher that throws rejects every waiter
-   * and stores nothing, unless a value within `staleIfErrorSeconds` can be answered instead. A fetcher
-   * that returns `undefined` stores nothing (or a "not found" with `negativeTtlSeconds`).
-   * @throws InvalidKeyError, InvalidOptionsError, InvalidValueError (for the fetcher's result); whatever `fetcher` throws.
+   * its value or answer from a stale one (`lease`, `staleWhileRevalidateSeconds`); no wait outlasts the
+   * call's `deadline` (less `deadlineMarginMs`). In one process, concurrent calls for a key share one read
+   * and one fetch, under the first caller's deadline. A fetcher that throws rejects every waiter and stores
+   * nothing, unless a value within `staleIfErrorSeconds` can be answered instead. A fetcher that returns
+   * `undefined` stores nothing (or a "not found" with `negativeTtlSeconds`).
+   * @throws InvalidKeyError, InvalidOptionsError, InvalidValueError (for the fetcher's result); whatever `fetcher` throws;
+   * the signal's reason when `options.signal` aborts.
    */
   async getOrSet<T>(key: string, fetcher: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<T> {
     assertKey(key);
     if (typeof fetcher !== 'function') throw new InvalidOptionsError('getOrSet needs a fetcher function');
+    const call = this.#call('getOrSet', options, GET_OR_SET_OPTIONS);
+    assertResultHook(options);
     const policy = this.#policy(options);
-    const memoryKey = this.#keys.storageKey(key, 0);
-    let flight = this.#inflight.get(memoryKey);
-    if (flight === undefined) {
-      flight = this.#resolveOrFetch(key, fetcher, policy).finally(() => this.#inflight.delete(memoryKey));
-      this.#inflight.set(memoryKey, flight);
-    } else {
-      this.#stats.increment('coalesced');
+    if (this.disabled) {
+      this.#stats.increment('fetches');
+      const value = await fetcher();
+      if (value !== undefined) encodeValue(value); // the same contract as when the cache is on
+      reportResult(options, key, 'fetcher');
+      return value;
     }
-    const payload = await flight;
+    const memoryKey = this.#keys.storageKey(key, 0);
+    if (this.#inflight.has(memoryKey)) this.#stats.increment('coalesced');
+    const { payload, source } = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, fetcher, policy, own));
+    reportResult(options, key, source);
     return (payload === undefined ? undefined : decodePayload(payload)) as T;
   }
 
@@ -256,25 +314,42 @@ export class DynamoCache {
    */
   wrap<TArgs extends unknown[], TResult>(fn: (...args: TArgs) => TResult | Promise<TResult>, options: WrapOptions<TArgs> = {}): (...args: TArgs) => Promise<TResult> {
     if (typeof fn !== 'function') throw new InvalidOptionsError('wrap needs a function');
-    const { key, ...getOrSetOptions } = options;
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('wrap options must be an object');
+    assertKnownOptions('wrap()', options, WRAP_OPTIONS);
+    const { key, callOptions, ...getOrSetOptions } = options;
     if (key === undefined && fn.name === '') throw new InvalidOptionsError('wrap needs options.key for an anonymous function');
     if (key !== undefined && typeof key !== 'function') throw new InvalidOptionsError('wrap options.key must be a function');
+    if (callOptions !== undefined && typeof callOptions !== 'function') throw new InvalidOptionsError('wrap options.callOptions must be a function');
+    assertResultHook(getOrSetOptions);
     this.#policy(getOrSetOptions);
     const keyOf = key ?? ((...args: TArgs) => `${fn.name}:${JSON.stringify(args)}`);
-    return (...args: TArgs) => this.getOrSet(keyOf(...args), () => fn(...args), getOrSetOptions);
+    return (...args: TArgs) => this.getOrSet(keyOf(...args), () => fn(...args), callOptions === undefined ? getOrSetOptions : { ...getOrSetOptions, ...callOptions(...args) });
   }
 
   /**
    * The primitive behind `getOrSet`, for integrations that cannot pass a fetcher (the Middy middleware
    * fetches by running the handler): an answer from the cache, or the caller's turn to fetch, which it
-   * must end with `fulfil`, `fail` or `abandon`. Lease, stale windows and early refresh apply as in `getOrSet`.
-   * @throws InvalidKeyError, InvalidOptionsError.
+   * must end with `fulfil`, `fail` or `abandon`. Lease, stale windows, early refresh and the call's
+   * deadline apply as in `getOrSet`; the turn's own requests (its write) are bounded by the same deadline.
+   * @throws InvalidKeyError, InvalidOptionsError; the signal's reason when `options.signal` aborts.
    */
   async acquire<T = unknown>(key: string, options: GetOrSetOptions = {}): Promise<Acquisition<T>> {
     assertKey(key);
+    const call = this.#call('acquire', options, GET_OR_SET_OPTIONS);
+    assertResultHook(options);
     const policy = this.#policy(options);
-    const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire'), policy);
-    if (resolution.found) return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale };
+    if (this.disabled) {
+      reportResult(options, key, 'fetcher');
+      return { found: false, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
+    }
+    const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call), policy, call);
+    call.signal?.throwIfAborted();
+    if (resolution.found) {
+      const source = sourceOf(resolution);
+      reportResult(options, key, source);
+      return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale, source };
+    }
+    reportResult(options, key, 'fetcher');
     const turn = resolution.turn;
     let ended = false;
     const end = () => {
@@ -304,14 +379,20 @@ export class DynamoCache {
   /**
    * The fresh values of several keys at once, as a `Map` of the hits (misses are absent). Memory hits are
    * served first; the rest are read with BatchGetItem, 100 keys per request.
-   * @throws InvalidKeyError when any key is not a non-empty string.
+   * @throws InvalidKeyError when any key is not a non-empty string; the signal's reason when `options.signal` aborts.
    */
-  async getMany<T = unknown>(keys: readonly string[]): Promise<Map<string, T>> {
+  async getMany<T = unknown>(keys: readonly string[], options: ManyOptions = {}): Promise<Map<string, T>> {
     if (!Array.isArray(keys)) throw new InvalidOptionsError('getMany needs an array of keys');
     for (const key of keys) assertKey(key);
+    const call = this.#call('getMany', options, CALL_OPTION_NAMES);
     const distinct = [...new Set(keys)];
-    const generation = await this.#generation.current({ operation: 'getMany', key: distinct.length === 1 ? this.#keys.storageKey(distinct[0]!, 0) : `${distinct.length} keys` });
     const result = new Map<string, T>();
+    if (this.disabled) {
+      this.#stats.increment('misses', distinct.length);
+      return result;
+    }
+    const where = { operation: 'getMany', key: distinct.length === 1 ? this.#keys.storageKey(distinct[0]!, 0) : `${distinct.length} keys` };
+    const generation = await this.#generation.current(where, call);
     const toRead: Array<{ key: string; slot: Slot & { storageKey: string } }> = [];
     for (const key of distinct) {
       const slot = this.#keys.slot(key, generation);
@@ -322,13 +403,17 @@ export class DynamoCache {
     }
     if (toRead.length > 0) {
       // The key mapping is one-to-one, so each distinct key has its own storage key.
-      const states = await this.#store.readMany(toRead.map(({ slot }) => slot));
+      const states = await this.#store.readMany(
+        toRead.map(({ slot }) => slot),
+        call,
+      );
       for (const { key, slot } of toRead) {
         const entry = states.get(slot.storageKey)?.entry;
         if (entry !== undefined && isFresh(entry, Date.now())) this.#collect(result, key, entry, 'dynamo');
         else this.#stats.increment('misses');
       }
     }
+    call.signal?.throwIfAborted();
     return result;
   }
 
@@ -337,19 +422,24 @@ export class DynamoCache {
    * it from their memory tiers within `memory.ttlSeconds`. Resolves `false` when DynamoDB failed.
    * @throws InvalidKeyError when `key` is not a non-empty string.
    */
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, options: ManyOptions = {}): Promise<boolean> {
     assertKey(key);
-    return this.#store.delete(await this.#slot(key, 'delete'));
+    const call = this.#call('delete', options, CALL_OPTION_NAMES);
+    if (this.disabled) return false;
+    const deleted = await this.#store.delete(await this.#slot(key, 'delete', call), call);
+    call.signal?.throwIfAborted();
+    return deleted;
   }
 
   /**
    * Flushes the namespace in O(1): one atomic write starts a new generation, which every stored key
    * includes, so all current values become unreachable at once (DynamoDB's TTL deletes them later). This
    * environment sees the flush at once; others within `memory.ttlSeconds` (30 s by default), when they
-   * reread the generation. Resolves `false` when DynamoDB failed.
+   * reread the generation. Resolves `false` when DynamoDB failed or the cache is disabled.
    */
   async clear(): Promise<boolean> {
     this.#memory?.clear();
+    if (this.disabled) return false;
     const generation = await this.#generation.bump();
     if (generation === undefined) return false;
     this.#options.logger.info('dynamo-cache: namespace flushed', { namespace: this.namespace, generation });
@@ -363,6 +453,7 @@ export class DynamoCache {
    */
   async inspect(key: string): Promise<CacheItemInfo | undefined> {
     assertKey(key);
+    if (this.disabled) return undefined;
     const generation = await this.#generation.current({ operation: 'inspect', key: this.#keys.storageKey(key, 0) });
     if (generation === undefined) return undefined;
     const storageKey = this.#keys.storageKey(key, generation);
@@ -405,18 +496,36 @@ export class DynamoCache {
    * Where `key` lives for this call: its memory-tier key, and its DynamoDB key in the current namespace
    * generation (rereading it when due), or none when the generation cannot be read (already logged).
    */
-  async #slot(key: string, operation: string): Promise<Slot> {
+  async #slot(key: string, operation: string, call: CallBudget): Promise<Slot> {
     const memoryKey = this.#keys.storageKey(key, 0);
-    return this.#keys.slot(key, await this.#generation.current({ operation, key: memoryKey }));
+    return this.#keys.slot(key, await this.#generation.current({ operation, key: memoryKey }, call));
   }
 
-  async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
-    const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet'), policy);
-    if (resolution.found) return resolution.entry.payload;
+  /** Checks a call's options (type and names) and returns its budget. */
+  #call(operation: string, options: CallOptions, known: readonly string[]): CallBudget {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError(`${operation}() options must be an object`);
+    assertKnownOptions(`${operation}() options`, options, known);
+    if (options.signal === undefined && options.deadline === undefined) return UNBOUNDED;
+    const call = callBudget(options, this.#options.deadlineMarginMs);
+    call.signal?.throwIfAborted();
+    return call;
+  }
+
+  /** Counts a miss, tells `onResult`, and answers `undefined`. */
+  #missed(options: ResultOptions, key: string): undefined {
+    this.#stats.increment('misses');
+    reportResult(options, key, 'none');
+    return undefined;
+  }
+
+  async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<{ payload: Payload | undefined; source: CacheSource }> {
+    const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet', call), policy, call);
+    if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution) };
+    call.signal?.throwIfAborted();
     return this.#fetch(resolution.turn, fetcher, policy);
   }
 
-  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Payload | undefined> {
+  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<{ payload: Payload | undefined; source: CacheSource }> {
     this.#stats.increment('fetches');
     let value: T;
     try {
@@ -424,7 +533,7 @@ export class DynamoCache {
     } catch (error) {
       const fallback = await this.#refresh.fail(turn, error);
       if (fallback === undefined) throw error;
-      return fallback.payload;
+      return { payload: fallback.payload, source: 'stale' };
     }
     let payload: Payload | undefined;
     try {
@@ -434,13 +543,23 @@ export class DynamoCache {
       throw error;
     }
     await this.#refresh.complete(turn, payload, policy);
-    return payload;
+    return { payload, source: 'fetcher' };
+  }
+
+  /** Reads the `prefetch` keys into the memory tier; failures are logged (by the reads) and swallowed: INIT never fails for the cache. */
+  async #prefetch(keys: readonly string[]): Promise<void> {
+    try {
+      const found = await this.getMany(keys);
+      this.#options.logger.debug('dynamo-cache: prefetched keys into memory', { requested: keys.length, found: found.size });
+    } catch (error) {
+      this.#options.logger.warn('dynamo-cache: prefetch failed', { errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+    }
   }
 
   /** A fresh entry from DynamoDB (which also fills the memory tier), or `undefined`. */
-  async #readFresh(slot: Slot): Promise<CacheEntry | undefined> {
+  async #readFresh(slot: Slot, call: CallBudget): Promise<CacheEntry | undefined> {
     if (slot.storageKey === undefined) return undefined;
-    const read = await this.#store.read(slot as Slot & { storageKey: string });
+    const read = await this.#store.read(slot as Slot & { storageKey: string }, call);
     const entry = read.ok ? read.state.entry : undefined;
     return entry !== undefined && isFresh(entry, Date.now()) ? entry : undefined;
   }
@@ -459,7 +578,6 @@ export class DynamoCache {
   }
 
   #lifetime(options: SetOptions): Lifetime {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options must be an object');
     const o = this.#options;
     return {
       ttlSeconds: options.ttlSeconds === undefined ? o.defaultTtlSeconds : finiteNumber('ttlSeconds', options.ttlSeconds),
@@ -477,6 +595,11 @@ export class DynamoCache {
       earlyRefresh: options.earlyRefresh === undefined ? o.earlyRefresh : resolveEarlyRefresh('earlyRefresh', options.earlyRefresh),
     };
   }
+}
+
+/** Where a found answer came from, as `onResult` names it. */
+function sourceOf(resolution: { readonly stale: boolean; readonly source: 'memory' | 'dynamo' }): CacheSource {
+  return resolution.stale ? 'stale' : resolution.source === 'memory' ? 'memory' : 'dynamodb';
 }
 
 function decodeEntry(entry: CacheEntry): unknown {

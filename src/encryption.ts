@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidOptionsError } from './errors.ts';
+import { assertKnownOptions } from './known-options.ts';
 import { CorruptItemError } from './persistence/item.ts';
 
 /** A 256-bit key: 32 bytes, or their base64 encoding. */
@@ -77,6 +78,7 @@ export class Keyring {
   /** @throws InvalidOptionsError for malformed options or (given as a map) keys. */
   constructor(options: EncryptionOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('encryption must be an object');
+    assertKnownOptions('encryption', options, ['keys', 'writeKeyId', 'keyCacheSeconds', 'acceptPlaintext', 'acceptV1Items']);
     this.writeKeyId = assertKeyId(options.writeKeyId, 'encryption.writeKeyId');
     this.#source = options.keys;
     this.#cacheMs = (options.keyCacheSeconds ?? 300) * 1000;

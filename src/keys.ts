@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { InvalidKeyError, InvalidOptionsError } from './errors.ts';
+import { assertKnownOptions } from './known-options.ts';
 
 /** DynamoDB's limit on a String partition key, in UTF-8 bytes. */
 export const MAX_PARTITION_KEY_BYTES = 2048;
@@ -80,6 +81,7 @@ export class KeyMapper {
     assertNamespace(namespace);
     this.prefix = namespace === '' ? '' : `${namespace}:`;
     if (hashKeys !== undefined) {
+      if (typeof hashKeys === 'object' && hashKeys !== null) assertKnownOptions('hashKeys', hashKeys, ['secret']);
       const secret = typeof hashKeys?.secret === 'string' ? Buffer.from(hashKeys.secret) : hashKeys?.secret instanceof Uint8Array ? Buffer.from(hashKeys.secret) : undefined;
       if (secret === undefined || secret.byteLength < 16) throw new InvalidOptionsError('hashKeys.secret must be at least 16 bytes (a string or a Uint8Array)');
       this.#hmacSecret = secret;

@@ -56,12 +56,14 @@ export class MemoryTier {
 
   /**
    * The entry for `memoryKey`, unless absent, expired at `nowMs`, or of another generation than `generation`
-   * (a flush happened since it was stored; `undefined` when the generation is unknown).
+   * (a flush happened since it was stored). With the generation unknown (`undefined`: it could not be read
+   * just now) any live entry is served: it lives no longer than the tier's TTL, the bound a flush promises.
    */
   get(memoryKey: string, generation: GenerationTag, nowMs: number): CacheEntry | undefined {
     const held = this.#lru.get(memoryKey);
     if (held === undefined) return undefined;
-    if (nowMs >= held.validUntilMs || (held.generation !== undefined && held.generation !== generation)) {
+    const otherGeneration = generation !== undefined && held.generation !== undefined && held.generation !== generation;
+    if (nowMs >= held.validUntilMs || otherGeneration) {
       this.#lru.delete(memoryKey);
       return undefined;
     }

@@ -1,5 +1,6 @@
 import type { CacheLogger } from './logger.ts';
 import type { DynamoStore } from './persistence/dynamo-store.ts';
+import { UNBOUNDED, type CallBudget } from './resilience.ts';
 import { META } from './persistence/item.ts';
 
 const FAILED_READ_BACKOFF_MS = 1000;
@@ -41,11 +42,12 @@ export class NamespaceGeneration {
    * should treat DynamoDB as unavailable rather than spend a second time budget; for the next second the
    * generation known so far is used (`undefined` if none ever was) without asking again.
    */
-  current(caller: GenerationCaller): Promise<number | undefined> | number | undefined {
+  current(caller: GenerationCaller, call: CallBudget = UNBOUNDED): Promise<number | undefined> | number | undefined {
     const now = Date.now();
     if (this.#known !== undefined && now - this.#checkedAt < this.#refreshMs) return this.#known;
     if (now < this.#retryAt) return this.#known;
-    this.#reading ??= this.#read(caller).finally(() => {
+    // Shared by every concurrent caller, under the first one's budget.
+    this.#reading ??= this.#read(caller, call).finally(() => {
       this.#reading = undefined;
     });
     return this.#reading;
@@ -59,12 +61,13 @@ export class NamespaceGeneration {
     return outcome.value;
   }
 
-  async #read(caller: GenerationCaller): Promise<number | undefined> {
+  async #read(caller: GenerationCaller, call: CallBudget): Promise<number | undefined> {
     // Consistent, so a flush is seen by the next read anywhere, not eventually. A failure is logged under the
     // caller's operation and key: that is what the user did, the metadata item is only how.
-    const outcome = await this.#dynamo.get(this.#metaKey, true, { ...caller, reading: `namespace generation (${this.#metaKey})` });
+    const outcome = await this.#dynamo.get(this.#metaKey, { consistent: true, detail: { ...caller, reading: `namespace generation (${this.#metaKey})` }, call });
     if (!outcome.ok) {
-      this.#retryAt = Date.now() + FAILED_READ_BACKOFF_MS;
+      // A caller's deadline or abort says nothing about DynamoDB: the next caller may read at once.
+      if (outcome.kind !== 'deadline' && outcome.kind !== 'aborted') this.#retryAt = Date.now() + FAILED_READ_BACKOFF_MS;
       return undefined;
     }
     const stored = Number(outcome.value?.[META.namespaceGeneration]?.N ?? 0);

@@ -3,15 +3,19 @@ import { COMPRESSION_DEFAULTS, type CompressionOptions } from './compression.ts'
 import { Keyring, type EncryptionOptions } from './encryption.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { assertNamespace, type HashKeysOptions } from './keys.ts';
+import { assertKnownOptions } from './known-options.ts';
 import { defaultLogger, type CacheLogger } from './logger.ts';
 import { MEMORY_TIER_DEFAULTS, type MemoryTierOptions } from './memory-tier.ts';
 import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
 import { BREAKER_DEFAULTS, RETRY_DEFAULTS, type BreakerOptions, type RetryOptions } from './resilience.ts';
+import type { CacheMetrics } from './stats.ts';
 
 /** Environment variable read for the table name when `tableName` is not given. */
 export const TABLE_ENV = 'DYNAMO_CACHE_TABLE';
 /** Environment variable read for the namespace when `namespace` is not given. */
 export const NAMESPACE_ENV = 'DYNAMO_CACHE_NAMESPACE';
+/** Environment variable that turns every cache off (`true` or `1`) when `disabled` is not given: for unit tests and local runs. */
+export const DISABLED_ENV = 'DYNAMO_CACHE_DISABLED';
 
 /** Options of `new DynamoCache(options)`. Every one is optional; defaults are listed with each. */
 export interface DynamoCacheOptions {
@@ -93,7 +97,39 @@ export interface DynamoCacheOptions {
   maxValueBytes?: number;
   /** Time budget of reading or writing a large value's chunks, in ms. Default `3000`. */
   largeValueTimeoutMs?: number;
+  /**
+   * Time kept free for the caller before a call's `deadline` (a Lambda context's remaining time, or an epoch
+   * ms), in ms: the cache's own work (DynamoDB requests, waiting on another caller's refresh) stops this long
+   * before the deadline, so the fetcher or the handler still has time to run. Default `500`.
+   */
+  deadlineMarginMs?: number;
+  /**
+   * Turns the cache off: every read misses, nothing is stored, DynamoDB is never called, the middleware
+   * passes every request through, and `tableName` is not required. For unit tests and local runs. Default:
+   * `true` when the `DYNAMO_CACHE_DISABLED` environment variable is `true` or `1`, else `false`.
+   */
+  disabled?: boolean;
+  /**
+   * A Powertools `Metrics` instance (or anything with its `addMetric(name, unit, value)`): each hit, miss,
+   * stale answer, absorbed error, lease wait and fetch adds one data point, flushed with the invocation's
+   * other metrics. No dimension is added (the cardinality stays the instance's own); keys never appear.
+   * Default: none.
+   */
+  metrics?: CacheMetrics;
+  /**
+   * Keys to read into the memory tier as soon as the cache is created (during INIT, when the cache is built
+   * at module load), so the first invocations hit memory. A failure is logged, never thrown; `cache.ready`
+   * resolves when it is over. Default: none.
+   */
+  prefetch?: readonly string[];
 }
+
+/** Names of every `DynamoCacheOptions` property, for the unknown-option check. */
+export const CACHE_OPTION_NAMES = [
+  'tableName', 'client', 'clientConfig', 'namespace', 'defaultTtlSeconds', 'memory', 'attributes', 'logger', 'consistentRead', 'timeoutMs',
+  'retry', 'breaker', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'negativeTtlSeconds', 'lease', 'earlyRefresh', 'compression',
+  'encryption', 'hashKeys', 'maxValueBytes', 'largeValueTimeoutMs', 'deadlineMarginMs', 'disabled', 'metrics', 'prefetch',
+] as const satisfies ReadonlyArray<keyof DynamoCacheOptions>;
 
 /** The refresh lease (see `DynamoCacheOptions.lease`). */
 export interface LeaseOptions {
@@ -105,7 +141,11 @@ export interface LeaseOptions {
   pollMs?: number;
   /** Longest pause between checks while waiting, in ms. Default `250`. */
   maxPollMs?: number;
-  /** When waiting runs out: `'fetch'` calls the fetcher anyway (liveness), `'throw'` rejects with `LeaseWaitTimeoutError`. Default `'fetch'`. */
+  /**
+   * When waiting runs out (`waitMs`, or the call's deadline less `deadlineMarginMs`): `'fetch'` calls the
+   * fetcher anyway (liveness; or answers a stale value within `staleIfErrorSeconds` when the deadline cut the
+   * wait), `'throw'` rejects with `LeaseWaitTimeoutError`. Default `'fetch'`.
+   */
   onWaitTimeout?: 'fetch' | 'throw';
 }
 
@@ -153,6 +193,10 @@ export interface ResolvedOptions {
   readonly maxValueBytes: number;
   readonly largeValueTimeoutMs: number;
   readonly inlineValueBytes: number;
+  readonly deadlineMarginMs: number;
+  readonly disabled: boolean;
+  readonly metrics: CacheMetrics | undefined;
+  readonly prefetch: readonly string[];
 }
 
 /** The default of `maxValueBytes`: Lambda's 6 MB response limit. */
@@ -166,7 +210,10 @@ export const DEFAULT_TTL_SECONDS = 3300;
 /** Applies defaults and checks every option; throws `InvalidOptionsError` naming the first bad one. */
 export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options must be an object');
-  const tableName = options.tableName ?? process.env[TABLE_ENV];
+  assertKnownOptions('the DynamoCache options', options, CACHE_OPTION_NAMES);
+  const disabled = booleanOption('disabled', options.disabled ?? ['true', '1'].includes((process.env[DISABLED_ENV] ?? '').toLowerCase()));
+  // A disabled cache never calls DynamoDB, so unit tests need not configure a table.
+  const tableName = options.tableName ?? process.env[TABLE_ENV] ?? (disabled ? 'dynamo-cache-disabled' : undefined);
   if (typeof tableName !== 'string' || !/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) {
     throw new InvalidOptionsError(
       tableName === undefined || tableName === ''
@@ -181,6 +228,7 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
   if (options.client !== undefined && typeof (options.client as { send?: unknown }).send !== 'function') {
     throw new InvalidOptionsError('client must be a DynamoDBClient');
   }
+  if (options.attributes !== undefined) assertKnownOptions('attributes', objectOption('attributes', options.attributes), ['key', 'value', 'expiresAt']);
   const attributes = { ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes };
   for (const [role, name] of Object.entries(attributes)) {
     if (typeof name !== 'string' || name.length === 0 || name.startsWith('dc_')) {
@@ -217,11 +265,33 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
     maxValueBytes: positiveInteger('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
     largeValueTimeoutMs: positiveInteger('largeValueTimeoutMs', options.largeValueTimeoutMs ?? 3000),
     inlineValueBytes: Math.min(INLINE_VALUE_BYTES, (options as { [INLINE_LIMIT_FOR_TESTS]?: number })[INLINE_LIMIT_FOR_TESTS] ?? INLINE_VALUE_BYTES),
+    deadlineMarginMs: nonNegativeNumber('deadlineMarginMs', options.deadlineMarginMs ?? 500),
+    disabled,
+    metrics: resolveMetrics(options.metrics),
+    prefetch: resolvePrefetch(options.prefetch),
   };
+}
+
+function resolveMetrics(metrics: unknown): CacheMetrics | undefined {
+  if (metrics !== undefined && typeof (metrics as CacheMetrics | null)?.addMetric !== 'function') throw new InvalidOptionsError('metrics must be a Powertools Metrics instance (an object with addMetric)');
+  return metrics as CacheMetrics | undefined;
+}
+
+function resolvePrefetch(prefetch: unknown): readonly string[] {
+  if (prefetch === undefined) return [];
+  if (!Array.isArray(prefetch) || prefetch.some((key) => typeof key !== 'string' || key === '')) throw new InvalidOptionsError('prefetch must be an array of cache keys');
+  return prefetch;
+}
+
+/** Checks that a nested option is an object, and returns it. */
+function objectOption(name: string, value: unknown): object {
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionsError(`${name} must be an object`);
+  return value;
 }
 
 function resolveCompression(compression: CompressionOptions): Required<CompressionOptions> {
   if (typeof compression !== 'object' || compression === null) throw new InvalidOptionsError('compression must be false or an object');
+  assertKnownOptions('compression', compression, ['algorithm', 'thresholdBytes', 'strings']);
   const merged = { ...COMPRESSION_DEFAULTS, ...compression };
   if (merged.algorithm !== 'br' && merged.algorithm !== 'gzip') throw new InvalidOptionsError(`compression.algorithm must be 'br' or 'gzip'`);
   return {
@@ -236,6 +306,7 @@ export function resolveLease(name: string, lease: boolean | LeaseOptions | undef
   if (lease === false) return false;
   if (lease === undefined) return base;
   if (lease !== true && (typeof lease !== 'object' || lease === null)) throw new InvalidOptionsError(`${name} must be true, false or an object`);
+  if (lease !== true) assertKnownOptions(name, lease, ['ttlMs', 'waitMs', 'pollMs', 'maxPollMs', 'onWaitTimeout']);
   const merged = { ...LEASE_DEFAULTS, ...(base || {}), ...(lease === true ? {} : lease) };
   if (merged.onWaitTimeout !== 'fetch' && merged.onWaitTimeout !== 'throw') throw new InvalidOptionsError(`${name}.onWaitTimeout must be 'fetch' or 'throw'`);
   return {
@@ -252,10 +323,12 @@ export function resolveEarlyRefresh(name: string, earlyRefresh: boolean | EarlyR
   if (earlyRefresh === false) return false;
   if (earlyRefresh === true) return { beta: 1 };
   if (typeof earlyRefresh !== 'object' || earlyRefresh === null) throw new InvalidOptionsError(`${name} must be true, false or { beta }`);
+  assertKnownOptions(name, earlyRefresh, ['beta']);
   return { beta: positiveNumber(`${name}.beta`, earlyRefresh.beta ?? 1) };
 }
 
 function resolveMemory(memory: MemoryTierOptions): Required<MemoryTierOptions> {
+  assertKnownOptions('memory', objectOption('memory', memory), ['maxEntries', 'maxBytes', 'ttlSeconds']);
   const merged = { ...MEMORY_TIER_DEFAULTS, ...memory };
   return {
     maxEntries: positiveInteger('memory.maxEntries', merged.maxEntries),
@@ -265,6 +338,7 @@ function resolveMemory(memory: MemoryTierOptions): Required<MemoryTierOptions> {
 }
 
 function resolveRetry(retryOptions: RetryOptions): Required<RetryOptions> {
+  assertKnownOptions('retry', objectOption('retry', retryOptions), ['maxAttempts', 'baseDelayMs', 'maxDelayMs']);
   const merged = { ...RETRY_DEFAULTS, ...retryOptions };
   return {
     maxAttempts: positiveInteger('retry.maxAttempts', merged.maxAttempts),
@@ -274,6 +348,7 @@ function resolveRetry(retryOptions: RetryOptions): Required<RetryOptions> {
 }
 
 function resolveBreaker(breaker: BreakerOptions): Required<BreakerOptions> {
+  assertKnownOptions('breaker', objectOption('breaker', breaker), ['consecutiveFailures', 'halfOpenAfterMs']);
   const merged = { ...BREAKER_DEFAULTS, ...breaker };
   return {
     consecutiveFailures: positiveInteger('breaker.consecutiveFailures', merged.consecutiveFailures),

@@ -8,6 +8,7 @@ import { LeaseWaitTimeoutError } from './errors.ts';
 import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
 import type { CacheLogger } from './logger.ts';
 import type { EarlyRefreshOptions, LeaseOptions } from './options.ts';
+import type { CallBudget } from './resilience.ts';
 import type { StatsRecorder } from './stats.ts';
 import type { TwoTierStore } from './two-tier-store.ts';
 
@@ -28,12 +29,16 @@ export interface Turn {
   /** The write replaces only a value fresh until no later than this (the one this turn saw); `undefined`: unconditionally. */
   readonly notFresherThanMs: number | undefined;
   readonly startedAt: number;
+  /** What bounds the turn's own DynamoDB requests (its write, its lease's release). */
+  readonly call: CallBudget;
 }
 
 type KnownSlot = Slot & { storageKey: string };
 
 /** What the cache knows for a key: an answer, or the caller's turn to fetch. */
-export type Resolution = { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean } | { readonly found: false; readonly turn: Turn };
+export type Resolution =
+  | { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean; readonly source: 'memory' | 'dynamo' }
+  | { readonly found: false; readonly turn: Turn };
 
 /**
  * Decides, for one key, whether the caller answers from the cache or fetches, so that a fleet of
@@ -62,29 +67,29 @@ export class RefreshCoordinator {
   }
 
   /** Answers from the memory tier or DynamoDB, or hands the caller a turn to fetch. */
-  async resolve(slot: Slot, policy: RefreshPolicy): Promise<Resolution> {
+  async resolve(slot: Slot, policy: RefreshPolicy, call: CallBudget): Promise<Resolution> {
     const memory = this.#store.fromMemory(slot, Date.now());
     // Checked here, not only inside #earlyRefresh, so that a memory hit without early refresh awaits nothing.
     if (memory !== undefined) {
-      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, memory, true, policy, policy.earlyRefresh.beta);
+      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, memory, true, policy, policy.earlyRefresh.beta, call);
       return early ?? this.#hit(memory, 'memory', false);
     }
     // The namespace generation is unknown (DynamoDB unreachable, already logged): fetch; the value is kept in memory.
-    if (!hasStorageKey(slot)) return this.#miss(slot, undefined, undefined, undefined);
-    const read = await this.#store.read(slot);
+    if (!hasStorageKey(slot)) return this.#miss(slot, call, undefined, undefined, undefined);
+    const read = await this.#store.read(slot, call);
     // DynamoDB is failing (already logged): coordinating through it is pointless, the caller fetches.
-    if (!read.ok) return this.#miss(slot, undefined, undefined, undefined);
+    if (!read.ok) return this.#miss(slot, call, undefined, undefined, undefined);
     const now = Date.now();
     const { entry } = read.state;
     if (entry !== undefined && isFresh(entry, now)) {
-      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, entry, false, policy, policy.earlyRefresh.beta);
+      const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, entry, false, policy, policy.earlyRefresh.beta, call);
       return early ?? this.#hit(entry, 'dynamo', false);
     }
     const staleIfError = entry !== undefined && withinStaleWindow(entry, now, policy.staleIfErrorSeconds) ? entry : undefined;
     // An unreadable item cannot take part in the lease's condition: the fetch simply overwrites it.
-    if (read.state.corrupt) return this.#miss(slot, undefined, staleIfError, undefined);
-    if (policy.lease === false) return this.#miss(slot, undefined, staleIfError, read.state.seenFreshMs);
-    return this.#leaseOrWait(slot, read.state, policy, policy.lease, staleIfError);
+    if (read.state.corrupt) return this.#miss(slot, call, undefined, staleIfError, undefined);
+    if (policy.lease === false) return this.#miss(slot, call, undefined, staleIfError, read.state.seenFreshMs);
+    return this.#leaseOrWait(slot, read.state, policy, policy.lease, staleIfError, call);
   }
 
   /**
@@ -100,10 +105,10 @@ export class RefreshCoordinator {
     if (payload !== undefined) {
       // The fetch time is kept only for early refresh, its one reader: otherwise it is bytes every write pays for.
       const fetchMs = policy.earlyRefresh === false ? undefined : Math.round(now - turn.startedAt);
-      written = await this.#store.write(turn.slot, payload, deadlinesFor(policy, now), { ...conditional, fetchMs });
+      written = await this.#store.write(turn.slot, payload, deadlinesFor(policy, now), turn.call, { ...conditional, fetchMs });
     } else if (policy.negativeTtlSeconds > 0) {
       const lifetime = { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
-      written = await this.#store.write(turn.slot, undefined, deadlinesFor(lifetime, now), conditional);
+      written = await this.#store.write(turn.slot, undefined, deadlinesFor(lifetime, now), turn.call, conditional);
     }
     if (!written) await this.abandon(turn);
     return written;
@@ -128,11 +133,21 @@ export class RefreshCoordinator {
 
   /** Ends a turn that stores nothing: gives the lease back so waiters need not wait for it to expire. */
   async abandon(turn: Turn): Promise<void> {
-    if (turn.owner !== undefined && hasStorageKey(turn.slot)) await this.#store.releaseLease(turn.slot, turn.owner);
+    if (turn.owner !== undefined && hasStorageKey(turn.slot)) await this.#store.releaseLease(turn.slot, turn.owner, turn.call);
   }
 
-  async #leaseOrWait(slot: KnownSlot, initial: ItemState, policy: RefreshPolicy, lease: Required<LeaseOptions>, staleIfError: CacheEntry | undefined): Promise<Resolution> {
-    const deadline = Date.now() + lease.waitMs;
+  async #leaseOrWait(
+    slot: KnownSlot,
+    initial: ItemState,
+    policy: RefreshPolicy,
+    lease: Required<LeaseOptions>,
+    staleIfError: CacheEntry | undefined,
+    call: CallBudget,
+  ): Promise<Resolution> {
+    const waitUntil = Date.now() + lease.waitMs;
+    // The caller's deadline (already less the margin kept for its fetcher) may end the wait first.
+    const cutByDeadline = call.untilMs !== undefined && call.untilMs < waitUntil;
+    const deadline = cutByDeadline ? call.untilMs! : waitUntil;
     let state = initial;
     let holder: Lease | undefined;
     let pause = lease.pollMs;
@@ -149,14 +164,14 @@ export class RefreshCoordinator {
           return this.#hit(staleIfError, 'dynamo', true);
         }
         const owner = this.#newOwner();
-        const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + lease.ttlMs, forFreshMs: state.seenFreshMs });
-        if (!attempt.ok) return this.#miss(slot, undefined, staleIfError, state.seenFreshMs);
+        const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + lease.ttlMs, forFreshMs: state.seenFreshMs }, call);
+        if (!attempt.ok) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
         if (attempt.acquired) {
           this.#stats.increment('leaseWins');
-          return this.#miss(slot, owner, staleIfError, state.seenFreshMs);
+          return this.#miss(slot, call, owner, staleIfError, state.seenFreshMs);
         }
         // A lease nobody can vouch for (encryption on, signature missing): fetch without coordination.
-        if (attempt.untrusted) return this.#miss(slot, undefined, staleIfError, state.seenFreshMs);
+        if (attempt.untrusted) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
         holder = attempt.lease;
       }
       // Someone else is refreshing: answer from a value within the stale-while-revalidate window at once.
@@ -168,21 +183,19 @@ export class RefreshCoordinator {
         this.#stats.increment('leaseWaits');
       }
       const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        this.#stats.increment('leaseWaitTimeouts');
-        this.#logger.warn('dynamo-cache: waited for another refresh too long', { key: slot.storageKey, waitMs: lease.waitMs, onWaitTimeout: lease.onWaitTimeout });
-        if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${lease.waitMs} ms for another caller to refresh ${slot.storageKey}`);
-        return this.#miss(slot, undefined, staleIfError, state.seenFreshMs);
-      }
+      if (remaining <= 0) return this.#waitedTooLong(slot, lease, staleIfError, state, call, cutByDeadline);
       // Jittered, so waiters started together do not poll together; doubling, so that a large fleet waiting on
       // one key does not load its partition (a poll is one strongly consistent BatchGetItem of two items).
-      await sleep(Math.min(remaining, pause / 2 + Math.random() * (pause / 2)));
+      await pauseFor(Math.min(remaining, pause / 2 + Math.random() * (pause / 2)), call.signal);
       pause = Math.min(pause * 2, lease.maxPollMs);
-      const poll = await this.#store.readWithLease(slot);
+      const poll = await this.#store.readWithLease(slot, call);
+      if (!poll.ok && poll.failure === 'aborted') throw call.signal?.reason;
+      // Cut at the deadline: the wait is over.
+      if (!poll.ok && poll.failure === 'deadline') continue;
       // A throttled poll says "read less", not "DynamoDB is down": keep waiting rather than join the herd.
       if (!poll.ok && poll.failure === 'throttle') continue;
-      if (!poll.ok) return this.#miss(slot, undefined, staleIfError, undefined);
-      if (poll.state.corrupt) return this.#miss(slot, undefined, staleIfError, undefined);
+      if (!poll.ok) return this.#miss(slot, call, undefined, staleIfError, undefined);
+      if (poll.state.corrupt) return this.#miss(slot, call, undefined, staleIfError, undefined);
       state = poll.state;
       holder = poll.lease;
     }
@@ -193,24 +206,41 @@ export class RefreshCoordinator {
    * won. An entry from the memory tier may be older than the stored value, so a win is checked against the
    * stored value first: if someone else already refreshed it, there is nothing to do.
    */
-  async #earlyRefresh(slot: Slot, entry: CacheEntry, fromMemory: boolean, policy: RefreshPolicy, beta: number): Promise<Resolution | undefined> {
+  /**
+   * The wait ran out: `waitMs`, or the caller's deadline. With `onWaitTimeout: 'throw'` that is an error;
+   * otherwise the caller fetches itself (liveness), or, when it was its deadline that ended the wait, answers
+   * with a stale value within `staleIfErrorSeconds` if there is one: no time is left for a fetch to fail in.
+   */
+  #waitedTooLong(slot: KnownSlot, lease: Required<LeaseOptions>, staleIfError: CacheEntry | undefined, state: ItemState, call: CallBudget, cutByDeadline: boolean): Resolution {
+    this.#stats.increment('leaseWaitTimeouts');
+    const waitedFor = cutByDeadline ? 'until the deadline' : `${lease.waitMs} ms`;
+    this.#logger.warn(`dynamo-cache: waited for another refresh ${waitedFor}`, { key: slot.storageKey, waitMs: lease.waitMs, cutByDeadline, onWaitTimeout: lease.onWaitTimeout });
+    if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${waitedFor} for another caller to refresh ${slot.storageKey}`);
+    if (cutByDeadline && staleIfError !== undefined) {
+      this.#stats.increment('staleIfError');
+      return this.#hit(staleIfError, 'dynamo', true);
+    }
+    return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
+  }
+
+  async #earlyRefresh(slot: Slot, entry: CacheEntry, fromMemory: boolean, policy: RefreshPolicy, beta: number, call: CallBudget): Promise<Resolution | undefined> {
     const now = Date.now();
     if (entry.payload === undefined || !hasStorageKey(slot) || !shouldRefreshEarly(entry, now, beta)) return undefined;
     let owner: string | undefined;
     if (policy.lease !== false) {
       owner = this.#newOwner();
-      const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + policy.lease.ttlMs, forFreshMs: entry.freshUntilMs });
+      const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + policy.lease.ttlMs, forFreshMs: entry.freshUntilMs }, call);
       if (!attempt.ok || !attempt.acquired) return undefined;
       if (fromMemory) {
-        const stored = await this.#store.read(slot, true);
+        const stored = await this.#store.read(slot, call, true);
         if (!stored.ok || stored.state.seenFreshMs > entry.freshUntilMs) {
-          await this.#store.releaseLease(slot, owner);
+          await this.#store.releaseLease(slot, owner, call);
           return undefined;
         }
       }
     }
     this.#stats.increment('earlyRefreshes');
-    return { found: false, turn: { slot, owner, fallback: entry, notFresherThanMs: entry.freshUntilMs, startedAt: now } };
+    return { found: false, turn: { slot, owner, fallback: entry, notFresherThanMs: entry.freshUntilMs, startedAt: now, call } };
   }
 
   /** A lease owner id unique across the fleet: this instance's random prefix and a counter. */
@@ -223,12 +253,21 @@ export class RefreshCoordinator {
     this.#stats.increment(source === 'memory' ? 'memoryHits' : 'dynamoHits');
     if (stale) this.#stats.increment('staleHits');
     if (entry.payload === undefined) this.#stats.increment('negativeHits');
-    return { found: true, entry, stale };
+    return { found: true, entry, stale, source };
   }
 
-  #miss(slot: Slot, owner: string | undefined, fallback: CacheEntry | undefined, notFresherThanMs: number | undefined): Resolution {
+  #miss(slot: Slot, call: CallBudget, owner: string | undefined, fallback: CacheEntry | undefined, notFresherThanMs: number | undefined): Resolution {
     this.#stats.increment('misses');
-    return { found: false, turn: { slot, owner, fallback, notFresherThanMs, startedAt: Date.now() } };
+    return { found: false, turn: { slot, owner, fallback, notFresherThanMs, startedAt: Date.now(), call } };
+  }
+}
+
+/** Sleeps `ms`; a caller's abort ends it at once, rejecting with the caller's reason. */
+async function pauseFor(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal === undefined ? undefined : { signal });
+  } catch (error) {
+    throw signal?.aborted ? signal.reason : error;
   }
 }
 

@@ -49,13 +49,42 @@ export interface CacheStats {
   leaseWaitTimeouts: number;
   /** Fresh values refreshed early by XFetch. */
   earlyRefreshes: number;
+  /** DynamoDB requests not sent because the call's deadline (less `deadlineMarginMs`) left no time: each became a miss or a `false`. */
+  deadlineSkips: number;
 }
 
 /** Names of the counters, for code that increments them. */
 export type Counter = keyof CacheStats;
 
-/** Mutable counters behind `cache.stats()`. */
+/**
+ * Where per-invocation metrics go (`DynamoCacheOptions.metrics`): a Powertools `Metrics` instance fits as it
+ * is, and flushes them as CloudWatch EMF with the invocation's other metrics (its `logMetrics` middleware).
+ */
+export interface CacheMetrics {
+  addMetric(name: string, unit: 'Count', value: number): unknown;
+}
+
+/**
+ * The counters published as metrics, and their names. A metric is a count per invocation with no
+ * dimension of its own: cardinality stays bounded, and no key is ever part of a metric.
+ */
+export const METRIC_NAMES: Partial<Record<Counter, string>> = {
+  hits: 'CacheHit',
+  misses: 'CacheMiss',
+  staleHits: 'CacheStaleServed',
+  errors: 'CacheErrorAbsorbed',
+  leaseWaits: 'CacheLeaseWait',
+  fetches: 'CacheFetch',
+};
+
+/** Mutable counters behind `cache.stats()`, also published to `metrics` when given. */
 export class StatsRecorder {
+  readonly #metrics: CacheMetrics | undefined;
+
+  constructor(metrics?: CacheMetrics) {
+    this.#metrics = metrics;
+  }
+
   readonly #counts: CacheStats = {
     hits: 0,
     misses: 0,
@@ -80,10 +109,18 @@ export class StatsRecorder {
     leaseWaits: 0,
     leaseWaitTimeouts: 0,
     earlyRefreshes: 0,
+    deadlineSkips: 0,
   };
 
   increment(counter: Counter, by = 1): void {
     this.#counts[counter] += by;
+    if (this.#metrics === undefined) return;
+    const name = METRIC_NAMES[counter];
+    try {
+      if (name !== undefined) this.#metrics.addMetric(name, 'Count', by);
+    } catch {
+      // Metrics are a view of the cache, never a reason for it to fail its caller.
+    }
   }
 
   /** A copy of the counters. */

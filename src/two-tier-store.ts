@@ -23,7 +23,7 @@ import {
   type StoredBody,
   type StoredRecord,
 } from './persistence/item.ts';
-import type { FailureKind } from './resilience.ts';
+import { UNBOUNDED, type CallBudget, type FailureKind } from './resilience.ts';
 import type { StatsRecorder } from './stats.ts';
 
 /** The result of reading one item: its state, or `ok: false` and why when DynamoDB failed (already logged and counted). */
@@ -104,34 +104,37 @@ export class TwoTierStore {
   }
 
   /** Reads the slot's item from DynamoDB; a fresh entry is copied into the memory tier. */
-  async read(slot: Slot & { storageKey: string }, consistent?: boolean): Promise<ReadResult> {
-    const outcome = await this.#s.dynamo.get(slot.storageKey, consistent);
+  async read(slot: Slot & { storageKey: string }, call: CallBudget, consistent?: boolean): Promise<ReadResult> {
+    const outcome = await this.#s.dynamo.get(slot.storageKey, { consistent, call });
     if (!outcome.ok) return { ok: false, failure: outcome.kind };
-    const state = await this.#decode(slot, outcome.value);
+    const state = await this.#decode(slot, outcome.value, call);
     // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
     return state === UNAVAILABLE ? { ok: false, failure: 'server' } : { ok: true, state };
   }
 
   /** Reads the slot's item and its lease item in one strongly consistent BatchGetItem (a lease waiter's poll). */
-  async readWithLease(slot: Slot & { storageKey: string }): Promise<LeaseReadResult> {
+  async readWithLease(slot: Slot & { storageKey: string }, call: CallBudget): Promise<LeaseReadResult> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
-    const { items, complete, failure } = await this.#s.dynamo.batchGet([slot.storageKey, leaseKey], true);
+    const { items, complete, failure } = await this.#s.dynamo.batchGet([slot.storageKey, leaseKey], { consistent: true, call });
     if (!complete) return { ok: false, failure: failure ?? 'server' };
-    const state = await this.#decode(slot, items.get(slot.storageKey));
+    const state = await this.#decode(slot, items.get(slot.storageKey), call);
     if (state === UNAVAILABLE) return { ok: false, failure: 'server' };
     const lease = await this.#trustedLease(leaseKey, items.get(leaseKey));
     return { ok: true, state, lease: lease === 'untrusted' ? undefined : lease };
   }
 
   /** Reads many slots' items (absent and failed ones are left out), by storage key. */
-  async readMany(slots: ReadonlyArray<Slot & { storageKey: string }>): Promise<Map<string, ItemState>> {
-    const { items } = await this.#s.dynamo.batchGet(slots.map((slot) => slot.storageKey));
+  async readMany(slots: ReadonlyArray<Slot & { storageKey: string }>, call: CallBudget): Promise<Map<string, ItemState>> {
+    const { items } = await this.#s.dynamo.batchGet(
+      slots.map((slot) => slot.storageKey),
+      { call },
+    );
     const states = new Map<string, ItemState>();
     await Promise.all(
       slots.map(async (slot) => {
         const item = items.get(slot.storageKey);
         if (item === undefined) return;
-        const state = await this.#decode(slot, item);
+        const state = await this.#decode(slot, item, call);
         if (state !== UNAVAILABLE) states.set(slot.storageKey, state);
       }),
     );
@@ -144,7 +147,7 @@ export class TwoTierStore {
    * not be sealed (encryption keys unavailable), or its stored form exceeds `maxValueBytes` (then it is not
    * kept in memory either); also `false`, silently, when `notFresherThanMs` found a newer value in place.
    */
-  async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, options: WriteOptions = {}): Promise<boolean> {
+  async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, call: CallBudget, options: WriteOptions = {}): Promise<boolean> {
     const { fetchMs, notFresherThanMs } = options;
     let body: StoredBody | undefined;
     let size = 0;
@@ -166,35 +169,35 @@ export class TwoTierStore {
     }
     this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs), slot.generation, Date.now());
     if (slot.storageKey === undefined) return false;
-    const stored = body !== undefined && size > this.#s.inlineValueBytes ? await this.#writeChunks(body, deadlines) : body;
+    const stored = body !== undefined && size > this.#s.inlineValueBytes ? await this.#writeChunks(body, deadlines, call) : body;
     if (stored === false) return false;
-    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, slot.storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs)), notFresherThanMs);
+    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, slot.storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs)), notFresherThanMs, call);
     if (!outcome.ok) return false;
     if (outcome.value) this.#s.stats.increment('writes');
     return outcome.value;
   }
 
   /** Removes the entry from memory and DynamoDB (a large value's chunks expire with their TTL). */
-  async delete(slot: Slot): Promise<boolean> {
+  async delete(slot: Slot, call: CallBudget): Promise<boolean> {
     this.#s.memory?.delete(slot.memoryKey);
     if (slot.storageKey === undefined) return false;
-    const outcome = await this.#s.dynamo.delete(slot.storageKey);
+    const outcome = await this.#s.dynamo.delete(slot.storageKey, call);
     if (outcome.ok) this.#s.stats.increment('deletes');
     return outcome.ok;
   }
 
   /** Tries to take the refresh lease of the slot's value (see `DynamoStore.acquireLease`). */
-  async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest): Promise<LeaseResult> {
+  async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest, call: CallBudget): Promise<LeaseResult> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
     const lease: Lease = { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs };
     const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease);
     if (signature === null) return { ok: false };
-    const outcome = await this.#s.dynamo.acquireLease(leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature }), request.nowMs);
+    const outcome = await this.#s.dynamo.acquireLease(leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature }), request.nowMs, call);
     if (!outcome.ok) return { ok: false };
     if (outcome.value.acquired) return { ok: true, acquired: true };
     let item = outcome.value.item;
     if (item === undefined) {
-      const read = await this.#s.dynamo.get(leaseKey, true);
+      const read = await this.#s.dynamo.get(leaseKey, { consistent: true, call });
       item = read.ok ? read.value : undefined;
     }
     const current = await this.#trustedLease(leaseKey, item);
@@ -202,8 +205,8 @@ export class TwoTierStore {
   }
 
   /** Gives back a lease (best effort: a failure only means the lease runs out by itself). */
-  async releaseLease(slot: Slot & { storageKey: string }, owner: string): Promise<void> {
-    await this.#s.dynamo.releaseLease(this.#s.keys.leaseKey(slot.storageKey), owner);
+  async releaseLease(slot: Slot & { storageKey: string }, owner: string, call: CallBudget): Promise<void> {
+    await this.#s.dynamo.releaseLease(this.#s.keys.leaseKey(slot.storageKey), owner, call);
   }
 
   /** The lease an item holds: `undefined` when none (or malformed), `'untrusted'` when encryption is on and its signature does not verify. */
@@ -234,7 +237,7 @@ export class TwoTierStore {
    * them is written: a reader sees the old head with its old chunks or the new head with its new chunks,
    * never a mix. Old chunks are left for DynamoDB's TTL, since a reader may still be reading them.
    */
-  async #writeChunks(body: StoredBody, deadlines: Deadlines): Promise<ChunkedBody | false> {
+  async #writeChunks(body: StoredBody, deadlines: Deadlines, call: CallBudget): Promise<ChunkedBody | false> {
     const bytes = typeof body.data === 'string' ? Buffer.from(body.data) : body.data;
     const generation = randomUUID();
     const items: Item[] = [];
@@ -242,15 +245,15 @@ export class TwoTierStore {
     for (let offset = 0, index = 0; offset < bytes.byteLength; offset += size, index++) {
       items.push(chunkItem(this.#s.attributes, this.#s.keys.chunkKey(generation, index), bytes.subarray(offset, offset + size), deadlines.expiresAtSeconds));
     }
-    if (!(await this.#s.dynamo.batchWrite(items, this.#s.largeValueTimeoutMs))) return false;
+    if (!(await this.#s.dynamo.batchWrite(items, this.#s.largeValueTimeoutMs, call))) return false;
     return { marker: body.marker, count: items.length, generation, checksum: checksum(bytes), size: bytes.byteLength };
   }
 
   /** Reads a large value's chunks in one BatchGetItem round trip and checks the whole against its checksum. */
-  async #readChunks(chunked: ChunkedBody): Promise<StoredBody | typeof UNAVAILABLE> {
+  async #readChunks(chunked: ChunkedBody, call: CallBudget): Promise<StoredBody | typeof UNAVAILABLE> {
     const keys = Array.from({ length: chunked.count }, (_, index) => this.#s.keys.chunkKey(chunked.generation, index));
     // Consistent: chunks are written just before their head, and an eventually consistent read may miss them.
-    const { items, complete } = await this.#s.dynamo.batchGet(keys, true, this.#s.largeValueTimeoutMs);
+    const { items, complete } = await this.#s.dynamo.batchGet(keys, { consistent: true, timeoutMs: this.#s.largeValueTimeoutMs, call });
     if (!complete) return UNAVAILABLE;
     const pieces = keys.map((key, index) => {
       const item = items.get(key);
@@ -276,7 +279,7 @@ export class TwoTierStore {
     { ok: false } | { ok: true; record: StoredRecord | undefined; storedBytes: number; payload?: Payload; problem?: string; lease?: Lease }
   > {
     const leaseKey = this.#s.keys.leaseKey(storageKey);
-    const { items, complete } = await this.#s.dynamo.batchGet([storageKey, leaseKey], true);
+    const { items, complete } = await this.#s.dynamo.batchGet([storageKey, leaseKey], { consistent: true });
     if (!complete) return { ok: false };
     const item = items.get(storageKey);
     const leased = leaseOf(items.get(leaseKey));
@@ -285,7 +288,7 @@ export class TwoTierStore {
     let record: StoredRecord | undefined;
     try {
       record = fromItem(this.#s.attributes, item);
-      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked);
+      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, UNBOUNDED);
       if (body === UNAVAILABLE) return { ok: false };
       const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
       if (body === undefined && !record.negative) return { ok: true, record, storedBytes, ...lease };
@@ -298,7 +301,7 @@ export class TwoTierStore {
     }
   }
 
-  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined): Promise<ItemState | typeof UNAVAILABLE> {
+  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined, call: CallBudget): Promise<ItemState | typeof UNAVAILABLE> {
     if (item === undefined) return NOTHING;
     const seenFreshMs = claimedFreshness(item);
     try {
@@ -306,7 +309,7 @@ export class TwoTierStore {
       if (hasExpired(record.expiresAt, Date.now())) return { entry: undefined, seenFreshMs };
       // No value and no "not found": an empty item (an earlier version's lease left it).
       if (record.body === undefined && record.chunked === undefined && !record.negative) return { entry: undefined, seenFreshMs };
-      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked);
+      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
       if (body === UNAVAILABLE) return UNAVAILABLE;
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record));
       // Parsed once here so a corrupt JSON payload is a miss now, not an exception in a caller later.

@@ -1,7 +1,10 @@
 import { GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DynamoCache } from '../src/cache.ts';
 import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../src/errors.ts';
-import { useDynalite } from './support/fixtures.ts';
+import { useDynalite, useFaultProxy } from './support/fixtures.ts';
+import { RecordingLogger } from './support/recording-logger.ts';
 
 const db = useDynalite();
 
@@ -481,5 +484,85 @@ describe('custom attribute names', () => {
     expect(await cache.get('k')).toEqual([1, 2]);
     const raw = await db.client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: 'k' } } }));
     expect(Object.keys(raw.Item!).filter((name) => name !== 'dc_fresh').sort()).toEqual(['dc_enc', 'pk', 'ttl', 'val']);
+  });
+});
+
+describe('kill switch: disabled, or DYNAMO_CACHE_DISABLED=true', () => {
+  const proxy = useFaultProxy(db);
+
+  it('an always-miss cache that never calls DynamoDB, and needs no table name', async () => {
+    const { cache } = await db.newCache({ endpoint: proxy.endpoint, disabled: true });
+    proxy.resetCounts();
+    const fetcher = vi.fn(async () => 'from the upstream');
+    expect(await cache.set('k', 'v')).toBe(false);
+    expect(await cache.get('k')).toBeUndefined();
+    expect(await cache.getOrSet('k', fetcher)).toBe('from the upstream');
+    expect(await cache.getOrSet('k', fetcher)).toBe('from the upstream');
+    expect(fetcher).toHaveBeenCalledTimes(2);
+    expect((await cache.getMany(['k'])).size).toBe(0);
+    expect(await cache.delete('k')).toBe(false);
+    expect(await cache.clear()).toBe(false);
+    const turn = await cache.acquire('k');
+    expect(turn.found).toBe(false);
+    expect(proxy.count()).toBe(0);
+    const saved = { table: process.env.DYNAMO_CACHE_TABLE, disabled: process.env.DYNAMO_CACHE_DISABLED };
+    try {
+      delete process.env.DYNAMO_CACHE_TABLE;
+      process.env.DYNAMO_CACHE_DISABLED = 'true';
+      const fromEnv = new DynamoCache({ logger: new RecordingLogger() });
+      expect(fromEnv.disabled).toBe(true);
+      expect(await fromEnv.getOrSet('k', async () => 1)).toBe(1);
+      expect(new DynamoCache({ logger: new RecordingLogger(), disabled: false, tableName: 'tbl' }).disabled).toBe(false);
+    } finally {
+      for (const [name, value] of [['DYNAMO_CACHE_TABLE', saved.table], ['DYNAMO_CACHE_DISABLED', saved.disabled]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+});
+
+describe('prefetch: known keys warmed into memory during INIT', () => {
+  const proxy = useFaultProxy(db);
+
+  it('reads the listed keys once, so the first invocations hit memory with no DynamoDB request', async () => {
+    const tableName = await db.newTable();
+    const { cache: writer } = await db.newCache({ tableName });
+    await writer.set('config', { flags: ['a'] });
+    await writer.set('token', 'abc');
+    const { cache } = await db.newCache({ tableName, endpoint: proxy.endpoint, prefetch: ['config', 'token', 'absent'] });
+    await cache.ready;
+    proxy.resetCounts();
+    expect(await cache.get('config')).toEqual({ flags: ['a'] });
+    expect(await cache.get('token')).toBe('abc');
+    expect(proxy.count()).toBe(0);
+    expect(cache.stats().memoryHits).toBe(2);
+  });
+
+  it('with DynamoDB down, construction succeeds, ready resolves, and the failure is a warning', async () => {
+    proxy.setFaults({ dropRate: 1 });
+    const { cache, logger } = await db.newCache({ tableName: await db.newTable(), endpoint: proxy.endpoint, timeoutMs: 200, prefetch: ['config'] });
+    await expect(cache.ready).resolves.toBeUndefined();
+    expect(logger.warnings.length).toBeGreaterThan(0);
+  });
+
+  it('a bad prefetch list is an InvalidOptionsError at construction', () => {
+    expect(() => new DynamoCache({ tableName: 'tbl', logger: new RecordingLogger(), prefetch: ['ok', ''] })).toThrow(InvalidOptionsError);
+  });
+});
+
+describe('a DynamoCache is recognized across copies of the package (no instanceof)', () => {
+  it('one built by the CommonJS build is a DynamoCache for the ES module build and the sources, and back', async () => {
+    const require = createRequire(import.meta.url);
+    const cjs = require('../dist/index.cjs') as typeof import('../src/index.ts');
+    const esm = (await import('../dist/index.js' as string)) as typeof import('../src/index.ts');
+    const options = { tableName: 'tbl', logger: new RecordingLogger(), clientConfig: { region: 'us-east-1' } };
+    const fromCjs = new cjs.DynamoCache(options);
+    const fromEsm = new esm.DynamoCache(options);
+    expect(fromCjs instanceof esm.DynamoCache).toBe(false); // the hazard
+    expect(esm.DynamoCache.isDynamoCache(fromCjs)).toBe(true);
+    expect(cjs.DynamoCache.isDynamoCache(fromEsm)).toBe(true);
+    expect(DynamoCache.isDynamoCache(fromCjs)).toBe(true);
+    expect(DynamoCache.isDynamoCache({ get() {}, set() {} })).toBe(false);
   });
 });

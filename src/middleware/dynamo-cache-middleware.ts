@@ -49,7 +49,8 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
   const options = { ...defaults, ...opts };
   if (typeof options.contextKey !== 'string' || options.contextKey === '') throw new InvalidOptionsError('contextKey must be a non-empty string');
   if (options.cache !== undefined && !(options.cache instanceof DynamoCache)) throw new InvalidOptionsError('cache must be a DynamoCache');
-  const cache = options.cache ?? new DynamoCache(options);
+  const { cache: given, contextKey: _contextKey, response: _response, ...cacheOptions } = options;
+  const cache = given ?? new DynamoCache(cacheOptions);
   const memo = options.response === false || options.response === undefined ? undefined : new ResponseMemo(cache, options.response);
 
   const dynamoCacheMiddlewareBefore = async (request: middy.Request): Promise<unknown> => {

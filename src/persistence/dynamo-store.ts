@@ -11,7 +11,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DynamoGuard, FailureKind, Outcome } from '../resilience.ts';
+import type { CallBudget, DynamoGuard, FailureKind, Outcome } from '../resilience.ts';
 import type { StatsRecorder } from '../stats.ts';
 import { META, type AttributeNames } from './item.ts';
 
@@ -51,7 +51,8 @@ export class DynamoStore {
   }
 
   /** The item stored under `storageKey`, or `undefined`. `detail` replaces the key in a failure's warning. */
-  get(storageKey: string, consistent = this.#s.consistentRead, detail?: Record<string, unknown>): Promise<Outcome<Item | undefined>> {
+  get(storageKey: string, options: { consistent?: boolean | undefined; detail?: Record<string, unknown>; call?: CallBudget } = {}): Promise<Outcome<Item | undefined>> {
+    const { consistent = this.#s.consistentRead, detail, call } = options;
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'GetItem',
@@ -63,6 +64,8 @@ export class DynamoStore {
         return output.Item;
       },
       detail ?? { key: storageKey },
+      undefined,
+      call,
     );
   }
 
@@ -71,7 +74,7 @@ export class DynamoStore {
    * than that (or has no freshness): a refresh then never replaces a newer value written meanwhile by
    * someone else. Resolves whether the item was written.
    */
-  put(item: Item, notFresherThanMs?: number): Promise<Outcome<boolean>> {
+  put(item: Item, notFresherThanMs?: number, call?: CallBudget): Promise<Outcome<boolean>> {
     const { client, tableName, attributes } = this.#s;
     const condition =
       notFresherThanMs === undefined
@@ -93,11 +96,13 @@ export class DynamoStore {
         }
       },
       { key: item[attributes.key]?.S },
+      undefined,
+      call,
     );
   }
 
   /** Deletes the item under `storageKey` (a missing item is not an error). */
-  delete(storageKey: string): Promise<Outcome<void>> {
+  delete(storageKey: string, call?: CallBudget): Promise<Outcome<void>> {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'DeleteItem',
@@ -105,6 +110,8 @@ export class DynamoStore {
         await client.send(new DeleteItemCommand({ TableName: tableName, Key: this.#key(storageKey) }), { abortSignal });
       },
       { key: storageKey },
+      undefined,
+      call,
     );
   }
 
@@ -115,9 +122,9 @@ export class DynamoStore {
    */
   async batchGet(
     storageKeys: readonly string[],
-    consistent = this.#s.consistentRead,
-    timeoutMs?: number,
+    options: { consistent?: boolean; timeoutMs?: number; call?: CallBudget } = {},
   ): Promise<{ items: Map<string, Item>; complete: boolean; failure?: FailureKind }> {
+    const { consistent = this.#s.consistentRead, timeoutMs, call } = options;
     const { client, tableName, attributes } = this.#s;
     const found = new Map<string, Item>();
     const outcomes = await Promise.all(
@@ -139,6 +146,7 @@ export class DynamoStore {
             ),
           { keys: slice.length },
           timeoutMs,
+          call,
         ),
       ),
     );
@@ -148,7 +156,7 @@ export class DynamoStore {
   }
 
   /** Writes `items` with BatchWriteItem, 25 per request, in parallel, retrying `UnprocessedItems`. Resolves whether all were written. */
-  async batchWrite(items: readonly Item[], timeoutMs?: number): Promise<boolean> {
+  async batchWrite(items: readonly Item[], timeoutMs?: number, call?: CallBudget): Promise<boolean> {
     const { client, tableName } = this.#s;
     const outcomes = await Promise.all(
       slices(items, BATCH_WRITE_LIMIT).map((slice) =>
@@ -165,6 +173,7 @@ export class DynamoStore {
             ),
           { items: slice.length },
           timeoutMs,
+          call,
         ),
       ),
     );
@@ -190,7 +199,7 @@ export class DynamoStore {
    * died). A lease taken for a newer value than the caller saw means the caller's read is out of date: it
    * loses, and rereads.
    */
-  async acquireLease(item: Item, nowMs: number): Promise<Outcome<LeaseAttempt>> {
+  async acquireLease(item: Item, nowMs: number, call?: CallBudget): Promise<Outcome<LeaseAttempt>> {
     const { client, tableName, attributes } = this.#s;
     return this.#s.guard.run(
       'PutItem',
@@ -215,11 +224,13 @@ export class DynamoStore {
         }
       },
       { key: item[attributes.key]?.S },
+      undefined,
+      call,
     );
   }
 
   /** Gives a lease back early (the fetch failed or stored nothing): deletes the lease item if `owner` still holds it. */
-  async releaseLease(leaseKey: string, owner: string): Promise<Outcome<void>> {
+  async releaseLease(leaseKey: string, owner: string, call?: CallBudget): Promise<Outcome<void>> {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'DeleteItem',
@@ -241,6 +252,8 @@ export class DynamoStore {
         }
       },
       { key: leaseKey },
+      undefined,
+      call,
     );
   }
 
