@@ -26,21 +26,21 @@ import { TwoTierStore } from './two-tier-store.ts';
 /** Options of `set`. */
 export interface SetOptions {
   /** Seconds the value stays fresh. Zero or less stores an already-expired item. Default: `defaultTtlSeconds`. */
-  ttlSeconds?: number;
+  ttlSeconds?: number | undefined;
   /** Seconds after `ttlSeconds` during which `getOrSet` may answer with the stale value while one caller refreshes it. Default: the instance's. */
-  staleWhileRevalidateSeconds?: number;
+  staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds after `ttlSeconds` during which `getOrSet` answers with the stale value when the refresh fails. Default: the instance's. */
-  staleIfErrorSeconds?: number;
+  staleIfErrorSeconds?: number | undefined;
 }
 
 /** Options of `getOrSet` (and `wrap`, and `acquire`). */
 export interface GetOrSetOptions extends SetOptions {
   /** Seconds a fetcher's `undefined` is cached as "not found" (`0`: not cached). Default: the instance's. */
-  negativeTtlSeconds?: number;
+  negativeTtlSeconds?: number | undefined;
   /** The refresh lease for this call: `false` to fetch without coordination, or options over the instance's. */
-  lease?: boolean | LeaseOptions;
+  lease?: boolean | LeaseOptions | undefined;
   /** Probabilistic early refresh for this call. Default: the instance's. */
-  earlyRefresh?: boolean | EarlyRefreshOptions;
+  earlyRefresh?: boolean | EarlyRefreshOptions | undefined;
 }
 
 /** Options of `wrap`. */
@@ -49,7 +49,7 @@ export interface WrapOptions<TArgs extends unknown[]> extends GetOrSetOptions {
    * The cache key of a call. Default: the function's name and its arguments as JSON
    * (`loadUser:["42"]`), which needs a named function and JSON arguments.
    */
-  key?: (...args: TArgs) => string;
+  key?: ((...args: TArgs) => string) | undefined;
 }
 
 /** `cache.stats()`: the counters plus the current state of the breaker and the memory tier. */
