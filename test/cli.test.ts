@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import manifest from '../package.json' with { type: 'json' };
 import { DynamoCache } from '../src/cache.ts';
 import { localClientConfig } from './support/dynalite.ts';
@@ -262,6 +262,9 @@ describe('dynamo-cache CLI', () => {
   describe('errors: a message that says what is wrong, an exit code, no stack trace', () => {
     const noStack = (result: Result) => expect(result.stderr).not.toMatch(/^\s+at /m);
     const oneLine = (result: Result) => expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    beforeAll(async () => {
+      expect(await run(['--endpoint', db.endpoint, '--table', 't-t-t', 'create-table'])).toMatchObject({ code: 0 });
+    });
 
     it.each<[string, string[], Record<string, string>, number, RegExp]>([
       ['no table', ['get', 'k'], {}, 2, /no table: pass --table or set DYNAMO_CACHE_TABLE/],
@@ -281,7 +284,6 @@ describe('dynamo-cache CLI', () => {
       ['scan --page-size 0', ['--table', 't-t-t', 'scan', '--page-size', '0'], {}, 2, /argument '0' is invalid. It must be a positive integer/],
       ['scan --rate -1', ['--table', 't-t-t', 'scan', '--rate', '-1'], {}, 2, /It must be a positive number of read units per second/],
     ])('%s', async (_name, args, env, code, message) => {
-      if (args.includes('t-t-t')) await run(['--endpoint', db.endpoint, '--table', 't-t-t', 'create-table']);
       const result = await run(['--endpoint', db.endpoint, ...args], env);
       expect(result.code).toBe(code);
       expect(result.stderr).toMatch(message);
