@@ -119,7 +119,7 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
 
   program
     .command('create-table')
-    .description('create the table the library expects (String key, on-demand, encryption at rest) and turn TTL on')
+    .description('create the table the library expects (String key, on demand, the AWS managed KMS key as template.yaml) and turn TTL on')
     .option('--wait', 'wait until the table is active, polling every 1-2 s, then turn TTL on (default)')
     .option('--no-wait', 'return as soon as DynamoDB accepted the request (TTL is then not turned on)')
     .action(async (options: { wait?: boolean }, command: Command) => {
