@@ -117,6 +117,26 @@ async function pages(): Promise<Array<{ page: string; markdown: string }>> {
   return Promise.all(names.map(async (page) => ({ page, markdown: await readFile(join(root, page), 'utf8') })));
 }
 
+describe('README.md is the front door', () => {
+  it('stays under 12 KiB and links every page of docs/', async () => {
+    const all = await pages();
+    const readme = all.find(({ page }) => page === 'README.md')!.markdown;
+    expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(12 * 1024);
+    for (const { page } of all.filter(({ page }) => page.startsWith('docs/'))) expect(readme, `README.md links ${page}`).toContain(`](${page})`);
+  });
+
+  it('every relative link of README.md and docs/ points at a file that exists', async () => {
+    const broken: string[] = [];
+    for (const { page, markdown } of await pages()) {
+      for (const [, target] of markdown.matchAll(/\]\((?!https?:|#|mailto:)([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        const file = join(root, page, '..', target!);
+        if (!(await readFile(file).then(() => true, (error: NodeJS.ErrnoException) => error.code === 'EISDIR'))) broken.push(`${page}: ${target}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+});
+
 describe('code blocks in README.md and docs/', () => {
   it('every TypeScript and JavaScript block compiles (strict, exactOptionalPropertyTypes)', async () => {
     const snippets = (await pages()).flatMap(({ page, markdown }) => snippetsOf(page, markdown));
