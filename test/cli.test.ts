@@ -48,7 +48,8 @@ async function withTable(...globals: string[]): Promise<{ table: string; cmd: (.
   return { table, cmd };
 }
 
-describe('dynamo-cache CLI', () => {
+// The commands run in child processes that mostly wait: run the tests concurrently, each on its own table.
+describe.concurrent('dynamo-cache CLI', () => {
   it('create-table creates the table (TTL reported as unsupported by dynalite), and refuses to create it twice', async () => {
     const table = `cli-${randomBytes(4).toString('hex')}`;
     const first = await run(['--endpoint', db.endpoint, '--table', table, 'create-table']);

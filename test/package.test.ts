@@ -39,20 +39,22 @@ function npm(args: string[], cwd: string): Promise<{ stdout: string }> {
   return exec('npm', [...args, '--no-audit', '--no-fund', '--no-update-notifier', '--loglevel=error'], { cwd, env, maxBuffer: 16 * 1024 * 1024 });
 }
 
+/** Consumer scripts run against dynalite, with a time budget generous enough for a loaded machine (the default is 300 ms). */
 const ESM_RUN = `
 import middy from '@middy/core';
 import { DynamoCache, dynamoCache } from 'dynamo-cache';
 const [endpoint, tableName] = process.argv.slice(2);
 const clientConfig = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
-const cache = new DynamoCache({ tableName, clientConfig, memory: false, namespace: 'esm' });
+const options = { tableName, clientConfig, memory: false, namespace: 'esm', timeoutMs: 5000 };
+const cache = new DynamoCache(options);
 const stored = await cache.set('k', { from: 'esm' });
 let calls = 0;
 const handler = middy(async (event) => ({ id: event.id, calls: ++calls }))
-  .use(dynamoCache({ tableName, clientConfig, namespace: 'esm', response: { key: 'id' } }));
+  .use(dynamoCache({ ...options, response: { key: 'id' } }));
 const context = { functionName: 'consumer', getRemainingTimeInMillis: () => 5000 };
 const first = await handler({ id: 'a' }, context);
 const second = await handler({ id: 'a' }, context);
-console.log(JSON.stringify({ stored, read: await new DynamoCache({ tableName, clientConfig, memory: false, namespace: 'esm' }).get('k'), first, second }));
+console.log(JSON.stringify({ stored, read: await new DynamoCache(options).get('k'), first, second }));
 `;
 
 const CJS_RUN = `
@@ -60,7 +62,7 @@ const { DynamoCache, InvalidKeyError } = require('dynamo-cache');
 const [endpoint, tableName] = process.argv.slice(2);
 const clientConfig = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
 (async () => {
-  const cache = new DynamoCache({ tableName, clientConfig, memory: false, namespace: 'esm' });
+  const cache = new DynamoCache({ tableName, clientConfig, memory: false, namespace: 'esm', timeoutMs: 5000 });
   console.log(JSON.stringify({ read: await cache.get('k'), typedError: typeof InvalidKeyError, sdk: require('@aws-sdk/client-dynamodb/package.json').version }));
 })();
 `;
@@ -157,7 +159,8 @@ afterAll(async () => {
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
-describe('the packed package', () => {
+// Each check is a child process (tsc, node, publint, attw) on its own files: run them concurrently.
+describe.concurrent('the packed package', () => {
   it('contains the bundles, both kinds of declarations, the CLI, README and LICENSE, and no source maps', async () => {
     const { stdout } = await exec('tar', ['-tzf', tarball]);
     const files = stdout.trim().split('\n').map((file) => file.replace(/^package\//, ''));
