@@ -106,11 +106,18 @@ function unguardedReferences(where: string, value: unknown, holds: ReadonlySet<s
     } else if (key === 'Ref' && typeof inner === 'string') check(inner, 'Ref to');
     else if (key === 'Fn::GetAtt') check(String((inner as string[])[0]), 'GetAtt of');
     else if (key === 'Fn::Sub') {
-      const [text, variables = {}] = Array.isArray(inner) ? (inner as [string, Record<string, unknown>]) : [inner as string];
-      for (const [, variable] of String(text).matchAll(/\$\{([^!}][^}]*)\}/g)) if (!(variable! in variables)) check(variable!.split('.')[0]!, 'Sub of');
+      const { names, variables } = subReferences(inner);
+      for (const name of names) check(name.split('.')[0]!, 'Sub of');
       unguardedReferences(where, variables, holds, conditional, problems);
     } else unguardedReferences(where, inner, holds, conditional, problems);
   }
+}
+
+/** What an `Fn::Sub` references: its `${Name}` and `${Name.Attribute}` placeholders that its own variable map does not define, and that map. */
+function subReferences(argument: unknown): { names: string[]; variables: Record<string, unknown> } {
+  const [text, variables = {}] = Array.isArray(argument) ? (argument as [string, Record<string, unknown>]) : [argument as string];
+  const names = [...String(text).matchAll(/\$\{([^!}][^}]*)\}/g)].map(([, name]) => name!).filter((name) => !(name.split('.')[0]! in variables));
+  return { names, variables };
 }
 
 class Checker {
@@ -221,11 +228,8 @@ class Checker {
       else if (key === 'Fn::GetAtt' && !this.names.has(String((inner as string[])[0]))) this.problems.push(`${where}: GetAtt of unknown ${(inner as string[])[0]}`);
       else if (key === 'Condition' && typeof inner === 'string' && !this.conditions.has(inner)) this.problems.push(`${where}: unknown condition ${inner}`);
       else if (key === 'Fn::Sub') {
-        const [text, variables = {}] = Array.isArray(inner) ? (inner as [string, Record<string, unknown>]) : [inner as string];
-        for (const [, variable] of String(text).matchAll(/\$\{([^!}][^}]*)\}/g)) {
-          const root = variable!.split('.')[0]!;
-          if (!this.names.has(root) && !(root in variables)) this.problems.push(`${where}: Sub of unknown \${${variable}}`);
-        }
+        const { names, variables } = subReferences(inner);
+        for (const name of names) if (!this.names.has(name.split('.')[0]!)) this.problems.push(`${where}: Sub of unknown \${${name}}`);
         this.references(where, variables);
       } else this.references(where, inner);
     }
