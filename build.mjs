@@ -1,5 +1,6 @@
 // Builds dynamo-cache:
-// - dist/: the npm package (ESM and CommonJS bundles of the library, the `dynamo-cache` CLI, and .d.ts types);
+// - dist/: the npm package (ESM and CommonJS bundles of the library, the `dynamo-cache` CLI, and type
+//   declarations twice: .d.ts for `import`, .d.cts for `require`, so each condition gets types of its own format);
 // - layer/nodejs/node_modules/: the Lambda layer (dynamo-cache with its own dependencies bundled, and
 //   @middy/core for functions that use the middleware), leaving @aws-sdk/* and @smithy/* to the runtime.
 // Usage: node build.mjs [--zip]   (--zip also writes layer.zip, the layer's deployment archive)
@@ -29,23 +30,35 @@ const esmRequireBanner = "import { createRequire as __dcCreateRequire } from 'no
 
 async function buildPackage() {
   await rm(dist, { recursive: true, force: true });
-  // The npm package leaves every dependency to the installer.
-  const external = { packages: 'external', sourcemap: true };
+  // The npm package leaves every dependency to the installer. No source maps: the bundles are not minified, so
+  // stack traces already point at readable code, and maps would be most of the tarball.
+  const external = { packages: 'external' };
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.js'), format: 'esm' });
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs' });
   await build({ ...common, ...external, entryPoints: ['src/cli/bin.ts'], outfile: join(dist, 'cli.js'), format: 'esm', banner: { js: '#!/usr/bin/env node' } });
   await chmod(join(dist, 'cli.js'), 0o755);
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-  await rewriteDeclarationImports(join(dist, 'types'));
+  await writeDeclarations(join(dist, 'types'));
 }
 
-/** tsc keeps the sources' `./x.ts` specifiers in `.d.ts` files; consumers resolve `./x.js`. */
-async function rewriteDeclarationImports(dir) {
+/** A relative module specifier in a declaration file: `from './x.ts'`, and its extension. */
+const relativeSpecifier = /(from\s+['"]\.{1,2}\/[^'"]+)\.ts(['"])/g;
+
+/**
+ * tsc keeps the sources' `./x.ts` specifiers; consumers resolve `./x.js` (ESM, `.d.ts`) and `./x.cjs`
+ * (CommonJS, `.d.cts`). In the `.d.cts` copy, type imports of ES-module-only packages (@middy/core has no
+ * `require` condition) say so with `resolution-mode`, or a `require` consumer could not resolve them.
+ */
+async function writeDeclarations(dir) {
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile() || !entry.name.endsWith('.d.ts')) continue;
     const file = join(entry.parentPath, entry.name);
     const text = await readFile(file, 'utf8');
-    await writeFile(file, text.replace(/(from\s+['"]\.{1,2}\/[^'"]+)\.ts(['"])/g, '$1.js$2'));
+    await writeFile(file, text.replace(relativeSpecifier, '$1.js$2'));
+    const commonJs = text
+      .replace(relativeSpecifier, '$1.cjs$2')
+      .replace(/^(import type .+ from '@middy\/core');$/gm, "$1 with { 'resolution-mode': 'import' };");
+    await writeFile(file.replace(/\.d\.ts$/, '.d.cts'), commonJs);
   }
 }
 

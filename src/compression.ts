@@ -7,17 +7,17 @@ export type CompressionAlgorithm = 'br' | 'gzip';
 /** Compression of stored values (`DynamoCacheOptions.compression`). */
 export interface CompressionOptions {
   /** `'br'` (brotli, quality 5: smaller than gzip at the same speed) or `'gzip'`. Default `'br'`. */
-  algorithm?: CompressionAlgorithm;
+  algorithm?: CompressionAlgorithm | undefined;
   /**
    * Values of at least this many bytes are compressed, when that makes them smaller. Default `512`: DynamoDB
    * bills writes per started KB, so a value just under 1 KB plus the item's other attributes would cost two.
    */
-  thresholdBytes?: number;
+  thresholdBytes?: number | undefined;
   /**
    * Compress plain strings too. Off by default so that a string stays readable by the original Python
    * service (which reads `cached_value` as S); JSON and binary values are compressed. Default `false`.
    */
-  strings?: boolean;
+  strings?: boolean | undefined;
 }
 
 /** Defaults of {@link CompressionOptions}. */

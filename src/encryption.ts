@@ -20,19 +20,19 @@ export interface EncryptionOptions {
   /** The id of the key that encrypts new values. */
   writeKeyId: string;
   /** How long keys from a function are reused before it is called again, in seconds. Default `300`. */
-  keyCacheSeconds?: number;
+  keyCacheSeconds?: number | undefined;
   /**
    * Also read items that are not encrypted (written before encryption was turned on). Only for a migration
    * period: while it is on, anyone who can write to the table can plant a value this cache serves. New
    * values are always encrypted. Default `false`: a clear-text item is a miss and a warning.
    */
-  acceptPlaintext?: boolean;
+  acceptPlaintext?: boolean | undefined;
   /**
    * Read items encrypted by dynamo-cache 0.1 (marker `aes256gcm:`), whose expiry and freshness are not
    * authenticated; they are replaced by authenticated ones as they are rewritten. Default `true`, so an
    * upgrade keeps its cached values; `false` refuses them.
    */
-  acceptV1Items?: boolean;
+  acceptV1Items?: boolean | undefined;
 }
 
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

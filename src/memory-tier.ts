@@ -5,15 +5,15 @@ import type { CacheEntry } from './entry.ts';
 /** Options of the in-memory tier kept in each execution environment. */
 export interface MemoryTierOptions {
   /** Most entries kept. Default `1000`. */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /** Most payload bytes kept (UTF-8 text or binary length). Default `16 MiB`. */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
   /**
    * Longest an entry lives in memory, in seconds, whatever the item's own TTL. It bounds how long a
    * `delete()` or a newer value written by another execution environment can go unseen here.
    * Default `30`.
    */
-  ttlSeconds?: number;
+  ttlSeconds?: number | undefined;
 }
 
 /** Defaults of {@link MemoryTierOptions}. */

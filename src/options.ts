@@ -20,62 +20,62 @@ export const DISABLED_ENV = 'DYNAMO_CACHE_DISABLED';
 /** Options of `new DynamoCache(options)`. Every one is optional; defaults are listed with each. */
 export interface DynamoCacheOptions {
   /** DynamoDB table. Default: the `DYNAMO_CACHE_TABLE` environment variable; one of the two is required. */
-  tableName?: string;
+  tableName?: string | undefined;
   /** A `DynamoDBClient` to reuse. Its own retry settings apply inside the time budget. Default: a new client. */
-  client?: DynamoDBClient;
+  client?: DynamoDBClient | undefined;
   /**
    * Settings of the client created when `client` is not given (region, endpoint, credentials...).
    * `maxAttempts` defaults to `1` there, because the cache retries itself within its time budget.
    * The SDK's own environment variables apply as usual (`AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`).
    */
-  clientConfig?: DynamoDBClientConfig;
+  clientConfig?: DynamoDBClientConfig | undefined;
   /**
    * Prefix of every key (`<namespace>:<key>`), so many functions can share one table without seeing each
    * other's keys; IAM can confine a function to its prefix with `dynamodb:LeadingKeys`. 1-128 characters
    * of `A-Z a-z 0-9 _ . -`. Default: the `DYNAMO_CACHE_NAMESPACE` environment variable, else none (keys
    * are stored as given, as the original service stores them).
    */
-  namespace?: string;
+  namespace?: string | undefined;
   /** TTL of values stored without one, in seconds. Default `3300` (55 minutes, as the original). */
-  defaultTtlSeconds?: number;
+  defaultTtlSeconds?: number | undefined;
   /** The in-memory tier in front of DynamoDB, or `false` for none. Default `{ maxEntries: 1000, maxBytes: 16 MiB, ttlSeconds: 30 }`. */
-  memory?: false | MemoryTierOptions;
+  memory?: false | MemoryTierOptions | undefined;
   /** Names of the key, value and expiry attributes. Default `{ key: 'id', value: 'cached_value', expiresAt: 'expires_at' }`. */
-  attributes?: Partial<AttributeNames>;
+  attributes?: Partial<AttributeNames> | undefined;
   /** Where warnings about absorbed failures go: a Powertools `Logger` or any object with the same methods. Default: a new Powertools `Logger`. */
-  logger?: CacheLogger;
+  logger?: CacheLogger | undefined;
   /** Strongly consistent reads (twice the read cost). Default `false`. */
-  consistentRead?: boolean;
+  consistentRead?: boolean | undefined;
   /**
    * Time budget of one cache operation in ms, retries included. When it runs out the request is aborted
    * and the operation becomes a miss (or `set` resolves `false`). Default `300`.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries of throttling, 5xx and network errors inside the budget. Default `{ maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 }`. */
-  retry?: RetryOptions;
+  retry?: RetryOptions | undefined;
   /**
    * Circuit breaker around DynamoDB, or `false` for none: after `consecutiveFailures` failed operations
    * DynamoDB is skipped (the memory tier keeps serving) for `halfOpenAfterMs`, then one probe decides.
    * Default `{ consecutiveFailures: 5, halfOpenAfterMs: 5000 }`.
    */
-  breaker?: false | BreakerOptions;
+  breaker?: false | BreakerOptions | undefined;
   /**
    * Default of `staleWhileRevalidateSeconds` for `set`/`getOrSet`: how long after its TTL a value may still
    * be served while one caller refreshes it. Default `0`.
    */
-  staleWhileRevalidateSeconds?: number;
+  staleWhileRevalidateSeconds?: number | undefined;
   /** Default of `staleIfErrorSeconds`: how long after its TTL a value may be served when the refresh fails. Default `0`. */
-  staleIfErrorSeconds?: number;
+  staleIfErrorSeconds?: number | undefined;
   /** Default of `negativeTtlSeconds`: how long `getOrSet` caches a fetcher's `undefined` ("not found"). Default `0` (not cached). */
-  negativeTtlSeconds?: number;
+  negativeTtlSeconds?: number | undefined;
   /**
    * Cross-environment refresh lease for `getOrSet`/`wrap`/the middleware, or `false`: on a miss one caller
    * in the whole fleet wins the lease (one conditional write) and fetches; the others wait for its value or
    * answer from the stale one. Default `{ ttlMs: 3000, waitMs: 5000, pollMs: 20, maxPollMs: 250, onWaitTimeout: 'fetch' }`.
    */
-  lease?: false | LeaseOptions;
+  lease?: false | LeaseOptions | undefined;
   /** Probabilistic early refresh (XFetch) of fresh values, or `false`. `true` means `{ beta: 1 }`. Default `false`. */
-  earlyRefresh?: boolean | EarlyRefreshOptions;
+  earlyRefresh?: boolean | EarlyRefreshOptions | undefined;
   /**
    * Compression of stored values, or `false`. Default `{ algorithm: 'br', thresholdBytes: 512, strings: false }`:
    * JSON and binary values of 512 bytes or more are compressed with brotli when that makes them smaller.
@@ -84,44 +84,44 @@ export interface DynamoCacheOptions {
    * compression options explicitly to compress encrypted values anyway, for values that never mix secrets
    * with data others choose.
    */
-  compression?: false | CompressionOptions;
+  compression?: false | CompressionOptions | undefined;
   /** Client-side AES-256-GCM encryption of stored values, with rotating keys. Default: none. */
-  encryption?: EncryptionOptions;
+  encryption?: EncryptionOptions | undefined;
   /** Store only an HMAC of each key, never the key itself. Default: none (keys are stored as given). */
-  hashKeys?: HashKeysOptions;
+  hashKeys?: HashKeysOptions | undefined;
   /**
    * Largest stored (compressed, encrypted) value, in bytes. A value above DynamoDB's 400 KB item limit is
    * split into chunk items; one above this is not cached (`set` resolves `false`). Default `6 MiB`
    * (Lambda's response size limit).
    */
-  maxValueBytes?: number;
+  maxValueBytes?: number | undefined;
   /** Time budget of reading or writing a large value's chunks, in ms. Default `3000`. */
-  largeValueTimeoutMs?: number;
+  largeValueTimeoutMs?: number | undefined;
   /**
    * Time kept free for the caller before a call's `deadline` (a Lambda context's remaining time, or an epoch
    * ms), in ms: the cache's own work (DynamoDB requests, waiting on another caller's refresh) stops this long
    * before the deadline, so the fetcher or the handler still has time to run. Default `500`.
    */
-  deadlineMarginMs?: number;
+  deadlineMarginMs?: number | undefined;
   /**
    * Turns the cache off: every read misses, nothing is stored, DynamoDB is never called, the middleware
    * passes every request through, and `tableName` is not required. For unit tests and local runs. Default:
    * `true` when the `DYNAMO_CACHE_DISABLED` environment variable is `true` or `1`, else `false`.
    */
-  disabled?: boolean;
+  disabled?: boolean | undefined;
   /**
    * A Powertools `Metrics` instance (or anything with its `addMetric(name, unit, value)`): each hit, miss,
    * stale answer, absorbed error, lease wait and fetch adds one data point, flushed with the invocation's
    * other metrics. No dimension is added (the cardinality stays the instance's own); keys never appear.
    * Default: none.
    */
-  metrics?: CacheMetrics;
+  metrics?: CacheMetrics | undefined;
   /**
    * Keys to read into the memory tier as soon as the cache is created (during INIT, when the cache is built
    * at module load), so the first invocations hit memory. A failure is logged, never thrown; `cache.ready`
    * resolves when it is over. Default: none.
    */
-  prefetch?: readonly string[];
+  prefetch?: readonly string[] | undefined;
 }
 
 /** Names of every `DynamoCacheOptions` property, for the unknown-option check. */
@@ -134,11 +134,11 @@ export const CACHE_OPTION_NAMES = [
 /** The refresh lease (see `DynamoCacheOptions.lease`). */
 export interface LeaseOptions {
   /** How long a lease holds; a holder that dies is replaced after it, in ms. Default `3000`. */
-  ttlMs?: number;
+  ttlMs?: number | undefined;
   /** Longest a caller waits for another caller's refresh, in ms; then `onWaitTimeout` applies. Default `5000`. */
-  waitMs?: number;
+  waitMs?: number | undefined;
   /** First pause between checks while waiting, in ms; it doubles (with jitter) up to `maxPollMs`. Default `20`. */
-  pollMs?: number;
+  pollMs?: number | undefined;
   /** Longest pause between checks while waiting, in ms. Default `250`. */
   maxPollMs?: number;
   /**
@@ -152,7 +152,7 @@ export interface LeaseOptions {
 /** Probabilistic early refresh (see `shouldRefreshEarly`). */
 export interface EarlyRefreshOptions {
   /** How early to refresh: `1` is the paper's optimum, larger refreshes earlier. Default `1`. */
-  beta?: number;
+  beta?: number | undefined;
 }
 
 /** Defaults of {@link LeaseOptions}. */

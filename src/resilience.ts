@@ -19,11 +19,11 @@ import type { StatsRecorder } from './stats.ts';
 /** Retries of a failed DynamoDB request, inside the operation's time budget. */
 export interface RetryOptions {
   /** Attempts per operation, the first included (`1` turns retries off). Default `3`. */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** First backoff delay in ms; later ones grow exponentially with decorrelated jitter. Default `20`. */
-  baseDelayMs?: number;
+  baseDelayMs?: number | undefined;
   /** Longest backoff delay in ms. Default `100`. */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
 }
 
 /** Defaults of {@link RetryOptions}. */
@@ -32,9 +32,9 @@ export const RETRY_DEFAULTS: Required<RetryOptions> = { maxAttempts: 3, baseDela
 /** The circuit breaker that stops calling DynamoDB after repeated failures. */
 export interface BreakerOptions {
   /** Consecutive failed operations that open the circuit. Default `5`. */
-  consecutiveFailures?: number;
+  consecutiveFailures?: number | undefined;
   /** How long the circuit stays open before one probe request is let through, in ms. Default `5000`. */
-  halfOpenAfterMs?: number;
+  halfOpenAfterMs?: number | undefined;
 }
 
 /** Defaults of {@link BreakerOptions}. */

@@ -1,12 +1,16 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { execFile, spawn } from 'node:child_process';
+import dynalite from 'dynalite';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import manifest from '../package.json' with { type: 'json' };
 import { DynamoCache } from '../src/cache.ts';
 import { localClientConfig } from './support/dynalite.ts';
+import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 
@@ -21,25 +25,31 @@ interface Result {
   stderr: string;
 }
 
-/** Runs the built `dynamo-cache` executable in a child process. */
-function run(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { ...cleanEnv, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
+/** Runs the built `dynamo-cache` executable in a child process, with `stdin` as its standard input. */
+function run(args: string[], env: Record<string, string | undefined> = {}, stdin = ''): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { env: { ...cleanEnv, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(stdin);
   });
 }
 
-/** Runs against the test's dynalite with a fresh table (created by the CLI itself). */
-async function withTable(): Promise<{ table: string; cmd: (...args: string[]) => Promise<Result> }> {
+/** Runs against the test's dynalite with a fresh table (created by the CLI itself), with `globals` on every command. */
+async function withTable(...globals: string[]): Promise<{ table: string; cmd: (...args: string[]) => Promise<Result> }> {
   const table = `cli-${randomBytes(4).toString('hex')}`;
-  const cmd = (...args: string[]) => run(['--endpoint', db.endpoint, '--table', table, ...args]);
+  const cmd = (...args: string[]) => run(['--endpoint', db.endpoint, '--table', table, ...globals, ...args]);
   const created = await cmd('create-table');
   expect(created).toMatchObject({ code: 0 });
   return { table, cmd };
 }
 
-describe('dynamo-cache CLI', () => {
+// The commands run in child processes that mostly wait: run the tests concurrently, each on its own table.
+describe.concurrent('dynamo-cache CLI', () => {
   it('create-table creates the table (TTL reported as unsupported by dynalite), and refuses to create it twice', async () => {
     const table = `cli-${randomBytes(4).toString('hex')}`;
     const first = await run(['--endpoint', db.endpoint, '--table', table, 'create-table']);
@@ -168,23 +178,118 @@ describe('dynamo-cache CLI', () => {
     }
   });
 
+  it('--version prints the package version', async () => {
+    expect(await run(['--version'])).toMatchObject({ code: 0, stdout: `${manifest.version}\n` });
+  });
+
+  it('set --file reads the value from a file, so a chunked value (over 390 KB) can be set', async () => {
+    const { cmd } = await withTable();
+    // Random base64 barely compresses: the stored form stays far above the 390,000-byte chunking threshold.
+    const value = { blob: randomBytes(450_000).toString('base64') };
+    const file = join(mkdtempSync(join(tmpdir(), 'dynamo-cache-value-')), 'value.json');
+    writeFileSync(file, JSON.stringify(value));
+    expect(await cmd('set', 'big', '--file', file, '--ttl', '60')).toMatchObject({ code: 0, stdout: 'stored big for 60 s\n' });
+    const got = JSON.parse((await cmd('--json', 'get', 'big')).stdout);
+    expect(got.chunks).toBeGreaterThan(1);
+    expect(got.value).toEqual(value);
+  });
+
+  it('set - reads the value from standard input, stored exactly as read (with --raw, a plain string)', async () => {
+    const { table, cmd } = await withTable();
+    const piped = (...args: string[]) => run(['--endpoint', db.endpoint, '--table', table, ...args], {}, 'line one\nline two\n');
+    expect(await piped('set', 'text', '-', '--raw')).toMatchObject({ code: 0, stdout: 'stored text for 3300 s\n' });
+    const cache = new DynamoCache({ tableName: table, clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger() });
+    expect(await cache.get('text')).toBe('line one\nline two\n');
+    expect(await run(['--endpoint', db.endpoint, '--table', table, 'set', 'doc', '-'], {}, '{"a": [1, 2]}')).toMatchObject({ code: 0 });
+    expect(JSON.parse((await cmd('--json', 'get', 'doc')).stdout).value).toEqual({ a: [1, 2] });
+  });
+
+  it('--key-attribute, --value-attribute and --ttl-attribute apply to every command, for a table created with them', async () => {
+    const { table, cmd } = await withTable('--key-attribute', 'pk', '--value-attribute', 'val', '--ttl-attribute', 'ttl');
+    expect(await cmd('set', 'k', '{"a":1}', '--ttl', '60')).toMatchObject({ code: 0 });
+    expect(JSON.parse((await cmd('--json', 'get', 'k')).stdout)).toMatchObject({ state: 'fresh', value: { a: 1 } });
+    const raw = JSON.parse((await cmd('get', 'k', '--raw')).stdout);
+    expect(raw).toMatchObject({ pk: 'k', val: '{"a":1}' });
+    expect(raw.ttl).toBeGreaterThan(Date.now() / 1000);
+    expect(JSON.parse((await cmd('--json', 'scan')).stdout)).toMatchObject({ items: 1, kinds: { values: 1 } });
+    expect(await cmd('delete', 'k')).toMatchObject({ code: 0 });
+    // Without them the commands address the default attribute `id`, which this table does not have.
+    const mismatched = await run(['--endpoint', db.endpoint, '--table', table, 'set', 'k', '1']);
+    expect(mismatched.code).toBe(1);
+  });
+
+  it('get of an expired item (not yet deleted by TTL) is no value, exit 3, unless --include-expired', async () => {
+    const { table, cmd } = await withTable();
+    const past = Math.floor(Date.now() / 1000) - 60;
+    await db.client.send(new PutItemCommand({ TableName: table, Item: { id: { S: 'old' }, cached_value: { S: 'stale secret' }, expires_at: { N: String(past) } } }));
+    const text = await cmd('get', 'old');
+    expect(text.code).toBe(3);
+    expect(text.stdout).toMatch(/^state\s+expired, expires \S+ \(\d+ s ago\)$/m);
+    expect(text.stdout).toMatch(/^value\s+none: the item has expired \(--include-expired shows what it held\)$/m);
+    expect(text.stdout).not.toContain('stale secret');
+    const json = await cmd('--json', 'get', 'old');
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).not.toHaveProperty('value');
+    const included = await cmd('get', 'old', '--include-expired');
+    expect(included.code).toBe(0);
+    expect(included.stdout).toContain('"stale secret"');
+  });
+
+  it('create-table polls every 1-2 s for a table that takes a while to become active, or returns at once with --no-wait', async () => {
+    // A DynamoDB whose tables take 3 s to become active, behind a proxy that counts the requests.
+    const slow = dynalite({ createTableMs: 3000 });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
+    const proxy = await FaultProxy.start(`http://127.0.0.1:${(slow.address() as AddressInfo).port}`);
+    try {
+      const started = performance.now();
+      const waited = await run(['--endpoint', proxy.endpoint, '--table', 'slow-table', 'create-table']);
+      const seconds = (performance.now() - started) / 1000;
+      expect(waited.code).toBe(0);
+      expect(waited.stdout).toMatch(/^created table slow-table \(key id, TTL on expires_at: /);
+      // Polled several times while CREATING; the SDK's default (a 20 s minimum delay) would have polled once and slept 20 s.
+      expect(proxy.requests.get('DescribeTable')).toBeGreaterThanOrEqual(2);
+      expect(seconds).toBeLessThan(15);
+      proxy.requests.clear();
+      const noWait = await run(['--endpoint', proxy.endpoint, '--table', 'quick-table', 'create-table', '--no-wait']);
+      expect(noWait.code).toBe(0);
+      expect(noWait.stdout).toContain('created table quick-table (key id, TTL on expires_at: not turned on (--no-wait): once the table is active, run aws dynamodb update-time-to-live');
+      expect(proxy.requests.get('DescribeTable')).toBeUndefined();
+    } finally {
+      await proxy.close();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
+  });
+
   describe('errors: a message that says what is wrong, an exit code, no stack trace', () => {
     const noStack = (result: Result) => expect(result.stderr).not.toMatch(/^\s+at /m);
+    const oneLine = (result: Result) => expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    beforeAll(async () => {
+      expect(await run(['--endpoint', db.endpoint, '--table', 't-t-t', 'create-table'])).toMatchObject({ code: 0 });
+    });
 
     it.each<[string, string[], Record<string, string>, number, RegExp]>([
       ['no table', ['get', 'k'], {}, 2, /no table: pass --table or set DYNAMO_CACHE_TABLE/],
       ['a missing table', ['--table', 'no-such-table', 'get', 'k'], {}, 1, /table "no-such-table" does not exist .* dynamo-cache create-table --table no-such-table/],
       ['bad JSON', ['--table', 't-t-t', 'set', 'k', '{oops'], {}, 2, /the value is not valid JSON .*use --raw/],
-      ['a bad --ttl', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', 'soon'], {}, 2, /--ttl must be a number of seconds/],
+      ['a --ttl that is not a number', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', 'soon'], {}, 2, /option '--ttl <seconds>' argument 'soon' is invalid. It must be a positive number of seconds/],
+      ['a negative --ttl', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', '-5'], {}, 2, /option '--ttl <seconds>' argument '-5' is invalid/],
+      ['a zero --ttl', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', '0'], {}, 2, /argument '0' is invalid/],
       ['a bad --key', ['--table', 't-t-t', '--key', 'nokey', 'get', 'k'], {}, 2, /--key must be <id>=<base64 key>/],
-      ['an unknown command', ['frobnicate'], {}, 2, /unknown command 'frobnicate'/],
+      ['an unknown command', ['frobnicate'], {}, 2, /^dynamo-cache: unknown command 'frobnicate' \(see dynamo-cache --help\)$/m],
+      ['an unknown option', ['--table', 't-t-t', 'get', 'k', '--frob'], {}, 2, /unknown option '--frob'/],
       ['a missing argument', ['--table', 't-t-t', 'get'], {}, 2, /missing required argument 'key'/],
+      ['set without a value', ['--table', 't-t-t', 'set', 'k'], {}, 2, /no value: give it as an argument, with --file <path>, or - to read standard input/],
+      ['set with a value and --file', ['--table', 't-t-t', 'set', 'k', '1', '--file', 'v.json'], {}, 2, /give the value as an argument or with --file, not both/],
+      ['set --file of a missing file', ['--table', 't-t-t', 'set', 'k', '--file', '/no/such/file.json'], {}, 2, /cannot read --file \/no\/such\/file.json: ENOENT/],
+      ['local --port that is not a port', ['local', '--port', 'abc'], {}, 2, /option '--port <port>' argument 'abc' is invalid. It must be a port number from 0 to 65535/],
+      ['scan --page-size 0', ['--table', 't-t-t', 'scan', '--page-size', '0'], {}, 2, /argument '0' is invalid. It must be a positive integer/],
+      ['scan --rate -1', ['--table', 't-t-t', 'scan', '--rate', '-1'], {}, 2, /It must be a positive number of read units per second/],
     ])('%s', async (_name, args, env, code, message) => {
-      if (args.includes('t-t-t')) await run(['--endpoint', db.endpoint, '--table', 't-t-t', 'create-table']);
       const result = await run(['--endpoint', db.endpoint, ...args], env);
       expect(result.code).toBe(code);
       expect(result.stderr).toMatch(message);
       noStack(result);
+      oneLine(result);
     });
 
     it('an endpoint nobody listens on', async () => {
@@ -197,6 +302,15 @@ describe('dynamo-cache CLI', () => {
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/no AWS credentials found/);
       noStack(result);
+    });
+
+    it.each([
+      ['--profile', ['--profile', 'nosuch'], {}],
+      ['AWS_PROFILE', [], { AWS_PROFILE: 'nosuch' }],
+    ])('a profile that gives no credentials (%s) is named in the message', async (_name, args, env) => {
+      const result = await run(['--table', 'x', '--region', 'eu-west-1', ...args, 'get', 'k'], env);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe('dynamo-cache: no AWS credentials for profile "nosuch" (from --profile or AWS_PROFILE): check that ~/.aws/config or ~/.aws/credentials defines it, or name another\n');
     });
 
     it('no region (real AWS, nothing configured)', async () => {
@@ -212,3 +326,59 @@ describe('dynamo-cache CLI', () => {
     });
   });
 });
+
+/**
+ * CLI output samples in the docs are produced by the CLI. A ```console block right after a
+ * `<!-- cli-output ... -->` comment, in README.md or any docs/*.md page, is a session: each `$ dynamo-cache ...`
+ * line runs (in order, against this file's dynalite through AWS_ENDPOINT_URL_DYNAMODB) and must print the
+ * lines that follow it, up to the next `$` line. Times are compared as placeholders. To rewrite the samples
+ * after a deliberate change of the output: UPDATE_CLI_SAMPLES=1 npx vitest run test/cli.test.ts
+ */
+describe('CLI output samples in the docs', () => {
+  const root = join(import.meta.dirname, '..');
+  const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)];
+  const marked = /<!-- cli-output\b[^>]*-->\n```console\n([\s\S]*?)```/g;
+  /** Dates, epoch numbers and durations: what legitimately differs from one run to the next. */
+  const normalize = (text: string) =>
+    text
+      .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<date>')
+      .replace(/\b\d{10,13}\b/g, '<epoch>')
+      .replace(/scanned in \d+\.\d s/g, 'scanned in <seconds> s')
+      .trimEnd();
+
+  it('README.md and docs/*.md have samples, and every one is what the CLI prints', async () => {
+    let samples = 0;
+    for (const page of pages) {
+      const text = readFileSync(join(root, page), 'utf8');
+      let rewritten = text;
+      for (const [block, session] of text.matchAll(marked)) {
+        const steps = session!.split(/^(?=\$ )/m).map((step) => {
+          const [command, ...output] = step.trimEnd().split('\n');
+          return { command: command!.slice(2), expected: output.join('\n') };
+        });
+        const actual: string[] = [];
+        for (const { command, expected } of steps) {
+          const [program, ...args] = shellWords(command);
+          expect(program, `${page}: ${command}`).toBe('dynamo-cache');
+          const result = await run(args, { AWS_ENDPOINT_URL_DYNAMODB: db.endpoint });
+          const printed = `${result.stdout}${result.stderr}`.trimEnd();
+          actual.push(`$ ${command}${printed === '' ? '' : `\n${printed}`}`);
+          if (process.env.UPDATE_CLI_SAMPLES !== '1') expect(normalize(printed), `${page}: output of "${command}" (UPDATE_CLI_SAMPLES=1 rewrites the samples)`).toBe(normalize(expected));
+          samples += 1;
+        }
+        rewritten = rewritten.replace(block, block.replace(session!, `${actual.join('\n')}\n`));
+      }
+      if (process.env.UPDATE_CLI_SAMPLES === '1' && rewritten !== text) writeFileSync(join(root, page), rewritten);
+    }
+    expect(samples).toBeGreaterThanOrEqual(10);
+  });
+});
+
+/** Splits a command line as a POSIX shell would for the samples: words, with '...' and "..." quoting. */
+function shellWords(line: string): string[] {
+  const words: string[] = [];
+  for (const [, single, double, bare] of line.matchAll(/'([^']*)'|"((?:[^"\\]|\\.)*)"|(\S+)/g)) {
+    words.push(single ?? double?.replace(/\\(.)/g, '$1') ?? bare!);
+  }
+  return words;
+}

@@ -8,7 +8,11 @@ import { parseTemplate, validateTemplate, type Template } from './support/cloudf
 const root = join(import.meta.dirname, '..');
 const load = (): Template => parseTemplate(readFileSync(join(root, 'template.yaml'), 'utf8'));
 const template = load();
-const resources = template.Resources as Record<string, { Type: string; Condition?: string; Properties: any }>;
+const resources = template.Resources as Record<string, { Type: string; Condition?: string; DeletionPolicy?: string; UpdateReplacePolicy?: string; Properties: any }>;
+/** The cache table's ARN when the template uses an existing table (`ExistingTableName`) instead of creating one. */
+const existingTableArn = { 'Fn::Sub': 'arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ExistingTableName}' };
+/** A value that is the created table's `created` when the template creates it, and the existing table's `existing` otherwise. */
+const tableChoice = (created: unknown, existing: unknown) => ({ 'Fn::If': ['CreateTable', created, existing] });
 
 /** Every IAM policy statement in the template: function policies and any IAM resources. */
 function statements(): any[] {
@@ -42,6 +46,9 @@ describe('template.yaml', () => {
     broken.Resources.CacheLayer.Properties.CompatibleRuntimes = 'nodejs22.x';
     broken.Resources.ExampleFunction.Properties.Layers = [{ Ref: 'NoSuchLayer' }];
     broken.Resources.ExampleFunction.Properties.Timeoutt = 10;
+    broken.Resources.ExampleFunction.Properties.Environment.Variables.DYNAMO_CACHE_TABLE = { Ref: 'CacheTable' };
+    broken.Resources.CacheTable.DeletionPolicy = 'Keep';
+    broken.Outputs.CacheTableArn.Export = {};
     const problems = await validateTemplate(broken);
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -49,6 +56,9 @@ describe('template.yaml', () => {
         expect.stringMatching(/CacheLayer.CompatibleRuntimes: expected a list/),
         expect.stringMatching(/Ref to unknown NoSuchLayer/),
         expect.stringMatching(/Timeoutt: not a property/),
+        expect.stringMatching(/Resources.ExampleFunction: Ref to CacheTable outside condition CreateTable/),
+        expect.stringMatching(/CacheTable.DeletionPolicy: Keep is not one of/),
+        expect.stringMatching(/Outputs.CacheTableArn.Export: Name is missing/),
       ]),
     );
   });
@@ -62,6 +72,20 @@ describe('template.yaml', () => {
       expect(table.Properties.TableName).toEqual({ 'Fn::Sub': '${AppName}-cache-${AppEnv}' });
     });
 
+    it('is retained when the stack is deleted or the table would be replaced: the items are the applications’ data', () => {
+      expect(table.DeletionPolicy).toBe('Retain');
+      expect(table.UpdateReplacePolicy).toBe('Retain');
+    });
+
+    it('is created only without ExistingTableName: a stack can adopt an existing (seed) table instead', () => {
+      expect(table.Condition).toBe('CreateTable');
+      expect(template.Conditions.CreateTable).toEqual({ 'Fn::Equals': [{ Ref: 'ExistingTableName' }, ''] });
+      expect(template.Parameters.ExistingTableName).toMatchObject({ Type: 'String', Default: '' });
+      // Every use of the table picks the existing one when there is one (the validator also rejects unguarded references).
+      expect(resources.ExampleFunction!.Properties.Environment.Variables[TABLE_ENV]).toEqual(tableChoice({ Ref: 'CacheTable' }, { Ref: 'ExistingTableName' }));
+      expect(resources.CacheAccessPolicy!.Properties.PolicyDocument.Statement[0].Resource).toEqual(tableChoice({ 'Fn::GetAtt': ['CacheTable', 'Arn'] }, existingTableArn));
+    });
+
     it('has the key schema the library expects', () => {
       expect(table.Properties.KeySchema).toEqual([{ AttributeName: DEFAULT_ATTRIBUTE_NAMES.key, KeyType: 'HASH' }]);
       expect(table.Properties.AttributeDefinitions).toEqual([{ AttributeName: DEFAULT_ATTRIBUTE_NAMES.key, AttributeType: 'S' }]);
@@ -71,7 +95,7 @@ describe('template.yaml', () => {
       expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: DEFAULT_ATTRIBUTE_NAMES.expiresAt, Enabled: true });
     });
 
-    it('has server-side encryption on, with an optional customer managed KMS key', () => {
+    it('is encrypted with a KMS key: the AWS managed key, or a customer managed one given as KmsKeyArn', () => {
       const [condition, withKey, withoutKey] = table.Properties.SSESpecification['Fn::If'];
       expect(condition).toBe('UseCustomerManagedKey');
       expect(withKey).toEqual({ SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { Ref: 'KmsKeyArn' } });
@@ -114,7 +138,11 @@ describe('template.yaml', () => {
     });
 
     it('is configured by environment variables only', () => {
-      expect(fn.Properties.Environment.Variables).toEqual({ [TABLE_ENV]: { Ref: 'CacheTable' }, [NAMESPACE_ENV]: { Ref: 'ExampleNamespace' } });
+      expect(fn.Properties.Environment.Variables).toEqual({ [TABLE_ENV]: tableChoice({ Ref: 'CacheTable' }, { Ref: 'ExistingTableName' }), [NAMESPACE_ENV]: { Ref: 'CacheNamespace' } });
+    });
+
+    it('gets its table access from the managed policy other stacks attach, nothing else', () => {
+      expect(fn.Properties.Policies).toEqual([{ Ref: 'CacheAccessPolicy' }]);
     });
 
     it('memoizes a GET route of an HTTP API', () => {
@@ -137,20 +165,34 @@ describe('template.yaml', () => {
       expect(allowed).toEqual(actionsUsedByLibrary());
     });
 
-    it('every DynamoDB statement is on the cache table only, restricted by LeadingKeys to the function’s namespace', () => {
+    it('every DynamoDB statement is on the cache table only, restricted by LeadingKeys to the namespace', () => {
       const found = dynamoStatements();
       expect(found.length).toBeGreaterThan(0);
       for (const statement of found) {
         expect(statement.Effect).toBe('Allow');
-        expect(statement.Resource).toEqual({ 'Fn::GetAtt': ['CacheTable', 'Arn'] });
-        expect(statement.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [{ 'Fn::Sub': '${ExampleNamespace}:*' }] } });
+        expect(statement.Resource).toEqual(tableChoice({ 'Fn::GetAtt': ['CacheTable', 'Arn'] }, existingTableArn));
+        expect(statement.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [{ 'Fn::Sub': '${CacheNamespace}:*' }] } });
       }
+    });
+
+    it('the statements live in CacheAccessPolicy, a managed policy for the namespace parameter', () => {
+      const policy = resources.CacheAccessPolicy!;
+      expect(policy.Type).toBe('AWS::IAM::ManagedPolicy');
+      expect(policy.Properties.PolicyDocument.Version).toBe('2012-10-17');
+      expect(policy.Properties.PolicyDocument.Statement).toEqual(dynamoStatements());
+      expect(template.Parameters.CacheNamespace.AllowedPattern).toBe('^[A-Za-z0-9_.-]{1,128}$');
     });
   });
 
-  it('outputs the table name, the layer ARN and the API URL', () => {
-    expect(template.Outputs.CacheTableName.Value).toEqual({ Ref: 'CacheTable' });
-    expect(template.Outputs.CacheLayerArn.Value).toEqual({ Ref: 'CacheLayer' });
+  it('outputs the table name and ARN, the access policy and the layer, each exported for other stacks, and the API URL', () => {
+    const exported = (id: string, value: unknown) => {
+      expect(template.Outputs[id].Value).toEqual(value);
+      expect(template.Outputs[id].Export).toEqual({ Name: { 'Fn::Sub': `\${AWS::StackName}-${id}` } });
+    };
+    exported('CacheTableName', tableChoice({ Ref: 'CacheTable' }, { Ref: 'ExistingTableName' }));
+    exported('CacheTableArn', tableChoice({ 'Fn::GetAtt': ['CacheTable', 'Arn'] }, existingTableArn));
+    exported('CacheAccessPolicyArn', { Ref: 'CacheAccessPolicy' });
+    exported('CacheLayerArn', { Ref: 'CacheLayer' });
     expect(template.Outputs.ApiUrl.Value['Fn::Sub']).toMatch(/^https:\/\/\$\{ServerlessHttpApi\}\.execute-api\./);
   });
 });

@@ -26,8 +26,16 @@ interface AwsErrorShape {
   message?: string;
 }
 
+/** What a failure message can name: the table, the endpoint and the AWS profile in use. */
+export interface FailureContext {
+  readonly tableName?: string | undefined;
+  readonly endpoint?: string | undefined;
+  /** The AWS profile (`--profile` or `AWS_PROFILE`), when one is in use. */
+  readonly profile?: string | undefined;
+}
+
 /** Turns an error from the AWS SDK into a message that says what is wrong and what to do. */
-export function explain(error: unknown, context: { tableName?: string; endpoint?: string }): CliError {
+export function explain(error: unknown, context: FailureContext): CliError {
   if (error instanceof CliError) return error;
   const e = (error ?? {}) as AwsErrorShape;
   const name = e.name ?? '';
@@ -37,11 +45,16 @@ export function explain(error: unknown, context: { tableName?: string; endpoint?
   if (name === 'ResourceNotFoundException') return new CliError(`table "${table}" does not exist at ${where} (create it with: dynamo-cache create-table --table ${table})`, EXIT.failed, { cause: error });
   if (name === 'ResourceInUseException') return new CliError(`table "${table}" already exists at ${where}`, EXIT.failed, { cause: error });
   if (name === 'CredentialsProviderError' || /could not load credentials/i.test(message)) {
-    return new CliError('no AWS credentials found: configure a profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a role (or use --endpoint for a local server)', EXIT.failed, { cause: error });
+    // A named profile that yields nothing is a typo or a missing entry, not a missing setup.
+    if (context.profile !== undefined) {
+      return new CliError(`no AWS credentials for profile "${context.profile}" (from --profile or AWS_PROFILE): check that ~/.aws/config or ~/.aws/credentials defines it, or name another`, EXIT.failed, { cause: error });
+    }
+    return new CliError('no AWS credentials found: configure a profile (--profile or AWS_PROFILE), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a role (or use --endpoint for a local server)', EXIT.failed, { cause: error });
   }
   if (/region is missing/i.test(message)) return new CliError('no AWS region: pass --region or set AWS_REGION', EXIT.usage, { cause: error });
   if (name === 'UnrecognizedClientException' || name === 'InvalidSignatureException' || name === 'ExpiredTokenException') {
-    return new CliError(`AWS rejected the credentials (${name}): check the profile or keys in use`, EXIT.failed, { cause: error });
+    const inUse = context.profile === undefined ? 'the keys in use' : `profile "${context.profile}"`;
+    return new CliError(`AWS rejected the credentials (${name}): check ${inUse}`, EXIT.failed, { cause: error });
   }
   if (name === 'AccessDeniedException') return new CliError(`access denied: ${message}`, EXIT.failed, { cause: error });
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' || /ECONNREFUSED|ENOTFOUND/.test(message)) {

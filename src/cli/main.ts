@@ -4,28 +4,32 @@
  *   dynamo-cache create-table --table app-cache-dev
  *   dynamo-cache get access_token --table app-cache-dev
  *   dynamo-cache set greeting '{"hello":"world"}' --ttl 300
+ *   dynamo-cache set report --file report.json      (or - to read standard input)
  *   dynamo-cache scan --rate 50
  *   dynamo-cache local --port 8000
  *
  * Exit codes: 0 done, 1 DynamoDB/AWS failed, 2 bad arguments or input, 3 (get) no value under the key.
  * The executable is `bin.ts`; this module only defines the program, so tests can run it in-process.
  */
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, UpdateTimeToLiveCommand, waitUntilTableExists, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, UpdateTimeToLiveCommand, waitUntilTableExists, type AttributeValue, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { SingleBar } from 'cli-progress';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { readFile } from 'node:fs/promises';
+import manifest from '../../package.json' with { type: 'json' };
 import { DynamoCache, type CacheItemInfo } from '../cache.ts';
 import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../errors.ts';
 import type { CacheLogger } from '../logger.ts';
 import { NAMESPACE_ENV, TABLE_ENV } from '../options.ts';
-import { DEFAULT_ATTRIBUTE_NAMES } from '../persistence/item.ts';
-import { CliError, EXIT, explain } from './failures.ts';
+import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from '../persistence/item.ts';
+import { CliError, EXIT, explain, type FailureContext } from './failures.ts';
 import { scanTable, type ScanStats } from './scan-stats.ts';
 
-/** Where the program writes, and the environment it reads (replaceable in tests). */
+/** Where the program writes, what it reads, and its environment (replaceable in tests). */
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Read by `set <key> -`. */
+  readonly stdin: NodeJS.ReadableStream;
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -33,12 +37,42 @@ interface GlobalOptions {
   table?: string;
   namespace?: string;
   region?: string;
+  profile?: string;
   endpoint?: string;
   json?: boolean;
   key?: string[];
   writeKey?: string;
   hashKeysSecret?: string;
+  keyAttribute: string;
+  valueAttribute: string;
+  ttlAttribute: string;
 }
+
+/** Where a command works: the table, its endpoint, the profile, and the SDK client settings. */
+interface Target extends FailureContext {
+  readonly tableName: string;
+  readonly attributes: AttributeNames;
+  readonly clientConfig: DynamoDBClientConfig;
+}
+
+/**
+ * How long `create-table` waits for the table, polling every 1 to 2 s: the SDK waiter's default minimum
+ * delay (20 s) would make it wait at least 20 s for a table that is active in a few.
+ */
+const TABLE_WAIT = { maxWaitTime: 120, minDelay: 1, maxDelay: 2 };
+
+/** An option argument that must be a number accepted by `valid`; anything else is a usage error naming the option. */
+function numberOption(requirement: string, valid: (value: number) => boolean): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (text.trim() === '' || !valid(value)) throw new InvalidArgumentError(`It must be ${requirement}.`);
+    return value;
+  };
+}
+
+const positiveNumber = (what: string) => numberOption(`a positive number of ${what}`, (value) => value > 0 && Number.isFinite(value));
+const positiveInteger = numberOption('a positive integer', (value) => Number.isInteger(value) && value > 0);
+const port = numberOption('a port number from 0 to 65535', (value) => Number.isInteger(value) && value >= 0 && value <= 65535);
 
 /** Keeps the cache's warnings: when an operation fails open, the last one says why. */
 class WarningLog implements CacheLogger {
@@ -54,7 +88,7 @@ class WarningLog implements CacheLogger {
 }
 
 /** Runs the program with `argv` (user arguments only) and resolves its exit code. */
-export async function run(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function run(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
   const print = (text: string) => io.stdout.write(`${text}\n`);
   let exitCode: number = EXIT.ok;
   const program = new Command('dynamo-cache')
@@ -62,46 +96,54 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
     .option('--table <name>', `the cache table (default: $${TABLE_ENV})`)
     .option('--namespace <namespace>', `key namespace (default: $${NAMESPACE_ENV})`)
     .option('--region <region>', 'AWS region (default: the SDK chain, AWS_REGION)')
+    .option('--profile <name>', 'AWS profile from ~/.aws/config (default: AWS_PROFILE, else the SDK chain)')
     .option('--endpoint <url>', 'DynamoDB endpoint, e.g. http://127.0.0.1:8000 for `dynamo-cache local`')
     .option('--json', 'print JSON for scripts instead of text')
     .option('--key <id=base64>', 'an encryption key, to read encrypted values (repeatable)', (value: string, all: string[] | undefined) => [...(all ?? []), value])
     .option('--write-key <id>', 'the encryption key that encrypts `set` values (default: the first --key)')
     .option('--hash-keys-secret <secret>', 'the HMAC secret, for a cache with hashed keys')
-    .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) })
-    .exitOverride()
-    .showHelpAfterError('(run dynamo-cache --help for usage)');
+    .option('--key-attribute <name>', 'partition key attribute', DEFAULT_ATTRIBUTE_NAMES.key)
+    .option('--value-attribute <name>', 'value attribute', DEFAULT_ATTRIBUTE_NAMES.value)
+    .option('--ttl-attribute <name>', 'expiry (TTL) attribute', DEFAULT_ATTRIBUTE_NAMES.expiresAt)
+    .version(manifest.version, '-V, --version', 'print the version of dynamo-cache')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      // A usage error is one line, like every other error of this program.
+      outputError: (text, write) => write(`dynamo-cache: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()} (see dynamo-cache --help)\n`),
+    })
+    .exitOverride();
 
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
   const output = (command: Command, human: string, data: unknown) => print(globals(command).json ? JSON.stringify(data, null, 2) : human);
 
   program
     .command('create-table')
-    .description('create the table the library expects (String key, on-demand, encryption at rest) and turn TTL on')
-    .option('--key-attribute <name>', 'partition key attribute', DEFAULT_ATTRIBUTE_NAMES.key)
-    .option('--ttl-attribute <name>', 'expiry (TTL) attribute', DEFAULT_ATTRIBUTE_NAMES.expiresAt)
-    .action(async (options: { keyAttribute: string; ttlAttribute: string }, command: Command) => {
+    .description('create the table the library expects (String key, on demand, the AWS managed KMS key as template.yaml) and turn TTL on')
+    .option('--wait', 'wait until the table is active, polling every 1-2 s, then turn TTL on (default)')
+    .option('--no-wait', 'return as soon as DynamoDB accepted the request (TTL is then not turned on)')
+    .action(async (options: { wait?: boolean }, command: Command) => {
       const context = target(globals(command), io.env);
+      const { key, expiresAt } = context.attributes;
       const client = new DynamoDBClient(context.clientConfig);
       try {
         await client.send(
           new CreateTableCommand({
             TableName: context.tableName,
-            KeySchema: [{ AttributeName: options.keyAttribute, KeyType: 'HASH' }],
-            AttributeDefinitions: [{ AttributeName: options.keyAttribute, AttributeType: 'S' }],
+            KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
+            AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
             BillingMode: 'PAY_PER_REQUEST',
             SSESpecification: { Enabled: true },
           }),
         );
-        await waitUntilTableExists({ client, maxWaitTime: 120 }, { TableName: context.tableName });
-        let ttl = 'on';
-        try {
-          await client.send(new UpdateTimeToLiveCommand({ TableName: context.tableName, TimeToLiveSpecification: { AttributeName: options.ttlAttribute, Enabled: true } }));
-        } catch (error) {
-          const name = (error as Error).name;
-          if (name !== 'UnknownOperationException' && !/unknown ?operation|not supported/i.test((error as Error).message)) throw error;
-          ttl = 'not supported by this endpoint';
+        let ttl: string;
+        if (options.wait === false) {
+          ttl = `not turned on (--no-wait): once the table is active, run aws dynamodb update-time-to-live --table-name ${context.tableName} --time-to-live-specification Enabled=true,AttributeName=${expiresAt}`;
+        } else {
+          await waitUntilTableExists({ client, ...TABLE_WAIT }, { TableName: context.tableName });
+          ttl = await turnTtlOn(client, context.tableName, expiresAt);
         }
-        output(command, `created table ${context.tableName} (key ${options.keyAttribute}, TTL on ${options.ttlAttribute}: ${ttl})`, { table: context.tableName, keyAttribute: options.keyAttribute, ttlAttribute: options.ttlAttribute, ttl });
+        output(command, `created table ${context.tableName} (key ${key}, TTL on ${expiresAt}: ${ttl})`, { table: context.tableName, keyAttribute: key, ttlAttribute: expiresAt, ttl });
       } catch (error) {
         throw explain(error, context);
       } finally {
@@ -113,27 +155,31 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
     .command('get <key>')
     .description('show the value under a key with its metadata: state, expiry, size, encoding, encryption')
     .option('--raw', 'show the DynamoDB item itself, every attribute as plain JSON (binary as base64)')
-    .action(async (key: string, options: { raw?: boolean }, command: Command) => {
+    .option('--include-expired', 'show the value of an expired item that DynamoDB has not deleted yet, and exit 0')
+    .action(async (key: string, options: { raw?: boolean; includeExpired?: boolean }, command: Command) => {
       const { cache, client, log, context } = await openCache(globals(command), io.env);
-      const info = await cache.inspect(key);
-      if (info === undefined) throw failure(log, context);
+      const found = await cache.inspect(key);
+      if (found === undefined) throw failure(log, context);
+      // An expired item is no value, as for the library's get: its value is shown only when asked for.
+      const hidden = found.state === 'expired' && !options.includeExpired;
+      const info: CacheItemInfo = hidden ? withoutValue(found) : found;
       if (options.raw) {
-        const item = (await client.send(new GetItemCommand({ TableName: context.tableName, Key: { [DEFAULT_ATTRIBUTE_NAMES.key]: { S: info.storageKey } }, ConsistentRead: true }))).Item;
-        print(item === undefined ? 'null' : JSON.stringify(unmarshall(item), (_name, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value), 2));
+        const item = (await client.send(new GetItemCommand({ TableName: context.tableName, Key: { [context.attributes.key]: { S: info.storageKey } }, ConsistentRead: true }))).Item;
+        print(item === undefined ? 'null' : JSON.stringify(await unmarshallItem(item), (_name, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value), 2));
       } else {
-        output(command, describe(info), info);
+        output(command, describe(info, hidden), info);
       }
       if (info.value === undefined) exitCode = EXIT.notFound;
     });
 
   program
-    .command('set <key> <value>')
-    .description('store a value: JSON (use --raw for a plain string)')
-    .option('--ttl <seconds>', 'time to live in seconds', '3300')
-    .option('--raw', 'store <value> as a plain string, not JSON')
-    .action(async (key: string, text: string, options: { ttl: string; raw?: boolean }, command: Command) => {
-      const ttlSeconds = Number(options.ttl);
-      if (!Number.isFinite(ttlSeconds)) throw new CliError(`--ttl must be a number of seconds, got ${JSON.stringify(options.ttl)}`, EXIT.usage);
+    .command('set <key> [value]')
+    .description('store a value: JSON (--raw for a plain string), given as an argument, in a file (--file) or on standard input (-)')
+    .option('--ttl <seconds>', 'time to live in seconds', positiveNumber('seconds'), 3300)
+    .option('--raw', 'store the value as a plain string, not JSON')
+    .option('--file <path>', 'read the value from this file (any size: values over 390 KB are chunked)')
+    .action(async (key: string, argument: string | undefined, options: { ttl: number; raw?: boolean; file?: string }, command: Command) => {
+      const text = await valueText(argument, options.file, io.stdin);
       let value: unknown = text;
       if (!options.raw) {
         try {
@@ -143,8 +189,8 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
         }
       }
       const { cache, log, context } = await openCache(globals(command), io.env);
-      if (!(await cache.set(key, value, { ttlSeconds }))) throw failure(log, context);
-      output(command, `stored ${key} for ${ttlSeconds} s`, { key, stored: true, ttlSeconds });
+      if (!(await cache.set(key, value, { ttlSeconds: options.ttl }))) throw failure(log, context);
+      output(command, `stored ${key} for ${options.ttl} s`, { key, stored: true, ttlSeconds: options.ttl });
     });
 
   program
@@ -169,14 +215,10 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
   program
     .command('scan')
     .description('table statistics: items, expired but not deleted, sizes, largest keys, namespaces')
-    .option('--rate <units>', 'most read capacity units per second to consume (keeps production traffic safe)')
-    .option('--page-size <items>', 'items per Scan request', '100')
-    .action(async (options: { rate?: string; pageSize: string }, command: Command) => {
+    .option('--rate <units>', 'most read capacity units per second to consume (keeps production traffic safe)', positiveNumber('read units per second'))
+    .option('--page-size <items>', 'items per Scan request', positiveInteger, 100)
+    .action(async (options: { rate?: number; pageSize: number }, command: Command) => {
       const opts = globals(command);
-      const readUnitsPerSecond = options.rate === undefined ? undefined : Number(options.rate);
-      if (readUnitsPerSecond !== undefined && !(readUnitsPerSecond > 0)) throw new CliError('--rate must be a positive number of read units per second', EXIT.usage);
-      const pageSize = Number(options.pageSize);
-      if (!Number.isInteger(pageSize) || pageSize < 1) throw new CliError('--page-size must be a positive integer', EXIT.usage);
       const context = target(opts, io.env);
       const client = new DynamoDBClient(context.clientConfig);
       let bar: SingleBar | undefined;
@@ -189,10 +231,10 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
         const stats = await scanTable({
           client,
           tableName: context.tableName,
-          attributes: DEFAULT_ATTRIBUTE_NAMES,
+          attributes: context.attributes,
           ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
-          ...(readUnitsPerSecond === undefined ? {} : { readUnitsPerSecond }),
-          pageSize,
+          ...(options.rate === undefined ? {} : { readUnitsPerSecond: options.rate }),
+          pageSize: options.pageSize,
           onProgress: (scanned) => {
             if (bar !== undefined) bar.update(scanned, { total: Math.max(scanned, bar.getTotal()) });
           },
@@ -210,10 +252,10 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
   program
     .command('local')
     .description('start the embedded dynalite DynamoDB server for local development (needs the dynalite package)')
-    .option('--port <port>', 'port', '8000')
+    .option('--port <port>', 'port (0: any free port)', port, 8000)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--path <dir>', 'keep data in this folder (default: in memory)')
-    .action(async (options: { port: string; host: string; path?: string }) => {
+    .action(async (options: { port: number; host: string; path?: string }) => {
       let dynalite: (options: { path?: string; createTableMs: number }) => import('node:http').Server;
       try {
         dynalite = (await import('dynalite')).default;
@@ -223,7 +265,7 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
       const server = dynalite({ createTableMs: 0, ...(options.path === undefined ? {} : { path: options.path }) });
       await new Promise<void>((resolve, reject) => {
         server.once('error', (error) => reject(new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`)));
-        server.listen(Number(options.port), options.host, () => resolve());
+        server.listen(options.port, options.host, () => resolve());
       });
       const address = server.address() as import('node:net').AddressInfo;
       const endpoint = `http://${options.host}:${address.port}`;
@@ -248,23 +290,26 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
 }
 
 /** The table, its endpoint and the SDK client settings, from the options and the environment. */
-function target(options: GlobalOptions, env: NodeJS.ProcessEnv): { tableName: string; endpoint?: string; clientConfig: DynamoDBClientConfig } {
+function target(options: GlobalOptions, env: NodeJS.ProcessEnv): Target {
   const tableName = options.table ?? env[TABLE_ENV];
   if (!tableName) throw new CliError(`no table: pass --table or set ${TABLE_ENV}`, EXIT.usage);
   const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_DYNAMODB ?? env.AWS_ENDPOINT_URL;
+  const profile = options.profile ?? (env.AWS_PROFILE || undefined);
   const local = endpoint !== undefined && /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(endpoint);
   const clientConfig: DynamoDBClientConfig = {
     ...(options.region === undefined ? {} : { region: options.region }),
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
     // A local server needs no real account: supply a region and dummy credentials when none are configured.
     ...(local && !env.AWS_REGION && !env.AWS_DEFAULT_REGION && options.region === undefined ? { region: 'us-east-1' } : {}),
-    ...(local && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(local && !env.AWS_ACCESS_KEY_ID && profile === undefined ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
   };
-  return { tableName, ...(endpoint === undefined ? {} : { endpoint }), clientConfig };
+  const attributes = { key: options.keyAttribute, value: options.valueAttribute, expiresAt: options.ttlAttribute };
+  return { tableName, endpoint, profile, attributes, clientConfig };
 }
 
 /** A cache for one command, after checking that the table is there (so a missing table or credentials fail loudly). */
-async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<{ cache: DynamoCache; client: DynamoDBClient; log: WarningLog; context: ReturnType<typeof target> }> {
+async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<{ cache: DynamoCache; client: DynamoDBClient; log: WarningLog; context: Target }> {
   const context = target(options, env);
   const client = new DynamoDBClient({ ...context.clientConfig, maxAttempts: 3 });
   try {
@@ -285,6 +330,7 @@ async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promis
     tableName: context.tableName,
     client,
     logger: log,
+    attributes: context.attributes,
     memory: false,
     timeoutMs: 5000,
     breaker: false,
@@ -296,15 +342,61 @@ async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promis
   return { cache, client, log, context };
 }
 
+/** Turns TTL on for the table's expiry attribute; a local server without TTL support is reported, not an error. */
+async function turnTtlOn(client: DynamoDBClient, tableName: string, attribute: string): Promise<string> {
+  try {
+    await client.send(new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }));
+    return 'on';
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name !== 'UnknownOperationException' && !/unknown ?operation|not supported/i.test((error as Error).message)) throw error;
+    return 'not supported by this endpoint';
+  }
+}
+
+/** The text `set` stores: its argument, a file (`--file`), or standard input (argument `-`); exactly one of them. */
+async function valueText(argument: string | undefined, file: string | undefined, stdin: NodeJS.ReadableStream): Promise<string> {
+  if (argument !== undefined && file !== undefined) throw new CliError('give the value as an argument or with --file, not both', EXIT.usage);
+  if (file !== undefined) {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw new CliError(`cannot read --file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.usage);
+    }
+  }
+  if (argument === undefined) throw new CliError('no value: give it as an argument, with --file <path>, or - to read standard input', EXIT.usage);
+  if (argument !== '-') return argument;
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** An item as plain JSON, with `unmarshall` from @aws-sdk/util-dynamodb (an optional peer dependency: only `get --raw` needs it). */
+async function unmarshallItem(item: Record<string, AttributeValue>): Promise<Record<string, unknown>> {
+  let util: typeof import('@aws-sdk/util-dynamodb');
+  try {
+    util = await import('@aws-sdk/util-dynamodb');
+  } catch {
+    throw new CliError('get --raw needs @aws-sdk/util-dynamodb: npm install @aws-sdk/util-dynamodb', EXIT.failed);
+  }
+  return util.unmarshall(item);
+}
+
+/** The item's description without its value (an expired item's value is shown only with --include-expired). */
+function withoutValue(info: CacheItemInfo): CacheItemInfo {
+  const { value: _hidden, ...rest } = info;
+  return rest;
+}
+
 /** Why an operation that fails open did not succeed: the cache's last warning, explained. */
-function failure(log: WarningLog, context: { tableName?: string; endpoint?: string }): CliError {
+function failure(log: WarningLog, context: FailureContext): CliError {
   const last = log.warnings.at(-1);
   if (last === undefined) return new CliError('the operation did not succeed');
   if (last.fields.errorName !== undefined) return explain({ name: last.fields.errorName, message: last.fields.errorMessage }, context);
   return new CliError(last.message.replace(/^dynamo-cache: /, ''));
 }
 
-function describe(info: CacheItemInfo): string {
+function describe(info: CacheItemInfo, hidden = false): string {
   const lines: Array<[string, string]> = [
     ['key', info.key],
     ['stored as', `${info.storageKey}${info.generation > 0 ? `  (namespace generation ${info.generation})` : ''}`],
@@ -323,6 +415,7 @@ function describe(info: CacheItemInfo): string {
     const hint = /no encryption keys|unknown key/.test(info.problem) ? `; pass --key ${info.encryptionKeyId ?? '<id>'}=<base64 key> to read it` : '';
     lines.push(['problem', `${info.problem}${hint}`]);
   }
+  if (hidden) lines.push(['value', 'none: the item has expired (--include-expired shows what it held)']);
   const text = table(lines);
   if (info.value === undefined) return text;
   const value = info.value instanceof Uint8Array ? `<${info.value.byteLength} bytes> ${Buffer.from(info.value).toString('base64')}` : JSON.stringify(info.value, null, 2);

@@ -8,11 +8,11 @@ import { ResponseMemo, type MemoPlan, type ResponseMemoOptions } from './respons
 /** Options of the `dynamoCache()` middleware. */
 export interface DynamoCacheMiddlewareOptions<TContextKey extends string = 'cache'> extends DynamoCacheOptions {
   /** An existing cache to use; the `DynamoCacheOptions` are then ignored. Default: a cache built from them. */
-  cache?: DynamoCache;
+  cache?: DynamoCache | undefined;
   /** Name of the `context` property that holds the cache. Default `'cache'`. */
-  contextKey?: TContextKey;
+  contextKey?: TContextKey | undefined;
   /** Response memoization, or `false`/absent to only put the cache in `context`. */
-  response?: ResponseMemoOptions | false;
+  response?: ResponseMemoOptions | false | undefined;
 }
 
 /** The Lambda context as handlers behind `dynamoCache()` see it: with the cache under `TContextKey`. */

@@ -27,50 +27,50 @@ export type MemoKey = string | ((event: unknown, context: Context) => string | u
 /** Options of one route (`'GET /users/{id}'`); `false` in place of the object disables the route. */
 export interface RouteOptions {
   /** Longest TTL of this route's responses, in seconds. Default: `response.ttlSeconds`. */
-  ttlSeconds?: number;
+  ttlSeconds?: number | undefined;
   /**
    * The route answers every caller the same, so authenticated requests are not keyed by their principal.
    * Only for routes whose response does not depend on who asks: a hit is served to anyone. Default `false`.
    */
-  shared?: boolean;
+  shared?: boolean | undefined;
   /** Request headers that are part of this route's key. Default: `response.vary`. */
-  vary?: string[];
+  vary?: string[] | undefined;
   /** Seconds past the TTL during which a stale response is served while one request refreshes it. Default: `response.staleWhileRevalidateSeconds`. */
-  staleWhileRevalidateSeconds?: number;
+  staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default: `response.staleIfErrorSeconds`. */
-  staleIfErrorSeconds?: number;
+  staleIfErrorSeconds?: number | undefined;
 }
 
 /** Options of response memoization (`dynamoCache({ response })`). */
 export interface ResponseMemoOptions {
   /** Longest TTL of a stored response, in seconds; a shorter `s-maxage`/`max-age` from the response wins. Default `60`. */
-  ttlSeconds?: number;
+  ttlSeconds?: number | undefined;
   /** Per-route options by route key (`'GET /users/{id}'` for REST and HTTP APIs, `'GET /path'` otherwise); `false` disables a route. */
-  routes?: Record<string, RouteOptions | false>;
+  routes?: Record<string, RouteOptions | false> | undefined;
   /** Request headers that are part of every key (a response may `Vary` only on these). Default `[]`. */
-  vary?: string[];
+  vary?: string[] | undefined;
   /** Status codes that may be stored. Default `[200, 203, 204]`. */
-  statusCodes?: number[];
+  statusCodes?: number[] | undefined;
   /** Whether authenticated requests share responses across principals on every route. Default `false`. */
-  shared?: boolean;
+  shared?: boolean | undefined;
   /**
    * Request headers that carry credentials: a request with any of them, and no authorizer identity, is keyed
    * by a hash of them. Default `['authorization', 'cookie', 'x-api-key']`.
    */
-  credentialHeaders?: string[];
+  credentialHeaders?: string[] | undefined;
   /** Let a client's `Cache-Control: no-cache` skip the stored response (the new one is still stored). Default `false`. */
-  honorClientNoCache?: boolean;
+  honorClientNoCache?: boolean | undefined;
   /**
    * A custom key: a JMESPath expression or a function. Required to memoize non-HTTP events; for HTTP
    * events it replaces method + path + query + vary headers (the principal is still added unless shared).
    */
-  key?: MemoKey;
+  key?: MemoKey | undefined;
   /** Prefix of every memo key, so functions sharing a namespace never share responses. Default: `AWS_LAMBDA_FUNCTION_NAME`. */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Seconds past the TTL during which a stale response is served while one request refreshes it (the lease winner runs the handler). Default `0`. */
-  staleWhileRevalidateSeconds?: number;
+  staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default `0`. */
-  staleIfErrorSeconds?: number;
+  staleIfErrorSeconds?: number | undefined;
 }
 
 /** The header naming where a response came from. */

@@ -34,6 +34,10 @@ const SAM_TARGETS: Record<string, string> = {
 const SAM_IMPLICIT = ['ServerlessHttpApi', 'ServerlessRestApi'];
 const PSEUDO = ['AWS::AccountId', 'AWS::NotificationARNs', 'AWS::NoValue', 'AWS::Partition', 'AWS::Region', 'AWS::StackId', 'AWS::StackName', 'AWS::URLSuffix'];
 const TOP_LEVEL = ['AWSTemplateFormatVersion', 'Description', 'Metadata', 'Parameters', 'Rules', 'Mappings', 'Conditions', 'Transform', 'Resources', 'Outputs', 'Globals'];
+const RESOURCE_ATTRIBUTES = ['Type', 'Properties', 'Condition', 'DependsOn', 'Metadata', 'DeletionPolicy', 'UpdateReplacePolicy', 'CreationPolicy', 'UpdatePolicy'];
+const OUTPUT_ATTRIBUTES = ['Description', 'Value', 'Export', 'Condition'];
+const DELETION_POLICIES = ['Delete', 'Retain', 'RetainExceptOnCreate', 'Snapshot'];
+const UPDATE_REPLACE_POLICIES = ['Delete', 'Retain', 'Snapshot'];
 
 let spec: Promise<SpecDatabase> | undefined;
 
@@ -41,7 +45,9 @@ let spec: Promise<SpecDatabase> | undefined;
  * Checks a template against the AWS resource specification (`@aws-cdk/aws-service-spec`, the database AWS
  * CDK generates its CloudFormation classes from, for CloudFormation and SAM resources): resource types,
  * property names, required properties and value types, recursively, plus that every `Ref`, `Fn::GetAtt`,
- * `Fn::Sub` variable and `Condition` names something that exists. Returns the problems found.
+ * `Fn::Sub` variable and `Condition` names something that exists, that a resource created only under a
+ * condition is referenced only where that condition holds, and the resource and output attributes
+ * (`DeletionPolicy`, `UpdateReplacePolicy`, `Export`...). Returns the problems found.
  */
 export async function validateTemplate(template: Template): Promise<string[]> {
   const db = await (spec ??= loadAwsServiceSpec());
@@ -59,11 +65,59 @@ export async function validateTemplate(template: Template): Promise<string[]> {
       continue;
     }
     if (resource.Condition !== undefined && !conditions.has(resource.Condition)) problems.push(`${where}: unknown condition ${resource.Condition}`);
+    for (const key of Object.keys(resource)) if (!RESOURCE_ATTRIBUTES.includes(key)) problems.push(`${where}.${key}: not a resource attribute`);
+    if (resource.DeletionPolicy !== undefined && !DELETION_POLICIES.includes(resource.DeletionPolicy)) problems.push(`${where}.DeletionPolicy: ${resource.DeletionPolicy} is not one of ${DELETION_POLICIES.join(', ')}`);
+    if (resource.UpdateReplacePolicy !== undefined && !UPDATE_REPLACE_POLICIES.includes(resource.UpdateReplacePolicy)) problems.push(`${where}.UpdateReplacePolicy: ${resource.UpdateReplacePolicy} is not one of ${UPDATE_REPLACE_POLICIES.join(', ')}`);
     check.properties(where, resource.Type, definition, resource.Properties ?? {});
   }
-  for (const [id, output] of Object.entries<any>(template.Outputs ?? {})) check.references(`Outputs.${id}`, output.Value);
+  for (const [id, output] of Object.entries<any>(template.Outputs ?? {})) {
+    const where = `Outputs.${id}`;
+    for (const key of Object.keys(output)) if (!OUTPUT_ATTRIBUTES.includes(key)) problems.push(`${where}.${key}: not an output attribute`);
+    if (output.Value === undefined) problems.push(`${where}: Value is missing`);
+    if (output.Export !== undefined && output.Export.Name === undefined) problems.push(`${where}.Export: Name is missing`);
+    if (output.Condition !== undefined && !conditions.has(output.Condition)) problems.push(`${where}: unknown condition ${output.Condition}`);
+    check.references(where, [output.Value, output.Export ?? {}]);
+  }
   for (const [id, condition] of Object.entries<any>(template.Conditions ?? {})) check.references(`Conditions.${id}`, condition);
+  const conditional = new Map(Object.entries(resources).flatMap(([id, resource]) => (resource.Condition === undefined ? [] : [[id, resource.Condition as string]])));
+  const guards = (own: string | undefined) => new Set(own === undefined ? [] : [own]);
+  for (const [id, resource] of Object.entries(resources)) unguardedReferences(`Resources.${id}`, resource.Properties ?? {}, guards(resource.Condition), conditional, problems);
+  for (const [id, output] of Object.entries<any>(template.Outputs ?? {})) unguardedReferences(`Outputs.${id}`, [output.Value, output.Export ?? {}], guards(output.Condition), conditional, problems);
   return problems;
+}
+
+/**
+ * Finds references to a resource that exists only under a condition, made where that condition is not known
+ * to hold (outside the true branch of an `Fn::If` on it, in a resource or output without it): when the
+ * condition is false, CloudFormation rejects the template.
+ */
+function unguardedReferences(where: string, value: unknown, holds: ReadonlySet<string>, conditional: ReadonlyMap<string, string>, problems: string[]): void {
+  const check = (name: string, how: string) => {
+    const condition = conditional.get(name);
+    if (condition !== undefined && !holds.has(condition)) problems.push(`${where}: ${how} ${name} outside condition ${condition}`);
+  };
+  if (Array.isArray(value)) return value.forEach((element) => unguardedReferences(where, element, holds, conditional, problems));
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, inner] of Object.entries(value)) {
+    if (key === 'Fn::If') {
+      const [condition, whenTrue, whenFalse] = inner as [string, unknown, unknown];
+      unguardedReferences(where, whenTrue, new Set([...holds, condition]), conditional, problems);
+      unguardedReferences(where, whenFalse, holds, conditional, problems);
+    } else if (key === 'Ref' && typeof inner === 'string') check(inner, 'Ref to');
+    else if (key === 'Fn::GetAtt') check(String((inner as string[])[0]), 'GetAtt of');
+    else if (key === 'Fn::Sub') {
+      const { names, variables } = subReferences(inner);
+      for (const name of names) check(name.split('.')[0]!, 'Sub of');
+      unguardedReferences(where, variables, holds, conditional, problems);
+    } else unguardedReferences(where, inner, holds, conditional, problems);
+  }
+}
+
+/** What an `Fn::Sub` references: its `${Name}` and `${Name.Attribute}` placeholders that its own variable map does not define, and that map. */
+function subReferences(argument: unknown): { names: string[]; variables: Record<string, unknown> } {
+  const [text, variables = {}] = Array.isArray(argument) ? (argument as [string, Record<string, unknown>]) : [argument as string];
+  const names = [...String(text).matchAll(/\$\{([^!}][^}]*)\}/g)].map(([, name]) => name!).filter((name) => !(name.split('.')[0]! in variables));
+  return { names, variables };
 }
 
 class Checker {
@@ -174,11 +228,8 @@ class Checker {
       else if (key === 'Fn::GetAtt' && !this.names.has(String((inner as string[])[0]))) this.problems.push(`${where}: GetAtt of unknown ${(inner as string[])[0]}`);
       else if (key === 'Condition' && typeof inner === 'string' && !this.conditions.has(inner)) this.problems.push(`${where}: unknown condition ${inner}`);
       else if (key === 'Fn::Sub') {
-        const [text, variables = {}] = Array.isArray(inner) ? (inner as [string, Record<string, unknown>]) : [inner as string];
-        for (const [, variable] of String(text).matchAll(/\$\{([^!}][^}]*)\}/g)) {
-          const root = variable!.split('.')[0]!;
-          if (!this.names.has(root) && !(root in variables)) this.problems.push(`${where}: Sub of unknown \${${variable}}`);
-        }
+        const { names, variables } = subReferences(inner);
+        for (const name of names) if (!this.names.has(name.split('.')[0]!)) this.problems.push(`${where}: Sub of unknown \${${name}}`);
         this.references(where, variables);
       } else this.references(where, inner);
     }
