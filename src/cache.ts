@@ -187,6 +187,16 @@ export class DynamoCache {
     return this.#options.logger;
   }
 
+  /** Whether stored values are encrypted (the `encryption` option is configured). */
+  get encrypted(): boolean {
+    return this.#options.keyring !== undefined;
+  }
+
+  /** The largest value stored, in bytes (the `maxValueBytes` option). */
+  get maxValueBytes(): number {
+    return this.#options.maxValueBytes;
+  }
+
   /**
    * The fresh value stored under `key`, or `undefined` on a miss (absent, expired, stale, a cached "not
    * found", or unreadable because of a cache failure). A cached `null` is a hit and resolves `null`.
