@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OriginalCacheService } from '../../bench/baselines/original-cache-service.ts';
 import { DynamoCache } from '../../src/index.ts';
-import { TokenServer, fetchToken } from './token-server.ts';
+import { TokenServer, fetchToken } from '../../test/support/token-server.ts';
 
 const ENVIRONMENTS = Number(process.env.DEMO_ENVIRONMENTS ?? 25);
 const SECONDS = Number(process.env.DEMO_SECONDS ?? 4);
@@ -50,7 +50,7 @@ interface Row {
 
 async function main(): Promise<void> {
   const dynamo = await dynamoTarget();
-  const upstream = await TokenServer.start(UPSTREAM_RATE, UPSTREAM_LATENCY_MS);
+  const upstream = await TokenServer.start({ ratePerSecond: UPSTREAM_RATE, latencyMs: UPSTREAM_LATENCY_MS });
   const runId = Date.now().toString(36);
   const quietLogger = new Logger({ serviceName: 'dynamo-cache-demo', logLevel: 'ERROR' });
   const getToken = () => fetchToken(upstream.url);
@@ -163,7 +163,7 @@ async function runScenario(scenario: Scenario, clientConfig: DynamoDBClientConfi
   return {
     scenario: scenario.name,
     invocations: latencies.length,
-    upstreamCalls: upstream.counts.ok + upstream.counts.throttled,
+    upstreamCalls: upstream.calls,
     throttled: upstream.counts.throttled,
     failed,
     p50: percentile(latencies, 0.5),
