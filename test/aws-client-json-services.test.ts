@@ -1,4 +1,4 @@
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import {
   AdminGetUserCommand,
   AdminUpdateUserAttributesCommand,
@@ -16,6 +16,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { AwsJsonServer, ServiceFault } from './support/aws-json-server.ts';
+import { localClientConfig } from './support/dynalite.ts';
 import { localAwsConfig } from './support/local-aws.ts';
 import { useDynalite } from './support/fixtures.ts';
 
@@ -212,5 +213,25 @@ describe('cacheAwsClient with the real SSM and Secrets Manager clients', () => {
     expect(hit).toMatchObject({ SecretString: '{"password":"p"}', Name: 'db', $metadata: { cache: 'hit' } });
     expect(hit.CreatedDate).toEqual(new Date(CREATED * 1000));
     expect(ssm.count('GetSecretValue')).toBe(1);
+  });
+});
+
+describe('cacheAwsClient with the real DynamoDB client', () => {
+  it("caches the application's GetItem on the very client the cache uses, and never the cache's own requests", async () => {
+    const client = new DynamoDBClient(localClientConfig(db.endpoint));
+    const { cache } = await db.newCache({ client });
+    cacheAwsClient(client, { cache, commands: { GetItemCommand: { ttlSeconds: 60 } } });
+    await client.send(new CreateTableCommand({ TableName: 'users', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }));
+    await client.send(new PutItemCommand({ TableName: 'users', Item: { pk: { S: 'ada' }, name: { S: 'Ada' } } }));
+    const read = () => client.send(new GetItemCommand({ TableName: 'users', Key: { pk: { S: 'ada' } } }));
+    const [first, second] = [await read(), await read()];
+    expect([awsCacheStatusOf(first), awsCacheStatusOf(second)]).toEqual(['miss', 'hit']);
+    expect(second.Item).toEqual({ pk: { S: 'ada' }, name: { S: 'Ada' } });
+    const consistent = await client.send(new GetItemCommand({ TableName: 'users', Key: { pk: { S: 'ada' } }, ConsistentRead: true }));
+    expect(awsCacheStatusOf(consistent)).toBe('bypass');
+    // The cache's own GetItem went through the same middleware untouched.
+    expect(await cache.getOrSet('plain', () => 'value', { ttlSeconds: 60 })).toBe('value');
+    expect(cache.stats().errors).toBe(0);
+    client.destroy();
   });
 });

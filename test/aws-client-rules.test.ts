@@ -4,7 +4,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { describe, expect, it } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
-import { isConditional, redactedMembers, refusalOf, secretInputReason } from '../src/aws-clients/command-rules.ts';
+import { wantsLiveAnswer, redactedMembers, refusalOf, secretInputReason } from '../src/aws-clients/command-rules.ts';
 import { isThrottlingOrTransient, notFoundError } from '../src/aws-clients/service-errors.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import { localAwsConfig } from './support/local-aws.ts';
@@ -75,13 +75,15 @@ describe('which commands may be cached', () => {
     expect(() => cacheAwsClient(new S3Client({}), { cache: {} as DynamoCache, commands: { GetObjectCommand: { ttlSeconds: 1 } } })).toThrow(/must be a DynamoCache/);
   });
 
-  it('known secret reads: SSM WithDecryption, and conditional reads by their members', () => {
+  it('known secret reads: SSM WithDecryption; reads that want a live answer: conditional and consistent reads', () => {
     expect(secretInputReason('GetParameterCommand', { Name: 'x', WithDecryption: true })).toBe('WithDecryption');
     expect(secretInputReason('GetParameterCommand', { Name: 'x', WithDecryption: false })).toBeUndefined();
     expect(secretInputReason('GetObjectCommand', { WithDecryption: true })).toBeUndefined();
-    expect(isConditional({ Bucket: 'b', Key: 'k', IfNoneMatch: '"e"' })).toBe(true);
-    expect(isConditional({ Bucket: 'b', Key: 'k', IfModifiedSince: new Date() })).toBe(true);
-    expect(isConditional({ Bucket: 'b', Key: 'k', Range: 'bytes=0-1' })).toBe(false);
+    expect(wantsLiveAnswer({ Bucket: 'b', Key: 'k', IfNoneMatch: '"e"' })).toBe(true);
+    expect(wantsLiveAnswer({ Bucket: 'b', Key: 'k', IfModifiedSince: new Date() })).toBe(true);
+    expect(wantsLiveAnswer({ Bucket: 'b', Key: 'k', Range: 'bytes=0-1' })).toBe(false);
+    expect(wantsLiveAnswer({ TableName: 't', Key: {}, ConsistentRead: true })).toBe(true);
+    expect(wantsLiveAnswer({ TableName: 't', Key: {}, ConsistentRead: false })).toBe(false);
   });
 
   it("the SDK's own log filter tells which members are secret, down to list members", async () => {

@@ -4,7 +4,7 @@ import { InvalidOptionsError } from '../errors.ts';
 import { LEASE_DEFAULTS, booleanOption, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
 import { bodyOf, isStreamingBody, readBody, streamMixinOf, type StreamMixin } from './cached-body.ts';
 import { decodeRecord, encodeRecord, type CachedRecord } from './cached-output.ts';
-import { isConditional, isSecretCommand, redactedMembers, refusalOf, secretInputReason } from './command-rules.ts';
+import { isSecretCommand, redactedMembers, refusalOf, secretInputReason, wantsLiveAnswer } from './command-rules.ts';
 import { requestKey, type RequestScope } from './request-key.ts';
 import { isThrottlingOrTransient, notFoundError, rebuildError } from './service-errors.ts';
 import type { Json } from './tagged-json.ts';
@@ -124,7 +124,8 @@ const OPTION_NAMES = new Set([
  *
  * Outputs come back as the SDK returns them, `$metadata` included (with `cache`: see {@link AwsCacheStatus}),
  * `Date`s as `Date`s, and a streaming body (S3 `GetObject`'s `Body`) as a fresh SDK stream. Conditional reads
- * (`IfMatch`, `IfNoneMatch`, `IfModifiedSince`, `IfUnmodifiedSince`) always go to the service. An output that
+ * (`IfMatch`, `IfNoneMatch`, `IfModifiedSince`, `IfUnmodifiedSince`) and DynamoDB `ConsistentRead`s always go
+ * to the service. An output that
  * carries secrets is stored only when the cache has `encryption` or the command allows plaintext.
  *
  * @example
@@ -221,11 +222,12 @@ class AwsReadCache {
 
   async handle(next: InitializeHandler, context: HandlerContext, args: { input: object }): Promise<HandlerResult> {
     const plan = context.commandName === undefined ? undefined : this.#plans.get(context.commandName);
-    if (plan === undefined) return next(args);
+    // The cache's own requests, when it shares this DynamoDB client: caching them would recurse.
+    if (plan === undefined || this.#isCacheTable(args.input as Record<string, unknown>)) return next(args);
     const signal = context.__smithy_context?.abortSignal;
     if (signal?.aborted) throw abortError(signal);
     const input = args.input as Record<string, unknown>;
-    if (isConditional(input)) return this.#bypass(next, args);
+    if (wantsLiveAnswer(input)) return this.#bypass(next, args);
     if (!plan.plaintextAllowed) {
       const secret = secretInputReason(plan.name, input) ?? redactedMembers(input, context.inputFilterSensitiveLog).join(', ');
       if (secret !== '') {
@@ -359,6 +361,11 @@ class AwsReadCache {
       endpoint = `${protocol}//${hostname}${port === undefined ? '' : `:${port}`}${path ?? ''}`;
     }
     return { clientName: context.clientName ?? '', region: typeof region === 'string' ? region : '', endpoint, commandName: plan.name };
+  }
+
+  #isCacheTable(input: Record<string, unknown>): boolean {
+    const table = this.#cache.tableName;
+    return input.TableName === table || Object.hasOwn((input.RequestItems as object | undefined) ?? {}, table);
   }
 
   #warnSecret(plan: CommandPlan, what: string): void {

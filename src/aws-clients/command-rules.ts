@@ -24,7 +24,7 @@ const SECRET_COMMANDS = new Set(['GetSecretValueCommand', 'BatchGetSecretValueCo
 /** SSM reads that return decrypted `SecureString` values when asked `WithDecryption`. */
 const DECRYPTING_COMMANDS = new Set(['GetParameterCommand', 'GetParametersCommand', 'GetParametersByPathCommand', 'GetParameterHistoryCommand']);
 
-/** Input members that make a read conditional (S3 `GetObject`/`HeadObject`): such calls are never cached. */
+/** Input members that make a read conditional (S3 `GetObject`/`HeadObject`). */
 const CONDITIONAL_MEMBERS = ['IfMatch', 'IfNoneMatch', 'IfModifiedSince', 'IfUnmodifiedSince'] as const;
 
 /** What the SDK writes in a log line in place of a member its model marks sensitive. */
@@ -52,9 +52,13 @@ export function secretInputReason(commandName: string, input: Record<string, unk
   return DECRYPTING_COMMANDS.has(commandName) && input.WithDecryption === true ? 'WithDecryption' : undefined;
 }
 
-/** Whether the call is a conditional read (`IfNoneMatch`, `IfModifiedSince`...). */
-export function isConditional(input: Record<string, unknown>): boolean {
-  return CONDITIONAL_MEMBERS.some((member) => input[member] !== undefined && input[member] !== null);
+/**
+ * Whether the caller asks for the service's answer now, which no cached answer can be: a conditional read
+ * (`IfNoneMatch`, `IfModifiedSince`...: a caller revalidating its copy) or a strongly consistent DynamoDB
+ * read (`ConsistentRead: true`). Such calls are never cached.
+ */
+export function wantsLiveAnswer(input: Record<string, unknown>): boolean {
+  return input.ConsistentRead === true || CONDITIONAL_MEMBERS.some((member) => input[member] !== undefined && input[member] !== null);
 }
 
 /**
