@@ -150,6 +150,12 @@ describe('clientCredentialsToken', () => {
     server.setExpiresIn(-5);
     const [env] = await fleet(1);
     await expect(env!.token()).rejects.toThrow(/invalid expires_in -5/);
+    server.injectNext(1, { status: 200, body: { token_type: 'Bearer' } });
+    await expect(env!.token()).rejects.toThrow('token endpoint answered 200 without an access_token');
+    server.injectNext(1, { status: 200, body: { access_token: 'mac-token', token_type: 'mac', expires_in: '60' } });
+    await expect(env!.token()).rejects.toThrow('token endpoint answered a mac token, not a Bearer token');
+    server.injectNext(1, { status: 502, body: {} });
+    await expect(env!.token()).rejects.toMatchObject({ message: 'token endpoint answered 502 Bad Gateway', status: 502 });
     const slow = await TokenServer.start({ latencyMs: 200, expiresInSeconds: 0.1 });
     try {
       const { cache } = await db.newCache({ encryption });

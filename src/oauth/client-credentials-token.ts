@@ -40,8 +40,8 @@ export interface TokenRequestOptions {
 }
 
 /**
- * Resolves a valid access token: from the cache while one is fresh, else from the token endpoint (one caller
- * across the fleet). Rejects with `TokenEndpointError` when no valid token can be had.
+ * Resolves a valid Bearer access token: from the cache while one is fresh, else from the token endpoint (one
+ * caller across the fleet). Rejects with `TokenEndpointError` when no valid token can be had.
  */
 export type TokenProvider = (options?: TokenRequestOptions) => Promise<string>;
 
@@ -51,7 +51,6 @@ export const CLIENT_CREDENTIALS_DEFAULTS = { skewSeconds: 60, defaultExpiresInSe
 /** A token as the cache holds it. `expiresAtMs` is its real expiry, counted from when it was requested. */
 interface StoredToken {
   readonly accessToken: string;
-  readonly tokenType: string;
   readonly expiresAtMs: number;
 }
 
@@ -212,6 +211,7 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
   const timeout = AbortSignal.timeout(settings.timeoutMs);
   const sentAtMs = Date.now();
   let response: Response;
+  let text: string;
   try {
     response = await fetch(tokenUrl, {
       method: 'POST',
@@ -225,12 +225,12 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
       redirect: 'error',
       signal: signal === undefined ? timeout : AbortSignal.any([timeout, signal]),
     });
+    text = await response.text();
   } catch (error) {
     if (signal?.aborted) throw abortError(signal);
     if (timeout.aborted) throw fail(`token endpoint did not answer within ${settings.timeoutMs} ms`, {}, error);
     throw fail(`token endpoint request failed: ${(error as Error).message}`, {}, error);
   }
-  const text = await response.text().catch(() => '');
   let body: Record<string, unknown> = {};
   try {
     const parsed: unknown = JSON.parse(text);
@@ -245,12 +245,15 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
     throw fail(`token endpoint answered ${response.status}${reason === '' ? ` ${response.statusText}` : ` ${reason}`}`, details);
   }
   const accessToken = string('access_token');
-  if (accessToken === undefined || accessToken === '') throw fail('token endpoint answered 200 without an access_token', { status: response.status });
+  if (accessToken === undefined || accessToken === '') throw fail(`token endpoint answered ${response.status} without an access_token`, { status: response.status });
   const expiresIn = body.expires_in === undefined ? settings.defaultExpiresInSeconds : Number(body.expires_in);
   if (!Number.isFinite(expiresIn) || expiresIn <= 0) throw fail(`token endpoint answered an invalid expires_in ${JSON.stringify(body.expires_in)}`, { status: response.status });
   const expiresAtMs = sentAtMs + expiresIn * 1000;
   if (expiresAtMs <= Date.now()) throw fail(`token endpoint answered a token that expired before it arrived (expires_in ${expiresIn})`, { status: response.status });
-  return { accessToken, tokenType: string('token_type') ?? 'Bearer', expiresAtMs };
+  // RFC 6749 section 7.1: a client must not use a token whose type it does not understand; this one hands out bearer tokens.
+  const tokenType = string('token_type');
+  if (tokenType !== undefined && tokenType.toLowerCase() !== 'bearer') throw fail(`token endpoint answered a ${tokenType} token, not a Bearer token`, { status: response.status });
+  return { accessToken, expiresAtMs };
 }
 
 /** `text` with any occurrence of the secret masked: an endpoint may echo what it was sent. */
