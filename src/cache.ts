@@ -232,9 +232,14 @@ export class DynamoCache {
     return this.#options.logger;
   }
 
-  /** Whether stored values are encrypted (`encryption` is configured). */
+  /** Whether stored values are encrypted (the `encryption` option is configured). */
   get encrypted(): boolean {
     return this.#options.keyring !== undefined;
+  }
+
+  /** The largest value stored, in bytes (the `maxValueBytes` option). */
+  get maxValueBytes(): number {
+    return this.#options.maxValueBytes;
   }
 
   /**

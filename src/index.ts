@@ -18,3 +18,12 @@ export type { CacheStats } from './stats.ts';
 export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
 export type { MemoKey, ResponseMemoOptions, RouteOptions } from './middleware/response-memo.ts';
+export { awsCacheStatusOf, cacheAwsClient, type AwsCacheStatus, type AwsClientLike, type CacheAwsClientOptions, type CachedCommandOptions } from './aws-clients/cache-aws-client.ts';
+export {
+  CLIENT_CREDENTIALS_DEFAULTS,
+  clientCredentialsToken,
+  type ClientCredentialsTokenOptions,
+  type TokenProvider,
+  type TokenRequestOptions,
+} from './oauth/client-credentials-token.ts';
+export { TokenEndpointError, type TokenEndpointErrorDetails } from './oauth/errors.ts';

@@ -1,0 +1,50 @@
+/**
+ * A caller's `AbortSignal`, as the AWS SDK and `fetch` accept it: the standard one, or any object with the
+ * same `aborted`, `reason` and event listener methods.
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener?(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener?(type: 'abort', listener: () => void): void;
+}
+
+/** The error a call rejects with when its caller aborts it: an `AbortError`, as the AWS SDK's own, with the signal's reason as `cause`. */
+export function abortError(signal: AbortSignalLike): Error {
+  const error = new Error('Request aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  return error;
+}
+
+/**
+ * Waits for `work`, but no longer than the caller's `signal` allows: once it aborts, the wait rejects with
+ * an {@link abortError}, and whatever `work` later resolves is handed to `cleanUp` (a refresh turn to give
+ * back), so nothing is left holding the cache's lease.
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignalLike | undefined, cleanUp: (late: T) => unknown): Promise<T> {
+  if (signal === undefined || typeof signal.addEventListener !== 'function') return work;
+  const late = (value: T) => void Promise.resolve(value).then(cleanUp).catch(() => {});
+  if (signal.aborted) {
+    work.then(late, () => {});
+    return Promise.reject(abortError(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      reject(abortError(signal));
+    };
+    signal.addEventListener!('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener?.('abort', onAbort);
+        if (aborted) late(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener?.('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

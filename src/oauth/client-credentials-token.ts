@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import { abortError, untilAborted } from '../abort.ts';
+import { DynamoCache, type FetchTurn, type GetOrSetOptions, type SetOptions } from '../cache.ts';
+import { InvalidOptionsError } from '../errors.ts';
+import { LEASE_DEFAULTS, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
+import { TokenEndpointError } from './errors.ts';
+
+/** Options of {@link clientCredentialsToken}. */
+export interface ClientCredentialsTokenOptions {
+  /** The cache that shares the token across the fleet. Tokens are stored encrypted when it has `encryption`. */
+  cache: DynamoCache;
+  /** The token endpoint (Cognito: `https://<domain>/oauth2/token`). `https:`, or `http:` on a loopback address only. */
+  tokenUrl: string;
+  /** The client identifier. */
+  clientId: string;
+  /** The client secret, or a function that resolves it (read from Secrets Manager); called only when a token is requested. */
+  clientSecret: string | (() => string | Promise<string>);
+  /** Scopes requested (space-separated, or a list). Default: none (the server's default scopes). */
+  scope?: string | readonly string[];
+  /** Further form parameters of the token request, such as `audience` or `resource` (RFC 8707). Default: none. */
+  parameters?: Readonly<Record<string, string>>;
+  /**
+   * Seconds before its expiry at which a token is refreshed: it is fresh for `expires_in - skewSeconds`
+   * (at most half its lifetime), then refreshed by one caller while the others keep using it until it
+   * expires. Default `60`.
+   */
+  skewSeconds?: number;
+  /** Lifetime assumed when the endpoint answers no `expires_in`, in seconds. Default `300`. */
+  defaultExpiresInSeconds?: number;
+  /** Time budget of one token request, in ms. Default `5000`. */
+  timeoutMs?: number;
+  /** The refresh lease: `false` for none, or options over the cache's. Default: the cache's. */
+  lease?: boolean | LeaseOptions;
+}
+
+/** Options of one call of a {@link TokenProvider}. */
+export interface TokenRequestOptions {
+  /** Aborts waiting for the token (the cache, another caller's refresh, the token request). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Resolves a valid Bearer access token: from the cache while one is fresh, else from the token endpoint (one
+ * caller across the fleet). Rejects with `TokenEndpointError` when no valid token can be had.
+ */
+export type TokenProvider = (options?: TokenRequestOptions) => Promise<string>;
+
+/** The defaults of {@link ClientCredentialsTokenOptions}. */
+export const CLIENT_CREDENTIALS_DEFAULTS = { skewSeconds: 60, defaultExpiresInSeconds: 300, timeoutMs: 5000 } as const;
+
+/** A token as the cache holds it. `expiresAtMs` is its real expiry, counted from when it was requested. */
+interface StoredToken {
+  readonly accessToken: string;
+  readonly expiresAtMs: number;
+}
+
+/** A scope-token of RFC 6749 section 3.3: printable ASCII without space, `"` or `\`. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
+const RESERVED_PARAMETERS = new Set(['grant_type', 'scope', 'client_id', 'client_secret']);
+
+/**
+ * An access token provider for the OAuth 2.0 client credentials grant (RFC 6749 section 4.4), shared by the
+ * whole fleet through the cache: Cognito's `/oauth2/token` or any compliant server.
+ *
+ * The request is a form-encoded POST (`grant_type=client_credentials`, `scope`) with HTTP Basic client
+ * authentication (section 2.3.1: id and secret form-encoded, then Base64). The token is cached for its
+ * `expires_in` minus `skewSeconds`, counted from when the request was sent; then one caller refreshes it
+ * (the lease) while the others keep using the current token. If the refresh fails (429, 5xx, timeout) the
+ * current token is answered while it is still valid, never after its real expiry.
+ *
+ * Tokens are stored encrypted when the cache has `encryption`; without it, a warning is logged once, here.
+ *
+ * @example
+ * const accessToken = clientCredentialsToken({ cache, tokenUrl: 'https://auth.example.com/oauth2/token', clientId, clientSecret: () => readSecret() });
+ * const response = await fetch(api, { headers: { authorization: `Bearer ${await accessToken()}` } });
+ * @throws InvalidOptionsError for bad options.
+ */
+export function clientCredentialsToken(options: ClientCredentialsTokenOptions): TokenProvider {
+  const settings = resolveTokenOptions(options);
+  const { cache } = settings;
+  if (!cache.encrypted) {
+    cache.logger.warn('dynamo-cache: clientCredentialsToken stores access tokens in clear in the cache table; configure the cache encryption to store them encrypted', {
+      tokenUrl: settings.tokenUrl,
+    });
+  }
+  const key = `oauth2/client-credentials/${createHash('sha256').update(JSON.stringify([settings.tokenUrl, settings.clientId, settings.form])).digest('base64url')}`;
+  // Each token is stored with its own lifetime (lifetimeOf); the windows here only bound what a read accepts.
+  const policy: GetOrSetOptions = {
+    ttlSeconds: 0,
+    staleWhileRevalidateSeconds: settings.skewSeconds,
+    staleIfErrorSeconds: settings.skewSeconds,
+    ...(settings.lease === undefined ? {} : { lease: settings.lease }),
+  };
+
+  const storeFetched = async (turn: FetchTurn<StoredToken>, signal: AbortSignal | undefined): Promise<string> => {
+    let token: StoredToken;
+    try {
+      token = await requestToken(settings, signal);
+    } catch (error) {
+      if (signal?.aborted) {
+        await turn.abandon();
+        throw error;
+      }
+      const fallback = await turn.fail(error);
+      if (fallback !== undefined && isValid(fallback.value)) return fallback.value.accessToken;
+      throw error;
+    }
+    await turn.fulfil(token, lifetimeOf(token, settings.skewSeconds));
+    return token.accessToken;
+  };
+
+  return async (requestOptions = {}) => {
+    const { signal } = requestOptions;
+    if (signal?.aborted) throw abortError(signal);
+    const acquisition = await untilAborted(cache.acquire<StoredToken>(key, policy), signal, (late) => {
+      if (!late.found) return late.abandon();
+    });
+    if (!acquisition.found) return storeFetched(acquisition, signal);
+    if (isValid(acquisition.value)) return acquisition.value.accessToken;
+    // Unreadable, or expired within the cache's rounding of its last window: fetch and store, without the lease.
+    const token = await requestToken(settings, signal);
+    await cache.set(key, token, lifetimeOf(token, settings.skewSeconds));
+    return token.accessToken;
+  };
+}
+
+/**
+ * How long a token is cached: fresh until `expiry - skew` (the skew at most half its remaining lifetime), then
+ * answered until its expiry while one caller refreshes it, or when the refresh fails.
+ */
+function lifetimeOf(token: StoredToken, skewSeconds: number): SetOptions {
+  const lifetimeMs = Math.max(0, token.expiresAtMs - Date.now());
+  const skewMs = Math.min(skewSeconds * 1000, lifetimeMs / 2);
+  return { ttlSeconds: (lifetimeMs - skewMs) / 1000, staleWhileRevalidateSeconds: skewMs / 1000, staleIfErrorSeconds: skewMs / 1000 };
+}
+
+/** Whether a cached value is a token that has not expired yet. */
+function isValid(value: unknown): value is StoredToken {
+  const token = value as Partial<StoredToken> | undefined;
+  return typeof token?.accessToken === 'string' && typeof token.expiresAtMs === 'number' && token.expiresAtMs > Date.now();
+}
+
+/** Options with defaults applied and the request form built. */
+interface TokenSettings {
+  readonly cache: DynamoCache;
+  readonly tokenUrl: string;
+  readonly clientId: string;
+  readonly clientSecret: string | (() => string | Promise<string>);
+  /** The form parameters besides `grant_type`, in a fixed order. */
+  readonly form: readonly [string, string][];
+  readonly skewSeconds: number;
+  readonly defaultExpiresInSeconds: number;
+  readonly timeoutMs: number;
+  readonly lease: boolean | LeaseOptions | undefined;
+}
+
+function resolveTokenOptions(options: ClientCredentialsTokenOptions): TokenSettings {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionsError('clientCredentialsToken options must be an object');
+  const { cache, tokenUrl, clientId, clientSecret, scope, parameters = {}, lease } = options;
+  if (!(cache instanceof DynamoCache)) throw new InvalidOptionsError('clientCredentialsToken options.cache must be a DynamoCache');
+  let url: URL;
+  try {
+    url = new URL(tokenUrl);
+  } catch (error) {
+    throw new InvalidOptionsError(`tokenUrl must be an absolute URL, got ${JSON.stringify(tokenUrl)}`, { cause: error });
+  }
+  // RFC 6749 section 3.2: the token endpoint is reached over TLS; loopback is the one exception (tests, sidecars).
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw new InvalidOptionsError('tokenUrl must be https: (http: only on a loopback address)');
+  }
+  if (typeof clientId !== 'string' || clientId === '') throw new InvalidOptionsError('clientId must be a non-empty string');
+  if (!(typeof clientSecret === 'string' && clientSecret !== '') && typeof clientSecret !== 'function') {
+    throw new InvalidOptionsError('clientSecret must be a non-empty string or a function that resolves one');
+  }
+  const scopes = scope === undefined ? [] : typeof scope === 'string' ? scope.split(' ').filter((s) => s !== '') : [...scope];
+  for (const s of scopes) if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw new InvalidOptionsError(`scope ${JSON.stringify(s)} is not a valid scope token`);
+  if (parameters === null || typeof parameters !== 'object') throw new InvalidOptionsError('parameters must be an object of strings');
+  for (const [name, value] of Object.entries(parameters)) {
+    if (RESERVED_PARAMETERS.has(name)) throw new InvalidOptionsError(`parameters.${name} is set by clientCredentialsToken itself`);
+    if (typeof value !== 'string') throw new InvalidOptionsError(`parameters.${name} must be a string`);
+  }
+  if (lease !== undefined) resolveLease('lease', lease, LEASE_DEFAULTS);
+  const form: [string, string][] = [...(scopes.length === 0 ? [] : [['scope', scopes.join(' ')] as [string, string]]), ...Object.entries(parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
+  const defaults = CLIENT_CREDENTIALS_DEFAULTS;
+  return {
+    cache,
+    tokenUrl: url.href,
+    clientId,
+    clientSecret,
+    form,
+    skewSeconds: nonNegativeNumber('skewSeconds', options.skewSeconds ?? defaults.skewSeconds),
+    defaultExpiresInSeconds: positiveNumber('defaultExpiresInSeconds', options.defaultExpiresInSeconds ?? defaults.defaultExpiresInSeconds),
+    timeoutMs: positiveInteger('timeoutMs', options.timeoutMs ?? defaults.timeoutMs),
+    lease,
+  };
+}
+
+/** `application/x-www-form-urlencoded` encoding of one value (RFC 6749 appendix B). */
+function formEncode(value: string): string {
+  return new URLSearchParams([['', value]]).toString().slice(1);
+}
+
+/** One token request. The token's expiry is counted from before the request was sent, never after. */
+async function requestToken(settings: TokenSettings, signal: AbortSignal | undefined): Promise<StoredToken> {
+  const { tokenUrl, clientId } = settings;
+  const secret = typeof settings.clientSecret === 'function' ? await settings.clientSecret() : settings.clientSecret;
+  if (typeof secret !== 'string' || secret === '') throw new InvalidOptionsError('clientSecret must resolve a non-empty string');
+  const fail = (message: string, details: { status?: number; error?: string; errorDescription?: string; errorUri?: string } = {}, cause?: unknown) =>
+    new TokenEndpointError(redact(message, secret), { tokenUrl, ...redactAll(details, secret) }, cause === undefined ? undefined : { cause });
+  const timeout = AbortSignal.timeout(settings.timeoutMs);
+  const sentAtMs = Date.now();
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(tokenUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      body: new URLSearchParams([['grant_type', 'client_credentials'], ...settings.form]).toString(),
+      // A redirect would resend the client's credentials elsewhere.
+      redirect: 'error',
+      signal: signal === undefined ? timeout : AbortSignal.any([timeout, signal]),
+    });
+    text = await response.text();
+  } catch (error) {
+    if (signal?.aborted) throw abortError(signal);
+    if (timeout.aborted) throw fail(`token endpoint did not answer within ${settings.timeoutMs} ms`, {}, error);
+    throw fail(`token endpoint request failed: ${(error as Error).message}`, {}, error);
+  }
+  let body: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed !== null && typeof parsed === 'object') body = parsed as Record<string, unknown>;
+  } catch {
+    // Not JSON: reported below from the status alone.
+  }
+  const string = (name: string) => (typeof body[name] === 'string' ? (body[name] as string) : undefined);
+  if (!response.ok) {
+    const details = { status: response.status, error: string('error'), errorDescription: string('error_description'), errorUri: string('error_uri') };
+    const reason = [details.error, details.errorDescription].filter((part) => part !== undefined).join(': ');
+    throw fail(`token endpoint answered ${response.status}${reason === '' ? ` ${response.statusText}` : ` ${reason}`}`, details);
+  }
+  const accessToken = string('access_token');
+  if (accessToken === undefined || accessToken === '') throw fail(`token endpoint answered ${response.status} without an access_token`, { status: response.status });
+  const expiresIn = body.expires_in === undefined ? settings.defaultExpiresInSeconds : Number(body.expires_in);
+  if (!Number.isFinite(expiresIn) || expiresIn <= 0) throw fail(`token endpoint answered an invalid expires_in ${JSON.stringify(body.expires_in)}`, { status: response.status });
+  const expiresAtMs = sentAtMs + expiresIn * 1000;
+  if (expiresAtMs <= Date.now()) throw fail(`token endpoint answered a token that expired before it arrived (expires_in ${expiresIn})`, { status: response.status });
+  // RFC 6749 section 7.1: a client must not use a token whose type it does not understand; this one hands out bearer tokens.
+  const tokenType = string('token_type');
+  if (tokenType !== undefined && tokenType.toLowerCase() !== 'bearer') throw fail(`token endpoint answered a ${tokenType} token, not a Bearer token`, { status: response.status });
+  return { accessToken, expiresAtMs };
+}
+
+/** `text` with any occurrence of the secret masked: an endpoint may echo what it was sent. */
+function redact(text: string, secret: string): string {
+  return text.split(secret).join('[redacted]');
+}
+
+function redactAll<T extends Record<string, string | number | undefined>>(details: T, secret: string): T {
+  return Object.fromEntries(Object.entries(details).map(([name, value]) => [name, typeof value === 'string' ? redact(value, secret) : value])) as T;
+}

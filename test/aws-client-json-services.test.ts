@@ -1,0 +1,237 @@
+import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import {
+  AdminGetUserCommand,
+  AdminUpdateUserAttributesCommand,
+  CognitoIdentityProviderClient,
+  DescribeUserPoolClientCommand,
+  DescribeUserPoolCommand,
+  GetUserCommand,
+  UserNotFoundException,
+} from '@aws-sdk/client-cognito-identity-provider';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
+import type { DynamoCacheOptions } from '../src/options.ts';
+import { AwsJsonServer, ServiceFault } from './support/aws-json-server.ts';
+import { localClientConfig } from './support/dynalite.ts';
+import { localAwsConfig } from './support/local-aws.ts';
+import { useDynalite } from './support/fixtures.ts';
+
+const db = useDynalite();
+const encryption = { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' };
+const CREATED = 1_700_000_000.25; // epoch seconds, as the JSON protocol sends timestamps
+
+let cognito: AwsJsonServer;
+let ssm: AwsJsonServer;
+
+beforeAll(async () => {
+  cognito = await AwsJsonServer.start({
+    AdminGetUser: (input) => {
+      if (input.Username === 'ghost') throw new ServiceFault('UserNotFoundException', 'User does not exist.');
+      return user(String(input.Username));
+    },
+    GetUser: () => user('self'),
+    AdminUpdateUserAttributes: () => ({}),
+    DescribeUserPool: (input) => ({ UserPool: { Id: input.UserPoolId, Name: 'app-users', CreationDate: CREATED, MfaConfiguration: 'OFF' } }),
+    DescribeUserPoolClient: (input) => ({
+      UserPoolClient: { UserPoolId: input.UserPoolId, ClientId: input.ClientId, ClientName: 'backend', ClientSecret: 'the-client-secret-value', CreationDate: CREATED },
+    }),
+  });
+  ssm = await AwsJsonServer.start({
+    GetParameter: (input) => {
+      if (input.Name === '/missing') throw new ServiceFault('ParameterNotFound', 'Parameter /missing not found.');
+      return { Parameter: { Name: input.Name, Type: 'SecureString', Value: input.WithDecryption ? 'plain-db-password' : 'AQICAHh-ciphertext', Version: 3, LastModifiedDate: CREATED } };
+    },
+    GetSecretValue: (input) => ({ ARN: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${input.SecretId}`, Name: input.SecretId, SecretString: '{"password":"p"}', CreatedDate: CREATED }),
+  });
+});
+afterAll(async () => {
+  await cognito?.close();
+  await ssm?.close();
+});
+beforeEach(() => {
+  cognito.reset();
+  ssm.reset();
+});
+
+function user(username: string) {
+  return { Username: username, UserAttributes: [{ Name: 'email', Value: `${username}@example.com` }], UserCreateDate: CREATED, Enabled: true, UserStatus: 'CONFIRMED' };
+}
+
+/** A cache on a fresh table (or `tableName`) and a real client of that service, cached, on the local endpoint. */
+async function cached<TClient extends CognitoIdentityProviderClient | SSMClient | SecretsManagerClient>(
+  Client: new (config: object) => TClient,
+  server: AwsJsonServer,
+  commands: Record<string, CachedCommandOptions>,
+  options: DynamoCacheOptions = {},
+) {
+  const { cache, logger } = await db.newCache(options);
+  const client = cacheAwsClient(new Client({ ...localAwsConfig(server.endpoint), maxAttempts: 1 }), { cache, commands });
+  return { cache, logger, client };
+}
+
+describe('cacheAwsClient with the real Cognito Identity Provider client', () => {
+  it('AdminGetUser: a hit skips Cognito, and Dates come back as Dates', async () => {
+    const { client } = await cached(CognitoIdentityProviderClient, cognito, { AdminGetUserCommand: { ttlSeconds: 60 } }, { encryption });
+    const first = await client.send(new AdminGetUserCommand({ UserPoolId: 'pool', Username: 'ada' }));
+    const second = await client.send(new AdminGetUserCommand({ UserPoolId: 'pool', Username: 'ada' }));
+    const other = await client.send(new AdminGetUserCommand({ UserPoolId: 'pool', Username: 'grace' }));
+    expect(cognito.count('AdminGetUser')).toBe(2);
+    expect([awsCacheStatusOf(first), awsCacheStatusOf(second), awsCacheStatusOf(other)]).toEqual(['miss', 'hit', 'miss']);
+    expect(second.UserCreateDate).toBeInstanceOf(Date);
+    expect(second.UserCreateDate!.getTime()).toBe(CREATED * 1000);
+    expect({ ...second, $metadata: undefined }).toEqual({ ...first, $metadata: undefined });
+    expect(other.UserAttributes).toEqual([{ Name: 'email', Value: 'grace@example.com' }]);
+  });
+
+  it('stale-if-error on TooManyRequestsException; the stale output is marked stale', async () => {
+    const { client } = await cached(CognitoIdentityProviderClient, cognito, { DescribeUserPoolCommand: { ttlSeconds: 0.2, staleIfErrorSeconds: 60 } }, { memory: false });
+    const fresh = await client.send(new DescribeUserPoolCommand({ UserPoolId: 'pool' }));
+    await sleep(300);
+    cognito.failNext(1, 'TooManyRequestsException');
+    const stale = await client.send(new DescribeUserPoolCommand({ UserPoolId: 'pool' }));
+    expect(awsCacheStatusOf(stale)).toBe('stale');
+    expect(stale.UserPool).toEqual(fresh.UserPool);
+    expect(stale.UserPool!.CreationDate).toBeInstanceOf(Date);
+    expect(cognito.count('DescribeUserPool')).toBe(2);
+  });
+
+  it('without staleIfErrorSeconds the TooManyRequestsException reaches the caller unchanged', async () => {
+    const { client } = await cached(CognitoIdentityProviderClient, cognito, { DescribeUserPoolCommand: { ttlSeconds: 0.2 } }, { memory: false });
+    await client.send(new DescribeUserPoolCommand({ UserPoolId: 'pool' }));
+    await sleep(300);
+    cognito.failNext(1, 'TooManyRequestsException');
+    await expect(client.send(new DescribeUserPoolCommand({ UserPoolId: 'pool' }))).rejects.toMatchObject({ name: 'TooManyRequestsException', $fault: 'client' });
+  });
+
+  it('DescribeUserPoolClient (ClientId and ClientSecret marked sensitive by the SDK) is not stored without encryption; with it, or allowPlaintext, it is', async () => {
+    const commands = { DescribeUserPoolClientCommand: { ttlSeconds: 60 } };
+    const clear = await cached(CognitoIdentityProviderClient, cognito, commands);
+    for (let i = 0; i < 3; i += 1) {
+      const output = await clear.client.send(new DescribeUserPoolClientCommand({ UserPoolId: 'pool', ClientId: 'client' }));
+      expect(output.UserPoolClient!.ClientSecret).toBe('the-client-secret-value');
+      expect(awsCacheStatusOf(output)).toBe('bypass');
+    }
+    expect(cognito.count('DescribeUserPoolClient')).toBe(3);
+    const warnings = clear.logger.warnings.filter((w) => /DescribeUserPoolClientCommand not cached/.test(w.message));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.message).toMatch(/ClientId.*marks sensitive/);
+    const dump = JSON.stringify((await db.client.send(new ScanCommand({ TableName: clear.cache.tableName }))).Items);
+    expect(dump).not.toContain('the-client-secret-value');
+
+    cognito.reset();
+    const allowed = [
+      { options: { encryption }, commands },
+      { options: {}, commands: { DescribeUserPoolClientCommand: { ttlSeconds: 60, allowPlaintext: true } } },
+    ];
+    for (const { options, commands: entry } of allowed) {
+      const { client } = await cached(CognitoIdentityProviderClient, cognito, entry, options);
+      await client.send(new DescribeUserPoolClientCommand({ UserPoolId: 'pool', ClientId: 'client' }));
+      const hit = await client.send(new DescribeUserPoolClientCommand({ UserPoolId: 'pool', ClientId: 'client' }));
+      expect(awsCacheStatusOf(hit)).toBe('hit');
+      expect(hit.UserPoolClient!.ClientSecret).toBe('the-client-secret-value');
+    }
+    expect(cognito.count('DescribeUserPoolClient')).toBe(2);
+  });
+
+  it("GetUser: the caller's AccessToken is part of the key but never stored; each token gets its own user", async () => {
+    const { client, cache } = await cached(CognitoIdentityProviderClient, cognito, { GetUserCommand: { ttlSeconds: 60, allowPlaintext: true } });
+    const tokens = ['eyJ-access-token-of-ada', 'eyJ-access-token-of-grace'];
+    for (const AccessToken of [...tokens, ...tokens]) await client.send(new GetUserCommand({ AccessToken }));
+    expect(cognito.count('GetUser')).toBe(2);
+    const dump = JSON.stringify((await db.client.send(new ScanCommand({ TableName: cache.tableName }))).Items);
+    expect(dump).toContain('self@example.com'); // allowPlaintext: the output is there in clear
+    for (const token of tokens) expect(dump).not.toContain(token);
+  });
+
+  it('UserNotFoundException becomes a negative entry with negativeTtlSeconds, thrown again as the same error', async () => {
+    const { client } = await cached(CognitoIdentityProviderClient, cognito, { AdminGetUserCommand: { ttlSeconds: 60, negativeTtlSeconds: 30 } }, { encryption });
+    const live = await client.send(new AdminGetUserCommand({ UserPoolId: 'pool', Username: 'ghost' })).catch((error: unknown) => error);
+    const fromCache = await client.send(new AdminGetUserCommand({ UserPoolId: 'pool', Username: 'ghost' })).catch((error: unknown) => error);
+    expect(cognito.count('AdminGetUser')).toBe(1);
+    expect(live).toBeInstanceOf(UserNotFoundException);
+    expect(fromCache).toBeInstanceOf(UserNotFoundException);
+    expect(fromCache).toMatchObject({ name: 'UserNotFoundException', message: 'User does not exist.', $metadata: { cache: 'hit' } });
+  });
+
+  it('uncached commands (a write) pass through untouched', async () => {
+    const { client } = await cached(CognitoIdentityProviderClient, cognito, { AdminGetUserCommand: { ttlSeconds: 60 } }, { encryption });
+    for (let i = 0; i < 2; i += 1) {
+      const output = await client.send(new AdminUpdateUserAttributesCommand({ UserPoolId: 'pool', Username: 'ada', UserAttributes: [] }));
+      expect(awsCacheStatusOf(output)).toBeUndefined();
+    }
+    expect(cognito.count('AdminUpdateUserAttributes')).toBe(2);
+  });
+});
+
+describe('cacheAwsClient with the real SSM and Secrets Manager clients', () => {
+  it('GetParameter: the SDK marks Parameter.Value sensitive, so it is cached with encryption only (or allowPlaintext)', async () => {
+    const commands = { GetParameterCommand: { ttlSeconds: 60 } };
+    const clear = await cached(SSMClient, ssm, commands);
+    for (let i = 0; i < 2; i += 1) expect(awsCacheStatusOf(await clear.client.send(new GetParameterCommand({ Name: '/db/host' })))).toBe('bypass');
+    expect(clear.logger.warnings.filter((w) => /Parameter\.Value/.test(w.message))).toHaveLength(1);
+    const { client } = await cached(SSMClient, ssm, commands, { encryption });
+    const first = await client.send(new GetParameterCommand({ Name: '/db/password', WithDecryption: true }));
+    const second = await client.send(new GetParameterCommand({ Name: '/db/password', WithDecryption: true }));
+    expect(awsCacheStatusOf(second)).toBe('hit');
+    expect(second.Parameter).toEqual(first.Parameter);
+    expect(second.Parameter!.LastModifiedDate).toBeInstanceOf(Date);
+    expect(ssm.count('GetParameter')).toBe(3);
+  });
+
+  it('stale-if-error on ThrottlingException', async () => {
+    const { client } = await cached(SSMClient, ssm, { GetParameterCommand: { ttlSeconds: 0.2, staleIfErrorSeconds: 60 } }, { encryption, memory: false });
+    await client.send(new GetParameterCommand({ Name: '/feature/flag' }));
+    await sleep(300);
+    ssm.failNext(1, 'ThrottlingException');
+    const stale = await client.send(new GetParameterCommand({ Name: '/feature/flag' }));
+    expect(awsCacheStatusOf(stale)).toBe('stale');
+    expect(stale.Parameter!.Value).toBe('AQICAHh-ciphertext');
+    // Healed: the next call refreshes.
+    const fresh = await client.send(new GetParameterCommand({ Name: '/feature/flag' }));
+    expect(awsCacheStatusOf(fresh)).toBe('miss');
+    expect(ssm.count('GetParameter')).toBe(3);
+  });
+
+  it('ParameterNotFound is not cached by default', async () => {
+    const { client } = await cached(SSMClient, ssm, { GetParameterCommand: { ttlSeconds: 60 } }, { encryption });
+    for (let i = 0; i < 2; i += 1) await expect(client.send(new GetParameterCommand({ Name: '/missing' }))).rejects.toBeInstanceOf(ParameterNotFound);
+    expect(ssm.count('GetParameter')).toBe(2);
+  });
+
+  it('GetSecretValue: refused at configuration without encryption; cached with it', async () => {
+    const { cache } = await db.newCache();
+    expect(() => cacheAwsClient(new SecretsManagerClient(localAwsConfig(ssm.endpoint)), { cache, commands: { GetSecretValueCommand: { ttlSeconds: 60 } } })).toThrow(
+      /GetSecretValueCommand: its output is a secret; configure the cache's encryption, or set allowPlaintext: true/,
+    );
+    const { client } = await cached(SecretsManagerClient, ssm, { GetSecretValueCommand: { ttlSeconds: 60 } }, { encryption });
+    await client.send(new GetSecretValueCommand({ SecretId: 'db' }));
+    const hit = await client.send(new GetSecretValueCommand({ SecretId: 'db' }));
+    expect(hit).toMatchObject({ SecretString: '{"password":"p"}', Name: 'db', $metadata: { cache: 'hit' } });
+    expect(hit.CreatedDate).toEqual(new Date(CREATED * 1000));
+    expect(ssm.count('GetSecretValue')).toBe(1);
+  });
+});
+
+describe('cacheAwsClient with the real DynamoDB client', () => {
+  it("caches the application's GetItem on the very client the cache uses, and never the cache's own requests", async () => {
+    const client = new DynamoDBClient(localClientConfig(db.endpoint));
+    const { cache } = await db.newCache({ client });
+    cacheAwsClient(client, { cache, commands: { GetItemCommand: { ttlSeconds: 60 } } });
+    await client.send(new CreateTableCommand({ TableName: 'users', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }));
+    await client.send(new PutItemCommand({ TableName: 'users', Item: { pk: { S: 'ada' }, name: { S: 'Ada' } } }));
+    const read = () => client.send(new GetItemCommand({ TableName: 'users', Key: { pk: { S: 'ada' } } }));
+    const [first, second] = [await read(), await read()];
+    expect([awsCacheStatusOf(first), awsCacheStatusOf(second)]).toEqual(['miss', 'hit']);
+    expect(second.Item).toEqual({ pk: { S: 'ada' }, name: { S: 'Ada' } });
+    const consistent = await client.send(new GetItemCommand({ TableName: 'users', Key: { pk: { S: 'ada' } }, ConsistentRead: true }));
+    expect(awsCacheStatusOf(consistent)).toBe('bypass');
+    // The cache's own GetItem went through the same middleware untouched.
+    expect(await cache.getOrSet('plain', () => 'value', { ttlSeconds: 60 })).toBe('value');
+    expect(cache.stats().errors).toBe(0);
+    client.destroy();
+  });
+});

@@ -1,0 +1,304 @@
+import { GetObjectCommand, HeadObjectCommand, NoSuchKey, NotFound, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
+import type { DynamoCache } from '../src/cache.ts';
+import type { DynamoCacheOptions } from '../src/options.ts';
+import { localAwsConfig } from './support/local-aws.ts';
+import { useDynalite } from './support/fixtures.ts';
+import { S3Server } from './support/s3-server.ts';
+
+const db = useDynalite();
+let s3: S3Server;
+
+beforeAll(async () => {
+  s3 = await S3Server.start();
+});
+afterAll(async () => {
+  await s3?.close();
+});
+beforeEach(() => {
+  s3.reset();
+});
+
+const encryption = { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' };
+
+/** A real S3 client on a local endpoint. One attempt, so that a throttled call fails at once (the SDK's retries are not under test). */
+function s3Client(endpoint = s3.endpoint): S3Client {
+  return new S3Client({ ...localAwsConfig(endpoint), forcePathStyle: true, maxAttempts: 1 });
+}
+
+/** One simulated execution environment: its own cache (on a shared table) and its own cached S3 client. */
+async function environment(tableName: string, commands: Record<string, CachedCommandOptions>, options: DynamoCacheOptions & { endpoint?: string } = {}) {
+  const { endpoint, ...cacheOptions } = options;
+  const { cache, logger } = await db.newCache({ tableName, ...cacheOptions });
+  return { cache, logger, client: cacheAwsClient(s3Client(endpoint), { cache, commands }) };
+}
+
+const getObject = { GetObjectCommand: { ttlSeconds: 60 } };
+
+describe('cacheAwsClient with the real S3 client', () => {
+  it('a hit skips S3 and answers the output as the SDK returned it: headers, Dates, metadata and body', async () => {
+    s3.put('bucket', 'config/app.json', '{"feature":true}', { contentType: 'application/json', metadata: { owner: 'ada' } });
+    const { client } = await environment(await db.newTable(), getObject);
+    const first = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config/app.json' }));
+    const second = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config/app.json' }));
+    expect(s3.counts.GET).toBe(1);
+    expect(awsCacheStatusOf(first)).toBe('miss');
+    expect(awsCacheStatusOf(second)).toBe('hit');
+    expect(second.LastModified).toBeInstanceOf(Date);
+    expect(second.LastModified!.getTime()).toBe(first.LastModified!.getTime());
+    expect({ ...second, Body: undefined, $metadata: undefined }).toEqual({ ...first, Body: undefined, $metadata: undefined });
+    expect(second).toMatchObject({ ETag: first.ETag, ContentType: 'application/json', ContentLength: 16, Metadata: { owner: 'ada' } });
+    expect(second.$metadata).toMatchObject({ httpStatusCode: 200, requestId: first.$metadata.requestId, cache: 'hit' });
+    expect(await first.Body!.transformToString()).toBe('{"feature":true}');
+    expect(await second.Body!.transformToString()).toBe('{"feature":true}');
+  });
+
+  it('another execution environment finds the output in DynamoDB without calling S3', async () => {
+    s3.put('bucket', 'shared.txt', 'shared by the fleet');
+    const tableName = await db.newTable();
+    const a = await environment(tableName, getObject);
+    const b = await environment(tableName, getObject);
+    await (await a.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'shared.txt' }))).Body!.transformToString();
+    const fromB = await b.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'shared.txt' }));
+    expect(await fromB.Body!.transformToString()).toBe('shared by the fleet');
+    expect(s3.counts.GET).toBe(1);
+    expect(b.cache.stats()).toMatchObject({ dynamoHits: 1, misses: 0 });
+  });
+
+  it('50 environments missing one object at once call S3 once, and all get the object', async () => {
+    const body = randomBytes(50_000);
+    s3.put('bucket', 'hot/object.bin', body);
+    const tableName = await db.newTable();
+    const fleet = await Promise.all(Array.from({ length: 50 }, () => environment(tableName, getObject)));
+    const outputs = await Promise.all(fleet.map(({ client }) => client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'hot/object.bin' }))));
+    expect(s3.counts.GET).toBe(1);
+    for (const output of outputs) expect(Buffer.from(await output.Body!.transformToByteArray()).equals(body)).toBe(true);
+    expect(outputs.filter((output) => awsCacheStatusOf(output) === 'miss')).toHaveLength(1);
+  });
+
+  it('stale-if-error: on SlowDown the stale object is answered within staleIfErrorSeconds, and the error after it', async () => {
+    s3.put('bucket', 'report.csv', 'a,b\n1,2\n');
+    const { client } = await environment(await db.newTable(), { GetObjectCommand: { ttlSeconds: 0.3, staleIfErrorSeconds: 1 } }, { memory: false });
+    await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'report.csv' }));
+    await sleep(400); // past the TTL, within the stale-if-error window
+    s3.setOutage({ code: 'SlowDown', status: 503 });
+    const stale = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'report.csv' }));
+    expect(awsCacheStatusOf(stale)).toBe('stale');
+    expect(await stale.Body!.transformToString()).toBe('a,b\n1,2\n');
+    expect(s3.counts.throttled).toBe(1); // S3 was asked, and throttled
+    await sleep(1000); // past the window
+    await expect(client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'report.csv' }))).rejects.toMatchObject({ name: 'SlowDown' });
+  });
+
+  it('other errors propagate unchanged, even within staleIfErrorSeconds, and are not cached', async () => {
+    s3.put('bucket', 'private.txt', 'v1');
+    const { client } = await environment(await db.newTable(), { GetObjectCommand: { ttlSeconds: 0.2, staleIfErrorSeconds: 60 } }, { memory: false });
+    await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'private.txt' }));
+    await sleep(300);
+    s3.setOutage({ code: 'AccessDenied', status: 403 });
+    const denied = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'private.txt' })).catch((error: unknown) => error);
+    expect(denied).toBeInstanceOf(S3ServiceException);
+    expect(denied).toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    s3.setOutage(undefined);
+    s3.put('bucket', 'private.txt', 'v2');
+    const after = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'private.txt' }));
+    expect(await after.Body!.transformToString()).toBe('v2');
+    expect(s3.counts.GET).toBe(3);
+  });
+
+  it('a body round-trips exactly, text and binary, from 1 byte to 2 MB, from memory and from DynamoDB', async () => {
+    const tableName = await db.newTable();
+    const writer = await environment(tableName, getObject);
+    const reader = await environment(tableName, getObject);
+    for (const size of [1, 1000, 64 * 1024, 450 * 1024, 2 * 1024 * 1024]) {
+      const binary = randomBytes(size);
+      const text = 'é€😀abc\n'.repeat(Math.ceil(size / 13)).slice(0, size);
+      s3.put('bucket', `bin-${size}`, binary);
+      s3.put('bucket', `txt-${size}`, text, { contentType: 'text/plain; charset=utf-8' });
+      for (const client of [writer.client, writer.client, reader.client]) {
+        const bin = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: `bin-${size}` }));
+        expect(Buffer.from(await bin.Body!.transformToByteArray()).equals(binary)).toBe(true);
+        const txt = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: `txt-${size}` }));
+        expect(await txt.Body!.transformToString()).toBe(text);
+      }
+    }
+    expect(s3.counts.GET).toBe(10); // each object once: the rest were hits
+  });
+
+  it('each transform of a body works once, as on the SDK own stream; the web stream reads the whole body', async () => {
+    s3.put('bucket', 'once.txt', 'read me once');
+    const { client } = await environment(await db.newTable(), getObject);
+    const plain = s3Client();
+    const uncached = await plain.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'once.txt' }));
+    await uncached.Body!.transformToString();
+    const sdkError = await uncached.Body!.transformToByteArray().catch((error: Error) => error.message);
+    expect(sdkError).toMatch(/already been transformed/);
+    for (const status of ['miss', 'hit']) {
+      const output = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'once.txt' }));
+      expect(awsCacheStatusOf(output)).toBe(status);
+      expect(await output.Body!.transformToString()).toBe('read me once');
+      await expect(output.Body!.transformToByteArray()).rejects.toThrow(sdkError);
+      await expect(output.Body!.transformToString()).rejects.toThrow(sdkError);
+      expect(() => output.Body!.transformToWebStream()).toThrow(sdkError);
+    }
+    const web = (await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'once.txt' }))).Body!.transformToWebStream();
+    expect(await new Response(web as ReadableStream).text()).toBe('read me once');
+  });
+
+  it('conditional reads always go to S3: 304 and 412 are never cached, a 200 is not stored for them', async () => {
+    s3.put('bucket', 'etagged.txt', 'content');
+    const { client } = await environment(await db.newTable(), getObject);
+    const { ETag } = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'etagged.txt' }));
+    for (let i = 0; i < 2; i += 1) {
+      await expect(client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'etagged.txt', IfNoneMatch: ETag }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 304 } });
+      await expect(client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'etagged.txt', IfMatch: '"other"' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 412 } });
+      const modified = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'etagged.txt', IfModifiedSince: new Date(0) }));
+      expect(awsCacheStatusOf(modified)).toBe('bypass');
+      expect(await modified.Body!.transformToString()).toBe('content');
+    }
+    expect(s3.counts.GET).toBe(7);
+  });
+
+  it('a Range is part of the key: each range is cached on its own and answers its own bytes', async () => {
+    s3.put('bucket', 'ranged.bin', Buffer.from('0123456789'));
+    const { client } = await environment(await db.newTable(), getObject);
+    const read = async (Range: string) => {
+      const output = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'ranged.bin', Range }));
+      return { status: awsCacheStatusOf(output), text: await output.Body!.transformToString(), contentRange: output.ContentRange };
+    };
+    expect(await read('bytes=0-3')).toEqual({ status: 'miss', text: '0123', contentRange: 'bytes 0-3/10' });
+    expect(await read('bytes=4-')).toEqual({ status: 'miss', text: '456789', contentRange: 'bytes 4-9/10' });
+    expect(await read('bytes=0-3')).toEqual({ status: 'hit', text: '0123', contentRange: 'bytes 0-3/10' });
+    expect(s3.counts.GET).toBe(2);
+  });
+
+  it('NoSuchKey and NotFound propagate and are not cached by default; with negativeTtlSeconds the same errors are thrown from the cache', async () => {
+    const plainEnv = await environment(await db.newTable(), { GetObjectCommand: { ttlSeconds: 60 }, HeadObjectCommand: { ttlSeconds: 60 } });
+    for (let i = 0; i < 2; i += 1) await expect(plainEnv.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'missing' }))).rejects.toBeInstanceOf(NoSuchKey);
+    expect(s3.counts.GET).toBe(2);
+
+    s3.reset();
+    const negative = { ttlSeconds: 60, negativeTtlSeconds: 60 };
+    const { client } = await environment(await db.newTable(), { GetObjectCommand: negative, HeadObjectCommand: negative });
+    const errors: unknown[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      errors.push(await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'missing' })).catch((error: unknown) => error));
+      errors.push(await client.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'missing' })).catch((error: unknown) => error));
+    }
+    expect(s3.reads).toBe(2);
+    const [liveGet, liveHead, cachedGet, cachedHead] = errors as Error[];
+    expect(cachedGet).toBeInstanceOf(NoSuchKey);
+    expect(cachedHead).toBeInstanceOf(NotFound);
+    expect(cachedGet).toMatchObject({ name: 'NoSuchKey', message: liveGet!.message, $fault: 'client', $metadata: { httpStatusCode: 404, cache: 'hit' } });
+    expect(cachedHead).toMatchObject({ name: liveHead!.name, $metadata: { httpStatusCode: 404, cache: 'hit' } });
+    // Once the object exists, the negative entry lasts its TTL: that is what negativeTtlSeconds buys.
+    s3.put('bucket', 'missing', 'now here');
+    await expect(client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'missing' }))).rejects.toBeInstanceOf(NoSuchKey);
+  });
+
+  it('commands not listed pass through untouched: every call reaches S3 and the output is the SDK own', async () => {
+    const { client } = await environment(await db.newTable(), getObject);
+    const plain = s3Client();
+    for (let i = 0; i < 2; i += 1) {
+      const put = await client.send(new PutObjectCommand({ Bucket: 'bucket', Key: 'written.txt', Body: `v${i}` }));
+      expect(awsCacheStatusOf(put)).toBeUndefined();
+      const head = await client.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'written.txt' }));
+      const reference = await plain.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'written.txt' }));
+      expect(Object.keys(head).sort()).toEqual(Object.keys(reference).sort());
+      expect({ ...head, $metadata: { ...head.$metadata, requestId: '', extendedRequestId: '' } }).toEqual({
+        ...reference,
+        $metadata: { ...reference.$metadata, requestId: '', extendedRequestId: '' },
+      });
+    }
+    expect(s3.counts).toMatchObject({ PUT: 2, HEAD: 4 });
+  });
+
+  it('a body above maxBodyBytes passes through whole and uncached, and the fleet does not queue behind the lease for it', async () => {
+    const big = randomBytes(5000);
+    s3.put('bucket', 'big.bin', big);
+    const tableName = await db.newTable();
+    const commands = { GetObjectCommand: { ttlSeconds: 60, maxBodyBytes: 1000 } };
+    const fleet = await Promise.all(Array.from({ length: 5 }, () => environment(tableName, commands)));
+    const first = await fleet[0]!.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'big.bin' }));
+    expect(Buffer.from(await first.Body!.transformToByteArray()).equals(big)).toBe(true);
+    const started = performance.now();
+    const rest = await Promise.all(fleet.map(({ client }) => client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'big.bin' }))));
+    for (const output of rest) {
+      expect(awsCacheStatusOf(output)).toBe('bypass');
+      expect(Buffer.from(await output.Body!.transformToByteArray()).equals(big)).toBe(true);
+    }
+    expect(s3.counts.GET).toBe(6);
+    // Nobody waited for a lease: the cache told every environment to go to S3 directly.
+    expect(fleet.reduce((sum, { cache }) => sum + cache.stats().leaseWaits, 0)).toBe(0);
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
+  it('an SSE-C read (a customer key in the input) is not cached in clear; with encryption it is', async () => {
+    s3.put('bucket', 'sse-c.txt', 'customer-encrypted');
+    const input = { Bucket: 'bucket', Key: 'sse-c.txt', SSECustomerAlgorithm: 'AES256', SSECustomerKey: randomBytes(32).toString('base64') };
+    const clear = await environment(await db.newTable(), getObject);
+    for (let i = 0; i < 2; i += 1) expect(awsCacheStatusOf(await clear.client.send(new GetObjectCommand(input)))).toBe('bypass');
+    expect(clear.logger.warnings.filter((w) => /SSECustomerKey/.test(w.message))).toHaveLength(1);
+    expect(s3.counts.GET).toBe(2);
+    const encrypted = await environment(await db.newTable(), getObject, { encryption });
+    const statuses = [];
+    for (let i = 0; i < 2; i += 1) statuses.push(awsCacheStatusOf(await encrypted.client.send(new GetObjectCommand(input))));
+    expect(statuses).toEqual(['miss', 'hit']);
+    expect(s3.counts.GET).toBe(3);
+  });
+
+  it('an object encrypted with a KMS key (SSEKMSKeyId, marked sensitive by the SDK) is not cached in clear; other objects are', async () => {
+    const kmsKeyId = 'arn:aws:kms:us-east-1:123456789012:key/0000-1111';
+    s3.put('bucket', 'kms.txt', 'kms-encrypted', { kmsKeyId });
+    s3.put('bucket', 'plain.txt', 'plain');
+    const { client, logger } = await environment(await db.newTable(), getObject);
+    const statuses: (string | undefined)[] = [];
+    for (const Key of ['kms.txt', 'kms.txt', 'plain.txt', 'plain.txt']) {
+      const output = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key }));
+      statuses.push(awsCacheStatusOf(output));
+      if (Key === 'kms.txt') expect(output).toMatchObject({ SSEKMSKeyId: kmsKeyId, ServerSideEncryption: 'aws:kms' });
+    }
+    expect(statuses).toEqual(['bypass', 'bypass', 'miss', 'hit']);
+    expect(logger.warnings.filter((w) => /output carries SSEKMSKeyId/.test(w.message))).toHaveLength(1);
+    expect(s3.counts.GET).toBe(3);
+  });
+
+  it("a caller's abortSignal ends the wait for another environment's refresh, and an aborted call never reaches S3", async () => {
+    const slow = await S3Server.start({ latencyMs: 1500 });
+    try {
+      slow.put('bucket', 'slow.txt', 'slow');
+      const tableName = await db.newTable();
+      const a = await environment(tableName, getObject, { endpoint: slow.endpoint });
+      const b = await environment(tableName, getObject, { endpoint: slow.endpoint });
+      const holder = a.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'slow.txt' }));
+      await sleep(200); // a holds the lease and waits for S3
+      const started = performance.now();
+      await expect(b.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'slow.txt' }), { abortSignal: AbortSignal.timeout(100) })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(performance.now() - started).toBeLessThan(1000);
+      const controller = new AbortController();
+      controller.abort();
+      await expect(b.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'other.txt' }), { abortSignal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(await (await holder).Body!.transformToString()).toBe('slow');
+      expect(slow.counts.GET).toBe(1);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('applying cacheAwsClient again replaces the configuration instead of stacking a second cache', async () => {
+    s3.put('bucket', 'twice.txt', 'x');
+    const tableName = await db.newTable();
+    const { cache } = await db.newCache({ tableName });
+    const client = cacheAwsClient(s3Client(), { cache, commands: { HeadObjectCommand: { ttlSeconds: 60 } } });
+    expect(cacheAwsClient(client, { cache, commands: getObject })).toBe(client);
+    await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'twice.txt' }));
+    await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'twice.txt' }));
+    await client.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'twice.txt' }));
+    await client.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'twice.txt' }));
+    expect(s3.counts).toMatchObject({ GET: 1, HEAD: 2 });
+    expect((cache as DynamoCache).stats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+});

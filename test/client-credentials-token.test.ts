@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { DynamoCache } from '../src/cache.ts';
+import { InvalidOptionsError } from '../src/errors.ts';
+import { clientCredentialsToken, type ClientCredentialsTokenOptions } from '../src/oauth/client-credentials-token.ts';
+import { TokenEndpointError } from '../src/oauth/errors.ts';
+import type { DynamoCacheOptions } from '../src/options.ts';
+import { useDynalite } from './support/fixtures.ts';
+import { TokenServer } from './support/token-server.ts';
+
+const db = useDynalite();
+const CLIENT_ID = 'backend client:1';
+const CLIENT_SECRET = 'p@ss:w rd+/€%-the-secret';
+const encryption = { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' };
+let server: TokenServer;
+
+beforeAll(async () => {
+  server = await TokenServer.start({ clients: { [CLIENT_ID]: CLIENT_SECRET, 'demo-client': 'demo-secret' } });
+});
+afterAll(async () => {
+  await server?.close();
+});
+beforeEach(() => {
+  server.reset();
+  server.setExpiresIn(3600);
+});
+
+/** `n` execution environments: a cache each on one table, and a token provider each. */
+async function fleet(n: number, options: Partial<ClientCredentialsTokenOptions> = {}, cacheOptions: DynamoCacheOptions = {}) {
+  const tableName = await db.newTable();
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const { cache, logger } = await db.newCache({ tableName, encryption, ...cacheOptions });
+      const token = clientCredentialsToken({ cache, tokenUrl: server.url, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, ...options });
+      return { cache, logger, token };
+    }),
+  );
+}
+
+/** The server's expiry of a token it issued (epoch ms). */
+const expiryOf = (accessToken: string) => {
+  const issued = server.issued.find((t) => t.accessToken === accessToken)!;
+  return issued.issuedAtMs + issued.expiresInSeconds! * 1000;
+};
+
+describe('clientCredentialsToken', () => {
+  it('requests a token as RFC 6749 section 4.4 says: form body, HTTP Basic with form-encoded id and secret, scope', async () => {
+    const [env] = await fleet(1, { scope: ['orders/read', 'orders/write'], parameters: { audience: 'https://api.example.com' } });
+    expect(await env!.token()).toBe('token-1');
+    const [request] = server.requests;
+    expect(request!.contentType).toBe('application/x-www-form-urlencoded');
+    expect(Object.fromEntries(request!.form)).toEqual({ grant_type: 'client_credentials', scope: 'orders/read orders/write', audience: 'https://api.example.com' });
+    // Section 2.3.1: each of id and secret is form-encoded (space as +, the rest as %XX) before Base64.
+    expect(Buffer.from(request!.authorization!.slice('Basic '.length), 'base64').toString()).toBe('backend+client%3A1:p%40ss%3Aw+rd%2B%2F%E2%82%AC%25-the-secret');
+    expect(server.issued[0]!.scope).toBe('orders/read orders/write');
+  });
+
+  it('returns the same token across 20 environments until expires_in - skew, then one of them refreshes it, once', async () => {
+    server.setExpiresIn(3);
+    const envs = await fleet(20, { skewSeconds: 1 });
+    const answers: { token: string; atMs: number }[] = [];
+    const started = Date.now();
+    await Promise.all(
+      envs.map(async ({ token }) => {
+        while (Date.now() - started < 3500) {
+          const accessToken = await token();
+          answers.push({ token: accessToken, atMs: Date.now() });
+          await sleep(25);
+        }
+      }),
+    );
+    // Fresh for 2 s (3 - 1), refreshed once, by one environment, at 2 s: two tokens in 3.5 s.
+    expect(server.issued.map((t) => t.accessToken)).toEqual(['token-1', 'token-2']);
+    expect(server.calls).toBe(2);
+    const refreshedAfter = server.issued[1]!.issuedAtMs - server.issued[0]!.issuedAtMs;
+    expect(refreshedAfter).toBeGreaterThanOrEqual(2000);
+    expect(refreshedAfter).toBeLessThan(3000);
+    expect(answers.filter((a) => a.atMs - started < 1900).every((a) => a.token === 'token-1')).toBe(true);
+    for (const answer of answers) expect(answer.atMs).toBeLessThan(expiryOf(answer.token));
+  });
+
+  it('keeps answering the current token while the endpoint fails (429, then 503), never after its real expiry', async () => {
+    server.setExpiresIn(2);
+    const [env] = await fleet(1, { skewSeconds: 1 }, { memory: false });
+    expect(await env!.token()).toBe('token-1');
+    const expiry = expiryOf('token-1');
+    await sleep(1200); // past expires_in - skew: refresh due
+    server.setOutage({ status: 429, body: { error: 'slow_down' } });
+    expect(await env!.token()).toBe('token-1');
+    server.setOutage({ status: 503 });
+    expect(await env!.token()).toBe('token-1');
+    expect(Date.now()).toBeLessThan(expiry);
+    await sleep(expiry - Date.now() + 50);
+    const error = await env!.token().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TokenEndpointError);
+    expect(error).toMatchObject({ status: 503, error: 'temporarily_unavailable' });
+    expect(env!.logger.warnings.some((w) => /fetch failed; answering with the stale value/.test(w.message))).toBe(true);
+  });
+
+  it('never answers a token after its expiry, though the cache item lives on to the next whole second', async () => {
+    server.setExpiresIn(1); // skew 60 s, capped at 0.5 s; the item's storage expiry is rounded up to whole seconds
+    const [env] = await fleet(1, {}, { memory: false });
+    expect(await env!.token()).toBe('token-1');
+    const expiry = expiryOf('token-1');
+    server.setOutage({ status: 503 });
+    const answers: { token: string | undefined; atMs: number }[] = [];
+    while (Date.now() < expiry + 1200) {
+      const token = await env!.token().catch(() => undefined);
+      answers.push({ token, atMs: Date.now() });
+      await sleep(20);
+    }
+    expect(answers.some((a) => a.token === 'token-1')).toBe(true); // the stale token stood in while valid
+    for (const answer of answers) if (answer.token !== undefined) expect(answer.atMs).toBeLessThan(expiry);
+    expect(answers.at(-1)!.token).toBeUndefined();
+  });
+
+  it('a timeout of the token request counts as a failure, reported as one', async () => {
+    const slow = await TokenServer.start({ latencyMs: 500 });
+    try {
+      const { cache } = await db.newCache({ encryption });
+      const token = clientCredentialsToken({ cache, tokenUrl: slow.url, clientId: 'demo-client', clientSecret: 'demo-secret', timeoutMs: 100 });
+      const error = await token().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TokenEndpointError);
+      expect((error as Error).message).toBe('token endpoint did not answer within 100 ms');
+      expect(error).toMatchObject({ status: undefined, tokenUrl: slow.url });
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("reports the endpoint's error and error_description clearly, never the secret", async () => {
+    const [env] = await fleet(1, { clientSecret: 'wrong-secret' });
+    const error = (await env!.token().catch((e: unknown) => e)) as TokenEndpointError;
+    expect(error).toBeInstanceOf(TokenEndpointError);
+    expect(error.message).toBe('token endpoint answered 401 invalid_client: Client authentication failed');
+    expect(error).toMatchObject({ status: 401, error: 'invalid_client', errorDescription: 'Client authentication failed', tokenUrl: server.url });
+    // A server that echoes what it was sent: the secret is masked in what reaches the caller.
+    server.injectNext(1, { status: 400, body: { error: 'invalid_request', error_description: `bad secret ${CLIENT_SECRET}` } });
+    const [echoed] = await fleet(1);
+    const echo = (await echoed!.token().catch((e: unknown) => e)) as TokenEndpointError;
+    expect(echo.errorDescription).toBe('bad secret [redacted]');
+    for (const e of [error, echo]) {
+      expect(`${e.message} ${JSON.stringify(e)} ${e.stack}`).not.toContain(CLIENT_SECRET);
+      expect(`${e.message} ${JSON.stringify(e)}`).not.toContain('wrong-secret');
+    }
+  });
+
+  it('reports an answer that is not a token, or a token that expired on its way', async () => {
+    server.setExpiresIn(-5);
+    const [env] = await fleet(1);
+    await expect(env!.token()).rejects.toThrow(/invalid expires_in -5/);
+    server.injectNext(1, { status: 200, body: { token_type: 'Bearer' } });
+    await expect(env!.token()).rejects.toThrow('token endpoint answered 200 without an access_token');
+    server.injectNext(1, { status: 200, body: { access_token: 'mac-token', token_type: 'mac', expires_in: '60' } });
+    await expect(env!.token()).rejects.toThrow('token endpoint answered a mac token, not a Bearer token');
+    server.injectNext(1, { status: 502, body: {} });
+    await expect(env!.token()).rejects.toMatchObject({ message: 'token endpoint answered 502 Bad Gateway', status: 502 });
+    const slow = await TokenServer.start({ latencyMs: 200, expiresInSeconds: 0.1 });
+    try {
+      const { cache } = await db.newCache({ encryption });
+      const token = clientCredentialsToken({ cache, tokenUrl: slow.url, clientId: 'demo-client', clientSecret: 'demo-secret' });
+      await expect(token()).rejects.toThrow(/token that expired before it arrived/);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('takes the secret from an async function, called only when a token is requested', async () => {
+    let reads = 0;
+    const clientSecret = async () => {
+      reads += 1;
+      return CLIENT_SECRET;
+    };
+    const envs = await fleet(3, { clientSecret });
+    expect(reads).toBe(0);
+    for (const { token } of envs) expect(await token()).toBe('token-1');
+    expect(reads).toBe(1);
+  });
+
+  it('caps the skew at half the lifetime, and assumes defaultExpiresInSeconds when the endpoint sends no expires_in', async () => {
+    server.setExpiresIn(1); // default skew 60 s > 1 s: cached for 0.5 s instead of never
+    const [env] = await fleet(1, {}, { memory: false });
+    expect([await env!.token(), await env!.token()]).toEqual(['token-1', 'token-1']);
+    await sleep(1100);
+    expect(await env!.token()).toBe('token-2');
+
+    server.setExpiresIn(null);
+    const [other] = await fleet(1, { defaultExpiresInSeconds: 120, skewSeconds: 0 });
+    expect([await other!.token(), await other!.token()]).toEqual(['token-3', 'token-3']);
+  });
+
+  it('warns once at construction when the cache has no encryption, and not with it', async () => {
+    const [clear] = await fleet(1, {}, { encryption: undefined });
+    expect(clear!.logger.warnings.filter((w) => /stores access tokens in clear/.test(w.message))).toHaveLength(1);
+    await clear!.token();
+    await clear!.token();
+    expect(clear!.logger.warnings.filter((w) => /stores access tokens in clear/.test(w.message))).toHaveLength(1);
+    const [encrypted] = await fleet(1);
+    expect(encrypted!.logger.warnings).toEqual([]);
+  });
+
+  it("a caller's AbortSignal ends the wait, and gives the refresh lease back for the next caller", async () => {
+    const slow = await TokenServer.start({ latencyMs: 1000 });
+    try {
+      // A long lease: a caller that kept it would hold the next one up for 5 s (lease.waitMs).
+      const { cache } = await db.newCache({ encryption, lease: { ttlMs: 30_000 } });
+      const token = clientCredentialsToken({ cache, tokenUrl: slow.url, clientId: 'demo-client', clientSecret: 'demo-secret' });
+      const started = performance.now();
+      await expect(token({ signal: AbortSignal.timeout(50) })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(performance.now() - started).toBeLessThan(800); // well before the endpoint's answer
+      // The lease was given back: the next caller fetches at once (1 s) instead of waiting 5 s for it.
+      const next = performance.now();
+      expect(await token()).toMatch(/^token-\d$/);
+      expect(performance.now() - next).toBeLessThan(4000);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('checks its options', async () => {
+    const { cache } = await db.newCache({ encryption });
+    const base = { cache, tokenUrl: 'https://auth.example.com/oauth2/token', clientId: 'id', clientSecret: 'secret' };
+    expect(() => clientCredentialsToken({ ...base, tokenUrl: 'http://auth.example.com/oauth2/token' })).toThrow(/https: \(http: only on a loopback address\)/);
+    expect(() => clientCredentialsToken({ ...base, tokenUrl: 'not a url' })).toThrow(InvalidOptionsError);
+    expect(() => clientCredentialsToken({ ...base, clientId: '' })).toThrow(/clientId/);
+    expect(() => clientCredentialsToken({ ...base, clientSecret: '' })).toThrow(/clientSecret/);
+    expect(() => clientCredentialsToken({ ...base, scope: 'a "b"' })).toThrow(/not a valid scope token/);
+    expect(() => clientCredentialsToken({ ...base, parameters: { grant_type: 'password' } })).toThrow(/set by clientCredentialsToken itself/);
+    expect(() => clientCredentialsToken({ ...base, skewSeconds: -1 })).toThrow(/skewSeconds/);
+    expect(() => clientCredentialsToken({ ...base, cache: {} as DynamoCache })).toThrow(/must be a DynamoCache/);
+    expect(() => clientCredentialsToken({ ...base, tokenUrl: 'http://127.0.0.1:8080/token' })).not.toThrow();
+  });
+});
