@@ -348,7 +348,10 @@ export class DynamoCache {
       return { found: false, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
     }
     const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call), policy, call);
-    call.signal?.throwIfAborted();
+    if (!resolution.found && call.signal?.aborted) {
+      await this.#refresh.abandon(resolution.turn); // gives a lease won just now back
+      call.signal.throwIfAborted();
+    }
     if (resolution.found) {
       const source = sourceOf(resolution);
       reportResult(options, key, source);
@@ -526,7 +529,11 @@ export class DynamoCache {
   async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<{ payload: Payload | undefined; source: CacheSource }> {
     const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet', call), policy, call);
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution) };
-    call.signal?.throwIfAborted();
+    if (call.signal?.aborted) {
+      // Every caller gave up: no fetch, and a lease won just now goes back at once.
+      await this.#refresh.abandon(resolution.turn);
+      call.signal.throwIfAborted();
+    }
     return this.#fetch(resolution.turn, fetcher, policy);
   }
 

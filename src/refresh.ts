@@ -131,9 +131,14 @@ export class RefreshCoordinator {
     return turn.fallback;
   }
 
-  /** Ends a turn that stores nothing: gives the lease back so waiters need not wait for it to expire. */
+  /**
+   * Ends a turn that stores nothing: gives the lease back so waiters need not wait for it to expire. The
+   * release is sent even when the caller has aborted (only its deadline bounds it): a lease left behind would
+   * hold the whole fleet up until it expires.
+   */
   async abandon(turn: Turn): Promise<void> {
-    if (turn.owner !== undefined && hasStorageKey(turn.slot)) await this.#store.releaseLease(turn.slot, turn.owner, turn.call);
+    if (turn.owner === undefined || !hasStorageKey(turn.slot)) return;
+    await this.#store.releaseLease(turn.slot, turn.owner, turn.call.signal === undefined ? turn.call : { untilMs: turn.call.untilMs });
   }
 
   async #leaseOrWait(

@@ -193,7 +193,12 @@ export class TwoTierStore {
     const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease);
     if (signature === null) return { ok: false };
     const outcome = await this.#s.dynamo.acquireLease(leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature }), request.nowMs, call);
-    if (!outcome.ok) return { ok: false };
+    if (!outcome.ok) {
+      // Cut short by the caller, the write may still have been applied: give back the lease it may hold, so the
+      // fleet does not wait for it to expire (the release is conditional on the owner, so it is safe either way).
+      if (outcome.kind === 'aborted' || outcome.kind === 'deadline') void this.#s.dynamo.releaseLease(leaseKey, request.owner);
+      return { ok: false };
+    }
     if (outcome.value.acquired) return { ok: true, acquired: true };
     let item = outcome.value.item;
     if (item === undefined) {

@@ -163,3 +163,23 @@ describe('onResult: where an answer came from', () => {
     expect(seen).toEqual(['a:fetcher:false', 'a:memory:true', 'a:dynamodb:true', 'missing:none:false', 'a:stale:true']);
   });
 });
+
+describe('an abort never leaves a lease behind', () => {
+  it('a caller that aborts while its lease write is in flight (applied by DynamoDB, answer not yet back) gives the lease back', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false, endpoint: proxy.endpoint });
+    await cache.get('warm-up');
+    const controller = new AbortController();
+    // DynamoDB applies the lease write at once, but its answer is held: the caller aborts before it arrives.
+    proxy.setFaults({ responseDelayMs: 300, operations: ['PutItem'] });
+    const pending = cache.acquire('k', { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('gone')), 100);
+    await expect(pending).rejects.toThrow('gone');
+    proxy.setFaults({});
+    await new Promise((resolve) => setTimeout(resolve, 400)); // the delayed lease write lands, then the release
+    const { cache: next } = await db.newCache({ tableName, memory: false, lease: { waitMs: 5000 } });
+    const started = performance.now();
+    expect(await next.getOrSet('k', async () => 'fetched')).toBe('fetched');
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(next.stats().leaseWaits).toBe(0);
+  });
+});

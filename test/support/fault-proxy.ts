@@ -21,8 +21,10 @@ export interface Faults {
   validationErrorRate?: number;
   /** Close the connection without answering. */
   dropRate?: number;
-  /** Delay every answer by this many ms. */
+  /** Delay every answer by this many ms (the request reaches DynamoDB only after the delay). */
   latencyMs?: number;
+  /** Forward at once, then hold DynamoDB's answer this many ms: the request is applied even if the client gives up. */
+  responseDelayMs?: number;
   /** Throttle exactly the next N matching requests, then pass. */
   throttleNext?: number;
   /** Restrict faults to these operations (`GetItem`, `PutItem`, ...). */
@@ -118,7 +120,7 @@ export class FaultProxy {
         return this.#fail(res, 503, 'unavailable', 'com.amazon.coral.availability#ServiceUnavailableException', 'Service unavailable');
       }
     }
-    this.#forward(req, res, body);
+    this.#forward(req, res, body, applies ? faults.responseDelayMs : undefined);
   }
 
   #throttle(res: ServerResponse, error: ThrottleError = 'ProvisionedThroughputExceededException'): void {
@@ -132,13 +134,18 @@ export class FaultProxy {
     res.end(payload);
   }
 
-  #forward(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  #forward(req: IncomingMessage, res: ServerResponse, body: Buffer, responseDelayMs?: number): void {
     const target = new URL(this.#target());
     const upstream = httpRequest(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
       (upstreamRes) => {
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-        upstreamRes.pipe(res);
+        const answer = () => {
+          if (res.destroyed) return upstreamRes.resume();
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+          upstreamRes.pipe(res);
+        };
+        if (responseDelayMs) setTimeout(answer, responseDelayMs);
+        else answer();
       },
     );
     upstream.on('error', () => res.destroy());
