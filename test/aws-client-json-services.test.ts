@@ -16,7 +16,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { AwsJsonServer, ServiceFault } from './support/aws-json-server.ts';
-import { localClientConfig } from './support/dynalite.ts';
+import { localClientConfig, untilActive } from './support/dynalite.ts';
 import { localAwsConfig } from './support/local-aws.ts';
 import { useDynalite } from './support/fixtures.ts';
 
@@ -222,6 +222,7 @@ describe('cacheAwsClient with the real DynamoDB client', () => {
     const { cache } = await db.newCache({ client });
     cacheAwsClient(client, { cache, commands: { GetItemCommand: { ttlSeconds: 60 } } });
     await client.send(new CreateTableCommand({ TableName: 'users', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }));
+    await untilActive(client, 'users');
     await client.send(new PutItemCommand({ TableName: 'users', Item: { pk: { S: 'ada' }, name: { S: 'Ada' } } }));
     const read = () => client.send(new GetItemCommand({ TableName: 'users', Key: { pk: { S: 'ada' } } }));
     const [first, second] = [await read(), await read()];

@@ -1,4 +1,4 @@
-import { CreateTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
@@ -44,6 +44,8 @@ export async function startTarget(): Promise<DynamoTarget> {
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
+  // dynalite turns a new table ACTIVE on a timer: a request sent at once can find it missing.
+  while ((await admin.send(new DescribeTableCommand({ TableName: tableName }))).Table?.TableStatus !== 'ACTIVE') await new Promise((resolve) => setTimeout(resolve, 5));
   admin.destroy();
   return {
     description: `dynalite ${process.version} child process on 127.0.0.1`,

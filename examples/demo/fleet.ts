@@ -2,7 +2,7 @@
  * The demo's fleet: simulated Lambda execution environments invoking in a loop against a throttling upstream,
  * and the table of what each scenario cost the upstream and the callers.
  */
-import { CreateTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -128,6 +128,8 @@ export async function dynamoTarget(): Promise<{ tableName: string; clientConfig:
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
+  // dynalite turns a new table ACTIVE on a timer: a request sent at once can find it missing.
+  while ((await admin.send(new DescribeTableCommand({ TableName: 'app-cache-demo' }))).Table?.TableStatus !== 'ACTIVE') await new Promise((resolve) => setTimeout(resolve, 5));
   admin.destroy();
   return {
     tableName: 'app-cache-demo',

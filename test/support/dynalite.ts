@@ -43,10 +43,16 @@ export async function createCacheTable(client: DynamoDBClient, keyAttribute: str
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
-  // dynalite turns a table ACTIVE on a timer, even with createTableMs 0: on a loaded machine a request sent at
-  // once can still find it CREATING (ResourceNotFoundException).
+  await untilActive(client, tableName);
+  return tableName;
+}
+
+/**
+ * Waits until a table just created is ACTIVE. dynalite turns a table ACTIVE on a timer, even with
+ * createTableMs 0: a request sent at once can still find it CREATING (ResourceNotFoundException).
+ */
+export async function untilActive(client: DynamoDBClient, tableName: string): Promise<void> {
   while ((await client.send(new DescribeTableCommand({ TableName: tableName }))).Table?.TableStatus !== 'ACTIVE') {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  return tableName;
 }
