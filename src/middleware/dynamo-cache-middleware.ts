@@ -2,17 +2,18 @@ import type middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoCache } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
+import { MEMORY_TIER_DEFAULTS } from '../memory-tier.ts';
 import type { DynamoCacheOptions } from '../options.ts';
 import { ResponseMemo, type MemoPlan, type ResponseMemoOptions } from './response-memo.ts';
 
 /** Options of the `dynamoCache()` middleware. */
 export interface DynamoCacheMiddlewareOptions<TContextKey extends string = 'cache'> extends DynamoCacheOptions {
   /** An existing cache to use; the `DynamoCacheOptions` are then ignored. Default: a cache built from them. */
-  cache?: DynamoCache;
+  cache?: DynamoCache | undefined;
   /** Name of the `context` property that holds the cache. Default `'cache'`. */
-  contextKey?: TContextKey;
+  contextKey?: TContextKey | undefined;
   /** Response memoization, or `false`/absent to only put the cache in `context`. */
-  response?: ResponseMemoOptions | false;
+  response?: ResponseMemoOptions | false | undefined;
 }
 
 /** The Lambda context as handlers behind `dynamoCache()` see it: with the cache under `TContextKey`. */
@@ -50,14 +51,17 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
   if (typeof options.contextKey !== 'string' || options.contextKey === '') throw new InvalidOptionsError('contextKey must be a non-empty string');
   if (options.cache !== undefined && !(options.cache instanceof DynamoCache)) throw new InvalidOptionsError('cache must be a DynamoCache');
   const cache = options.cache ?? new DynamoCache(options);
-  const memo = options.response === false || options.response === undefined ? undefined : new ResponseMemo(cache, options.response);
+  const memo = options.response === false || options.response === undefined ? undefined : new ResponseMemo(cache, options.response, generationRefreshSeconds(options));
 
   const dynamoCacheMiddlewareBefore = async (request: middy.Request): Promise<unknown> => {
     (request.context as unknown as Record<string, unknown>)[options.contextKey] = cache;
     if (memo === undefined) return undefined;
-    const plan = memo.plan(request.event, request.context);
+    const planned = memo.plan(request.event, request.context);
+    // Awaited only when the path's generation had to be read: a warm hit stays free of extra ticks.
+    const plan = planned instanceof Promise ? await planned : planned;
     if (plan === undefined) return undefined;
     (request.internal as Record<string, unknown>)[INTERNAL_PLAN] = plan;
+    if (plan.kind === 'invalidate') return undefined;
     try {
       return await memo.lookup(plan); // a value here is Middy's early return: the handler does not run
     } catch (error) {
@@ -93,4 +97,13 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     before: dynamoCacheMiddlewareBefore,
     ...(memo === undefined ? {} : { after: dynamoCacheMiddlewareAfter, onError: dynamoCacheMiddlewareOnError }),
   } as middy.MiddlewareObj<unknown, any, Error, DynamoCacheContext<TContextKey>>;
+}
+
+/**
+ * How long an environment trusts a path's invalidation generation: the memory tier's TTL, the bound the
+ * cache gives every change made elsewhere; the default one when the tier is off or the cache was passed in.
+ */
+function generationRefreshSeconds(options: DynamoCacheMiddlewareOptions<string>): number {
+  if (options.cache !== undefined || typeof options.memory !== 'object' || options.memory === null) return MEMORY_TIER_DEFAULTS.ttlSeconds;
+  return options.memory.ttlSeconds ?? MEMORY_TIER_DEFAULTS.ttlSeconds;
 }
