@@ -10,7 +10,7 @@ import { localClientConfig } from './support/dynalite.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { HTTP_SOURCES, albEvent, functionUrlEvent, httpApiEvent, lambdaContext, restApiEvent, type HttpSource, type RequestSpec } from './support/http-events.ts';
-import { asLambda, header, json, setupMiddy, type Handler, type Response } from './support/middy-harness.ts';
+import { asLambda, header, headerOf, json, setupMiddy, whoIs, type Handler, type Response } from './support/middy-harness.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 
 const db = useDynalite();
@@ -178,22 +178,6 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
     }
   });
 });
-
-/** Who the handler thinks is asking, from whichever identity the source carries. */
-function whoIs(e: any): string {
-  return (
-    e.requestContext?.authorizer?.claims?.sub ??
-    e.requestContext?.authorizer?.jwt?.claims?.sub ??
-    e.requestContext?.authorizer?.iam?.userId ??
-    e.headers?.['x-amzn-oidc-identity'] ??
-    'anonymous'
-  );
-}
-
-function headerOf(e: any, name: string): string | undefined {
-  for (const [key, value] of Object.entries(e.headers ?? {})) if (key.toLowerCase() === name) return value as string;
-  return undefined;
-}
 
 describe('context injection', () => {
   it('context.cache is one DynamoCache per execution environment, shared by warm invocations', async () => {

@@ -20,6 +20,8 @@ export interface RequestSpec {
   domain?: string;
   /** ALB multi-value headers and query parameters mode. */
   multiValue?: boolean;
+  /** A custom domain's base path mapping (`/v1`): in front of the path the handler sees, not in the path parameters. */
+  basePath?: string;
 }
 
 /** The path parameters API Gateway extracts for `route` from `path`, or `null` when the route has none. */
@@ -62,7 +64,7 @@ export function restApiEvent(spec: RequestSpec = {}): APIGatewayProxyEvent {
   const allHeaders = { Accept: 'application/json', Host: domain, 'User-Agent': 'curl/8.5.0', ...headers };
   return {
     resource: route,
-    path,
+    path: `${spec.basePath ?? ''}${path}`,
     httpMethod: method,
     headers: allHeaders,
     multiValueHeaders: Object.fromEntries(Object.entries(allHeaders).map(([k, v]) => [k, [v]])),
@@ -117,7 +119,7 @@ export function httpApiEvent(spec: RequestSpec = {}): APIGatewayProxyEventV2 {
   const event = {
     version: '2.0',
     routeKey,
-    rawPath: path,
+    rawPath: `${spec.basePath ?? ''}${path}`,
     rawQueryString: spec.query ?? '',
     headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: domain, ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
     queryStringParameters: single ?? undefined,

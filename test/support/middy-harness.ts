@@ -45,3 +45,28 @@ export const header = (response: Response, name: string): string | undefined => 
   for (const [key, values] of Object.entries(response.multiValueHeaders ?? {})) if (key.toLowerCase() === lower) return values.join(', ');
   return undefined;
 };
+
+/** Who the handler thinks is asking, from whichever identity the event carries. */
+export function whoIs(e: any): string {
+  return (
+    e.requestContext?.authorizer?.claims?.sub ??
+    e.requestContext?.authorizer?.jwt?.claims?.sub ??
+    e.requestContext?.authorizer?.iam?.userId ??
+    e.requestContext?.authorizer?.principalId ??
+    e.headers?.['x-amzn-oidc-identity'] ??
+    'anonymous'
+  );
+}
+
+/** A request header of an event, by lower-case name, from `headers` or `multiValueHeaders`. */
+export function headerOf(e: any, name: string): string | undefined {
+  for (const [key, value] of Object.entries(e.headers ?? {})) if (key.toLowerCase() === name) return value as string;
+  for (const [key, values] of Object.entries(e.multiValueHeaders ?? {})) if (key.toLowerCase() === name) return (values as string[]).join(', ');
+  return undefined;
+}
+
+/** The path of an event as its handler reads it. */
+export const pathOf = (e: any): string => e.rawPath ?? e.path;
+
+/** The method of an event as its handler reads it. */
+export const methodOf = (e: any): string => e.httpMethod ?? e.requestContext?.http?.method;
