@@ -56,9 +56,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
   const dynamoCacheMiddlewareBefore = async (request: middy.Request): Promise<unknown> => {
     (request.context as unknown as Record<string, unknown>)[options.contextKey] = cache;
     if (memo === undefined) return undefined;
-    const planned = memo.plan(request.event, request.context);
-    // Awaited only when the path's generation had to be read: a warm hit stays free of extra ticks.
-    const plan = planned instanceof Promise ? await planned : planned;
+    const plan = memo.plan(request.event, request.context);
     if (plan === undefined) return undefined;
     (request.internal as Record<string, unknown>)[INTERNAL_PLAN] = plan;
     if (plan.kind === 'invalidate') return undefined;

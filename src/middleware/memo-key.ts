@@ -1,4 +1,4 @@
-import { sha256 } from '../keys.ts';
+import { hash } from 'node:crypto';
 import type { IdentityComponent } from './identity.ts';
 
 /**
@@ -60,4 +60,9 @@ export function canonicalJson(value: unknown): string {
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       : v,
   );
+}
+
+/** Hex SHA-256, one-shot: cheaper than a Hash object on the hit path. */
+function sha256(text: string): string {
+  return hash('sha256', text, 'hex');
 }

@@ -46,8 +46,8 @@ export class PathGenerations {
     this.#prefix = prefix;
     this.#lifetimeSeconds = lifetimeSeconds;
     this.#refreshMs = refreshMs;
-    // lru-cache's own TTL only frees memory early; validity is checked against the wall clock, as the memory tier does.
-    this.#known = new LRUCache<string, Known>({ max: MAX_REMEMBERED_PATHS, ttl: refreshMs });
+    // Validity is checked against the wall clock, as the memory tier does; no lru-cache TTL, which would cost a clock read per get.
+    this.#known = new LRUCache<string, Known>({ max: MAX_REMEMBERED_PATHS });
   }
 
   /**
@@ -85,7 +85,7 @@ export class PathGenerations {
   }
 
   #remember(path: string, generation: string | undefined, forMs: number): string | undefined {
-    this.#known.set(path, { generation, untilMs: Date.now() + forMs }, { ttl: forMs });
+    this.#known.set(path, { generation, untilMs: Date.now() + forMs });
     return generation;
   }
 }

@@ -21,7 +21,7 @@ import {
 } from './http-response.ts';
 import { DEFAULT_CREDENTIAL_HEADERS, identityOf } from './identity.ts';
 import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from './memo-key.ts';
-import { PathGenerations } from './path-generations.ts';
+import { INITIAL_GENERATION, PathGenerations } from './path-generations.ts';
 import { canonicalPath, keyPath } from './request-path.ts';
 import { RouteTable } from './route-table.ts';
 import { StatusHeaders, type CacheOutcome, type StatusHeaderOptions } from './status-headers.ts';
@@ -114,7 +114,8 @@ interface RoutePolicy extends StoragePolicy {
 /** What `before` decided for a GET, a HEAD or a keyed non-HTTP event; kept in `request.internal` until `after` or `onError`. */
 export interface LookupPlan {
   readonly kind: 'lookup';
-  readonly key: string;
+  /** The memo key; while `pending`, the key of a path never invalidated (looked up while its generation is read). */
+  key: string;
   readonly http: HttpRequestView | undefined;
   readonly policy: RoutePolicy;
   /** A HEAD: answered from its GET's stored response, and never stored itself. */
@@ -123,6 +124,10 @@ export interface LookupPlan {
   turn?: FetchTurn<StoredResult>;
   /** Why the handler runs when it does: `request` when the client's `no-cache` was honoured. */
   forward?: 'uri-miss' | 'request';
+  /** The path's generation, still being read (first request for the path in this environment for a while), and the key it gives. */
+  pending?: { readonly generation: Promise<string | undefined>; readonly keyFor: (generation: string) => string };
+  /** Nothing is answered or stored for this request after all: its path's generation could not be read. */
+  skipped?: boolean;
 }
 
 /** What `before` decided for an unsafe request: invalidate its path if it succeeds. */
@@ -214,10 +219,9 @@ export class ResponseMemo {
 
   /**
    * The plan for this request, or `undefined` when nothing is to be done (a disabled route, an event with
-   * no key, a path whose invalidation generation cannot be read...). A promise only when this environment
-   * must first read the path's generation.
+   * no key, a path whose invalidation generation could not be read a moment ago...).
    */
-  plan(event: unknown, context: Context): MemoPlan | undefined | Promise<MemoPlan | undefined> {
+  plan(event: unknown, context: Context): MemoPlan | undefined {
     const http = readHttpEvent(event);
     if (http === undefined) {
       const custom = this.#customKey(event, context);
@@ -248,11 +252,14 @@ export class ResponseMemo {
       vary: policy.varyNames.map((name) => [name, http.headers[name] ?? null]),
       identity: policy.shared ? null : identityOf(http.source, http.requestContext, http.headers, this.#credentialHeaders),
     };
-    const planWith = (generation: string | null): LookupPlan => ({ kind: 'lookup', key: httpMemoKey({ ...parts, generation }), http, policy, head: http.method === 'HEAD' });
-    if (this.#generations === undefined) return planWith(null);
+    const keyFor = (generation: string | null) => httpMemoKey({ ...parts, generation });
+    const planFor = (key: string): LookupPlan => ({ kind: 'lookup', key, http, policy, head: http.method === 'HEAD' });
+    if (this.#generations === undefined) return planFor(keyFor(null));
     const generation = this.#generations.current(generationPath(http));
-    if (generation instanceof Promise) return generation.then((known) => (known === undefined ? undefined : planWith(known)));
-    return generation === undefined ? undefined : planWith(generation);
+    if (generation === undefined) return undefined;
+    if (typeof generation === 'string') return planFor(keyFor(generation));
+    // Not known here yet: `lookup` reads it and, meanwhile, looks up the key of a path never invalidated (the usual case).
+    return { ...planFor(keyFor(INITIAL_GENERATION)), pending: { generation, keyFor } };
   }
 
   /**
@@ -262,10 +269,27 @@ export class ResponseMemo {
    * answered from its GET's fresh response, without content, and takes no lease.
    */
   async lookup(plan: LookupPlan): Promise<unknown> {
-    if (plan.http !== undefined && this.#honorClientNoCache && parseCacheControl(plan.http.headers['cache-control']).has('no-cache')) {
-      plan.forward = 'request';
-      return undefined;
+    const bypass = plan.http !== undefined && this.#honorClientNoCache && parseCacheControl(plan.http.headers['cache-control']).has('no-cache');
+    if (bypass) plan.forward = 'request';
+    const pending = plan.pending;
+    if (pending === undefined) return bypass ? undefined : this.#find(plan);
+    plan.pending = undefined;
+    // Until the generation is known, `plan.key` may be the wrong key: nothing is answered or stored under it.
+    plan.skipped = true;
+    const [generation, found] = await Promise.all([pending.generation, bypass ? undefined : this.#find(plan)]);
+    if (generation === INITIAL_GENERATION) {
+      plan.skipped = false;
+      return found;
     }
+    await this.#save(plan, undefined, 0, true); // the guess was wrong: give its turn (and lease) back
+    if (generation === undefined) return undefined;
+    plan.key = pending.keyFor(generation);
+    plan.skipped = false;
+    return bypass ? undefined : this.#find(plan);
+  }
+
+  /** The stored result under `plan.key`, or `undefined` with the turn to produce it in `plan.turn` (GET) or none (HEAD). */
+  async #find(plan: LookupPlan): Promise<unknown> {
     if (plan.head) {
       const stored = await this.#cache.get<StoredResult>(plan.key);
       return stored === undefined ? undefined : this.#answer(plan, stored);
@@ -287,6 +311,10 @@ export class ResponseMemo {
   async store(plan: MemoPlan, result: unknown): Promise<unknown> {
     if (plan.kind === 'invalidate') {
       await this.#invalidate(plan, result);
+      return result;
+    }
+    if (plan.skipped === true) {
+      await this.#save(plan, undefined, 0, true);
       return result;
     }
     if (plan.http === undefined) {
@@ -327,6 +355,10 @@ export class ResponseMemo {
    */
   async recover(plan: MemoPlan, error: unknown, status?: number): Promise<unknown> {
     if (plan.kind === 'invalidate') return undefined;
+    if (plan.skipped === true) {
+      await this.#save(plan, undefined, 0, true);
+      return undefined;
+    }
     const turn = plan.turn;
     plan.turn = undefined;
     if (turn === undefined) return undefined;
