@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DynamoCacheMiddlewareOptions } from '../src/middleware/dynamo-cache-middleware.ts';
 import { useDynalite } from './support/fixtures.ts';
-import { HTTP_SOURCES, type HttpSource, type RequestSpec } from './support/http-events.ts';
+import { HTTP_SOURCES, httpApiEvent, type HttpSource, type RequestSpec } from './support/http-events.ts';
 import { header, json, methodOf, setupMiddy, type Handler } from './support/middy-harness.ts';
 
 const db = useDynalite();
@@ -88,6 +88,25 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
     await writer.invoke(event({ method: 'POST' }));
     vi.setSystemTime(Date.now() + 10_001);
     expect(header(await reader.invoke(event({})), 'X-Cache')).toBe('Miss');
+  });
+});
+
+describe('an environment new to an invalidated path', () => {
+  it('looks up the current generation’s key, not the initial one it tries first, and stores under it', async () => {
+    const tableName = await db.newTable();
+    const options = { tableName, memory: false as const };
+    let version = 1;
+    const handler = async (e: any) => (methodOf(e) === 'GET' ? json(200, { version }) : json(200, { version: ++version }));
+    const first = await setup(handler, options);
+    await first.invoke(httpApiEvent({ path: '/doc' }));
+    await first.invoke(httpApiEvent({ path: '/doc', method: 'DELETE' }));
+    const fresh = await setup(handler, options);
+    const answer = await fresh.invoke(httpApiEvent({ path: '/doc' }));
+    expect(JSON.parse(answer.body).version).toBe(2);
+    expect(header(answer, 'X-Cache')).toBe('Miss');
+    const again = await fresh.invoke(httpApiEvent({ path: '/doc' }));
+    expect(header(again, 'X-Cache')).toBe('Hit');
+    expect(fresh.handlerSpy).toHaveBeenCalledTimes(1);
   });
 });
 

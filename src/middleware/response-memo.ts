@@ -121,13 +121,13 @@ export interface LookupPlan {
   /** A HEAD: answered from its GET's stored response, and never stored itself. */
   readonly head: boolean;
   /** The caller's turn to produce the response (it may hold the refresh lease); absent when the cache was skipped. */
-  turn?: FetchTurn<StoredResult>;
+  turn?: FetchTurn<StoredResult> | undefined;
   /** Why the handler runs when it does: `request` when the client's `no-cache` was honoured. */
-  forward?: 'uri-miss' | 'request';
+  forward?: 'uri-miss' | 'request' | undefined;
   /** The path's generation, still being read (first request for the path in this environment for a while), and the key it gives. */
-  pending?: { readonly generation: Promise<string | undefined>; readonly keyFor: (generation: string) => string };
+  pending?: { readonly generation: Promise<string | undefined>; readonly keyFor: (generation: string) => string } | undefined;
   /** Nothing is answered or stored for this request after all: its path's generation could not be read. */
-  skipped?: boolean;
+  skipped?: boolean | undefined;
 }
 
 /** What `before` decided for an unsafe request: invalidate its path if it succeeds. */
