@@ -18,3 +18,4 @@ export type { CacheStats } from './stats.ts';
 export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
 export type { MemoKey, ResponseMemoOptions, RouteOptions } from './middleware/response-memo.ts';
+export type { StatusHeaderOptions } from './middleware/status-headers.ts';

@@ -32,6 +32,11 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
       expect(header(second, 'X-Cache')).toBe('Miss');
     });
 
+    it('a response with Pragma: NO-CACHE and no Cache-Control is not stored', async () => {
+      const { runs } = await twice(source, json(200, { v: 1 }, { Pragma: 'NO-CACHE' }));
+      expect(runs).toBe(2);
+    });
+
     it('a request with Cache-Control: NO-STORE is not stored', async () => {
       const { invoke, handlerSpy } = await setup(async () => json(200, { v: 1 }));
       await invoke(HTTP_SOURCES[source]({ path: '/doc', headers: { 'Cache-Control': 'NO-STORE' } }));

@@ -79,16 +79,6 @@ function closingQuote(value: string, i: number): number {
 }
 
 /**
- * The delta-seconds of `name` in `directives`: its value, `undefined` when absent, or `NaN` when present
- * with an argument that is not delta-seconds.
- */
-export function deltaSecondsOf(directives: Directives, name: string): number | undefined {
-  const argument = directives.get(name);
-  if (argument === undefined) return undefined;
-  return (argument === true ? undefined : parseDeltaSeconds(argument)) ?? Number.NaN;
-}
-
-/**
  * Directives written back in a canonical form that a lenient parser (`http-cache-semantics` splits on
  * every comma and compares names case-sensitively) reads exactly as RFC 9111 means them: lower-case names,
  * delta-seconds checked (an invalid `max-age`/`s-maxage` becomes `0`: stale; other invalid ones are

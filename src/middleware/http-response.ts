@@ -1,6 +1,6 @@
 import CachePolicy from 'http-cache-semantics';
 import { createHash } from 'node:crypto';
-import { parseCacheControl, strictCachingFields, type Directives } from './cache-control.ts';
+import { strictCachingFields } from './cache-control.ts';
 import type { HttpRequestView } from './http-event.ts';
 
 type HeaderValue = string | number | boolean;
@@ -163,7 +163,7 @@ export interface StoragePolicy {
 
 /** Whether and for how long a response may be stored, with the reason when it may not. */
 export type StorageDecision =
-  | { readonly store: true; readonly ttlSeconds: number; readonly directives: Directives }
+  | { readonly store: true; readonly ttlSeconds: number; /** `must-revalidate` or `proxy-revalidate`: never served stale. */ readonly mustRevalidate: boolean }
   | { readonly store: false; readonly reason: string };
 
 /**
@@ -191,11 +191,12 @@ export function decideStorage(request: HttpRequestView, response: HttpResponse, 
     { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },
   );
   if (!cachePolicy.storable()) return { store: false, reason: 'not storable by a shared cache (no-store, private, or request no-store)' };
-  const directives = parseCacheControl(responseHeaders['cache-control']);
-  if (directives.has('no-cache')) return { store: false, reason: 'no-cache' };
-  const explicit = directives.has('s-maxage') || directives.has('max-age') || responseHeaders.expires !== undefined;
+  // The library's reading of the canonical Cache-Control, plus a Pragma: no-cache when there is none.
+  const directives = cachePolicy.toObject().rescc as Record<string, unknown>;
+  if (directives['no-cache'] !== undefined) return { store: false, reason: 'no-cache' };
+  const explicit = directives['s-maxage'] !== undefined || directives['max-age'] !== undefined || responseHeaders.expires !== undefined;
   if (!explicit && policy.requireFreshness) return { store: false, reason: 'no explicit freshness (s-maxage, max-age or Expires) in HTTP-proxy mode' };
   const ttlSeconds = explicit ? Math.min(policy.ttlSeconds, Math.floor(cachePolicy.maxAge() - cachePolicy.age())) : policy.ttlSeconds;
   if (ttlSeconds <= 0) return { store: false, reason: 'already stale (max-age=0, past or invalid Expires)' };
-  return { store: true, ttlSeconds, directives };
+  return { store: true, ttlSeconds, mustRevalidate: directives['must-revalidate'] !== undefined || directives['proxy-revalidate'] !== undefined };
 }

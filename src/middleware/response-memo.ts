@@ -337,9 +337,7 @@ export class ResponseMemo {
       const decision = decideStorage(plan.http, response, plan.policy);
       if (decision.store) {
         const record: StoredResult = { v: 1, kind: 'http', response: storableCopy(response), storedAt: Date.now(), age: ageOf(headersOf(response).age) ?? 0, ttlSeconds: decision.ttlSeconds };
-        // must-revalidate and proxy-revalidate forbid serving the response once stale.
-        const revalidate = decision.directives.has('must-revalidate') || decision.directives.has('proxy-revalidate');
-        stored = await this.#save(plan, record, decision.ttlSeconds, !revalidate);
+        stored = await this.#save(plan, record, decision.ttlSeconds, !decision.mustRevalidate);
       } else {
         this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
         await this.#save(plan, undefined, 0, true);

@@ -40,11 +40,6 @@ export class RouteTable<P> {
     this.#routes = routes.map(([routeKey, policy], order) => parseRoute(routeKey, policy, order));
   }
 
-  /** Whether no route is configured (every request gets the defaults). */
-  get empty(): boolean {
-    return this.#routes.length === 0;
-  }
-
   /** The policy of the route `request` belongs to: `false` when disabled, `undefined` when no route matches. */
   match(request: HttpRequestView): P | false | undefined {
     if (this.#routes.length === 0) return undefined;

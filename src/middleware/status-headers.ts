@@ -31,7 +31,7 @@ export type CacheOutcome =
 const TOKEN = /^[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*$/;
 
 /** The header that names where a response came from. */
-export const X_CACHE = 'X-Cache';
+const X_CACHE = 'X-Cache';
 
 /** Writes the status headers the options ask for. */
 export class StatusHeaders {
