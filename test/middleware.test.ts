@@ -222,6 +222,13 @@ describe('context injection', () => {
     expect(() => dynamoCache({ tableName: 'tbl', response: { vary: [''] } })).toThrow(/vary/);
     expect(() => dynamoCache({ tableName: 'tbl', response: { key: 'a.[' } })).toThrow(/JMESPath/);
     expect(() => dynamoCache({ tableName: 'tbl', response: { routes: { 'GET /x': 'yes' as never } } })).toThrow(/routes/);
+    for (const name of ['keyByDomain', 'keyByStage', 'invalidateOnUnsafeMethods', 'requireFreshness']) {
+      expect(() => dynamoCache({ tableName: 'tbl', response: { [name]: 'yes' } })).toThrow(InvalidOptionsError);
+      expect(() => dynamoCache({ tableName: 'tbl', response: { [name]: 'yes' } })).toThrow(name);
+    }
+    expect(() => dynamoCache({ tableName: 'tbl', response: { credentialHeaders: ['x token'] } })).toThrow(/credentialHeaders/);
+    expect(() => dynamoCache({ tableName: 'tbl', response: { statusHeaders: 'on' as never } })).toThrow(/statusHeaders/);
+    expect(() => dynamoCache({ tableName: 'tbl', response: { routes: { 'GET /{a+}/b': false } } })).toThrow(/last segment/);
   });
 });
 
