@@ -6,7 +6,7 @@ import { generationKey } from './memo-key.ts';
 /** The generation of a path never invalidated (or whose last invalidation outlived every response). */
 export const INITIAL_GENERATION = '0';
 
-/** After a failed read, the path is not memoized for this long in this environment, rather than asking again each time. */
+/** After a failed read, the generation known so far (or none) is used for this long, rather than asking again each time. */
 const FAILED_READ_BACKOFF_MS = 1000;
 
 /** Most paths whose generation one environment remembers. */
@@ -52,8 +52,9 @@ export class PathGenerations {
 
   /**
    * The current generation of `path` (canonical, lower case): at once when known, else after one read
-   * shared by concurrent callers. `undefined` when it cannot be read (DynamoDB failing, already logged by
-   * the cache): the request must then not be memoized, as it could be answered with an invalidated response.
+   * shared by concurrent callers. `undefined` when it cannot be read and none was known (DynamoDB failing,
+   * already logged by the cache): the request must then not be memoized, as it could be answered with an
+   * invalidated response.
    */
   current(path: string): string | undefined | Promise<string | undefined> {
     const known = this.#known.get(path);
@@ -80,7 +81,9 @@ export class PathGenerations {
     // A concurrent invalidation in this environment is newer than what this read saw.
     const known = this.#known.get(path);
     if (known !== undefined && known.generation !== undefined && known.untilMs > startedMs) return known.generation;
-    if (info === undefined || info.state === 'unreadable') return this.#remember(path, undefined, FAILED_READ_BACKOFF_MS);
+    // A failed read (DynamoDB failing, already logged) keeps the generation known so far for a second, as the
+    // namespace generation does; with none known, the path is not memoized meanwhile.
+    if (info === undefined || info.state === 'unreadable') return this.#remember(path, known?.generation, FAILED_READ_BACKOFF_MS);
     return this.#remember(path, info.state === 'fresh' && typeof info.value === 'string' ? info.value : INITIAL_GENERATION, this.#refreshMs);
   }
 
