@@ -229,6 +229,8 @@ describe('context injection', () => {
     expect(() => dynamoCache({ tableName: 'tbl', response: { credentialHeaders: ['x token'] } })).toThrow(/credentialHeaders/);
     expect(() => dynamoCache({ tableName: 'tbl', response: { statusHeaders: 'on' as never } })).toThrow(/statusHeaders/);
     expect(() => dynamoCache({ tableName: 'tbl', response: { routes: { 'GET /{a+}/b': false } } })).toThrow(/last segment/);
+    // An explicit undefined is the default.
+    expect(() => dynamoCache({ tableName: 'tbl', contextKey: undefined, response: undefined })).not.toThrow();
   });
 });
 

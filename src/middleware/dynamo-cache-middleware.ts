@@ -47,7 +47,8 @@ function planOf(request: middy.Request): MemoPlan | undefined {
 export function dynamoCache<TContextKey extends string = 'cache'>(
   opts: DynamoCacheMiddlewareOptions<TContextKey> = {},
 ): middy.MiddlewareObj<unknown, any, Error, DynamoCacheContext<TContextKey>> {
-  const options = { ...defaults, ...opts };
+  // An option given as `undefined` takes its default too (options accept an explicit undefined).
+  const options = { ...defaults, ...opts, contextKey: opts.contextKey ?? defaults.contextKey, response: opts.response ?? defaults.response };
   if (typeof options.contextKey !== 'string' || options.contextKey === '') throw new InvalidOptionsError('contextKey must be a non-empty string');
   if (options.cache !== undefined && !(options.cache instanceof DynamoCache)) throw new InvalidOptionsError('cache must be a DynamoCache');
   const cache = options.cache ?? new DynamoCache(options);
