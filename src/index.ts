@@ -27,3 +27,4 @@ export {
   type TokenRequestOptions,
 } from './oauth/client-credentials-token.ts';
 export { TokenEndpointError, type TokenEndpointErrorDetails } from './oauth/errors.ts';
+export type { StatusHeaderOptions } from './middleware/status-headers.ts';

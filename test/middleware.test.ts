@@ -1,3 +1,4 @@
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { Readable } from 'node:stream';
@@ -9,6 +10,7 @@ import { localClientConfig } from './support/dynalite.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { HTTP_SOURCES, albEvent, functionUrlEvent, httpApiEvent, lambdaContext, restApiEvent, type HttpSource, type RequestSpec } from './support/http-events.ts';
+import { asLambda, header, headerOf, json, setupMiddy, whoIs, type Handler, type Response } from './support/middy-harness.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 
 const db = useDynalite();
@@ -17,36 +19,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-type Response = { statusCode: number; headers?: Record<string, string>; multiValueHeaders?: Record<string, string[]>; body?: string; cookies?: string[] };
-type Handler = (event: any, context: Context) => Promise<unknown>;
-
-/** The handler as the Lambda runtime calls it: with a plain context (Middy types the extended one). */
-const asLambda = (handler: unknown) => handler as (event: unknown, context: Context) => Promise<unknown>;
-
-/** A Middy handler with `dynamoCache` outermost, on a fresh table, and a spy counting handler runs. */
-async function setup(body: Handler, options: DynamoCacheMiddlewareOptions = {}, endpoint = db.endpoint) {
-  const tableName = options.tableName ?? (await db.newTable());
-  const logger = new RecordingLogger();
-  const handlerSpy = vi.fn(body);
-  const handler = middy(handlerSpy).use(
-    dynamoCache({ tableName, clientConfig: localClientConfig(endpoint), logger, timeoutMs: 5000, response: { ttlSeconds: 60 }, ...options }),
-  );
-  const invoke = (event: unknown, context: Context = lambdaContext()) => asLambda(handler)(event, context) as Promise<any>;
-  return { invoke, handlerSpy, logger, tableName };
-}
-
-const json = (statusCode: number, data: unknown, headers: Record<string, string> = {}): Response => ({
-  statusCode,
-  headers: { 'Content-Type': 'application/json', ...headers },
-  body: JSON.stringify(data),
-});
-
-const header = (response: Response, name: string): string | undefined => {
-  const lower = name.toLowerCase();
-  for (const [key, value] of Object.entries(response.headers ?? {})) if (key.toLowerCase() === lower) return value;
-  for (const [key, values] of Object.entries(response.multiValueHeaders ?? {})) if (key.toLowerCase() === lower) return values.join(', ');
-  return undefined;
-};
+const setup = (body: Handler, options: DynamoCacheMiddlewareOptions = {}, endpoint = db.endpoint) => setupMiddy(db, body, options, endpoint);
 
 describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
   const event = (spec: RequestSpec = {}) => HTTP_SOURCES[source]({ route: '/users/{id}', ...spec });
@@ -206,22 +179,6 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
   });
 });
 
-/** Who the handler thinks is asking, from whichever identity the source carries. */
-function whoIs(e: any): string {
-  return (
-    e.requestContext?.authorizer?.claims?.sub ??
-    e.requestContext?.authorizer?.jwt?.claims?.sub ??
-    e.requestContext?.authorizer?.iam?.userId ??
-    e.headers?.['x-amzn-oidc-identity'] ??
-    'anonymous'
-  );
-}
-
-function headerOf(e: any, name: string): string | undefined {
-  for (const [key, value] of Object.entries(e.headers ?? {})) if (key.toLowerCase() === name) return value as string;
-  return undefined;
-}
-
 describe('context injection', () => {
   it('context.cache is one DynamoCache per execution environment, shared by warm invocations', async () => {
     const seen: DynamoCache[] = [];
@@ -265,6 +222,15 @@ describe('context injection', () => {
     expect(() => dynamoCache({ tableName: 'tbl', response: { vary: [''] } })).toThrow(/vary/);
     expect(() => dynamoCache({ tableName: 'tbl', response: { key: 'a.[' } })).toThrow(/JMESPath/);
     expect(() => dynamoCache({ tableName: 'tbl', response: { routes: { 'GET /x': 'yes' as never } } })).toThrow(/routes/);
+    for (const name of ['keyByDomain', 'keyByStage', 'invalidateOnUnsafeMethods', 'requireFreshness']) {
+      expect(() => dynamoCache({ tableName: 'tbl', response: { [name]: 'yes' } })).toThrow(InvalidOptionsError);
+      expect(() => dynamoCache({ tableName: 'tbl', response: { [name]: 'yes' } })).toThrow(name);
+    }
+    expect(() => dynamoCache({ tableName: 'tbl', response: { credentialHeaders: ['x token'] } })).toThrow(/credentialHeaders/);
+    expect(() => dynamoCache({ tableName: 'tbl', response: { statusHeaders: 'on' as never } })).toThrow(/statusHeaders/);
+    expect(() => dynamoCache({ tableName: 'tbl', response: { routes: { 'GET /{a+}/b': false } } })).toThrow(/last segment/);
+    // An explicit undefined is the default.
+    expect(() => dynamoCache({ tableName: 'tbl', contextKey: undefined, response: undefined })).not.toThrow();
   });
 });
 
@@ -321,7 +287,7 @@ describe('response memoization rules', () => {
     expect(honoring.handlerSpy).toHaveBeenCalledTimes(2);
   });
 
-  it('HEAD and GET are stored apart, and HEAD follows its GET route options', async () => {
+  it('a HEAD is answered from its GET’s stored response without content, and follows its GET route options', async () => {
     const { invoke, handlerSpy } = await setup(async (e) => ({ statusCode: 200, body: e.httpMethod === 'HEAD' ? '' : 'full body' }), {
       response: { routes: { 'GET /off': false } },
     });
@@ -329,8 +295,12 @@ describe('response memoization rules', () => {
     const head = await invoke(restApiEvent({ method: 'HEAD', path: '/page' }));
     expect(get.body).toBe('full body');
     expect(head.body).toBe('');
+    expect(header(head, 'X-Cache')).toBe('Hit');
+    expect(handlerSpy).toHaveBeenCalledTimes(1);
     await invoke(restApiEvent({ method: 'HEAD', path: '/off', route: '/off' }));
-    await invoke(restApiEvent({ method: 'HEAD', path: '/off', route: '/off' }));
+    await invoke(restApiEvent({ method: 'GET', path: '/off', route: '/off' }));
+    const headOff = await invoke(restApiEvent({ method: 'HEAD', path: '/off', route: '/off' }));
+    expect(header(headOff, 'X-Cache')).toBeUndefined();
     expect(handlerSpy).toHaveBeenCalledTimes(4);
   });
 
@@ -370,11 +340,13 @@ describe('response memoization rules', () => {
 
   it('a corrupt stored response falls back to running the handler', async () => {
     const { invoke, handlerSpy, tableName, logger } = await setup(async () => json(200, { ok: true }), { memory: false, response: { keyPrefix: 'p' } });
+    await invoke(httpApiEvent({ path: '/users/42' }));
+    const [stored] = (await db.client.send(new ScanCommand({ TableName: tableName }))).Items!.map((item) => item.id!.S!).filter((key) => key.startsWith('p:http:'));
     const writer = new DynamoCache({ tableName, clientConfig: localClientConfig(db.endpoint), memory: false, logger });
-    await writer.set('p:http:GET /users/42', { v: 1, kind: 'http', response: { statusCode: 200, headers: 'not-an-object' }, storedAt: 0, age: 0 });
+    await writer.set(stored!, { v: 1, kind: 'http', response: { statusCode: 200, headers: 'not-an-object' }, storedAt: 0, age: 0, ttlSeconds: 60 });
     const response = await invoke(httpApiEvent({ path: '/users/42' }));
     expect(JSON.parse(response.body)).toEqual({ ok: true });
-    expect(handlerSpy).toHaveBeenCalledTimes(1);
+    expect(handlerSpy).toHaveBeenCalledTimes(2);
     expect(logger.warnings.some((w) => /unexpected shape/.test(w.message))).toBe(true);
   });
 

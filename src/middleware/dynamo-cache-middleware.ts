@@ -2,6 +2,7 @@ import type middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoCache } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
+import { MEMORY_TIER_DEFAULTS } from '../memory-tier.ts';
 import type { DynamoCacheOptions } from '../options.ts';
 import { ResponseMemo, type MemoPlan, type ResponseMemoOptions } from './response-memo.ts';
 
@@ -46,12 +47,13 @@ function planOf(request: middy.Request): MemoPlan | undefined {
 export function dynamoCache<TContextKey extends string = 'cache'>(
   opts: DynamoCacheMiddlewareOptions<TContextKey> = {},
 ): middy.MiddlewareObj<unknown, any, Error, DynamoCacheContext<TContextKey>> {
-  const options = { ...defaults, ...opts };
+  // An option given as `undefined` takes its default too (options accept an explicit undefined).
+  const options = { ...defaults, ...opts, contextKey: opts.contextKey ?? defaults.contextKey, response: opts.response ?? defaults.response };
   if (typeof options.contextKey !== 'string' || options.contextKey === '') throw new InvalidOptionsError('contextKey must be a non-empty string');
   if (options.cache !== undefined && !(options.cache instanceof DynamoCache)) throw new InvalidOptionsError('cache must be a DynamoCache');
   const { cache: given, contextKey: _contextKey, response: _response, ...cacheOptions } = options;
   const cache = given ?? new DynamoCache(cacheOptions);
-  const memo = options.response === false || options.response === undefined ? undefined : new ResponseMemo(cache, options.response);
+  const memo = options.response === false || options.response === undefined ? undefined : new ResponseMemo(cache, options.response, generationRefreshSeconds(options));
 
   const dynamoCacheMiddlewareBefore = async (request: middy.Request): Promise<unknown> => {
     (request.context as unknown as Record<string, unknown>)[options.contextKey] = cache;
@@ -59,6 +61,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     const plan = memo.plan(request.event, request.context);
     if (plan === undefined) return undefined;
     (request.internal as Record<string, unknown>)[INTERNAL_PLAN] = plan;
+    if (plan.kind === 'invalidate') return undefined;
     try {
       return await memo.lookup(plan); // a value here is Middy's early return: the handler does not run
     } catch (error) {
@@ -94,4 +97,13 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     before: dynamoCacheMiddlewareBefore,
     ...(memo === undefined ? {} : { after: dynamoCacheMiddlewareAfter, onError: dynamoCacheMiddlewareOnError }),
   } as middy.MiddlewareObj<unknown, any, Error, DynamoCacheContext<TContextKey>>;
+}
+
+/**
+ * How long an environment trusts a path's invalidation generation: the memory tier's TTL, the bound the
+ * cache gives every change made elsewhere; the default one when the tier is off or the cache was passed in.
+ */
+function generationRefreshSeconds(options: DynamoCacheMiddlewareOptions<string>): number {
+  if (options.cache !== undefined || typeof options.memory !== 'object' || options.memory === null) return MEMORY_TIER_DEFAULTS.ttlSeconds;
+  return options.memory.ttlSeconds ?? MEMORY_TIER_DEFAULTS.ttlSeconds;
 }

@@ -1,5 +1,3 @@
-import { sha256 } from '../keys.ts';
-
 /** Which Lambda integration an HTTP event came from. */
 export type HttpEventSource = 'api-gateway-v1' | 'api-gateway-v2' | 'function-url' | 'alb';
 
@@ -8,101 +6,87 @@ export interface HttpRequestView {
   readonly source: HttpEventSource;
   /** Upper-case method. */
   readonly method: string;
-  /** The request path as received. */
+  /** The request path as the handler sees it (REST and ALB `path`, HTTP API and Function URL `rawPath`). */
   readonly path: string;
-  /** The route template key (`GET /users/{id}`) where the integration has one, else `METHOD path`. */
-  readonly routeKey: string;
-  /** Query parameters, decoded, sorted by name then value: `?b=2&a=1` and `?a=1&b=2` are one request. */
-  readonly query: ReadonlyArray<readonly [string, string]>;
-  /** Request headers, lower-case names, repeated values joined with `, `. */
-  readonly headers: Readonly<Record<string, string>>;
   /**
-   * Who is asking, when the request is authenticated: the authorizer's identity (Cognito/JWT claims, Lambda
-   * authorizer principal, IAM caller, ALB OIDC identity) or, failing that, a hash of the credential
-   * headers. `undefined` for an anonymous request.
+   * The domain the request was sent to, lower case: `requestContext.domainName` for API Gateway and
+   * Function URLs, the `Host` header for ALB (or when the event has no domain name).
    */
-  readonly principal: string | undefined;
+  readonly domain: string | undefined;
+  /** The API Gateway stage (`$default` for Function URLs); `undefined` for ALB. */
+  readonly stage: string | undefined;
+  /** The route template API Gateway matched (`/users/{id}`), without the method; `undefined` for `$default`, Function URLs and ALB. */
+  readonly routeTemplate: string | undefined;
+  /** The path parameters API Gateway extracted for `routeTemplate`. */
+  readonly pathParameters: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Query parameters, decoded, sorted by name only (a stable sort): `?b=2&a=1` and `?a=1&b=2` are one
+   * request, `?a=1&a=2` and `?a=2&a=1` are two, as the handler sees the values in that order.
+   */
+  readonly query: ReadonlyArray<readonly [string, string]>;
+  /** Request headers, lower-case names, repeated values joined with `, ` (HTTP API `cookies` as `cookie`). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The event's `requestContext` (authorizer, IAM caller, client certificate): see `identityOf`. */
+  readonly requestContext: Readonly<Record<string, unknown>>;
 }
 
 type Json = Record<string, unknown>;
-
-/** Request headers that carry credentials: a request with any of them is keyed by them unless shared. */
-export const DEFAULT_CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'cookie', 'x-api-key'];
 
 /**
  * Reads an API Gateway REST (v1), HTTP API (v2), Lambda Function URL or ALB event; `undefined` for any
  * other event.
  */
-export function readHttpEvent(event: unknown, credentialHeaders: readonly string[] = DEFAULT_CREDENTIAL_HEADERS): HttpRequestView | undefined {
+export function readHttpEvent(event: unknown): HttpRequestView | undefined {
   if (typeof event !== 'object' || event === null) return undefined;
   const e = event as Json;
-  const requestContext = (e.requestContext ?? {}) as Json;
-  let view: Omit<HttpRequestView, 'principal'> & { authorizer?: Json | undefined; identity?: Json | undefined };
+  const requestContext = (typeof e.requestContext === 'object' && e.requestContext !== null ? e.requestContext : {}) as Json;
   if (e.version === '2.0' && typeof (requestContext.http as Json | undefined)?.method === 'string') {
     const http = requestContext.http as Json;
-    const method = String(http.method).toUpperCase();
-    const path = String(e.rawPath ?? http.path ?? '/');
-    const routeKey = typeof e.routeKey === 'string' && e.routeKey !== '$default' ? e.routeKey : `${method} ${path}`;
     const headers = lowerCaseHeaders(e.headers as Json | undefined);
     if (Array.isArray(e.cookies) && e.cookies.length > 0) headers.cookie = e.cookies.join('; ');
-    view = {
+    const routeKey = typeof e.routeKey === 'string' ? e.routeKey : '$default';
+    return {
       source: String(requestContext.domainName ?? '').includes('.lambda-url.') ? 'function-url' : 'api-gateway-v2',
-      method,
-      path,
-      routeKey,
-      query: sortQuery(new URLSearchParams(String(e.rawQueryString ?? ''))),
+      method: String(http.method).toUpperCase(),
+      path: String(e.rawPath ?? http.path ?? '/'),
+      domain: domainOf(requestContext, headers),
+      stage: stringOr(requestContext.stage),
+      routeTemplate: routeKey === '$default' ? undefined : routeKey.slice(routeKey.indexOf(' ') + 1),
+      pathParameters: e.pathParameters as Json | undefined,
+      query: byName(new URLSearchParams(String(e.rawQueryString ?? ''))),
       headers,
-      authorizer: requestContext.authorizer as Json | undefined,
+      requestContext,
     };
-  } else if (typeof e.httpMethod === 'string') {
-    // Payload format 1.0: API Gateway REST and ALB. ALB has no route templates and no authorizer, and passes
-    // query parameters as received, without URL-decoding them.
-    const alb = requestContext.elb !== undefined;
-    const method = e.httpMethod.toUpperCase();
-    const path = String(e.path ?? '/');
-    view = {
-      source: alb ? 'alb' : 'api-gateway-v1',
-      method,
-      path,
-      routeKey: !alb && typeof e.resource === 'string' ? `${method} ${e.resource}` : `${method} ${path}`,
-      query: sortQuery(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters, alb ? decodeComponent : (v) => v)),
-      headers: e.multiValueHeaders ? lowerCaseMultiHeaders(e.multiValueHeaders as Json) : lowerCaseHeaders(e.headers as Json | undefined),
-      authorizer: alb ? undefined : (requestContext.authorizer as Json | undefined),
-      identity: alb ? undefined : (requestContext.identity as Json | undefined),
-    };
-  } else {
-    return undefined;
   }
-  const { authorizer, identity, ...rest } = view;
-  return { ...rest, principal: principalOf(authorizer, identity, rest.headers, credentialHeaders) };
+  if (typeof e.httpMethod !== 'string') return undefined;
+  // Payload format 1.0: API Gateway REST and ALB. ALB has no route templates, stages or authorizers, and
+  // passes query parameters as received, without URL-decoding them.
+  const alb = requestContext.elb !== undefined;
+  const headers = e.multiValueHeaders ? lowerCaseMultiHeaders(e.multiValueHeaders as Json) : lowerCaseHeaders(e.headers as Json | undefined);
+  return {
+    source: alb ? 'alb' : 'api-gateway-v1',
+    method: e.httpMethod.toUpperCase(),
+    path: String(e.path ?? '/'),
+    domain: alb ? hostOf(headers) : domainOf(requestContext, headers),
+    stage: alb ? undefined : stringOr(requestContext.stage),
+    routeTemplate: alb ? undefined : stringOr(e.resource),
+    pathParameters: alb ? undefined : (e.pathParameters as Json | undefined),
+    query: byName(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters, alb ? decodeComponent : (v) => v)),
+    headers,
+    requestContext: alb ? {} : requestContext,
+  };
 }
 
-/**
- * The identity behind a request, most specific first. Authorizer identities are stable across token
- * refreshes, so they are preferred to hashing the credential header itself.
- */
-function principalOf(authorizer: Json | undefined, identity: Json | undefined, headers: Record<string, string>, credentialHeaders: readonly string[]): string | undefined {
-  if (authorizer !== undefined && authorizer !== null) {
-    const jwt = authorizer.jwt as Json | undefined;
-    const claims = (jwt?.claims ?? authorizer.claims) as Json | undefined;
-    if (claims && (claims.sub !== undefined || claims['cognito:username'] !== undefined || claims.username !== undefined)) {
-      return `claims:${String(claims.iss ?? '')}|${String(claims.sub ?? claims['cognito:username'] ?? claims.username)}`;
-    }
-    const iam = authorizer.iam as Json | undefined;
-    if (iam && (iam.userArn || iam.userId || iam.cognitoIdentity)) {
-      return `iam:${String(iam.userArn ?? '')}|${String(iam.userId ?? '')}|${JSON.stringify(iam.cognitoIdentity ?? null)}`;
-    }
-    if (typeof authorizer.principalId === 'string' && authorizer.principalId !== '') return `principal:${authorizer.principalId}`;
-    // An HTTP API Lambda authorizer with simple responses passes only its context object.
-    if (authorizer.lambda !== undefined && authorizer.lambda !== null) return `lambda-authorizer:${sha256(stableJson(authorizer.lambda))}`;
-  }
-  if (identity && (identity.userArn || identity.cognitoIdentityId || identity.caller || identity.user)) {
-    return `iam:${String(identity.userArn ?? identity.caller ?? identity.user ?? '')}|${String(identity.cognitoIdentityId ?? '')}`;
-  }
-  if (headers['x-amzn-oidc-identity']) return `oidc:${headers['x-amzn-oidc-identity']}`;
-  const credentials = credentialHeaders.map((name) => headers[name.toLowerCase()]).filter((value) => value !== undefined && value !== '');
-  if (credentials.length > 0) return `credentials:${sha256(credentialHeaders.map((name) => `${name}=${headers[name.toLowerCase()] ?? ''}`).join('\n'))}`;
-  return undefined;
+function domainOf(requestContext: Json, headers: Record<string, string>): string | undefined {
+  return typeof requestContext.domainName === 'string' && requestContext.domainName !== '' ? requestContext.domainName.toLowerCase() : hostOf(headers);
+}
+
+function hostOf(headers: Record<string, string>): string | undefined {
+  return headers.host?.toLowerCase();
+}
+
+function stringOr(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
 }
 
 function lowerCaseHeaders(headers: Json | undefined | null): Record<string, string> {
@@ -133,12 +117,9 @@ function entriesOf(parameters: unknown, decode: (value: string) => string): Arra
   return entries;
 }
 
-function sortQuery(entries: Iterable<[string, string]>): Array<[string, string]> {
-  return [...entries].sort(([an, av], [bn, bv]) => (an === bn ? compare(av, bv) : compare(an, bn)));
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** Sorted by name only: Array.prototype.sort is stable, so the values of one name keep their order. */
+function byName(entries: Iterable<[string, string]>): Array<[string, string]> {
+  return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 function decodeComponent(value: string): string {
@@ -147,11 +128,4 @@ function decodeComponent(value: string): string {
   } catch {
     return value;
   }
-}
-
-/** JSON with object keys sorted, so equal objects give equal text whatever their key order. */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Json).sort(([a], [b]) => compare(a, b))) : v,
-  );
 }

@@ -1,5 +1,6 @@
 import CachePolicy from 'http-cache-semantics';
 import { createHash } from 'node:crypto';
+import { strictCachingFields } from './cache-control.ts';
 import type { HttpRequestView } from './http-event.ts';
 
 type HeaderValue = string | number | boolean;
@@ -76,6 +77,48 @@ export function setsCookie(response: HttpResponse): boolean {
   return headersOf(response)['set-cookie'] !== undefined || (Array.isArray(response.cookies) && response.cookies.length > 0);
 }
 
+/**
+ * Fields a cache never stores or replays (RFC 9111 3.1): the hop-by-hop fields of RFC 9110 7.6.1, the
+ * proxy authentication fields, which concern the connection to a proxy, not the resource.
+ */
+const NEVER_STORED_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authentication-info',
+  'proxy-authorization',
+]);
+
+/** A deep copy of `response` fit for storing: without the fields above and those named in `Connection`. */
+export function storableCopy(response: HttpResponse): HttpResponse {
+  const copy = structuredClone(response);
+  const listed = (headersOf(response).connection ?? '').split(',').map((name) => name.trim().toLowerCase());
+  const drop = (name: string) => NEVER_STORED_HEADERS.has(name.toLowerCase()) || listed.includes(name.toLowerCase());
+  for (const bag of [copy.headers, copy.multiValueHeaders]) {
+    for (const name of Object.keys(bag ?? {})) if (drop(name)) delete bag![name];
+  }
+  return copy;
+}
+
+/** `response` as the answer to a HEAD: the same header fields, no content (RFC 9110 9.3.2). */
+export function withoutContent(response: HttpResponse): HttpResponse {
+  return { ...response, body: '', isBase64Encoded: false };
+}
+
+/**
+ * Whether the response may get a generated strong ETag: a 2xx other than 206 (a partial body is not the
+ * representation), and only when it carries the content, so a HEAD answered without a body is never
+ * given the ETag of an empty representation, which would differ from its GET's.
+ */
+export function takesGeneratedEtag(method: string, response: HttpResponse): boolean {
+  if (response.statusCode < 200 || response.statusCode >= 300 || response.statusCode === 206) return false;
+  return method !== 'HEAD' || (response.body ?? '') !== '';
+}
+
 /** A strong ETag from the body: the response's representation as bytes on the wire. */
 export function etagFor(response: HttpResponse): string {
   const hash = createHash('sha256').update(response.body ?? '').update(response.isBase64Encoded ? ':b64' : ':text').digest('base64url');
@@ -91,7 +134,7 @@ export function ifNoneMatchMatches(ifNoneMatch: string | undefined, etag: string
 }
 
 /** The headers a 304 keeps from the 200 it stands for (RFC 9110 15.4.5), plus the cache's own. */
-const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'age', 'x-cache']);
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'age', 'x-cache', 'cache-status']);
 
 /** The `304 Not Modified` for `response`: no body, only the validator and caching headers. */
 export function notModified(response: HttpResponse): HttpResponse {
@@ -114,39 +157,46 @@ export interface StoragePolicy {
   readonly statusCodes: ReadonlySet<number>;
   /** Request headers (lower case) that are part of the key; the response may `Vary` only on these. */
   readonly vary: ReadonlySet<string>;
+  /** HTTP-proxy mode: store only responses with explicit freshness (`s-maxage`, `max-age` or `Expires`). */
+  readonly requireFreshness: boolean;
 }
 
 /** Whether and for how long a response may be stored, with the reason when it may not. */
-export type StorageDecision = { readonly store: true; readonly ttlSeconds: number } | { readonly store: false; readonly reason: string };
+export type StorageDecision =
+  | { readonly store: true; readonly ttlSeconds: number; /** `must-revalidate` or `proxy-revalidate`: never served stale. */ readonly mustRevalidate: boolean }
+  | { readonly store: false; readonly reason: string };
 
 /**
  * Decides whether `response` may be stored in the shared (DynamoDB) cache, by RFC 9111 in shared-cache
- * mode (`http-cache-semantics`) plus stricter rules: only the configured statuses, never `Set-Cookie`,
- * never `no-cache` (the cache cannot revalidate), never a `Vary` on a header outside the key.
+ * mode (`http-cache-semantics`, fed with strictly parsed, case-normalized fields) plus stricter rules: only
+ * the configured statuses, never `Set-Cookie`, never `no-cache` (the cache cannot revalidate), never a
+ * `Vary` on a header outside the key.
  *
  * The request is evaluated without its `Authorization` header: a request that carries one is keyed by
- * its principal (or its route was declared shared), so the stored response is only reused for that key.
+ * its identity (or its route was declared shared), so the stored response is only reused for that key.
  */
 export function decideStorage(request: HttpRequestView, response: HttpResponse, policy: StoragePolicy): StorageDecision {
   if (!policy.statusCodes.has(response.statusCode)) return { store: false, reason: `status ${response.statusCode}` };
   if (setsCookie(response)) return { store: false, reason: 'Set-Cookie' };
-  const responseHeaders = headersOf(response);
+  const now = Date.now();
+  const responseHeaders = strictCachingFields(headersOf(response), now);
   for (const name of (responseHeaders.vary ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)) {
     if (name === '*') return { store: false, reason: 'Vary: *' };
     if (!policy.vary.has(name)) return { store: false, reason: `Vary on ${name}, which is not part of the key` };
   }
   const { authorization: _authorization, ...requestHeaders } = request.headers;
-  const query = new URLSearchParams(request.query as Array<[string, string]>).toString();
   const cachePolicy = new CachePolicy(
-    { method: request.method, url: query === '' ? request.path : `${request.path}?${query}`, headers: requestHeaders },
+    { method: request.method, url: request.path, headers: strictCachingFields(requestHeaders, now) },
     { status: response.statusCode, headers: responseHeaders },
     { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },
   );
   if (!cachePolicy.storable()) return { store: false, reason: 'not storable by a shared cache (no-store, private, or request no-store)' };
+  // The library's reading of the canonical Cache-Control, plus a Pragma: no-cache when there is none.
   const directives = cachePolicy.toObject().rescc as Record<string, unknown>;
   if (directives['no-cache'] !== undefined) return { store: false, reason: 'no-cache' };
   const explicit = directives['s-maxage'] !== undefined || directives['max-age'] !== undefined || responseHeaders.expires !== undefined;
+  if (!explicit && policy.requireFreshness) return { store: false, reason: 'no explicit freshness (s-maxage, max-age or Expires) in HTTP-proxy mode' };
   const ttlSeconds = explicit ? Math.min(policy.ttlSeconds, Math.floor(cachePolicy.maxAge() - cachePolicy.age())) : policy.ttlSeconds;
-  if (ttlSeconds <= 0) return { store: false, reason: 'already stale (max-age=0 or past Expires)' };
-  return { store: true, ttlSeconds };
+  if (ttlSeconds <= 0) return { store: false, reason: 'already stale (max-age=0, past or invalid Expires)' };
+  return { store: true, ttlSeconds, mustRevalidate: directives['must-revalidate'] !== undefined || directives['proxy-revalidate'] !== undefined };
 }

@@ -2,9 +2,9 @@ import { search } from '@aws-lambda-powertools/jmespath';
 import type { Context } from 'aws-lambda';
 import type { DynamoCache, FetchTurn, GetOrSetOptions } from '../cache.ts';
 import { InvalidOptionsError, InvalidValueError } from '../errors.ts';
-import { sha256 } from '../keys.ts';
 import { booleanOption, finiteNumber, nonNegativeNumber } from '../options.ts';
-import { DEFAULT_CREDENTIAL_HEADERS, readHttpEvent, stableJson, type HttpRequestView } from './http-event.ts';
+import { ageOf, parseCacheControl } from './cache-control.ts';
+import { readHttpEvent, type HttpRequestView } from './http-event.ts';
 import {
   decideStorage,
   etagFor,
@@ -12,10 +12,19 @@ import {
   ifNoneMatchMatches,
   notModified,
   setHeader,
+  storableCopy,
+  takesGeneratedEtag,
   toHttpResponse,
+  withoutContent,
   type HttpResponse,
   type StoragePolicy,
 } from './http-response.ts';
+import { DEFAULT_CREDENTIAL_HEADERS, identityOf } from './identity.ts';
+import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from './memo-key.ts';
+import { INITIAL_GENERATION, PathGenerations } from './path-generations.ts';
+import { canonicalPath, keyPath } from './request-path.ts';
+import { RouteTable } from './route-table.ts';
+import { StatusHeaders, type CacheOutcome, type StatusHeaderOptions } from './status-headers.ts';
 
 /**
  * How a request's memo key is made, for events the default HTTP key does not fit: a JMESPath expression
@@ -29,8 +38,8 @@ export interface RouteOptions {
   /** Longest TTL of this route's responses, in seconds. Default: `response.ttlSeconds`. */
   ttlSeconds?: number | undefined;
   /**
-   * The route answers every caller the same, so authenticated requests are not keyed by their principal.
-   * Only for routes whose response does not depend on who asks: a hit is served to anyone. Default `false`.
+   * The route answers every caller the same, so requests are not keyed by their identity. Only for routes
+   * whose response does not depend on who asks: a hit is served to anyone. Default: `response.shared`.
    */
   shared?: boolean | undefined;
   /** Request headers that are part of this route's key. Default: `response.vary`. */
@@ -43,64 +52,112 @@ export interface RouteOptions {
 
 /** Options of response memoization (`dynamoCache({ response })`). */
 export interface ResponseMemoOptions {
-  /** Longest TTL of a stored response, in seconds; a shorter `s-maxage`/`max-age` from the response wins. Default `60`. */
+  /** Longest TTL of a stored response, in seconds; a shorter `s-maxage`/`max-age`/`Expires` from the response wins. Default `60`. */
   ttlSeconds?: number | undefined;
-  /** Per-route options by route key (`'GET /users/{id}'` for REST and HTTP APIs, `'GET /path'` otherwise); `false` disables a route. */
+  /**
+   * Per-route options by route key: `'GET /users/{id}'`, `'ANY /files/{proxy+}'`, `'GET /health'`; `false`
+   * disables a route under every spelling of its path. Matched on every event source (see docs/middleware.md).
+   */
   routes?: Record<string, RouteOptions | false> | undefined;
   /** Request headers that are part of every key (a response may `Vary` only on these). Default `[]`. */
   vary?: string[] | undefined;
-  /** Status codes that may be stored. Default `[200, 203, 204]`. */
+  /** Status codes that may be stored (never 206: a partial response is not the resource). Default `[200, 203, 204]`. */
   statusCodes?: number[] | undefined;
-  /** Whether authenticated requests share responses across principals on every route. Default `false`. */
+  /** Whether requests share responses across identities on every route. Default `false`. */
   shared?: boolean | undefined;
-  /**
-   * Request headers that carry credentials: a request with any of them, and no authorizer identity, is keyed
-   * by a hash of them. Default `['authorization', 'cookie', 'x-api-key']`.
-   */
+  /** Request headers that carry credentials: when present, they are part of the identity. Default `['authorization', 'cookie', 'x-api-key']`. */
   credentialHeaders?: string[] | undefined;
   /** Let a client's `Cache-Control: no-cache` skip the stored response (the new one is still stored). Default `false`. */
   honorClientNoCache?: boolean | undefined;
   /**
    * A custom key: a JMESPath expression or a function. Required to memoize non-HTTP events; for HTTP
-   * events it replaces method + path + query + vary headers (the principal is still added unless shared).
+   * events it replaces the path and query (method, domain, stage, vary headers and identity still count).
    */
   key?: MemoKey | undefined;
   /** Prefix of every memo key, so functions sharing a namespace never share responses. Default: `AWS_LAMBDA_FUNCTION_NAME`. */
   keyPrefix?: string | undefined;
+  /**
+   * Key by the domain the request was sent to (`requestContext.domainName`, or `Host` on ALB), so two
+   * custom domains, or a forged `Host`, never share responses. Default `true`.
+   */
+  keyByDomain?: boolean | undefined;
+  /** Key by the API Gateway stage, so `dev` never answers `prod`. Default `true`. */
+  keyByStage?: boolean | undefined;
+  /**
+   * A 2xx/3xx answer to an unsafe method (POST, PUT, PATCH, DELETE...) makes every stored GET/HEAD response
+   * of its path unreachable (RFC 9111 4.4); other environments see it within `memory.ttlSeconds`. Costs one
+   * write per such request and one read per path per environment per `memory.ttlSeconds`. Default `true`.
+   */
+  invalidateOnUnsafeMethods?: boolean | undefined;
+  /**
+   * HTTP-proxy mode: store only responses with explicit freshness (`s-maxage`, `max-age` or `Expires`), as a
+   * standards reverse proxy does. By default a response without any is stored for the route's `ttlSeconds`. Default `false`.
+   */
+  requireFreshness?: boolean | undefined;
+  /** `X-Cache`, `Age` and RFC 9211 `Cache-Status` on memoized routes. Default `{ xCache: true, age: true, cacheStatus: false }`. */
+  statusHeaders?: StatusHeaderOptions | undefined;
   /** Seconds past the TTL during which a stale response is served while one request refreshes it (the lease winner runs the handler). Default `0`. */
   staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default `0`. */
   staleIfErrorSeconds?: number | undefined;
 }
 
-/** The header naming where a response came from. */
-export const X_CACHE = 'X-Cache';
-
 /** The rules of one route: what may be stored, and how long stale responses stay usable. */
 interface RoutePolicy extends StoragePolicy {
   readonly shared: boolean;
+  /** The `vary` names, sorted: the order they take in the key. */
+  readonly varyNames: readonly string[];
   readonly staleWhileRevalidateSeconds: number;
   readonly staleIfErrorSeconds: number;
 }
 
-/** What `before` decided for one request; kept in `request.internal` until `after` or `onError`. */
-export interface MemoPlan {
-  readonly key: string;
+/** What `before` decided for a GET, a HEAD or a keyed non-HTTP event; kept in `request.internal` until `after` or `onError`. */
+export interface LookupPlan {
+  readonly kind: 'lookup';
+  /** The memo key; while `pending`, the key of a path never invalidated (looked up while its generation is read). */
+  key: string;
   readonly http: HttpRequestView | undefined;
   readonly policy: RoutePolicy;
+  /** A HEAD: answered from its GET's stored response, and never stored itself. */
+  readonly head: boolean;
   /** The caller's turn to produce the response (it may hold the refresh lease); absent when the cache was skipped. */
-  turn?: FetchTurn<StoredResult>;
+  turn?: FetchTurn<StoredResult> | undefined;
+  /** Why the handler runs when it does: `request` when the client's `no-cache` was honoured. */
+  forward?: 'uri-miss' | 'request' | undefined;
+  /** The path's generation, still being read (first request for the path in this environment for a while), and the key it gives. */
+  pending?: { readonly generation: Promise<string | undefined>; readonly keyFor: (generation: string) => string } | undefined;
+  /** Nothing is answered or stored for this request after all: its path's generation could not be read. */
+  skipped?: boolean | undefined;
 }
+
+/** What `before` decided for an unsafe request: invalidate its path if it succeeds. */
+export interface InvalidationPlan {
+  readonly kind: 'invalidate';
+  /** The generation item's key (for logs). */
+  readonly key: string;
+  /** The canonical, lower-case path. */
+  readonly path: string;
+  readonly http: HttpRequestView;
+}
+
+/** A plan for one request. */
+export type MemoPlan = LookupPlan | InvalidationPlan;
 
 /** Statuses that, like a thrown error, may be replaced by a stale response within `staleIfErrorSeconds` (RFC 5861). */
 const ERROR_STATUSES = new Set([429, 500, 502, 503, 504]);
 
 /** A response (or any handler result, for non-HTTP events) as stored in the cache. */
 export type StoredResult =
-  | { v: 1; kind: 'http'; response: HttpResponse; storedAt: number; age: number }
+  | { v: 1; kind: 'http'; response: HttpResponse; storedAt: number; age: number; ttlSeconds: number }
   | { v: 1; kind: 'value'; value: unknown };
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD']);
+
+/** Methods that change nothing (RFC 9110 9.2.1): every other one invalidates its path when it succeeds. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** Added to a generation token's lifetime so it surely outlives every response stored under the previous one. */
+const GENERATION_LIFETIME_MARGIN_SECONDS = 60;
 
 /**
  * Response memoization: decides per request whether and under which key a result may be stored, answers
@@ -109,46 +166,39 @@ const CACHEABLE_METHODS = new Set(['GET', 'HEAD']);
 export class ResponseMemo {
   readonly #cache: DynamoCache;
   readonly #defaults: RoutePolicy;
-  readonly #routes: ReadonlyMap<string, RoutePolicy | false>;
+  readonly #routes: RouteTable<RoutePolicy>;
   readonly #credentialHeaders: readonly string[];
   readonly #honorClientNoCache: boolean;
   readonly #key: MemoKey | undefined;
   readonly #prefix: string;
+  readonly #keyByDomain: boolean;
+  readonly #keyByStage: boolean;
+  readonly #generations: PathGenerations | undefined;
+  readonly #status: StatusHeaders;
 
-  /** @throws InvalidOptionsError for a malformed option. */
-  constructor(cache: DynamoCache, options: ResponseMemoOptions) {
+  /**
+   * @param generationRefreshSeconds - How long an environment trusts a path's invalidation generation before
+   *   reading it again: the cache's `memory.ttlSeconds`.
+   * @throws InvalidOptionsError for a malformed option.
+   */
+  constructor(cache: DynamoCache, options: ResponseMemoOptions, generationRefreshSeconds: number) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('response must be an object or false');
     this.#cache = cache;
-    const base = {
+    const vary = headerList('response.vary', options.vary ?? []);
+    const base: RoutePolicy = {
       ttlSeconds: finiteNumber('response.ttlSeconds', options.ttlSeconds ?? 60),
       statusCodes: new Set(statusCodes(options.statusCodes ?? [200, 203, 204])),
-      vary: headerSet('response.vary', options.vary ?? []),
+      vary: new Set(vary),
+      varyNames: vary,
       shared: booleanOption('response.shared', options.shared ?? false),
+      requireFreshness: booleanOption('response.requireFreshness', options.requireFreshness ?? false),
       staleWhileRevalidateSeconds: nonNegativeNumber('response.staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? 0),
       staleIfErrorSeconds: nonNegativeNumber('response.staleIfErrorSeconds', options.staleIfErrorSeconds ?? 0),
     };
     this.#defaults = base;
-    const routes = new Map<string, RoutePolicy | false>();
-    for (const [routeKey, route] of Object.entries(options.routes ?? {})) {
-      if (route === false) {
-        routes.set(normalizeRouteKey(routeKey), false);
-        continue;
-      }
-      if (typeof route !== 'object' || route === null) throw new InvalidOptionsError(`response.routes["${routeKey}"] must be an object or false`);
-      routes.set(normalizeRouteKey(routeKey), {
-        ...base,
-        ttlSeconds: route.ttlSeconds === undefined ? base.ttlSeconds : finiteNumber(`routes["${routeKey}"].ttlSeconds`, route.ttlSeconds),
-        shared: route.shared === undefined ? base.shared : booleanOption(`routes["${routeKey}"].shared`, route.shared),
-        vary: route.vary === undefined ? base.vary : headerSet(`routes["${routeKey}"].vary`, route.vary),
-        staleWhileRevalidateSeconds:
-          route.staleWhileRevalidateSeconds === undefined
-            ? base.staleWhileRevalidateSeconds
-            : nonNegativeNumber(`routes["${routeKey}"].staleWhileRevalidateSeconds`, route.staleWhileRevalidateSeconds),
-        staleIfErrorSeconds:
-          route.staleIfErrorSeconds === undefined ? base.staleIfErrorSeconds : nonNegativeNumber(`routes["${routeKey}"].staleIfErrorSeconds`, route.staleIfErrorSeconds),
-      });
-    }
-    this.#routes = routes;
-    this.#credentialHeaders = options.credentialHeaders ?? DEFAULT_CREDENTIAL_HEADERS;
+    const routes = Object.entries(options.routes ?? {}).map(([routeKey, route]): [string, RoutePolicy | false] => [routeKey, routePolicy(routeKey, route, base)]);
+    this.#routes = new RouteTable(routes);
+    this.#credentialHeaders = headerList('response.credentialHeaders', options.credentialHeaders ?? DEFAULT_CREDENTIAL_HEADERS);
     this.#honorClientNoCache = booleanOption('response.honorClientNoCache', options.honorClientNoCache ?? false);
     if (options.key !== undefined && typeof options.key !== 'string' && typeof options.key !== 'function') {
       throw new InvalidOptionsError('response.key must be a JMESPath expression or a function');
@@ -156,40 +206,94 @@ export class ResponseMemo {
     if (typeof options.key === 'string') compileCheck(options.key);
     this.#key = options.key;
     this.#prefix = options.keyPrefix ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? '';
+    if (typeof this.#prefix !== 'string') throw new InvalidOptionsError('response.keyPrefix must be a string');
+    this.#keyByDomain = booleanOption('response.keyByDomain', options.keyByDomain ?? true);
+    this.#keyByStage = booleanOption('response.keyByStage', options.keyByStage ?? true);
+    if (booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true)) {
+      const policies = [base, ...routes.map(([, policy]) => policy).filter((policy) => policy !== false)];
+      const longestLife = Math.max(...policies.map((p) => p.ttlSeconds + p.staleWhileRevalidateSeconds + p.staleIfErrorSeconds));
+      this.#generations = new PathGenerations(cache, this.#prefix, generationRefreshSeconds * 1000, longestLife + GENERATION_LIFETIME_MARGIN_SECONDS);
+    }
+    this.#status = new StatusHeaders(options.statusHeaders);
   }
 
-  /** The plan for this request, or `undefined` when it is not memoized (POST, disabled route, no key...). */
+  /**
+   * The plan for this request, or `undefined` when nothing is to be done (a disabled route, an event with
+   * no key, a path whose invalidation generation could not be read a moment ago...).
+   */
   plan(event: unknown, context: Context): MemoPlan | undefined {
-    const http = readHttpEvent(event, this.#credentialHeaders);
+    const http = readHttpEvent(event);
     if (http === undefined) {
       const custom = this.#customKey(event, context);
-      return custom === undefined ? undefined : { key: `${this.#prefix}:event:${custom}`, http, policy: this.#defaults };
+      return custom === undefined ? undefined : { kind: 'lookup', key: eventMemoKey(this.#prefix, custom), http, policy: this.#defaults, head: false };
+    }
+    if (!SAFE_METHODS.has(http.method)) {
+      if (this.#generations === undefined) return undefined;
+      const path = generationPath(http);
+      return { kind: 'invalidate', key: generationKey(this.#prefix, path), path, http };
     }
     if (!CACHEABLE_METHODS.has(http.method)) return undefined;
-    const route = this.#route(http);
-    if (route === false) return undefined;
-    let key: string;
+    const policy = this.#routes.match(http) ?? this.#defaults;
+    if (policy === false) return undefined;
+    let resource: HttpKeyParts['resource'];
     if (this.#key === undefined) {
-      const query = new URLSearchParams(http.query as Array<[string, string]>).toString();
-      key = `${http.method} ${http.path}${query === '' ? '' : `?${query}`}`;
+      resource = ['url', keyPath(http.path), http.query];
     } else {
       const custom = this.#customKey(event, context);
       if (custom === undefined) return undefined;
-      key = `${http.method} key:${custom}`;
+      resource = ['key', custom];
     }
-    const varyNames = [...route.vary].sort();
-    if (varyNames.length > 0) key += `|vary:${sha256(varyNames.map((name) => `${name}=${http.headers[name] ?? ''}`).join('\n'))}`;
-    if (!route.shared && http.principal !== undefined) key += `|principal:${sha256(http.principal)}`;
-    return { key: `${this.#prefix}:http:${key}`, http, policy: route };
+    const parts: Omit<HttpKeyParts, 'generation'> = {
+      prefix: this.#prefix,
+      method: 'GET', // a HEAD is answered from its GET's response
+      domain: this.#keyByDomain ? (http.domain ?? null) : null,
+      stage: this.#keyByStage ? (http.stage ?? null) : null,
+      resource,
+      vary: policy.varyNames.map((name) => [name, http.headers[name] ?? null]),
+      identity: policy.shared ? null : identityOf(http.source, http.requestContext, http.headers, this.#credentialHeaders),
+    };
+    const keyFor = (generation: string | null) => httpMemoKey({ ...parts, generation });
+    const planFor = (key: string): LookupPlan => ({ kind: 'lookup', key, http, policy, head: http.method === 'HEAD' });
+    if (this.#generations === undefined) return planFor(keyFor(null));
+    const generation = this.#generations.current(generationPath(http));
+    if (generation === undefined) return undefined;
+    if (typeof generation === 'string') return planFor(keyFor(generation));
+    // Not known here yet: `lookup` reads it and, meanwhile, looks up the key of a path never invalidated (the usual case).
+    return { ...planFor(keyFor(INITIAL_GENERATION)), pending: { generation, keyFor } };
   }
 
   /**
    * The stored result for `plan`, ready to return, or `undefined` to run the handler. On a miss the plan
    * gets the turn to produce the response: with the lease, the only request in the fleet that runs the
-   * handler for this key; the others wait for its response or are answered with a stale one.
+   * handler for this key; the others wait for its response or are answered with a stale one. A HEAD is
+   * answered from its GET's fresh response, without content, and takes no lease.
    */
-  async lookup(plan: MemoPlan): Promise<unknown> {
-    if (plan.http !== undefined && this.#honorClientNoCache && /\bno-cache\b/i.test(plan.http.headers['cache-control'] ?? '')) return undefined;
+  async lookup(plan: LookupPlan): Promise<unknown> {
+    const bypass = plan.http !== undefined && this.#honorClientNoCache && parseCacheControl(plan.http.headers['cache-control']).has('no-cache');
+    if (bypass) plan.forward = 'request';
+    const pending = plan.pending;
+    if (pending === undefined) return bypass ? undefined : this.#find(plan);
+    plan.pending = undefined;
+    // Until the generation is known, `plan.key` may be the wrong key: nothing is answered or stored under it.
+    plan.skipped = true;
+    const [generation, found] = await Promise.all([pending.generation, bypass ? undefined : this.#find(plan)]);
+    if (generation === INITIAL_GENERATION) {
+      plan.skipped = false;
+      return found;
+    }
+    await this.#save(plan, undefined, 0, true); // the guess was wrong: give its turn (and lease) back
+    if (generation === undefined) return undefined;
+    plan.key = pending.keyFor(generation);
+    plan.skipped = false;
+    return bypass ? undefined : this.#find(plan);
+  }
+
+  /** The stored result under `plan.key`, or `undefined` with the turn to produce it in `plan.turn` (GET) or none (HEAD). */
+  async #find(plan: LookupPlan): Promise<unknown> {
+    if (plan.head) {
+      const stored = await this.#cache.get<StoredResult>(plan.key);
+      return stored === undefined ? undefined : this.#answer(plan, stored);
+    }
     const acquisition = await this.#cache.acquire<StoredResult>(plan.key, this.#refreshOptions(plan.policy));
     if (!acquisition.found) {
       plan.turn = acquisition;
@@ -199,11 +303,20 @@ export class ResponseMemo {
   }
 
   /**
-   * Stores the handler's result when the rules allow, and returns the result to send: for HTTP, with
-   * `X-Cache: Miss` and an `ETag`, or a `304` when the request's `If-None-Match` matches. A 5xx or 429
-   * response is replaced by a stale one when `staleIfErrorSeconds` allows.
+   * After the handler: for a lookup plan, stores the result when the rules allow and returns the result to
+   * send (for HTTP, with the status headers and an `ETag`, or a `304` when the request's `If-None-Match`
+   * matches; a 5xx or 429 is replaced by a stale response when `staleIfErrorSeconds` allows). For an
+   * invalidation plan, invalidates the path when the response is a 2xx or 3xx.
    */
   async store(plan: MemoPlan, result: unknown): Promise<unknown> {
+    if (plan.kind === 'invalidate') {
+      await this.#invalidate(plan, result);
+      return result;
+    }
+    if (plan.skipped === true) {
+      await this.#save(plan, undefined, 0, true);
+      return result;
+    }
     if (plan.http === undefined) {
       await this.#save(plan, result === undefined ? undefined : { v: 1, kind: 'value', value: result }, plan.policy.ttlSeconds, true);
       return result;
@@ -214,63 +327,91 @@ export class ResponseMemo {
       return result;
     }
     if (ERROR_STATUSES.has(response.statusCode)) {
-      const stale = await this.recover(plan, new Error(`handler answered ${response.statusCode}`));
+      const stale = await this.recover(plan, new Error(`handler answered ${response.statusCode}`), response.statusCode);
       if (stale !== undefined) return stale;
     }
-    if (response.statusCode >= 200 && response.statusCode < 300 && headersOf(response).etag === undefined) setHeader(response, 'ETag', etagFor(response));
-    const decision = decideStorage(plan.http, response, plan.policy);
-    if (decision.store) {
-      const headers = headersOf(response);
-      const stored: StoredResult = { v: 1, kind: 'http', response: structuredClone(response), storedAt: Date.now(), age: Number(headers.age ?? 0) || 0 };
-      // must-revalidate and proxy-revalidate forbid serving the response once stale.
-      const revalidate = /\b(must|proxy)-revalidate\b/i.test(headers['cache-control'] ?? '');
-      await this.#save(plan, stored, decision.ttlSeconds, !revalidate);
-    } else {
-      this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
-      await this.#save(plan, undefined, 0, true);
+    if (headersOf(response).etag === undefined && takesGeneratedEtag(plan.http.method, response)) setHeader(response, 'ETag', etagFor(response));
+    let stored = false;
+    // A HEAD's response is not stored: a HEAD is answered from its GET's, which carries the content.
+    if (!plan.head) {
+      const decision = decideStorage(plan.http, response, plan.policy);
+      if (decision.store) {
+        const record: StoredResult = { v: 1, kind: 'http', response: storableCopy(response), storedAt: Date.now(), age: ageOf(headersOf(response).age) ?? 0, ttlSeconds: decision.ttlSeconds };
+        stored = await this.#save(plan, record, decision.ttlSeconds, !decision.mustRevalidate);
+      } else {
+        this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
+        await this.#save(plan, undefined, 0, true);
+      }
     }
-    setHeader(response, X_CACHE, 'Miss');
+    this.#status.write(response, { kind: 'miss', forward: plan.forward ?? 'uri-miss', stored });
     return this.#conditional(plan.http, response);
   }
 
   /**
-   * The handler failed: ends the turn and returns the stale result to answer with (within
-   * `staleIfErrorSeconds`), or `undefined` to let the failure through.
+   * The handler failed (threw, or answered `status`): ends the turn and returns the stale result to answer
+   * with (within `staleIfErrorSeconds`), or `undefined` to let the failure through.
    */
-  async recover(plan: MemoPlan, error: unknown): Promise<unknown> {
+  async recover(plan: MemoPlan, error: unknown, status?: number): Promise<unknown> {
+    if (plan.kind === 'invalidate') return undefined;
+    if (plan.skipped === true) {
+      await this.#save(plan, undefined, 0, true);
+      return undefined;
+    }
     const turn = plan.turn;
     plan.turn = undefined;
     if (turn === undefined) return undefined;
     const fallback = await turn.fail(error);
-    return fallback === undefined ? undefined : this.#answer(plan, fallback.value);
+    return fallback === undefined ? undefined : this.#answer(plan, fallback.value, status ?? null);
   }
 
-  /** Ends the turn: stores `stored` (or nothing) and gives the lease back; without a turn, a plain `set`. */
-  async #save(plan: MemoPlan, stored: StoredResult | undefined, ttlSeconds: number, allowStale: boolean): Promise<void> {
+  async #invalidate(plan: InvalidationPlan, result: unknown): Promise<void> {
+    const status = toHttpResponse(result, plan.http)?.statusCode;
+    if (status === undefined || status < 200 || status >= 400) return;
+    if (!(await this.#generations!.invalidate(plan.path))) {
+      this.#cache.logger.warn('dynamo-cache: invalidation not recorded; other environments may answer from stored responses of this path until they expire', {
+        key: plan.key,
+        path: plan.path,
+      });
+    }
+  }
+
+  /** Ends the turn: stores `stored` (or nothing) and gives the lease back; without a turn, a plain `set`. Resolves whether DynamoDB stored it. */
+  async #save(plan: LookupPlan, stored: StoredResult | undefined, ttlSeconds: number, allowStale: boolean): Promise<boolean> {
     const turn = plan.turn;
     plan.turn = undefined;
     const lifetime = allowStale ? {} : { staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
     try {
-      if (stored === undefined) await turn?.abandon();
-      else if (turn !== undefined) await turn.fulfil(stored, { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime });
-      else await this.#cache.set(plan.key, stored, { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime });
+      if (stored === undefined) {
+        await turn?.abandon();
+        return false;
+      }
+      const options = { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime };
+      return await (turn === undefined ? this.#cache.set(plan.key, stored, options) : turn.fulfil(stored, options));
     } catch (error) {
       if (!(error instanceof InvalidValueError)) throw error;
       await turn?.abandon().catch(() => undefined);
       this.#cache.logger.warn('dynamo-cache: handler result cannot be stored; not memoized', { key: plan.key, errorMessage: error.message });
+      return false;
     }
   }
 
-  /** A stored result as the response to send, or `undefined` (run the handler) when its shape is wrong. */
-  #answer(plan: MemoPlan, stored: StoredResult | undefined): unknown {
+  /**
+   * A stored result as the response to send, or `undefined` (run the handler) when its shape is wrong.
+   * `failedStatus` is set when it stands in for a failed handler (`null` for a thrown error).
+   */
+  #answer(plan: LookupPlan, stored: StoredResult | undefined, failedStatus?: number | null): unknown {
     if (!isStoredResult(stored, plan.http !== undefined)) {
       this.#cache.logger.warn('dynamo-cache: stored response has an unexpected shape; running the handler', { key: plan.key });
       return undefined;
     }
     if (stored.kind === 'value') return stored.value;
-    const response = stored.response;
-    setHeader(response, X_CACHE, 'Hit');
-    setHeader(response, 'Age', String(stored.age + Math.max(0, Math.floor((Date.now() - stored.storedAt) / 1000))));
+    const response = plan.head ? withoutContent(stored.response) : stored.response;
+    const resident = Math.max(0, Math.floor((Date.now() - stored.storedAt) / 1000));
+    const ageSeconds = stored.age + resident;
+    const ttlSeconds = stored.ttlSeconds - resident;
+    const outcome: CacheOutcome =
+      failedStatus === undefined ? { kind: 'hit', ageSeconds, ttlSeconds } : { kind: 'stale-on-error', ageSeconds, ttlSeconds, status: failedStatus ?? undefined };
+    this.#status.write(response, outcome);
     return this.#conditional(plan.http!, response);
   }
 
@@ -284,18 +425,8 @@ export class ResponseMemo {
     return matches ? notModified(response) : response;
   }
 
-  #route(http: HttpRequestView): RoutePolicy | false {
-    const candidates = [http.routeKey, `${http.method} ${http.path}`];
-    // A HEAD request follows its GET route's options.
-    if (http.method === 'HEAD') candidates.push(`GET ${http.routeKey.slice(5)}`, `GET ${http.path}`);
-    for (const candidate of candidates) {
-      const route = this.#routes.get(normalizeRouteKey(candidate));
-      if (route !== undefined) return route;
-    }
-    return this.#defaults;
-  }
-
-  #customKey(event: unknown, context: Context): string | undefined {
+  /** The custom key's result for `event`, or `undefined` (not memoized) when it has none or fails. */
+  #customKey(event: unknown, context: Context): unknown {
     if (this.#key === undefined) return undefined;
     let result: unknown;
     try {
@@ -304,9 +435,30 @@ export class ResponseMemo {
       this.#cache.logger.warn('dynamo-cache: memo key could not be computed; not memoized', { errorMessage: (error as Error).message });
       return undefined;
     }
-    if (result === undefined || result === null || result === '') return undefined;
-    return typeof result === 'string' ? result : stableJson(result);
+    return result === undefined || result === null || result === '' ? undefined : result;
   }
+}
+
+/** The path whose generation a request reads or bumps: canonical and lower case, so every spelling shares it. */
+function generationPath(http: HttpRequestView): string {
+  return canonicalPath(http.path).toLowerCase();
+}
+
+function routePolicy(routeKey: string, route: RouteOptions | false, base: RoutePolicy): RoutePolicy | false {
+  if (route === false) return false;
+  if (typeof route !== 'object' || route === null) throw new InvalidOptionsError(`response.routes["${routeKey}"] must be an object or false`);
+  const name = (option: string) => `response.routes["${routeKey}"].${option}`;
+  const vary = route.vary === undefined ? base.varyNames : headerList(name('vary'), route.vary);
+  return {
+    ...base,
+    ttlSeconds: route.ttlSeconds === undefined ? base.ttlSeconds : finiteNumber(name('ttlSeconds'), route.ttlSeconds),
+    shared: route.shared === undefined ? base.shared : booleanOption(name('shared'), route.shared),
+    vary: new Set(vary),
+    varyNames: vary,
+    staleWhileRevalidateSeconds:
+      route.staleWhileRevalidateSeconds === undefined ? base.staleWhileRevalidateSeconds : nonNegativeNumber(name('staleWhileRevalidateSeconds'), route.staleWhileRevalidateSeconds),
+    staleIfErrorSeconds: route.staleIfErrorSeconds === undefined ? base.staleIfErrorSeconds : nonNegativeNumber(name('staleIfErrorSeconds'), route.staleIfErrorSeconds),
+  };
 }
 
 function isStoredResult(value: unknown, http: boolean): value is StoredResult {
@@ -320,6 +472,7 @@ function isStoredResult(value: unknown, http: boolean): value is StoredResult {
     v.kind === 'http' &&
     typeof v.storedAt === 'number' &&
     typeof v.age === 'number' &&
+    typeof v.ttlSeconds === 'number' &&
     typeof response?.statusCode === 'number' &&
     isBag(response.headers) &&
     isBag(response.multiValueHeaders) &&
@@ -327,21 +480,21 @@ function isStoredResult(value: unknown, http: boolean): value is StoredResult {
   );
 }
 
-function normalizeRouteKey(routeKey: string): string {
-  const [method = '', ...rest] = routeKey.trim().split(/\s+/);
-  return `${method.toUpperCase()} ${rest.join(' ')}`;
-}
-
 function statusCodes(codes: unknown): number[] {
   if (!Array.isArray(codes) || codes.some((code) => !Number.isInteger(code) || code < 100 || code > 599)) {
     throw new InvalidOptionsError('response.statusCodes must be an array of HTTP status codes');
   }
+  // The key has no Range: a 206 for one range would answer a request for another (RFC 9111 3.3-3.4).
+  if (codes.includes(206)) throw new InvalidOptionsError('response.statusCodes cannot include 206: a partial response is not memoized');
   return codes;
 }
 
-function headerSet(name: string, headers: unknown): Set<string> {
-  if (!Array.isArray(headers) || headers.some((h) => typeof h !== 'string' || h === '')) throw new InvalidOptionsError(`${name} must be an array of header names`);
-  return new Set(headers.map((h: string) => h.toLowerCase()));
+/** Header names, lower case, without repeats, sorted (the order they take in the key). */
+function headerList(name: string, headers: unknown): string[] {
+  if (!Array.isArray(headers) || headers.some((h) => typeof h !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(h))) {
+    throw new InvalidOptionsError(`${name} must be an array of header names`);
+  }
+  return [...new Set(headers.map((h: string) => h.toLowerCase()))].sort();
 }
 
 function compileCheck(expression: string): void {

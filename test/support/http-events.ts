@@ -5,13 +5,35 @@ export interface RequestSpec {
   method?: string;
   /** Path as received, e.g. `/users/42`. */
   path?: string;
-  /** Route template, e.g. `/users/{id}` (REST and HTTP APIs). Default: the path. */
+  /** Route template, e.g. `/users/{id}`, `/{proxy+}` (REST and HTTP APIs), or `$default` (HTTP API). Default: the path. */
   route?: string;
   /** Query string without `?`, e.g. `b=2&a=1`. */
   query?: string;
   headers?: Record<string, string>;
   /** Who is authenticated, as the integration reports it. */
   principal?: string;
+  /** The whole `requestContext.authorizer` (REST and HTTP APIs), in place of the one `principal` gives. */
+  authorizer?: Record<string, unknown>;
+  /** API Gateway stage. Default `prod` (REST), `$default` (HTTP API). */
+  stage?: string;
+  /** The domain the request was sent to (a custom domain); also the `Host` header. Default: the execute-api, lambda-url or ELB domain. */
+  domain?: string;
+  /** ALB multi-value headers and query parameters mode. */
+  multiValue?: boolean;
+  /** A custom domain's base path mapping (`/v1`): in front of the path the handler sees, not in the path parameters. */
+  basePath?: string;
+}
+
+/** The path parameters API Gateway extracts for `route` from `path`, or `null` when the route has none. */
+function pathParametersOf(route: string, path: string): Record<string, string> | null {
+  const templateSegments = route.split('/').slice(1);
+  const pathSegments = path.split('/').slice(1);
+  const parameters: Record<string, string> = {};
+  templateSegments.forEach((segment, i) => {
+    const name = /^\{(.+?)(\+?)\}$/.exec(segment);
+    if (name) parameters[name[1]!] = name[2] ? pathSegments.slice(i).join('/') : (pathSegments[i] ?? '');
+  });
+  return Object.keys(parameters).length === 0 ? null : parameters;
 }
 
 /** The four HTTP event sources, each building a real-shaped event from a {@link RequestSpec}. */
@@ -37,23 +59,27 @@ function queryParameters(query: string | undefined): { single: Record<string, st
 
 /** API Gateway REST API, Lambda proxy integration (payload 1.0), Cognito user pool authorizer when a principal is given. */
 export function restApiEvent(spec: RequestSpec = {}): APIGatewayProxyEvent {
-  const { method = 'GET', path = '/users/42', route = path, headers = {} } = spec;
+  const { method = 'GET', path = '/users/42', route = path, headers = {}, stage = 'prod', domain = 'abc123.execute-api.us-east-1.amazonaws.com' } = spec;
   const { single, multi } = queryParameters(spec.query);
-  const allHeaders = { Accept: 'application/json', Host: 'abc123.execute-api.us-east-1.amazonaws.com', 'User-Agent': 'curl/8.5.0', ...headers };
+  const allHeaders = { Accept: 'application/json', Host: domain, 'User-Agent': 'curl/8.5.0', ...headers };
   return {
     resource: route,
-    path,
+    path: `${spec.basePath ?? ''}${path}`,
     httpMethod: method,
     headers: allHeaders,
     multiValueHeaders: Object.fromEntries(Object.entries(allHeaders).map(([k, v]) => [k, [v]])),
     queryStringParameters: single,
     multiValueQueryStringParameters: multi,
-    pathParameters: { id: path.split('/').pop() ?? '' },
+    pathParameters: pathParametersOf(route, path),
     stageVariables: null,
     requestContext: {
       accountId: '123456789012',
       apiId: 'abc123',
-      authorizer: spec.principal ? { claims: { sub: spec.principal, iss: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool', email: `${spec.principal}@example.com` } } : null,
+      domainName: domain,
+      domainPrefix: domain.split('.')[0],
+      authorizer:
+        spec.authorizer ??
+        (spec.principal ? { claims: { sub: spec.principal, iss: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool', email: `${spec.principal}@example.com` } } : null),
       protocol: 'HTTP/1.1',
       httpMethod: method,
       identity: {
@@ -73,8 +99,8 @@ export function restApiEvent(spec: RequestSpec = {}): APIGatewayProxyEvent {
         userAgent: 'curl/8.5.0',
         userArn: null,
       },
-      path: `/prod${path}`,
-      stage: 'prod',
+      path: `/${stage}${path}`,
+      stage,
       requestId: `req-${Math.random()}`,
       requestTimeEpoch: Date.now(),
       resourceId: 'res1',
@@ -87,29 +113,30 @@ export function restApiEvent(spec: RequestSpec = {}): APIGatewayProxyEvent {
 
 /** HTTP API (payload 2.0) with a JWT authorizer when a principal is given. */
 export function httpApiEvent(spec: RequestSpec = {}): APIGatewayProxyEventV2 {
-  const { method = 'GET', path = '/users/42', route = path, headers = {} } = spec;
+  const { method = 'GET', path = '/users/42', route = path, headers = {}, stage = '$default', domain = 'abc123.execute-api.us-east-1.amazonaws.com' } = spec;
   const { single } = queryParameters(spec.query);
+  const routeKey = route === '$default' ? '$default' : `${method} ${route}`;
   const event = {
     version: '2.0',
-    routeKey: `${method} ${route}`,
-    rawPath: path,
+    routeKey,
+    rawPath: `${spec.basePath ?? ''}${path}`,
     rawQueryString: spec.query ?? '',
-    headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: 'abc123.execute-api.us-east-1.amazonaws.com', ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
+    headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: domain, ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
     queryStringParameters: single ?? undefined,
     requestContext: {
       accountId: '123456789012',
       apiId: 'abc123',
-      domainName: 'abc123.execute-api.us-east-1.amazonaws.com',
-      domainPrefix: 'abc123',
+      domainName: domain,
+      domainPrefix: domain.split('.')[0],
       http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'curl/8.5.0' },
       requestId: `req-${Math.random()}`,
-      routeKey: `${method} ${route}`,
-      stage: '$default',
+      routeKey,
+      stage,
       time: new Date().toUTCString(),
       timeEpoch: Date.now(),
-      ...(spec.principal ? { authorizer: { jwt: { claims: { sub: spec.principal, iss: 'https://issuer.example.com' }, scopes: ['read'] } } } : {}),
+      ...(spec.authorizer ? { authorizer: spec.authorizer } : spec.principal ? { authorizer: { jwt: { claims: { sub: spec.principal, iss: 'https://issuer.example.com' }, scopes: ['read'] } } } : {}),
     },
-    pathParameters: { id: path.split('/').pop() ?? '' },
+    pathParameters: route === '$default' ? undefined : (pathParametersOf(route, path) ?? undefined),
     body: method === 'POST' ? '{"name":"new"}' : undefined,
     isBase64Encoded: false,
   };
@@ -118,20 +145,20 @@ export function httpApiEvent(spec: RequestSpec = {}): APIGatewayProxyEventV2 {
 
 /** Lambda Function URL (payload 2.0, route `$default`) with IAM auth when a principal is given. */
 export function functionUrlEvent(spec: RequestSpec = {}): LambdaFunctionURLEvent {
-  const { method = 'GET', path = '/users/42', headers = {} } = spec;
+  const { method = 'GET', path = '/users/42', headers = {}, domain = 'abcdefgh.lambda-url.us-east-1.on.aws' } = spec;
   const { single } = queryParameters(spec.query);
   return {
     version: '2.0',
     routeKey: '$default',
     rawPath: path,
     rawQueryString: spec.query ?? '',
-    headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: 'abcdefgh.lambda-url.us-east-1.on.aws', ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
+    headers: Object.fromEntries(Object.entries({ accept: 'application/json', host: domain, ...headers }).map(([k, v]) => [k.toLowerCase(), v])),
     queryStringParameters: single ?? undefined,
     requestContext: {
       accountId: '123456789012',
-      apiId: 'abcdefgh',
-      domainName: 'abcdefgh.lambda-url.us-east-1.on.aws',
-      domainPrefix: 'abcdefgh',
+      apiId: domain.split('.')[0],
+      domainName: domain,
+      domainPrefix: domain.split('.')[0],
       http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'curl/8.5.0' },
       requestId: `req-${Math.random()}`,
       routeKey: '$default',
@@ -147,25 +174,43 @@ export function functionUrlEvent(spec: RequestSpec = {}): LambdaFunctionURLEvent
   } as unknown as LambdaFunctionURLEvent;
 }
 
-/** Application Load Balancer target (single-value headers), with the ALB OIDC identity header when a principal is given. */
+/**
+ * Application Load Balancer target (single-value headers and query parameters, or both multi-value with
+ * `multiValue`), with the ALB OIDC identity headers when a principal is given.
+ */
 export function albEvent(spec: RequestSpec = {}): ALBEvent {
-  const { method = 'GET', path = '/users/42', headers = {} } = spec;
-  const { single } = queryParameters(spec.query);
-  return {
+  const { method = 'GET', path = '/users/42', headers = {}, domain = 'lb-123.us-east-1.elb.amazonaws.com' } = spec;
+  const { single, multi } = queryParameters(spec.query);
+  const encode = encodeURIComponent;
+  const allHeaders = {
+    accept: 'application/json',
+    host: domain,
+    'x-forwarded-for': '203.0.113.7',
+    ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
+    ...(spec.principal ? { 'x-amzn-oidc-identity': spec.principal, 'x-amzn-oidc-data': albOidcData('https://idp.example.com', spec.principal) } : {}),
+  };
+  const base = {
     requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/lambda-tg/50dc6c495c0c9188' } },
     httpMethod: method,
     path,
-    queryStringParameters: single ? Object.fromEntries(Object.entries(single).map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)])) : {},
-    headers: {
-      accept: 'application/json',
-      host: 'lb-123.us-east-1.elb.amazonaws.com',
-      'x-forwarded-for': '203.0.113.7',
-      ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
-      ...(spec.principal ? { 'x-amzn-oidc-identity': spec.principal, 'x-amzn-oidc-data': 'eyJ...' } : {}),
-    },
     body: method === 'POST' ? '{"name":"new"}' : '',
     isBase64Encoded: false,
   };
+  if (spec.multiValue) {
+    return {
+      ...base,
+      multiValueQueryStringParameters: multi ? Object.fromEntries(Object.entries(multi).map(([k, vs]) => [encode(k), vs.map(encode)])) : {},
+      multiValueHeaders: Object.fromEntries(Object.entries(allHeaders).map(([k, v]) => [k, [v]])),
+    };
+  }
+  return { ...base, queryStringParameters: single ? Object.fromEntries(Object.entries(single).map(([k, v]) => [encode(k), encode(v)])) : {}, headers: allHeaders };
+}
+
+/** An ALB `x-amzn-oidc-data` token (header, claims, signature) as an ALB signs it for an identity provider. */
+export function albOidcData(issuer: string, subject: string): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const header = { alg: 'ES256', kid: 'key-1', signer: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/lb/50dc6c495c0c9188', iss: issuer, client: 'alb-client', exp: Math.floor(Date.now() / 1000) + 120 };
+  return `${part(header)}.${part({ sub: subject, email: `${subject}@example.com`, exp: header.exp, iss: issuer })}.c2lnbmF0dXJl`;
 }
 
 /** A Lambda context object as the runtime passes it. */

@@ -1,0 +1,146 @@
+import { InvalidOptionsError } from '../errors.ts';
+import type { HttpRequestView } from './http-event.ts';
+import { canonicalPath } from './request-path.ts';
+
+/** One segment of a route pattern: a literal, `{param}` (one segment) or `{proxy+}` (one or more, last only). */
+type Segment = { readonly kind: 'literal'; readonly text: string; readonly lower: string } | { readonly kind: 'param' } | { readonly kind: 'greedy' };
+
+/** Literal beats `{param}` beats `{proxy+}`, segment by segment: API Gateway's own precedence. */
+const RANK = { literal: 2, param: 1, greedy: 0 } as const;
+
+interface Route<P> {
+  readonly method: string;
+  readonly segments: readonly Segment[];
+  /** The pattern with parameter names erased (`/users/{}`), to compare with API Gateway's route template. */
+  readonly shape: string;
+  readonly policy: P | false;
+  readonly order: number;
+}
+
+/**
+ * The configured routes (`'GET /users/{id}'`, `'ANY /files/{proxy+}'`, `'GET /health'`) and how a request
+ * finds its own, on every event source:
+ *
+ * - A route matches when API Gateway's route template has its shape (`resource`, or the HTTP API route key
+ *   unless `$default`), or when its pattern matches one of the request's canonical paths: the path as
+ *   received, the same without a leading `/<stage>` segment, and the path rebuilt from the route template and
+ *   path parameters (which a base path mapping or a stage prefix does not change). Behind `ANY /{proxy+}`,
+ *   on Function URLs and on ALB, the path decides.
+ * - Canonical paths are percent-decoded, dot segments resolved, duplicate and trailing slashes dropped.
+ * - Case: a route's options apply to its exact case; a disabled (`false`) route matches every case.
+ * - A disabled route wins over every other match; otherwise the most specific match wins (literal, then
+ *   `{param}`, then `{proxy+}`, segment by segment), then the one whose method is exact (a HEAD follows its
+ *   GET route; `ANY` matches every method), then the first declared.
+ */
+export class RouteTable<P> {
+  readonly #routes: ReadonlyArray<Route<P>>;
+
+  /** @throws InvalidOptionsError for a route key that is not `METHOD /path`, or a `{proxy+}` that is not last. */
+  constructor(routes: ReadonlyArray<readonly [string, P | false]>) {
+    this.#routes = routes.map(([routeKey, policy], order) => parseRoute(routeKey, policy, order));
+  }
+
+  /** The policy of the route `request` belongs to: `false` when disabled, `undefined` when no route matches. */
+  match(request: HttpRequestView): P | false | undefined {
+    if (this.#routes.length === 0) return undefined;
+    const paths = candidatePaths(request).map((path) => path.split('/').slice(1));
+    const lowerPaths = paths.map((segments) => segments.map((segment) => segment.toLowerCase()));
+    const shape = request.routeTemplate === undefined ? undefined : shapeOf(parseSegments(request.routeTemplate));
+    let best: Route<P> | undefined;
+    for (const route of this.#routes) {
+      const methodRank = methodMatch(route.method, request.method);
+      if (methodRank < 0) continue;
+      if (route.policy === false) {
+        if (route.shape === shape || lowerPaths.some((segments) => matches(route.segments, segments, true))) return false;
+        continue;
+      }
+      if (route.shape !== shape && !paths.some((segments) => matches(route.segments, segments, false))) continue;
+      if (best === undefined || precedes(route, best, request.method)) best = route;
+    }
+    return best?.policy;
+  }
+}
+
+function parseRoute<P>(routeKey: string, policy: P | false, order: number): Route<P> {
+  const match = /^\s*([A-Za-z]+)\s+(\/\S*)\s*$/.exec(routeKey);
+  if (match === null) throw new InvalidOptionsError(`response.routes key ${JSON.stringify(routeKey)} must be "METHOD /path", e.g. "GET /users/{id}"`);
+  const segments = parseSegments(match[2]!);
+  if (segments.slice(0, -1).some((segment) => segment.kind === 'greedy')) {
+    throw new InvalidOptionsError(`response.routes key ${JSON.stringify(routeKey)}: a {proxy+} parameter must be the last segment`);
+  }
+  return { method: match[1]!.toUpperCase(), segments, shape: shapeOf(segments), policy, order };
+}
+
+function parseSegments(template: string): Segment[] {
+  return canonicalPath(template)
+    .split('/')
+    .slice(1)
+    .filter((text) => text !== '')
+    .map((text): Segment => {
+      if (/^\{[^{}/]+\+\}$/.test(text)) return { kind: 'greedy' };
+      if (/^\{[^{}/]+\}$/.test(text)) return { kind: 'param' };
+      return { kind: 'literal', text, lower: text.toLowerCase() };
+    });
+}
+
+function shapeOf(segments: readonly Segment[]): string {
+  return `/${segments.map((segment) => (segment.kind === 'literal' ? segment.text : segment.kind === 'param' ? '{}' : '{+}')).join('/')}`;
+}
+
+/** Does the pattern match the path's segments (already lower case when `ignoreCase`)? */
+function matches(pattern: readonly Segment[], path: readonly string[], ignoreCase: boolean): boolean {
+  const segments = path.length === 1 && path[0] === '' ? [] : path;
+  for (let i = 0; i < pattern.length; i++) {
+    const segment = pattern[i]!;
+    if (segment.kind === 'greedy') return segments.length > i;
+    if (i >= segments.length) return false;
+    if (segment.kind === 'literal' && (ignoreCase ? segment.lower : segment.text) !== segments[i]) return false;
+  }
+  return pattern.length === segments.length;
+}
+
+/** 2: the same method; 1: a GET route for a HEAD; 0: ANY; -1: no match. */
+function methodMatch(routeMethod: string, method: string): number {
+  if (routeMethod === method) return 2;
+  if (routeMethod === 'GET' && method === 'HEAD') return 1;
+  return routeMethod === 'ANY' ? 0 : -1;
+}
+
+function precedes<P>(a: Route<P>, b: Route<P>, method: string): boolean {
+  for (let i = 0; i < Math.min(a.segments.length, b.segments.length); i++) {
+    const difference = RANK[a.segments[i]!.kind] - RANK[b.segments[i]!.kind];
+    if (difference !== 0) return difference > 0;
+  }
+  if (a.segments.length !== b.segments.length) return a.segments.length > b.segments.length;
+  const methods = methodMatch(a.method, method) - methodMatch(b.method, method);
+  return methods !== 0 ? methods > 0 : a.order < b.order;
+}
+
+/** The canonical spellings of the request's path that route patterns are matched against. */
+function candidatePaths(request: HttpRequestView): string[] {
+  const path = canonicalPath(request.path);
+  const candidates = [path];
+  const stage = request.stage;
+  if (stage !== undefined && stage !== '$default' && stage !== '') {
+    const prefix = `/${stage}`;
+    if (path === prefix) candidates.push('/');
+    else if (path.startsWith(`${prefix}/`)) candidates.push(path.slice(prefix.length));
+  }
+  const rebuilt = templatePath(request);
+  if (rebuilt !== undefined && !candidates.includes(rebuilt)) candidates.push(rebuilt);
+  return candidates;
+}
+
+/** The path API Gateway's route template and path parameters stand for, or `undefined` without both. */
+function templatePath(request: HttpRequestView): string | undefined {
+  const template = request.routeTemplate;
+  const parameters = request.pathParameters;
+  if (template === undefined || !template.includes('{')) return undefined;
+  let complete = true;
+  const path = template.replace(/\{([^{}/]+?)\+?\}/g, (_whole, name: string) => {
+    const value = parameters?.[name];
+    if (typeof value !== 'string') complete = false;
+    return typeof value === 'string' ? value : '';
+  });
+  return complete ? canonicalPath(path) : undefined;
+}
