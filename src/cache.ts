@@ -456,16 +456,19 @@ export class DynamoCache {
 
   /**
    * What DynamoDB holds for `key`: state, timing, encoding, size, lease, and the decoded value when
-   * readable. For operators and tools; resolves `undefined` when DynamoDB failed (logged).
+   * readable. For operators and tools; resolves `undefined` when DynamoDB failed (logged) or the call's
+   * deadline left no time. Strongly consistent, and never from the memory tier.
    * @throws InvalidKeyError when `key` is not a non-empty string.
    */
-  async inspect(key: string): Promise<CacheItemInfo | undefined> {
+  async inspect(key: string, options: CallOptions = {}): Promise<CacheItemInfo | undefined> {
     assertKey(key);
+    const call = this.#call('inspect', options, CALL_OPTION_NAMES);
     if (this.disabled) return undefined;
-    const generation = await this.#generation.current({ operation: 'inspect', key: this.#keys.storageKey(key, 0) });
+    const generation = await this.#generation.current({ operation: 'inspect', key: this.#keys.storageKey(key, 0) }, call);
     if (generation === undefined) return undefined;
     const storageKey = this.#keys.storageKey(key, generation);
-    const found = await this.#store.inspect(storageKey);
+    const found = await this.#store.inspect(storageKey, call);
+    call.signal?.throwIfAborted();
     if (!found.ok) return undefined;
     const { record, lease } = found;
     const leaseInfo = lease === undefined ? {} : { lease: { until: new Date(lease.untilMs), owner: lease.owner } };

@@ -280,11 +280,11 @@ export class TwoTierStore {
    * it can be decoded, the payload, or why not; and its refresh lease. Reads DynamoDB only; counts and
    * memory are left alone.
    */
-  async inspect(storageKey: string): Promise<
+  async inspect(storageKey: string, call: CallBudget = UNBOUNDED): Promise<
     { ok: false } | { ok: true; record: StoredRecord | undefined; storedBytes: number; payload?: Payload; problem?: string; lease?: Lease }
   > {
     const leaseKey = this.#s.keys.leaseKey(storageKey);
-    const { items, complete } = await this.#s.dynamo.batchGet([storageKey, leaseKey], { consistent: true });
+    const { items, complete } = await this.#s.dynamo.batchGet([storageKey, leaseKey], { consistent: true, call });
     if (!complete) return { ok: false };
     const item = items.get(storageKey);
     const leased = leaseOf(items.get(leaseKey));
@@ -293,7 +293,7 @@ export class TwoTierStore {
     let record: StoredRecord | undefined;
     try {
       record = fromItem(this.#s.attributes, item);
-      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, UNBOUNDED);
+      const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
       if (body === UNAVAILABLE) return { ok: false };
       const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
       if (body === undefined && !record.negative) return { ok: true, record, storedBytes, ...lease };
