@@ -1,6 +1,6 @@
 import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec.ts';
 import { CALL_OPTION_NAMES, assertResultHook, callBudget, reportResult, type CacheSource, type CallOptions, type ResultOptions } from './call-options.ts';
-import { timingOf, type CacheEntry } from './entry.ts';
+import { take, timingOf, type CacheEntry, type Decoded } from './entry.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
 import { KeyMapper, assertKey, type Slot } from './keys.ts';
@@ -179,7 +179,7 @@ export class DynamoCache {
    * `getOrSet` calls in flight in this process, by memory key (the key whatever the namespace generation):
    * concurrent calls for one key join them, even while the generation is still being read or cannot be.
    */
-  readonly #inflight = new SingleFlight<{ payload: Payload | undefined; source: CacheSource }>();
+  readonly #inflight = new SingleFlight<Answer>();
 
   /** Whether `value` is a `DynamoCache`, from this copy of the package or another (ESM and CommonJS builds, a layer and a bundle). */
   static isDynamoCache(value: unknown): value is DynamoCache {
@@ -253,13 +253,15 @@ export class DynamoCache {
     const call = this.#call('get', options, GET_OPTIONS);
     assertResultHook(options);
     if (this.disabled) return this.#missed(options, key);
-    const slot = await this.#slot(key, 'get', call);
+    const found = this.#slot(key, 'get', call);
+    const slot = found instanceof Promise ? await found : found;
     const memory = this.#store.fromMemory(slot, Date.now());
-    const entry = memory ?? (await this.#readFresh(slot, call));
+    const read = memory === undefined ? await this.#readFresh(slot, call) : undefined;
     call.signal?.throwIfAborted();
+    const entry = memory ?? read?.entry;
     if (entry === undefined) return this.#missed(options, key);
     reportResult(options, key, memory === undefined ? 'dynamodb' : 'memory');
-    return this.#answer(entry, memory === undefined ? 'dynamo' : 'memory') as T | undefined;
+    return this.#answer(entry, memory === undefined ? 'dynamo' : 'memory', read?.decoded) as T | undefined;
   }
 
   /**
@@ -307,9 +309,11 @@ export class DynamoCache {
     }
     const memoryKey = this.#keys.storageKey(key, 0);
     if (this.#inflight.has(memoryKey)) this.#stats.increment('coalesced');
-    const { payload, source } = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, fetcher, policy, own));
-    reportResult(options, key, source);
-    return (payload === undefined ? undefined : decodePayload(payload)) as T;
+    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, fetcher, policy, own));
+    reportResult(options, key, answer.source);
+    // The first caller gets the value decoded once already (or the fetcher's own); joiners decode their own copy.
+    const decoded = take(answer.decoded);
+    return (decoded !== undefined ? decoded.value : answer.payload === undefined ? undefined : decodePayload(answer.payload)) as T;
   }
 
   /**
@@ -355,7 +359,8 @@ export class DynamoCache {
     if (resolution.found) {
       const source = sourceOf(resolution);
       reportResult(options, key, source);
-      return { found: true, value: decodeEntry(resolution.entry) as T | undefined, stale: resolution.stale, source };
+      const decoded = take(resolution.decoded);
+      return { found: true, value: (decoded !== undefined ? decoded.value : decodeEntry(resolution.entry)) as T | undefined, stale: resolution.stale, source };
     }
     reportResult(options, key, 'fetcher');
     const turn = resolution.turn;
@@ -416,8 +421,8 @@ export class DynamoCache {
         call,
       );
       for (const { key, slot } of toRead) {
-        const entry = states.get(slot.storageKey)?.entry;
-        if (entry !== undefined && isFresh(entry, Date.now())) this.#collect(result, key, entry, 'dynamo');
+        const state = states.get(slot.storageKey);
+        if (state?.entry !== undefined && isFresh(state.entry, Date.now())) this.#collect(result, key, state.entry, 'dynamo', state.decoded);
         else this.#stats.increment('misses');
       }
     }
@@ -507,9 +512,12 @@ export class DynamoCache {
    * Where `key` lives for this call: its memory-tier key, and its DynamoDB key in the current namespace
    * generation (rereading it when due), or none when the generation cannot be read (already logged).
    */
-  async #slot(key: string, operation: string, call: CallBudget): Promise<Slot> {
+  #slot(key: string, operation: string, call: CallBudget): Slot | Promise<Slot> {
     const memoryKey = this.#keys.storageKey(key, 0);
-    return this.#keys.slot(key, await this.#generation.current({ operation, key: memoryKey }, call));
+    const generation = this.#generation.current({ operation, key: memoryKey }, call);
+    // Known (the usual case): no promise, no await.
+    if (!(generation instanceof Promise)) return this.#keys.slot(key, generation, memoryKey);
+    return generation.then((known) => this.#keys.slot(key, known, memoryKey));
   }
 
   /** Checks a call's options (type and names) and returns its budget. */
@@ -529,9 +537,9 @@ export class DynamoCache {
     return undefined;
   }
 
-  async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<{ payload: Payload | undefined; source: CacheSource }> {
+  async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<Answer> {
     const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet', call), policy, call);
-    if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution) };
+    if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
     if (call.signal?.aborted) {
       // Every caller gave up: no fetch, and a lease won just now goes back at once.
       await this.#refresh.abandon(resolution.turn);
@@ -540,7 +548,7 @@ export class DynamoCache {
     return this.#fetch(resolution.turn, fetcher, policy);
   }
 
-  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<{ payload: Payload | undefined; source: CacheSource }> {
+  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Answer> {
     this.#stats.increment('fetches');
     let value: T;
     try {
@@ -558,7 +566,8 @@ export class DynamoCache {
       throw error;
     }
     await this.#refresh.complete(turn, payload, policy);
-    return { payload, source: 'fetcher' };
+    // The fetcher's value itself goes to the first caller (the cache keeps only its encoded copy).
+    return { payload, source: 'fetcher', decoded: { value } };
   }
 
   /** Reads the `prefetch` keys into the memory tier; failures are logged (by the reads) and swallowed: INIT never fails for the cache. */
@@ -571,24 +580,25 @@ export class DynamoCache {
     }
   }
 
-  /** A fresh entry from DynamoDB (which also fills the memory tier), or `undefined`. */
-  async #readFresh(slot: Slot, call: CallBudget): Promise<CacheEntry | undefined> {
+  /** A fresh entry from DynamoDB (which also fills the memory tier), with its decoded value, or `undefined`. */
+  async #readFresh(slot: Slot, call: CallBudget): Promise<{ entry: CacheEntry; decoded: Decoded | undefined } | undefined> {
     if (slot.storageKey === undefined) return undefined;
     const read = await this.#store.read(slot as Slot & { storageKey: string }, call);
     const entry = read.ok ? read.state.entry : undefined;
-    return entry !== undefined && isFresh(entry, Date.now()) ? entry : undefined;
+    return entry !== undefined && isFresh(entry, Date.now()) ? { entry, decoded: read.ok ? read.state.decoded : undefined } : undefined;
   }
 
   /** Counts a hit and decodes the caller's copy (`undefined` for a cached "not found"). */
-  #answer(entry: CacheEntry, source: 'memory' | 'dynamo'): unknown {
+  #answer(entry: CacheEntry, source: 'memory' | 'dynamo', decoded?: Decoded): unknown {
     this.#stats.increment('hits');
     this.#stats.increment(source === 'memory' ? 'memoryHits' : 'dynamoHits');
     if (entry.payload === undefined) this.#stats.increment('negativeHits');
-    return decodeEntry(entry);
+    const taken = take(decoded);
+    return taken !== undefined ? taken.value : decodeEntry(entry);
   }
 
-  #collect<T>(result: Map<string, T>, key: string, entry: CacheEntry, source: 'memory' | 'dynamo'): void {
-    const value = this.#answer(entry, source);
+  #collect<T>(result: Map<string, T>, key: string, entry: CacheEntry, source: 'memory' | 'dynamo', decoded?: Decoded): void {
+    const value = this.#answer(entry, source, decoded);
     if (entry.payload !== undefined) result.set(key, value as T);
   }
 
@@ -610,6 +620,13 @@ export class DynamoCache {
       earlyRefresh: options.earlyRefresh === undefined ? o.earlyRefresh : resolveEarlyRefresh('earlyRefresh', options.earlyRefresh),
     };
   }
+}
+
+/** What a `getOrSet` flight resolves: the payload, where it came from, and a decoded value for its first caller. */
+interface Answer {
+  readonly payload: Payload | undefined;
+  readonly source: CacheSource;
+  readonly decoded?: Decoded | undefined;
 }
 
 /** Where a found answer came from, as `onResult` names it. */

@@ -1,4 +1,4 @@
-import { compress, decompress, type CompressionOptions } from './compression.ts';
+import { compress, compressionPays, decompress, mayPay, type CompressionOptions } from './compression.ts';
 import type { Keyring } from './encryption.ts';
 import { InvalidValueError } from './errors.ts';
 import { CorruptItemError, NEGATIVE_MARKER, type StoredBody } from './persistence/item.ts';
@@ -174,10 +174,17 @@ export class ValueCodec {
     }
     let marker: string = payload.kind;
     let data: string | Uint8Array = payload.data;
-    if (compression !== false && payloadBytes(payload) >= compression.thresholdBytes && (payload.kind !== 'string' || compression.strings)) {
+    const rawBytes = payloadBytes(payload);
+    const keyBytes = Buffer.byteLength(binding.storageKey);
+    if (
+      compression !== false &&
+      rawBytes >= compression.thresholdBytes &&
+      (payload.kind !== 'string' || compression.strings) &&
+      mayPay(rawBytes, keyBytes, compression.saving)
+    ) {
       const raw = typeof data === 'string' ? Buffer.from(data) : data;
       const compressed = compress(raw, compression.algorithm);
-      if (compressed.byteLength < raw.byteLength) {
+      if (compressionPays(raw.byteLength, compressed.byteLength, keyBytes, compression.saving)) {
         data = compressed;
         marker += `+${compression.algorithm}`;
       }

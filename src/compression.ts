@@ -18,10 +18,40 @@ export interface CompressionOptions {
    * service (which reads `cached_value` as S); JSON and binary values are compressed. Default `false`.
    */
   strings?: boolean | undefined;
+  /**
+   * What a compressed value must save to be stored compressed. `'write-units'`: fewer DynamoDB write units
+   * for its item (billed per started KB), so a value whose item costs one unit either way is left as it is,
+   * and its readers pay no decompression (measured in BENCHMARKS.md). `'bytes'`: any smaller size.
+   * Default `'write-units'`.
+   */
+  saving?: 'write-units' | 'bytes' | undefined;
 }
 
 /** Defaults of {@link CompressionOptions}. */
-export const COMPRESSION_DEFAULTS: Required<CompressionOptions> = { algorithm: 'br', thresholdBytes: 512, strings: false };
+export const COMPRESSION_DEFAULTS: Required<CompressionOptions> = { algorithm: 'br', thresholdBytes: 512, strings: false, saving: 'write-units' };
+
+/**
+ * Bytes an item holds besides its value and key: attribute names, expiry, freshness, marker. An estimate on
+ * the high side, so that a compressed value is kept only when it really saves a write unit.
+ */
+const ITEM_OVERHEAD_BYTES = 128;
+
+/** DynamoDB write units of an item of `bytes` (one per started KB). */
+function writeUnits(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 1024));
+}
+
+/** Whether storing `compressedBytes` instead of `rawBytes` under a key of `keyBytes` is worth it under `saving`. */
+export function compressionPays(rawBytes: number, compressedBytes: number, keyBytes: number, saving: 'write-units' | 'bytes'): boolean {
+  if (saving === 'bytes') return compressedBytes < rawBytes;
+  const overhead = keyBytes + ITEM_OVERHEAD_BYTES;
+  return writeUnits(compressedBytes + overhead) < writeUnits(rawBytes + overhead);
+}
+
+/** Whether a value of `rawBytes` could save a write unit at all: an item of one KB or less costs one unit, compressed or not. */
+export function mayPay(rawBytes: number, keyBytes: number, saving: 'write-units' | 'bytes'): boolean {
+  return saving === 'bytes' || rawBytes + keyBytes + ITEM_OVERHEAD_BYTES > 1024;
+}
 
 /** Compresses `data`. */
 export function compress(data: Uint8Array, algorithm: CompressionAlgorithm): Uint8Array {

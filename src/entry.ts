@@ -8,6 +8,22 @@ export interface CacheEntry extends Timing {
   readonly payload: Payload | undefined;
 }
 
+/**
+ * A value already decoded (JSON parsed once, when the item was read and checked), for exactly one caller:
+ * every caller must get its own copy, so the first to `take` it gets this one and the others decode theirs.
+ */
+export interface Decoded {
+  readonly value: unknown;
+  taken?: boolean;
+}
+
+/** The decoded value, if no caller took it yet. */
+export function take(decoded: Decoded | undefined): Decoded | undefined {
+  if (decoded === undefined || decoded.taken) return undefined;
+  decoded.taken = true;
+  return decoded;
+}
+
 /** What one item holds once read. */
 export interface ItemState {
   /** `undefined` when there is no item, it holds no value, or its storage expiry has passed. */
@@ -19,6 +35,8 @@ export interface ItemState {
   readonly seenFreshMs: number;
   /** The item exists but cannot be read (or authenticated): the next write replaces it. */
   readonly corrupt?: boolean;
+  /** The entry's JSON value, parsed once on read, for the caller that read it. */
+  readonly decoded?: Decoded | undefined;
 }
 
 /** The timing a stored record describes. */

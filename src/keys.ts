@@ -102,8 +102,7 @@ export class KeyMapper {
   }
 
   /** The slot of `key` in namespace generation `generation` (`undefined`: unknown). */
-  slot(key: string, generation: number | undefined): Slot {
-    const memoryKey = this.storageKey(key, 0);
+  slot(key: string, generation: number | undefined, memoryKey = this.storageKey(key, 0)): Slot {
     return { memoryKey, generation, storageKey: generation === undefined ? undefined : generation === 0 ? memoryKey : this.storageKey(key, generation) };
   }
 

@@ -291,13 +291,14 @@ function objectOption(name: string, value: unknown): object {
 
 function resolveCompression(compression: CompressionOptions): Required<CompressionOptions> {
   if (typeof compression !== 'object' || compression === null) throw new InvalidOptionsError('compression must be false or an object');
-  assertKnownOptions('compression', compression, ['algorithm', 'thresholdBytes', 'strings']);
+  assertKnownOptions('compression', compression, ['algorithm', 'thresholdBytes', 'strings', 'saving']);
   const merged = { ...COMPRESSION_DEFAULTS, ...compression };
   if (merged.algorithm !== 'br' && merged.algorithm !== 'gzip') throw new InvalidOptionsError(`compression.algorithm must be 'br' or 'gzip'`);
   return {
     algorithm: merged.algorithm,
     thresholdBytes: nonNegativeNumber('compression.thresholdBytes', merged.thresholdBytes),
     strings: booleanOption('compression.strings', merged.strings),
+    saving: oneOf('compression.saving', merged.saving, ['write-units', 'bytes'] as const),
   };
 }
 
@@ -378,6 +379,12 @@ export function positiveNumber(name: string, value: unknown): number {
 export function positiveInteger(name: string, value: unknown): number {
   if (!Number.isInteger(value) || (value as number) < 1) throw new InvalidOptionsError(`${name} must be an integer of 1 or more, got ${String(value)}`);
   return value as number;
+}
+
+/** Checks an option that takes one of a few strings. */
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) throw new InvalidOptionsError(`${name} must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${String(value)}`);
+  return value as T;
 }
 
 /** Checks a boolean option. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Payload } from './codec.ts';
-import type { CacheEntry, ItemState } from './entry.ts';
+import type { CacheEntry, Decoded, ItemState } from './entry.ts';
 import type { Slot } from './keys.ts';
 import type { Lease } from './persistence/item.ts';
 import { LeaseWaitTimeoutError } from './errors.ts';
@@ -37,7 +37,7 @@ type KnownSlot = Slot & { storageKey: string };
 
 /** What the cache knows for a key: an answer, or the caller's turn to fetch. */
 export type Resolution =
-  | { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean; readonly source: 'memory' | 'dynamo' }
+  | { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean; readonly source: 'memory' | 'dynamo'; readonly decoded?: Decoded | undefined }
   | { readonly found: false; readonly turn: Turn };
 
 /**
@@ -83,7 +83,7 @@ export class RefreshCoordinator {
     const { entry } = read.state;
     if (entry !== undefined && isFresh(entry, now)) {
       const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, entry, false, policy, policy.earlyRefresh.beta, call);
-      return early ?? this.#hit(entry, 'dynamo', false);
+      return early ?? this.#hit(entry, 'dynamo', false, read.state.decoded);
     }
     const staleIfError = entry !== undefined && withinStaleWindow(entry, now, policy.staleIfErrorSeconds) ? entry : undefined;
     // An unreadable item cannot take part in the lease's condition: the fetch simply overwrites it.
@@ -159,7 +159,7 @@ export class RefreshCoordinator {
     let waited = false;
     for (;;) {
       const now = Date.now();
-      if (state.entry !== undefined && isFresh(state.entry, now)) return this.#hit(state.entry, 'dynamo', false);
+      if (state.entry !== undefined && isFresh(state.entry, now)) return this.#hit(state.entry, 'dynamo', false, state.decoded);
       // A lease taken for an older value than the one now stored is over: that refresh finished.
       const leaseAlive = holder !== undefined && holder.untilMs > now && holder.forFreshMs >= state.seenFreshMs;
       if (!leaseAlive) {
@@ -253,12 +253,12 @@ export class RefreshCoordinator {
     return `${this.#ownerPrefix}:${++this.#turns}`;
   }
 
-  #hit(entry: CacheEntry, source: 'memory' | 'dynamo', stale: boolean): Resolution {
+  #hit(entry: CacheEntry, source: 'memory' | 'dynamo', stale: boolean, decoded?: Decoded): Resolution {
     this.#stats.increment('hits');
     this.#stats.increment(source === 'memory' ? 'memoryHits' : 'dynamoHits');
     if (stale) this.#stats.increment('staleHits');
     if (entry.payload === undefined) this.#stats.increment('negativeHits');
-    return { found: true, entry, stale, source };
+    return { found: true, entry, stale, source, decoded };
   }
 
   #miss(slot: Slot, call: CallBudget, owner: string | undefined, fallback: CacheEntry | undefined, notFresherThanMs: number | undefined): Resolution {

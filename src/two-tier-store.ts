@@ -317,11 +317,12 @@ export class TwoTierStore {
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
       if (body === UNAVAILABLE) return UNAVAILABLE;
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record));
-      // Parsed once here so a corrupt JSON payload is a miss now, not an exception in a caller later.
-      if (payload?.kind === 'json') JSON.parse(payload.data);
+      // Parsed here so a corrupt JSON payload is a miss now, not an exception in a caller later; the caller
+      // that read it gets this parse, so a hit parses once.
+      const decoded = payload?.kind === 'json' ? { value: JSON.parse(payload.data) as unknown } : undefined;
       const entry: CacheEntry = { payload, ...timingOf(record) };
       this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
-      return { entry, seenFreshMs };
+      return { entry, seenFreshMs, decoded };
     } catch (error) {
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
       this.#s.stats.increment('errors');

@@ -33,8 +33,23 @@ describe('compression', () => {
     expect((await rawItem(tableName, 'text')).cached_value?.S).toBe('x'.repeat(10_000)); // still readable by the original service
   });
 
+  it('compresses only when that saves a write unit: a value whose item costs one unit either way is left as it is', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    const fits = { text: 'abc'.repeat(250) }; // 767 bytes: compressible, but its item is under 1 KB anyway
+    const crosses = { text: 'abc'.repeat(400) }; // 1,217 bytes: two write units plain, one compressed
+    await cache.set('fits', fits);
+    await cache.set('crosses', crosses);
+    expect((await rawItem(tableName, 'fits')).dc_enc?.S).toBe('json');
+    expect((await rawItem(tableName, 'crosses')).dc_enc?.S).toBe('json+br');
+    expect(await cache.get('fits')).toEqual(fits);
+    expect(await cache.get('crosses')).toEqual(crosses);
+    const { cache: bytes, tableName: other } = await db.newCache({ memory: false, compression: { saving: 'bytes' } });
+    await bytes.set('fits', fits);
+    expect((await rawItem(other, 'fits')).dc_enc?.S).toBe('json+br');
+  });
+
   it('gzip, strings included, and a custom threshold are options', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false, compression: { algorithm: 'gzip', strings: true, thresholdBytes: 100 } });
+    const { cache, tableName } = await db.newCache({ memory: false, compression: { algorithm: 'gzip', strings: true, thresholdBytes: 100, saving: 'bytes' } });
     await cache.set('text', 'abc'.repeat(100));
     expect((await rawItem(tableName, 'text')).dc_enc?.S).toBe('string+gzip');
     expect(await cache.get('text')).toBe('abc'.repeat(100));

@@ -17,7 +17,7 @@ const CONFIGURATIONS = [false, true].flatMap((compression) =>
     [false, true].map((hashKeys) => ({
       name: `compression ${compression ? 'on' : 'off'}, encryption ${encryption ? 'on' : 'off'}, hashed keys ${hashKeys ? 'on' : 'off'}`,
       options: {
-        compression: compression ? { thresholdBytes: 0, strings: true } : false,
+        compression: compression ? { thresholdBytes: 0, strings: true, saving: 'bytes' } : false,
         ...(encryption ? { encryption: { keys: { k1: encryptionKey }, writeKeyId: 'k1' } } : {}),
         ...(hashKeys ? { hashKeys: { secret: 'property-test-hmac-secret' } } : {}),
       } satisfies DynamoCacheOptions,
