@@ -1,18 +1,5 @@
-import {
-  BrokenCircuitError,
-  CircuitState,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  TaskCancelledError,
-  TimeoutStrategy,
-  circuitBreaker,
-  decorrelatedJitterGenerator,
-  handleWhen,
-  retry,
-  timeout,
-  wrap,
-  type IPolicy,
-} from 'cockatiel';
+import { ExponentialBackoff, decorrelatedJitterGenerator, type IBackoff } from 'cockatiel';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CacheLogger } from './logger.ts';
 import type { StatsRecorder } from './stats.ts';
 
@@ -68,26 +55,6 @@ const THROTTLING_ERRORS = new Set([
 
 const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-/** The reason a call's deadline cut its request short. */
-const DEADLINE_REACHED = Symbol('deadline reached');
-
-/** A request cancelled because its caller ran out of time or gave up: neither retried nor held against DynamoDB. */
-class CutShortError extends Error {
-  override name = 'CutShortError';
-
-  constructor(cause: unknown) {
-    super('cancelled by the caller\'s deadline or signal', { cause });
-  }
-}
-
-/** A promise that rejects when `signal` aborts (and never settles otherwise). */
-function whenAborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
-}
-
-/** Aggressive: the operation returns at the end of its budget whatever the request does. No abort after a success: that builds a DOMException on every call. */
-const TIMEOUT_OPTIONS = { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false } as const;
-
 /** Client errors that say the cache cannot work at all (no table, no permission): they open the circuit. */
 const CONFIGURATION_ERRORS = new Set([
   'ResourceNotFoundException',
@@ -108,8 +75,6 @@ interface SdkErrorShape {
 
 /** Classifies an error thrown while calling DynamoDB. */
 export function classifyFailure(error: unknown): FailureKind {
-  if (error instanceof BrokenCircuitError) return 'circuit-open';
-  if (error instanceof TaskCancelledError) return 'timeout';
   const e = (error ?? {}) as SdkErrorShape;
   if (e.name === 'AbortError') return 'timeout';
   if (e.name !== undefined && THROTTLING_ERRORS.has(e.name)) return 'throttle';
@@ -126,17 +91,14 @@ export function classifyFailure(error: unknown): FailureKind {
   return 'client';
 }
 
-function isRetryable(error: unknown): boolean {
-  if (error instanceof CutShortError) return false;
-  const kind = classifyFailure(error);
+function isRetryable(kind: FailureKind): boolean {
   return kind === 'throttle' || kind === 'server' || kind === 'network';
 }
 
-function opensCircuit(error: unknown): boolean {
-  if (error instanceof CutShortError) return false;
-  const kind = classifyFailure(error);
+/** Whether a failure counts against DynamoDB in the breaker: the caller's deadline or abort never does. */
+function opensCircuit(kind: FailureKind, error: unknown): boolean {
   if (kind === 'client') return CONFIGURATION_ERRORS.has((error as SdkErrorShape)?.name ?? '');
-  return kind !== 'circuit-open';
+  return kind === 'throttle' || kind === 'server' || kind === 'network' || kind === 'timeout';
 }
 
 /**
@@ -169,66 +131,42 @@ export interface GuardSettings {
 /**
  * Runs DynamoDB operations so that none can hurt the caller: each gets a time budget (an abort signal that
  * cancels the HTTP request), retries of throttling, 5xx and network errors with exponential backoff and
- * jitter inside that budget, and a circuit breaker. The budget is cut short by the caller's deadline, and
- * the caller's AbortSignal cancels the request. Failures come back as an {@link Outcome}, logged and counted,
- * never thrown.
+ * decorrelated jitter inside that budget, and a circuit breaker. The budget is cut short by the caller's
+ * deadline, and the caller's AbortSignal cancels the request. Failures come back as an {@link Outcome},
+ * logged and counted, never thrown.
  *
- * The cockatiel timeout is aggressive (the operation returns at the end of its budget even if the request
- * does not) and does not abort its signal after a success: a successful call allocates no `DOMException`.
+ * The backoff delays are cockatiel's (`ExponentialBackoff` with `decorrelatedJitterGenerator`); running the
+ * operation is done here in one async function, with one timer and one AbortController, because cockatiel's
+ * four policy layers cost 5-8 us of CPU per successful call in place (measured, BENCHMARKS.md), which is
+ * most of what the library may add to a DynamoDB hit. The timeout is aggressive: an operation returns at the
+ * end of its budget even if the request does not.
  */
 export class DynamoGuard {
-  readonly #policy: IPolicy;
-  readonly #retry: IPolicy;
-  readonly #breaker: ReturnType<typeof circuitBreaker> | undefined;
   readonly #settings: GuardSettings;
-  readonly #policies = new Map<number, IPolicy>();
+  readonly #backoff: ExponentialBackoff<unknown> | undefined;
+  readonly #breaker: CircuitBreaker | undefined;
 
   constructor(settings: GuardSettings) {
     this.#settings = settings;
-    const { retry: retryOptions, logger, stats } = settings;
-    const retryPolicy = retry(handleWhen(isRetryable), {
-      maxAttempts: retryOptions.maxAttempts - 1,
-      backoff: new ExponentialBackoff({
-        generator: decorrelatedJitterGenerator,
-        initialDelay: retryOptions.baseDelayMs,
-        maxDelay: retryOptions.maxDelayMs,
-      }),
-    });
-    retryPolicy.onRetry(() => stats.increment('retries'));
-    this.#retry = retryPolicy;
-    const budget = timeout(settings.timeoutMs, TIMEOUT_OPTIONS);
-    if (settings.breaker === false) {
-      this.#policy = wrap(budget, retryPolicy);
-      return;
-    }
-    const breaker = circuitBreaker(handleWhen(opensCircuit), {
-      halfOpenAfter: settings.breaker.halfOpenAfterMs,
-      breaker: new ConsecutiveBreaker(settings.breaker.consecutiveFailures),
-    });
-    breaker.onBreak(() => {
-      stats.increment('circuitOpened');
-      logger.warn('dynamo-cache: circuit opened, DynamoDB is skipped until a probe succeeds', {
-        halfOpenAfterMs: settings.breaker === false ? undefined : settings.breaker.halfOpenAfterMs,
-      });
-    });
-    breaker.onReset(() => logger.info('dynamo-cache: circuit closed, DynamoDB is back'));
-    breaker.onHalfOpen(() => logger.debug('dynamo-cache: circuit half-open, probing DynamoDB'));
-    this.#breaker = breaker;
-    this.#policy = wrap(breaker, budget, retryPolicy);
+    const { retry, breaker, logger, stats } = settings;
+    this.#backoff =
+      retry.maxAttempts > 1 ? new ExponentialBackoff({ generator: decorrelatedJitterGenerator, initialDelay: retry.baseDelayMs, maxDelay: retry.maxDelayMs }) : undefined;
+    this.#breaker =
+      breaker === false
+        ? undefined
+        : new CircuitBreaker(breaker, {
+            opened: () => {
+              stats.increment('circuitOpened');
+              logger.warn('dynamo-cache: circuit opened, DynamoDB is skipped until a probe succeeds', { halfOpenAfterMs: breaker.halfOpenAfterMs });
+            },
+            halfOpen: () => logger.debug('dynamo-cache: circuit half-open, probing DynamoDB'),
+            closed: () => logger.info('dynamo-cache: circuit closed, DynamoDB is back'),
+          });
   }
 
   /** State of the circuit breaker. */
   get circuit(): CircuitStatus {
-    switch (this.#breaker?.state) {
-      case undefined:
-        return 'disabled';
-      case CircuitState.Closed:
-        return 'closed';
-      case CircuitState.HalfOpen:
-        return 'half-open';
-      default:
-        return 'open';
-    }
+    return this.#breaker?.status ?? 'disabled';
   }
 
   /**
@@ -239,51 +177,75 @@ export class DynamoGuard {
    * in the breaker: the caller ran out of time, DynamoDB did not fail.
    */
   async run<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, detail?: Record<string, unknown>, timeoutMs?: number, call: CallBudget = UNBOUNDED): Promise<Outcome<T>> {
-    const policy = timeoutMs === undefined ? this.#policy : this.#policyWithTimeout(timeoutMs);
-    if (call.signal === undefined && call.untilMs === undefined) {
-      try {
-        return { ok: true, value: (await policy.execute(({ signal }) => fn(signal))) as T };
-      } catch (error) {
-        return this.#failed(operation, classifyFailure(error), error, detail);
+    if (call.signal?.aborted) return { ok: false, kind: 'aborted', error: call.signal.reason };
+    let budgetMs = timeoutMs ?? this.#settings.timeoutMs;
+    let expiry: FailureKind = 'timeout';
+    if (call.untilMs !== undefined) {
+      const leftMs = Math.floor(call.untilMs - Date.now());
+      if (leftMs <= 0) return this.#skipped(operation, detail);
+      if (leftMs < budgetMs) {
+        budgetMs = leftMs;
+        expiry = 'deadline';
       }
     }
-    if (call.signal?.aborted) return { ok: false, kind: 'aborted', error: call.signal.reason };
-    const remainingMs = call.untilMs === undefined ? Number.POSITIVE_INFINITY : Math.floor(call.untilMs - Date.now());
-    if (remainingMs <= 0) return this.#skipped(operation, detail);
-    const cut = new AbortController();
-    const timer = remainingMs < (timeoutMs ?? this.#settings.timeoutMs) ? setTimeout(() => cut.abort(DEADLINE_REACHED), remainingMs) : undefined;
-    const onCallerAbort = () => cut.abort(call.signal!.reason);
+    const breaker = this.#breaker;
+    const probe = breaker === undefined ? false : breaker.admit();
+    if (probe === undefined) return this.#failed(operation, 'circuit-open', undefined, detail);
+    const controller = new AbortController();
+    let cut: FailureKind | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onCallerAbort = () => {
+      cut = 'aborted';
+      controller.abort(call.signal!.reason);
+    };
     call.signal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
-      const running = policy.execute(({ signal }) =>
-        fn(AbortSignal.any([signal, cut.signal])).catch((error: unknown) => {
-          throw cut.signal.aborted ? new CutShortError(error) : error;
-        }),
-      );
-      running.catch(() => undefined); // when the race below ends first, this settles later, unobserved
-      return { ok: true, value: (await Promise.race([running, whenAborted(cut.signal)])) as T };
+      // One promise settles the operation: the attempts, or the end of the budget (or the caller's abort),
+      // whichever comes first, so an operation never outlives its budget even if a request does.
+      const value = await new Promise<T>((resolve, reject) => {
+        timer = setTimeout(() => {
+          cut ??= expiry;
+          controller.abort();
+          reject(controller.signal.reason);
+        }, budgetMs);
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+        this.#attempts(fn, controller.signal).then(resolve, reject);
+      });
+      if (breaker !== undefined) breaker.succeeded(probe);
+      return { ok: true, value };
     } catch (error) {
-      if (!cut.signal.aborted) return this.#failed(operation, classifyFailure(error), error, detail);
-      return this.#failed(operation, cut.signal.reason === DEADLINE_REACHED ? 'deadline' : 'aborted', call.signal?.reason ?? error, detail);
+      const kind = cut ?? classifyFailure(error);
+      if (breaker !== undefined) {
+        if (opensCircuit(kind, error)) breaker.failed(probe);
+        // DynamoDB answered (a client error), or the caller left: as far as the circuit knows, it works.
+        else if (kind !== 'aborted' && kind !== 'deadline') breaker.succeeded(probe);
+        else breaker.released(probe);
+      }
+      return this.#failed(operation, kind, kind === 'aborted' ? call.signal?.reason : error, detail);
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', onCallerAbort);
     }
   }
 
+  /** Calls `fn`, retrying throttling, 5xx and network errors with backoff until `signal` ends the budget. */
+  async #attempts<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
+    let backoff: IBackoff<unknown> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(signal);
+      } catch (error) {
+        if (signal.aborted || this.#backoff === undefined || attempt >= this.#settings.retry.maxAttempts || !isRetryable(classifyFailure(error))) throw error;
+        backoff = backoff === undefined ? this.#backoff.next() : backoff.next(undefined);
+        this.#settings.stats.increment('retries');
+        await sleep(backoff.duration, undefined, { signal });
+      }
+    }
+  }
+
   #failed<T>(operation: string, kind: FailureKind, error: unknown, detail: Record<string, unknown> | undefined): Outcome<T> {
     this.#record(operation, kind, error, detail);
     return { ok: false, kind, error };
-  }
-
-  /** The policy for a budget other than the cache's (large values' chunks): built once per budget. */
-  #policyWithTimeout(timeoutMs: number): IPolicy {
-    let policy = this.#policies.get(timeoutMs);
-    if (policy === undefined) {
-      policy = wrap(...(this.#breaker === undefined ? [] : [this.#breaker]), timeout(timeoutMs, TIMEOUT_OPTIONS), this.#retry);
-      this.#policies.set(timeoutMs, policy);
-    }
-    return policy;
   }
 
   /** The deadline left no time for `operation`: a miss, counted and noted at debug level (it is expected near a deadline, not a fault). */
@@ -322,5 +284,72 @@ export class DynamoGuard {
       errorMessage: e?.message,
       ...detail,
     });
+  }
+}
+
+/** What a {@link CircuitBreaker} tells the cache about. */
+interface BreakerEvents {
+  opened(): void;
+  halfOpen(): void;
+  closed(): void;
+}
+
+/**
+ * Consecutive-failure circuit breaker: `consecutiveFailures` failed operations in a row open it; after
+ * `halfOpenAfterMs` one operation is let through as a probe (the others are still skipped), and its outcome
+ * closes the circuit or opens it again. The same rules as cockatiel's `ConsecutiveBreaker` with
+ * `halfOpenAfter`, without a promise per call.
+ */
+class CircuitBreaker {
+  readonly #options: Required<BreakerOptions>;
+  readonly #events: BreakerEvents;
+  #state: 'closed' | 'open' | 'half-open' = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+
+  constructor(options: Required<BreakerOptions>, events: BreakerEvents) {
+    this.#options = options;
+    this.#events = events;
+  }
+
+  get status(): CircuitStatus {
+    return this.#state;
+  }
+
+  /** Whether an operation may run now: `false` (an ordinary one), `true` (the probe), or `undefined` (skip DynamoDB). */
+  admit(): boolean | undefined {
+    if (this.#state === 'closed') return false;
+    if (this.#state === 'half-open') return undefined;
+    if (Date.now() - this.#openedAt < this.#options.halfOpenAfterMs) return undefined;
+    this.#state = 'half-open';
+    this.#events.halfOpen();
+    return true;
+  }
+
+  succeeded(probe: boolean): void {
+    this.#failures = 0;
+    if (probe) {
+      this.#state = 'closed';
+      this.#events.closed();
+    }
+  }
+
+  failed(probe: boolean): void {
+    if (probe || ++this.#failures >= this.#options.consecutiveFailures) this.#open();
+  }
+
+  /** The operation ended without a verdict on DynamoDB (the caller left): a probe's turn goes to the next operation. */
+  released(probe: boolean): void {
+    if (probe) {
+      this.#state = 'open';
+      this.#openedAt = Date.now() - this.#options.halfOpenAfterMs;
+    }
+  }
+
+  #open(): void {
+    this.#state = 'open';
+    this.#openedAt = Date.now();
+    this.#failures = 0;
+    this.#events.opened();
   }
 }
