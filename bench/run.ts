@@ -11,6 +11,7 @@ import { cpus, freemem, totalmem, type, release, arch } from 'node:os';
 import { join } from 'node:path';
 import { capacity } from './scenarios/capacity.ts';
 import { coldStart } from './scenarios/cold-start.ts';
+import { deadline } from './scenarios/deadline.ts';
 import { faults } from './scenarios/faults.ts';
 import { concurrency, hitLatency, missThenSet } from './scenarios/latency.ts';
 import { middleware } from './scenarios/middleware.ts';
@@ -26,6 +27,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['middleware', middleware],
   ['capacity', capacity],
   ['stampede', stampede],
+  ['deadline', deadline],
   ['faults', faults],
   ['value-size', valueSizes],
   ['distinct-keys', distinctKeys],

@@ -242,6 +242,11 @@ export class DynamoCache {
     return this.#options.maxValueBytes;
   }
 
+  /** Time kept free for the caller before a call's `deadline`, in ms (the `deadlineMarginMs` option). */
+  get deadlineMarginMs(): number {
+    return this.#options.deadlineMarginMs;
+  }
+
   /**
    * The fresh value stored under `key`, or `undefined` on a miss (absent, expired, stale, a cached "not
    * found", or unreadable because of a cache failure). A cached `null` is a hit and resolves `null`.

@@ -17,7 +17,8 @@ export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience.t
 export type { CacheStats } from './stats.ts';
 export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
-export type { MemoKey, ResponseMemoOptions, RouteOptions } from './middleware/response-memo.ts';
+export type { MemoKey } from './middleware/custom-key.ts';
+export type { ResponseMemoOptions, ResponseResult, ResponseSource, RouteOptions } from './middleware/response-memo.ts';
 export { awsCacheStatusOf, cacheAwsClient, type AwsCacheStatus, type AwsClientLike, type CacheAwsClientOptions, type CachedCommandOptions } from './aws-clients/cache-aws-client.ts';
 export {
   CLIENT_CREDENTIALS_DEFAULTS,

@@ -537,6 +537,30 @@ describe('thundering herds and failing handlers', () => {
     await expect(invoke(httpApiEvent({ path: '/strict' }))).rejects.toThrow('down');
   });
 
+  it('a response that is not stored (no-store) leaves nothing the next requests read as unreadable (issue 11, finding 12)', async () => {
+    const caches = new Set<DynamoCache>();
+    const tableName = await db.newTable();
+    const environments = await Promise.all(
+      [0, 1].map(() =>
+        setup(
+          async (_e, context) => {
+            caches.add((context as unknown as { cache: DynamoCache }).cache);
+            return json(200, { at: Math.random() }, { 'Cache-Control': 'no-store' });
+          },
+          { tableName, memory: false },
+        ),
+      ),
+    );
+    // Ten requests within a lease's lifetime (3 s), from two environments, one after another and two at once.
+    for (let i = 0; i < 4; i++) {
+      for (const { invoke } of environments) await invoke(httpApiEvent({ path: '/live' }));
+    }
+    await Promise.all(environments.map(({ invoke }) => invoke(httpApiEvent({ path: '/live' }))));
+    expect(environments.reduce((runs, { handlerSpy }) => runs + handlerSpy.mock.calls.length, 0)).toBe(10);
+    for (const { logger } of environments) expect(logger.warnings.filter((entry) => /unreadable/.test(entry.message))).toEqual([]);
+    expect([...caches].map((cache) => cache.stats())).toEqual([expect.objectContaining({ corruptItems: 0, errors: 0 }), expect.objectContaining({ corruptItems: 0, errors: 0 })]);
+  });
+
   it('a handler error gives the lease back at once, so the next request does not wait for it to expire', async () => {
     let fail = true;
     const { invoke } = await setup(

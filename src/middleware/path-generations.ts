@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { DynamoCache } from '../cache.ts';
+import { callBudget, type CallOptions } from '../call-options.ts';
 import { generationKey } from './memo-key.ts';
 
 /** The generation of a path never invalidated (or whose last invalidation outlived every response). */
@@ -52,35 +53,37 @@ export class PathGenerations {
 
   /**
    * The current generation of `path` (canonical, lower case): at once when known, else after one read
-   * shared by concurrent callers. `undefined` when it cannot be read and none was known (DynamoDB failing,
-   * already logged by the cache): the request must then not be memoized, as it could be answered with an
-   * invalidated response.
+   * shared by concurrent callers (under the first one's `call`). `undefined` when it cannot be read and none
+   * was known (DynamoDB failing, already logged by the cache, or no time left before the caller's deadline):
+   * the request must then not be memoized, as it could be answered with an invalidated response.
    */
-  current(path: string): string | undefined | Promise<string | undefined> {
+  current(path: string, call: CallOptions = {}): string | undefined | Promise<string | undefined> {
     const known = this.#known.get(path);
     if (known !== undefined && Date.now() < known.untilMs) return known.generation;
     let reading = this.#reading.get(path);
     if (reading === undefined) {
-      reading = this.#read(path).finally(() => this.#reading.delete(path));
+      reading = this.#read(path, call).finally(() => this.#reading.delete(path));
       this.#reading.set(path, reading);
     }
     return reading;
   }
 
-  /** Invalidates every stored response of `path`: one write. Resolves whether DynamoDB stored it. */
-  async invalidate(path: string): Promise<boolean> {
+  /** Invalidates every stored response of `path`: one write, within `call`. Resolves whether DynamoDB stored it. */
+  async invalidate(path: string, call: CallOptions = {}): Promise<boolean> {
     const generation = randomUUID();
     // Known here at once, whatever DynamoDB says: this environment never serves what it just invalidated.
     this.#remember(path, generation, this.#refreshMs);
-    return this.#cache.set(generationKey(this.#prefix, path), generation, { ttlSeconds: this.#lifetimeSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 });
+    return this.#cache.set(generationKey(this.#prefix, path), generation, { ttlSeconds: this.#lifetimeSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0, ...call });
   }
 
-  async #read(path: string): Promise<string | undefined> {
+  async #read(path: string, call: CallOptions): Promise<string | undefined> {
     const startedMs = Date.now();
-    const info = await this.#cache.inspect(generationKey(this.#prefix, path));
+    const info = await this.#cache.inspect(generationKey(this.#prefix, path), call);
     // A concurrent invalidation in this environment is newer than what this read saw.
     const known = this.#known.get(path);
     if (known !== undefined && known.generation !== undefined && known.untilMs > startedMs) return known.generation;
+    // A read cut by the caller's deadline says nothing about DynamoDB: the next request reads again at once.
+    if (info === undefined && outOfTime(call, this.#cache.deadlineMarginMs)) return known?.generation;
     // A failed read (DynamoDB failing, already logged) keeps the generation known so far for a second, as the
     // namespace generation does; with none known, the path is not memoized meanwhile.
     if (info === undefined || info.state === 'unreadable') return this.#remember(path, known?.generation, FAILED_READ_BACKOFF_MS);
@@ -91,4 +94,10 @@ export class PathGenerations {
     this.#known.set(path, { generation, untilMs: Date.now() + forMs });
     return generation;
   }
+}
+
+/** Whether `call`'s deadline, less the cache's margin, has passed: the cache then skips DynamoDB. */
+function outOfTime(call: CallOptions, marginMs: number): boolean {
+  const { untilMs } = callBudget(call, marginMs);
+  return untilMs !== undefined && Date.now() >= untilMs;
 }

@@ -1,9 +1,12 @@
-import { search } from '@aws-lambda-powertools/jmespath';
+import type { Functions } from '@aws-lambda-powertools/jmespath/functions';
 import type { Context } from 'aws-lambda';
 import type { DynamoCache, FetchTurn, GetOrSetOptions } from '../cache.ts';
+import type { CacheSource, CallOptions } from '../call-options.ts';
 import { InvalidOptionsError, InvalidValueError } from '../errors.ts';
+import { assertKnownOptions } from '../known-options.ts';
 import { booleanOption, finiteNumber, nonNegativeNumber } from '../options.ts';
 import { ageOf, parseCacheControl } from './cache-control.ts';
+import { CustomKey, type MemoKey } from './custom-key.ts';
 import { readHttpEvent, type HttpRequestView } from './http-event.ts';
 import {
   decideStorage,
@@ -25,13 +28,6 @@ import { INITIAL_GENERATION, PathGenerations } from './path-generations.ts';
 import { canonicalPath, keyPath } from './request-path.ts';
 import { RouteTable } from './route-table.ts';
 import { StatusHeaders, type CacheOutcome, type StatusHeaderOptions } from './status-headers.ts';
-
-/**
- * How a request's memo key is made, for events the default HTTP key does not fit: a JMESPath expression
- * over the event (as Powertools idempotency's `eventKeyJmesPath`), or a function. `undefined` (or a
- * JMESPath result of `null`) means "do not memoize this request".
- */
-export type MemoKey = string | ((event: unknown, context: Context) => string | undefined);
 
 /** Options of one route (`'GET /users/{id}'`); `false` in place of the object disables the route. */
 export interface RouteOptions {
@@ -72,8 +68,16 @@ export interface ResponseMemoOptions {
   /**
    * A custom key: a JMESPath expression or a function. Required to memoize non-HTTP events; for HTTP
    * events it replaces the path and query (method, domain, stage, vary headers and identity still count).
+   * Expressions may use Powertools' functions: `powertools_json(body).orderId`, `powertools_base64(...)`,
+   * `powertools_base64_gzip(...)`.
    */
   key?: MemoKey | undefined;
+  /**
+   * The functions a JMESPath `key` may call: a `Functions` subclass instance from
+   * `@aws-lambda-powertools/jmespath/functions`, for custom functions (extend `PowertoolsFunctions` to keep
+   * Powertools' own), as Powertools idempotency's `jmesPathOptions`. Default: `new PowertoolsFunctions()`.
+   */
+  jmesPathFunctions?: Functions | undefined;
   /** Prefix of every memo key, so functions sharing a namespace never share responses. Default: `AWS_LAMBDA_FUNCTION_NAME`. */
   keyPrefix?: string | undefined;
   /**
@@ -102,6 +106,31 @@ export interface ResponseMemoOptions {
   staleIfErrorSeconds?: number | undefined;
 }
 
+/** Names of every `ResponseMemoOptions` property, for the unknown-option check. */
+const RESPONSE_OPTION_NAMES = [
+  'ttlSeconds', 'routes', 'vary', 'statusCodes', 'shared', 'credentialHeaders', 'honorClientNoCache', 'key', 'jmesPathFunctions', 'keyPrefix',
+  'keyByDomain', 'keyByStage', 'invalidateOnUnsafeMethods', 'requireFreshness', 'statusHeaders', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds',
+] as const satisfies ReadonlyArray<keyof ResponseMemoOptions>;
+
+/** Names of every `RouteOptions` property. */
+const ROUTE_OPTION_NAMES = ['ttlSeconds', 'shared', 'vary', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds'] as const satisfies ReadonlyArray<keyof RouteOptions>;
+
+/**
+ * Where the response to a memoized request came from: `memory` or `dynamodb` (a fresh stored response),
+ * `stale` (a stored response past its TTL: stale-while-revalidate, or standing in for a failed handler),
+ * `handler` (the handler ran and its response, or its error, went out).
+ */
+export type ResponseSource = 'memory' | 'dynamodb' | 'stale' | 'handler';
+
+/** What the middleware's `onResult` is told about one memoized request. */
+export interface ResponseResult {
+  /** The memo key (`<keyPrefix>:http:<sha256>` or `<keyPrefix>:event:<sha256>`): it holds no request data in clear. */
+  readonly key: string;
+  readonly source: ResponseSource;
+  /** Whether the response came from the cache (`memory`, `dynamodb` or `stale`): the handler did not answer. */
+  readonly fromCache: boolean;
+}
+
 /** The rules of one route: what may be stored, and how long stale responses stay usable. */
 interface RoutePolicy extends StoragePolicy {
   readonly shared: boolean;
@@ -128,6 +157,10 @@ export interface LookupPlan {
   pending?: { readonly generation: Promise<string | undefined>; readonly keyFor: (generation: string) => string } | undefined;
   /** Nothing is answered or stored for this request after all: its path's generation could not be read. */
   skipped?: boolean | undefined;
+  /** What bounds every cache call made for this request: the invocation's deadline. */
+  readonly call: CallOptions;
+  /** Where the response came from, once known. */
+  source?: ResponseSource | undefined;
 }
 
 /** What `before` decided for an unsafe request: invalidate its path if it succeeds. */
@@ -138,6 +171,8 @@ export interface InvalidationPlan {
   /** The canonical, lower-case path. */
   readonly path: string;
   readonly http: HttpRequestView;
+  /** What bounds the invalidation's write: the invocation's deadline. */
+  readonly call: CallOptions;
 }
 
 /** A plan for one request. */
@@ -169,7 +204,7 @@ export class ResponseMemo {
   readonly #routes: RouteTable<RoutePolicy>;
   readonly #credentialHeaders: readonly string[];
   readonly #honorClientNoCache: boolean;
-  readonly #key: MemoKey | undefined;
+  readonly #key: CustomKey | undefined;
   readonly #prefix: string;
   readonly #keyByDomain: boolean;
   readonly #keyByStage: boolean;
@@ -183,6 +218,7 @@ export class ResponseMemo {
    */
   constructor(cache: DynamoCache, options: ResponseMemoOptions, generationRefreshSeconds: number) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('response must be an object or false');
+    assertKnownOptions('response', options, RESPONSE_OPTION_NAMES);
     this.#cache = cache;
     const vary = headerList('response.vary', options.vary ?? []);
     const base: RoutePolicy = {
@@ -200,11 +236,8 @@ export class ResponseMemo {
     this.#routes = new RouteTable(routes);
     this.#credentialHeaders = headerList('response.credentialHeaders', options.credentialHeaders ?? DEFAULT_CREDENTIAL_HEADERS);
     this.#honorClientNoCache = booleanOption('response.honorClientNoCache', options.honorClientNoCache ?? false);
-    if (options.key !== undefined && typeof options.key !== 'string' && typeof options.key !== 'function') {
-      throw new InvalidOptionsError('response.key must be a JMESPath expression or a function');
-    }
-    if (typeof options.key === 'string') compileCheck(options.key);
-    this.#key = options.key;
+    if (options.jmesPathFunctions !== undefined && typeof options.key !== 'string') throw new InvalidOptionsError('response.jmesPathFunctions applies to a JMESPath response.key only');
+    this.#key = options.key === undefined ? undefined : new CustomKey(options.key, options.jmesPathFunctions);
     this.#prefix = options.keyPrefix ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? '';
     if (typeof this.#prefix !== 'string') throw new InvalidOptionsError('response.keyPrefix must be a string');
     this.#keyByDomain = booleanOption('response.keyByDomain', options.keyByDomain ?? true);
@@ -219,18 +252,19 @@ export class ResponseMemo {
 
   /**
    * The plan for this request, or `undefined` when nothing is to be done (a disabled route, an event with
-   * no key, a path whose invalidation generation could not be read a moment ago...).
+   * no key, a path whose invalidation generation could not be read a moment ago...). `call` (the
+   * invocation's deadline) bounds every cache call made for the request, this one's generation read included.
    */
-  plan(event: unknown, context: Context): MemoPlan | undefined {
+  plan(event: unknown, context: Context, call: CallOptions): MemoPlan | undefined {
     const http = readHttpEvent(event);
     if (http === undefined) {
       const custom = this.#customKey(event, context);
-      return custom === undefined ? undefined : { kind: 'lookup', key: eventMemoKey(this.#prefix, custom), http, policy: this.#defaults, head: false };
+      return custom === undefined ? undefined : { kind: 'lookup', key: eventMemoKey(this.#prefix, custom), http, policy: this.#defaults, head: false, call };
     }
     if (!SAFE_METHODS.has(http.method)) {
       if (this.#generations === undefined) return undefined;
       const path = generationPath(http);
-      return { kind: 'invalidate', key: generationKey(this.#prefix, path), path, http };
+      return { kind: 'invalidate', key: generationKey(this.#prefix, path), path, http, call };
     }
     if (!CACHEABLE_METHODS.has(http.method)) return undefined;
     const policy = this.#routes.match(http) ?? this.#defaults;
@@ -253,9 +287,9 @@ export class ResponseMemo {
       identity: policy.shared ? null : identityOf(http.source, http.requestContext, http.headers, this.#credentialHeaders),
     };
     const keyFor = (generation: string | null) => httpMemoKey({ ...parts, generation });
-    const planFor = (key: string): LookupPlan => ({ kind: 'lookup', key, http, policy, head: http.method === 'HEAD' });
+    const planFor = (key: string): LookupPlan => ({ kind: 'lookup', key, http, policy, head: http.method === 'HEAD', call });
     if (this.#generations === undefined) return planFor(keyFor(null));
-    const generation = this.#generations.current(generationPath(http));
+    const generation = this.#generations.current(generationPath(http), call);
     if (generation === undefined) return undefined;
     if (typeof generation === 'string') return planFor(keyFor(generation));
     // Not known here yet: `lookup` reads it and, meanwhile, looks up the key of a path never invalidated (the usual case).
@@ -282,6 +316,7 @@ export class ResponseMemo {
       return found;
     }
     await this.#save(plan, undefined, 0, true); // the guess was wrong: give its turn (and lease) back
+    plan.source = undefined;
     if (generation === undefined) return undefined;
     plan.key = pending.keyFor(generation);
     plan.skipped = false;
@@ -291,15 +326,16 @@ export class ResponseMemo {
   /** The stored result under `plan.key`, or `undefined` with the turn to produce it in `plan.turn` (GET) or none (HEAD). */
   async #find(plan: LookupPlan): Promise<unknown> {
     if (plan.head) {
-      const stored = await this.#cache.get<StoredResult>(plan.key);
-      return stored === undefined ? undefined : this.#answer(plan, stored);
+      let source: ResponseSource = 'dynamodb';
+      const stored = await this.#cache.get<StoredResult>(plan.key, { ...plan.call, onResult: (result) => (source = responseSource(result.source)) });
+      return stored === undefined ? undefined : this.#answer(plan, stored, source);
     }
-    const acquisition = await this.#cache.acquire<StoredResult>(plan.key, this.#refreshOptions(plan.policy));
+    const acquisition = await this.#cache.acquire<StoredResult>(plan.key, { ...this.#refreshOptions(plan.policy), ...plan.call });
     if (!acquisition.found) {
       plan.turn = acquisition;
       return undefined;
     }
-    return this.#answer(plan, acquisition.value);
+    return this.#answer(plan, acquisition.value, responseSource(acquisition.source));
   }
 
   /**
@@ -361,13 +397,13 @@ export class ResponseMemo {
     plan.turn = undefined;
     if (turn === undefined) return undefined;
     const fallback = await turn.fail(error);
-    return fallback === undefined ? undefined : this.#answer(plan, fallback.value, status ?? null);
+    return fallback === undefined ? undefined : this.#answer(plan, fallback.value, 'stale', status ?? null);
   }
 
   async #invalidate(plan: InvalidationPlan, result: unknown): Promise<void> {
     const status = toHttpResponse(result, plan.http)?.statusCode;
     if (status === undefined || status < 200 || status >= 400) return;
-    if (!(await this.#generations!.invalidate(plan.path))) {
+    if (!(await this.#generations!.invalidate(plan.path, plan.call))) {
       this.#cache.logger.warn('dynamo-cache: invalidation not recorded; other environments may answer from stored responses of this path until they expire', {
         key: plan.key,
         path: plan.path,
@@ -386,7 +422,8 @@ export class ResponseMemo {
         return false;
       }
       const options = { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime };
-      return await (turn === undefined ? this.#cache.set(plan.key, stored, options) : turn.fulfil(stored, options));
+      // A turn's write is bounded by the deadline its `acquire` was given; a plain `set` by the plan's.
+      return await (turn === undefined ? this.#cache.set(plan.key, stored, { ...options, ...plan.call }) : turn.fulfil(stored, options));
     } catch (error) {
       if (!(error instanceof InvalidValueError)) throw error;
       await turn?.abandon().catch(() => undefined);
@@ -396,14 +433,16 @@ export class ResponseMemo {
   }
 
   /**
-   * A stored result as the response to send, or `undefined` (run the handler) when its shape is wrong.
-   * `failedStatus` is set when it stands in for a failed handler (`null` for a thrown error).
+   * A stored result as the response to send (noting its `source` in the plan), or `undefined` (run the
+   * handler) when its shape is wrong. `failedStatus` is set when it stands in for a failed handler (`null`
+   * for a thrown error).
    */
-  #answer(plan: LookupPlan, stored: StoredResult | undefined, failedStatus?: number | null): unknown {
+  #answer(plan: LookupPlan, stored: StoredResult | undefined, source: ResponseSource, failedStatus?: number | null): unknown {
     if (!isStoredResult(stored, plan.http !== undefined)) {
       this.#cache.logger.warn('dynamo-cache: stored response has an unexpected shape; running the handler', { key: plan.key });
       return undefined;
     }
+    plan.source = source;
     if (stored.kind === 'value') return stored.value;
     const response = plan.head ? withoutContent(stored.response) : stored.response;
     const resident = Math.max(0, Math.floor((Date.now() - stored.storedAt) / 1000));
@@ -427,16 +466,13 @@ export class ResponseMemo {
 
   /** The custom key's result for `event`, or `undefined` (not memoized) when it has none or fails. */
   #customKey(event: unknown, context: Context): unknown {
-    if (this.#key === undefined) return undefined;
-    let result: unknown;
-    try {
-      result = typeof this.#key === 'string' ? search(this.#key, event as never) : this.#key(event, context);
-    } catch (error) {
-      this.#cache.logger.warn('dynamo-cache: memo key could not be computed; not memoized', { errorMessage: (error as Error).message });
-      return undefined;
-    }
-    return result === undefined || result === null || result === '' ? undefined : result;
+    return this.#key?.evaluate(event, context, this.#cache.logger);
   }
+}
+
+/** The source of a cache answer, as the middleware names it. */
+function responseSource(source: CacheSource): ResponseSource {
+  return source === 'memory' || source === 'stale' ? source : 'dynamodb';
 }
 
 /** The path whose generation a request reads or bumps: canonical and lower case, so every spelling shares it. */
@@ -447,6 +483,7 @@ function generationPath(http: HttpRequestView): string {
 function routePolicy(routeKey: string, route: RouteOptions | false, base: RoutePolicy): RoutePolicy | false {
   if (route === false) return false;
   if (typeof route !== 'object' || route === null) throw new InvalidOptionsError(`response.routes["${routeKey}"] must be an object or false`);
+  assertKnownOptions(`response.routes["${routeKey}"]`, route, ROUTE_OPTION_NAMES);
   const name = (option: string) => `response.routes["${routeKey}"].${option}`;
   const vary = route.vary === undefined ? base.varyNames : headerList(name('vary'), route.vary);
   return {
@@ -495,12 +532,4 @@ function headerList(name: string, headers: unknown): string[] {
     throw new InvalidOptionsError(`${name} must be an array of header names`);
   }
   return [...new Set(headers.map((h: string) => h.toLowerCase()))].sort();
-}
-
-function compileCheck(expression: string): void {
-  try {
-    search(expression, {});
-  } catch (error) {
-    throw new InvalidOptionsError(`response.key is not a valid JMESPath expression: ${(error as Error).message}`, { cause: error });
-  }
 }

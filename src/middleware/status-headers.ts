@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from '../errors.ts';
+import { assertKnownOptions } from '../known-options.ts';
 import { booleanOption } from '../options.ts';
 import { setHeader, type HttpResponse } from './http-response.ts';
 
@@ -42,6 +43,7 @@ export class StatusHeaders {
   /** @throws InvalidOptionsError for a malformed option. */
   constructor(options: StatusHeaderOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('response.statusHeaders must be an object');
+    assertKnownOptions('response.statusHeaders', options, ['xCache', 'age', 'cacheStatus']);
     this.#xCache = booleanOption('response.statusHeaders.xCache', options.xCache ?? true);
     this.#age = booleanOption('response.statusHeaders.age', options.age ?? true);
     const cacheStatus = options.cacheStatus ?? false;

@@ -213,8 +213,9 @@ export function albOidcData(issuer: string, subject: string): string {
   return `${part(header)}.${part({ sub: subject, email: `${subject}@example.com`, exp: header.exp, iss: issuer })}.c2lnbmF0dXJl`;
 }
 
-/** A Lambda context object as the runtime passes it. */
-export function lambdaContext(functionName = 'users-api'): Context {
+/** A Lambda context object as the runtime passes it, for an invocation that ends `remainingMs` from now. */
+export function lambdaContext(functionName = 'users-api', remainingMs = 30_000): Context {
+  const endMs = Date.now() + remainingMs;
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName,
@@ -224,7 +225,7 @@ export function lambdaContext(functionName = 'users-api'): Context {
     awsRequestId: `req-${Math.random()}`,
     logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: '2026/11/26/[$LATEST]abc',
-    getRemainingTimeInMillis: () => 30_000,
+    getRemainingTimeInMillis: () => endMs - Date.now(),
     done: () => {},
     fail: () => {},
     succeed: () => {},
