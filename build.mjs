@@ -25,8 +25,6 @@ const common = { bundle: true, platform: 'node', target: 'node22', logLevel: 'wa
  */
 const runtimeProvided = ['@aws-sdk/*', '@smithy/*'];
 
-/** Bundled CommonJS dependencies call require() for Node built-ins; an ES module bundle needs one. */
-const esmRequireBanner = "import { createRequire as __dcCreateRequire } from 'node:module'; const require = __dcCreateRequire(import.meta.url);";
 
 async function buildPackage() {
   await rm(dist, { recursive: true, force: true });
@@ -34,7 +32,8 @@ async function buildPackage() {
   // stack traces already point at readable code, and maps would be most of the tarball.
   const external = { packages: 'external' };
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.js'), format: 'esm' });
-  await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs' });
+  // src/on-demand.ts reads import.meta.url only where __filename is undefined (ES modules): silence the warning.
+  await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs', logOverride: { 'empty-import-meta': 'silent' } });
   await build({ ...common, ...external, entryPoints: ['src/cli/bin.ts'], outfile: join(dist, 'cli.js'), format: 'esm', banner: { js: '#!/usr/bin/env node' } });
   await chmod(join(dist, 'cli.js'), 0o755);
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
@@ -68,10 +67,11 @@ async function buildLayer() {
   // One bundle, minified (smaller to ship, and less to parse at a cold start). `require` finds it through a
   // one-line CommonJS entry: Node 22.12+ (every nodejs22.x and nodejs24.x runtime) loads an ES module with
   // require(). The other way round, an ES module entry importing a CommonJS bundle, would cost 15-40 ms.
-  const { metafile } = await build({ ...common, external: runtimeProvided, minify: true, metafile: true, entryPoints: ['src/index.ts'], outfile: join(out, 'index.mjs'), format: 'esm', banner: { js: esmRequireBanner } });
+  const { metafile } = await build({ ...common, external: runtimeProvided, minify: true, metafile: true, entryPoints: ['src/index.ts'], outfile: join(out, 'index.mjs'), format: 'esm' });
   // What went into the bundle, by package (minified code names none): for the layer tests, not shipped.
   const packages = new Set(Object.keys(metafile.inputs).map((file) => file.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1] ?? '(dynamo-cache)'));
   await writeFile(join(layerRoot, 'bundled-packages.json'), `${JSON.stringify([...packages].sort(), null, 2)}\n`);
+  await buildOnDemand(out);
   await writeFile(join(out, 'index.cjs'), "'use strict';\n// The layer's one bundle is the ES module beside this file; Node 22.12+ loads it with require().\nmodule.exports = require('./index.mjs');\n");
   await writeFile(
     join(out, 'package.json'),
@@ -89,9 +89,60 @@ async function buildLayer() {
     )}\n`,
   );
   // Functions that attach the layer get Middy too, so they need not bundle anything to use the middleware.
+  await cp(join(root, 'LICENSE'), join(out, 'LICENSE'));
+  await writeLicenses(out, [...packages].filter((name) => name !== '(dynamo-cache)').concat(ON_DEMAND_PACKAGES));
+  // Only what runs: no README, no type declarations (a function that type-checks has @middy/core installed).
   for (const name of ['core', 'util']) {
-    await cp(join(root, 'node_modules', '@middy', name), join(layerModules, '@middy', name), { recursive: true, dereference: true });
+    await cp(join(root, 'node_modules', '@middy', name), join(layerModules, '@middy', name), {
+      recursive: true,
+      dereference: true,
+      filter: (source) => !/\.d\.ts$|README\.md$/.test(source),
+    });
   }
+}
+
+/**
+ * Dependencies the library loads on first use (src/on-demand.ts), not at import: each is its own minified
+ * CommonJS file in dynamo-cache's private node_modules folder, where its require() finds it (and nothing
+ * else does: a function's own copy of these packages is never shadowed). The JMESPath engine and its
+ * functions are one file, since the functions' errors must be the engine's own classes.
+ */
+async function buildOnDemand(out) {
+  const modules = {
+    '@aws-lambda-powertools/jmespath': {
+      code: "module.exports = { ...require('@aws-lambda-powertools/jmespath'), ...require('@aws-lambda-powertools/jmespath/functions') };",
+      aliases: ['functions'],
+    },
+    '@aws-lambda-powertools/logger': { code: "module.exports = require('@aws-lambda-powertools/logger');", aliases: [] },
+    '@aws-lambda-powertools/commons': { code: "module.exports = require('@aws-lambda-powertools/commons');", aliases: [] },
+    'http-cache-semantics': { code: "module.exports = require('http-cache-semantics');", aliases: [] },
+  };
+  for (const [name, { code, aliases }] of Object.entries(modules)) {
+    const folder = join(out, 'node_modules', name);
+    const manifest = JSON.parse(await readFile(join(root, 'node_modules', name, 'package.json'), 'utf8'));
+    await build({ ...common, external: runtimeProvided, minify: true, format: 'cjs', stdin: { contents: code, resolveDir: root, loader: 'js' }, outfile: join(folder, 'index.js') });
+    await writeFile(join(folder, 'package.json'), `${JSON.stringify({ name, version: manifest.version, license: manifest.license, private: true, main: 'index.js' }, null, 2)}\n`);
+    for (const alias of aliases) await writeFile(join(folder, `${alias}.js`), "module.exports = require('./index.js');\n");
+  }
+}
+
+/** The packages src/on-demand.ts loads, with their dependencies that end up in the layer's files. */
+const ON_DEMAND_PACKAGES = ['@aws-lambda-powertools/jmespath', '@aws-lambda-powertools/logger', '@aws-lambda-powertools/commons', '@aws/lambda-invoke-store', 'http-cache-semantics'];
+
+/**
+ * THIRD-PARTY-LICENSES.txt: the licence of every package whose code the layer's files carry (bundled code
+ * keeps no licence comments), as their licences ask of a redistribution.
+ */
+async function writeLicenses(out, names) {
+  const sections = [`dynamo-cache ${pkg.version} (${pkg.license}) bundles code from these packages.`];
+  for (const name of [...new Set(names)].sort()) {
+    const folder = join(root, 'node_modules', name);
+    const manifest = JSON.parse(await readFile(join(folder, 'package.json'), 'utf8'));
+    const file = (await readdir(folder)).find((entry) => /^licen[cs]e/i.test(entry));
+    const text = file === undefined ? `${manifest.license} (the package ships no licence file)` : (await readFile(join(folder, file), 'utf8')).trim();
+    sections.push(`${'-'.repeat(78)}\n${name} ${manifest.version} (${manifest.license})\n\n${text}`);
+  }
+  await writeFile(join(out, 'THIRD-PARTY-LICENSES.txt'), `${sections.join('\n\n')}\n`);
 }
 
 /** layer.zip: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */

@@ -17,6 +17,7 @@ import { concurrency, hitLatency, missThenSet } from './scenarios/latency.ts';
 import { middleware } from './scenarios/middleware.ts';
 import { distinctKeys, valueSizes } from './scenarios/scaling.ts';
 import { stampede } from './scenarios/stampede.ts';
+import { performanceTargets } from './scenarios/targets.ts';
 import { startTarget } from './support/dynamo-target.ts';
 import { markdownTable, type BenchContext, type Section } from './support/report.ts';
 
@@ -33,6 +34,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['distinct-keys', distinctKeys],
   ['concurrency', concurrency],
   ['cold-start', coldStart],
+  ['targets', performanceTargets],
 ];
 
 const args = process.argv.slice(2);

@@ -1,5 +1,7 @@
-import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from 'node:zlib';
 import { CorruptItemError } from './persistence/item.ts';
+
+/** `node:zlib`, loaded with the first value compressed or decompressed, not at import (a cold start's cost). */
+const zlib = () => process.getBuiltinModule('node:zlib');
 
 /** Compression algorithms, as named in the item's encoding marker. */
 export type CompressionAlgorithm = 'br' | 'gzip';
@@ -19,42 +21,51 @@ export interface CompressionOptions {
    */
   strings?: boolean | undefined;
   /**
-   * What a compressed value must save to be stored compressed. `'write-units'`: fewer DynamoDB write units
-   * for its item (billed per started KB), so a value whose item costs one unit either way is left as it is,
-   * and its readers pay no decompression (measured in BENCHMARKS.md). `'bytes'`: any smaller size.
-   * Default `'write-units'`.
+   * What compressing a value must save for it to be stored compressed. `'read-units'`: fewer DynamoDB read
+   * units for its item (billed per started 4 KB), so every read gains; smaller values stay as they are, and
+   * their reads pay no decompression. `'write-units'`: fewer write units (per started KB), which a value
+   * of 1-4 KB saves once per write while every DynamoDB read of it pays the decompression: worth it when
+   * writes are about as frequent as reads. `'bytes'`: any smaller size. Default `'read-units'` (the
+   * trade-off, measured: BENCHMARKS.md "Compression").
    */
-  saving?: 'write-units' | 'bytes' | undefined;
+  saving?: 'read-units' | 'write-units' | 'bytes' | undefined;
 }
 
+/** What a compressed value must save (see `CompressionOptions.saving`). */
+export type CompressionSaving = NonNullable<CompressionOptions['saving']>;
+
 /** Defaults of {@link CompressionOptions}. */
-export const COMPRESSION_DEFAULTS: Required<CompressionOptions> = { algorithm: 'br', thresholdBytes: 512, strings: false, saving: 'write-units' };
+export const COMPRESSION_DEFAULTS: Required<CompressionOptions> = { algorithm: 'br', thresholdBytes: 512, strings: false, saving: 'read-units' };
 
 /**
  * Bytes an item holds besides its value and key: attribute names, expiry, freshness, marker. An estimate on
- * the high side, so that a compressed value is kept only when it really saves a write unit.
+ * the high side, so that a compressed value is kept only when it really saves a unit.
  */
 const ITEM_OVERHEAD_BYTES = 128;
 
-/** DynamoDB write units of an item of `bytes` (one per started KB). */
-function writeUnits(bytes: number): number {
-  return Math.max(1, Math.ceil(bytes / 1024));
+/** The size DynamoDB bills a unit for: 4 KB per read unit, 1 KB per write unit. */
+const UNIT_BYTES = { 'read-units': 4096, 'write-units': 1024 } as const;
+
+/** Capacity units of an item of `bytes` (one per started unit). */
+function units(bytes: number, unitBytes: number): number {
+  return Math.max(1, Math.ceil(bytes / unitBytes));
 }
 
 /** Whether storing `compressedBytes` instead of `rawBytes` under a key of `keyBytes` is worth it under `saving`. */
-export function compressionPays(rawBytes: number, compressedBytes: number, keyBytes: number, saving: 'write-units' | 'bytes'): boolean {
+export function compressionPays(rawBytes: number, compressedBytes: number, keyBytes: number, saving: CompressionSaving): boolean {
   if (saving === 'bytes') return compressedBytes < rawBytes;
   const overhead = keyBytes + ITEM_OVERHEAD_BYTES;
-  return writeUnits(compressedBytes + overhead) < writeUnits(rawBytes + overhead);
+  return units(compressedBytes + overhead, UNIT_BYTES[saving]) < units(rawBytes + overhead, UNIT_BYTES[saving]);
 }
 
-/** Whether a value of `rawBytes` could save a write unit at all: an item of one KB or less costs one unit, compressed or not. */
-export function mayPay(rawBytes: number, keyBytes: number, saving: 'write-units' | 'bytes'): boolean {
-  return saving === 'bytes' || rawBytes + keyBytes + ITEM_OVERHEAD_BYTES > 1024;
+/** Whether a value of `rawBytes` could save a unit at all: an item of one unit or less costs one unit, compressed or not. */
+export function mayPay(rawBytes: number, keyBytes: number, saving: CompressionSaving): boolean {
+  return saving === 'bytes' || rawBytes + keyBytes + ITEM_OVERHEAD_BYTES > UNIT_BYTES[saving];
 }
 
 /** Compresses `data`. */
 export function compress(data: Uint8Array, algorithm: CompressionAlgorithm): Uint8Array {
+  const { brotliCompressSync, constants, gzipSync } = zlib();
   return algorithm === 'br'
     ? brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength } })
     : gzipSync(data);
@@ -64,8 +75,8 @@ export function compress(data: Uint8Array, algorithm: CompressionAlgorithm): Uin
 export function decompress(data: Uint8Array, algorithm: string, maxBytes: number): Uint8Array {
   try {
     // maxOutputLength bounds a decompression bomb to what the cache could have stored.
-    if (algorithm === 'br') return brotliDecompressSync(data, { maxOutputLength: maxBytes });
-    if (algorithm === 'gzip') return gunzipSync(data, { maxOutputLength: maxBytes });
+    if (algorithm === 'br') return zlib().brotliDecompressSync(data, { maxOutputLength: maxBytes });
+    if (algorithm === 'gzip') return zlib().gunzipSync(data, { maxOutputLength: maxBytes });
   } catch (error) {
     throw new CorruptItemError(`${algorithm} data cannot be decompressed: ${(error as Error).message}`, { cause: error });
   }

@@ -298,7 +298,7 @@ function resolveCompression(compression: CompressionOptions): Required<Compressi
     algorithm: merged.algorithm,
     thresholdBytes: nonNegativeNumber('compression.thresholdBytes', merged.thresholdBytes),
     strings: booleanOption('compression.strings', merged.strings),
-    saving: oneOf('compression.saving', merged.saving, ['write-units', 'bytes'] as const),
+    saving: oneOf('compression.saving', merged.saving, ['read-units', 'write-units', 'bytes'] as const),
   };
 }
 

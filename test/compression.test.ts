@@ -33,19 +33,24 @@ describe('compression', () => {
     expect((await rawItem(tableName, 'text')).cached_value?.S).toBe('x'.repeat(10_000)); // still readable by the original service
   });
 
-  it('compresses only when that saves a write unit: a value whose item costs one unit either way is left as it is', async () => {
-    const { cache, tableName } = await db.newCache({ memory: false });
-    const fits = { text: 'abc'.repeat(250) }; // 767 bytes: compressible, but its item is under 1 KB anyway
-    const crosses = { text: 'abc'.repeat(400) }; // 1,217 bytes: two write units plain, one compressed
-    await cache.set('fits', fits);
-    await cache.set('crosses', crosses);
-    expect((await rawItem(tableName, 'fits')).dc_enc?.S).toBe('json');
-    expect((await rawItem(tableName, 'crosses')).dc_enc?.S).toBe('json+br');
-    expect(await cache.get('fits')).toEqual(fits);
-    expect(await cache.get('crosses')).toEqual(crosses);
-    const { cache: bytes, tableName: other } = await db.newCache({ memory: false, compression: { saving: 'bytes' } });
-    await bytes.set('fits', fits);
-    expect((await rawItem(other, 'fits')).dc_enc?.S).toBe('json+br');
+  it('by default compresses only when that saves read units; write units and any saving are options', async () => {
+    const small = { text: 'abc'.repeat(250) }; // 767 bytes: compressible, one read and one write unit either way
+    const overOneKb = { text: 'abc'.repeat(400) }; // 1,217 bytes: one read unit either way, two write units plain
+    const overFourKb = { text: 'abc'.repeat(1500) }; // 4,517 bytes: two read units plain, one compressed
+    const stored = async (saving: 'read-units' | 'write-units' | 'bytes' | undefined) => {
+      const { cache, tableName } = await db.newCache({ memory: false, ...(saving === undefined ? {} : { compression: { saving } }) });
+      const markers: Array<string | undefined> = [];
+      for (const [key, value] of Object.entries({ small, overOneKb, overFourKb })) {
+        await cache.set(key, value);
+        markers.push((await rawItem(tableName, key)).dc_enc?.S);
+        expect(await cache.get(key)).toEqual(value);
+      }
+      return markers;
+    };
+    expect(await stored(undefined)).toEqual(['json', 'json', 'json+br']);
+    expect(await stored('read-units')).toEqual(['json', 'json', 'json+br']);
+    expect(await stored('write-units')).toEqual(['json', 'json+br', 'json+br']);
+    expect(await stored('bytes')).toEqual(['json+br', 'json+br', 'json+br']);
   });
 
   it('gzip, strings included, and a custom threshold are options', async () => {

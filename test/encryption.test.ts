@@ -291,7 +291,7 @@ describe('compression and encryption together (the CRIME/BREACH side channel)', 
 
   it('compression on an encrypted cache is an explicit choice, and then the size does tell (documented trade-off)', async () => {
     const { cache, tableName } = await db.newCache({ memory: false, encryption, compression: { algorithm: 'br' } });
-    await cache.set('k', { rows: 'abc'.repeat(500) });
+    await cache.set('k', { rows: 'abc'.repeat(2000) });
     expect((await rawItem(tableName, 'k')).dc_enc?.S).toBe('json+br+aes256gcm2:k1');
     const right = await storedSize({ encryption, compression: { saving: 'bytes' } }, secret);
     const wrong = await storedSize({ encryption, compression: { saving: 'bytes' } }, 'zq_mnop_1x8w4v6u0t9r');

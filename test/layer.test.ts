@@ -113,6 +113,22 @@ describe('the built layer, loaded the way Lambda loads it', () => {
     expect(health.headers?.['X-Cache']).toBeUndefined();
   });
 
+  it('the dependencies loaded on first use (the JMESPath engine, the default Powertools logger) load from the layer', async () => {
+    await deploy('on-demand', 'test/fixtures/on-demand-function/index.mjs', 'index.mjs');
+    const event = { body: JSON.stringify({ orderId: 'o-1' }) }; // not an HTTP event: keyed by the JMESPath expression
+    const [first, second] = await invoke('on-demand', 'index.mjs', [event, event]);
+    expect(JSON.parse(first.body)).toEqual({ runs: 1 });
+    expect(JSON.parse(second.body)).toEqual({ runs: 1 }); // the second is the stored result, returned early
+    const taskDir = join(sandbox, 'var', 'on-demand');
+    const { stdout, stderr } = await run(process.execPath, ['--import', join(root, 'test/support/lambda-runtime/esm-node-path.mjs'), '--input-type=module', '-e', "const m = await import('./index.mjs'); console.log(JSON.stringify(await m.logs()));"], {
+      cwd: taskDir,
+      env: { PATH: process.env.PATH, NODE_PATH: nodePath.replace(join(sandbox, 'var/task'), taskDir), AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_ENDPOINT_URL_DYNAMODB: db.endpoint, DYNAMO_CACHE_TABLE: tableName },
+    });
+    // Powertools writes warnings to stderr.
+    const warning = `${stdout}\n${stderr}`.split('\n').map((line) => (line.startsWith('{') ? JSON.parse(line) : undefined)).find((entry) => entry?.level === 'WARN');
+    expect(warning).toMatchObject({ service: 'dynamo-cache', failure: 'client' });
+  });
+
   it('without the NODE_PATH resolution of ES modules the import fails: the hook is what finds the layer', async () => {
     await deploy('esm-nohook', 'examples/layer-function/index.mjs', 'index.mjs');
     await expect(invoke('esm-nohook', 'index.mjs', [{}], { hook: false })).rejects.toThrow(/ERR_MODULE_NOT_FOUND|Cannot find package/);

@@ -109,7 +109,8 @@ export async function concurrency(ctx: BenchContext): Promise<Section> {
   };
 }
 
-async function saturate(cache: CacheContender, workers: number, durationMs: number): Promise<{ opsPerSecond: number; p50: number; p99: number }> {
+/** Runs `workers` concurrent readers of one key for `durationMs`: throughput and latency. */
+export async function saturate(cache: CacheContender, workers: number, durationMs: number): Promise<{ opsPerSecond: number; p50: number; p99: number }> {
   const latencies: number[] = [];
   const started = performance.now();
   const deadline = started + durationMs;

@@ -13,6 +13,8 @@ export class RequestMeter {
   readUnits = 0;
   writeUnits = 0;
   readonly byOperation = new Map<string, number>();
+  /** Every write request with its key and the units it consumed, oldest first (for per-request figures). */
+  readonly writes: Array<{ command: string; key: string | undefined; units: number }> = [];
 
   /** Adds the meter to `client` (also the client under a `DynamoDBDocument`, which shares its stack). */
   attach(client: Pick<DynamoDBClient, 'middlewareStack'>): this {
@@ -27,7 +29,11 @@ export class RequestMeter {
         const consumed = (result.output as { ConsumedCapacity?: { CapacityUnits?: number } | Array<{ CapacityUnits?: number }> }).ConsumedCapacity;
         const units = [consumed ?? []].flat().reduce((sum, c) => sum + (c.CapacityUnits ?? 0), 0);
         if (READS.has(command)) this.readUnits += units;
-        else this.writeUnits += units;
+        else {
+          this.writeUnits += units;
+          const item = (input.Item ?? input.Key) as Record<string, { S?: string }> | undefined;
+          this.writes.push({ command, key: item?.id?.S, units });
+        }
         return result;
       },
       { step: 'initialize', name: 'benchRequestMeter', override: true },
@@ -40,5 +46,6 @@ export class RequestMeter {
     this.readUnits = 0;
     this.writeUnits = 0;
     this.byOperation.clear();
+    this.writes.length = 0;
   }
 }

@@ -1,8 +1,8 @@
-import { JMESPathTypeError, search } from '@aws-lambda-powertools/jmespath';
-import { PowertoolsFunctions, type Functions } from '@aws-lambda-powertools/jmespath/functions';
+import type { Functions } from '@aws-lambda-powertools/jmespath/functions';
 import type { Context } from 'aws-lambda';
 import { InvalidOptionsError } from '../errors.ts';
 import type { CacheLogger } from '../logger.ts';
+import { jmesPath, jmesPathFunctions } from '../on-demand.ts';
 
 /**
  * How a request's memo key is made, for events the default HTTP key does not fit: a JMESPath expression
@@ -18,7 +18,8 @@ export type MemoKey = string | ((event: unknown, context: Context) => string | u
  */
 export class CustomKey {
   readonly #key: MemoKey;
-  readonly #options: { readonly customFunctions: Functions };
+  /** The search options of an expression key (its functions); `undefined` for a function key. */
+  readonly #options: { readonly customFunctions: Functions } | undefined;
 
   /** @throws InvalidOptionsError for a key that is neither an expression nor a function, a malformed expression, or bad `functions`. */
   constructor(key: MemoKey, functions: Functions | undefined) {
@@ -27,7 +28,8 @@ export class CustomKey {
       throw new InvalidOptionsError('response.jmesPathFunctions must be an instance of Functions (or PowertoolsFunctions) from @aws-lambda-powertools/jmespath/functions');
     }
     this.#key = key;
-    this.#options = { customFunctions: functions ?? new PowertoolsFunctions() };
+    // The JMESPath engine loads here, for an expression; never for a function key.
+    this.#options = typeof key === 'string' ? { customFunctions: functions ?? new (jmesPathFunctions().PowertoolsFunctions)() } : undefined;
     if (typeof key === 'string') this.#compileCheck(key);
   }
 
@@ -35,7 +37,7 @@ export class CustomKey {
   evaluate(event: unknown, context: Context, logger: CacheLogger): unknown {
     let result: unknown;
     try {
-      result = typeof this.#key === 'string' ? search(this.#key, event as never, this.#options) : this.#key(event, context);
+      result = typeof this.#key === 'string' ? jmesPath().search(this.#key, event as never, this.#options!) : this.#key(event, context);
     } catch (error) {
       logger.warn('dynamo-cache: memo key could not be computed; not memoized', { errorMessage: (error as Error).message });
       return undefined;
@@ -50,9 +52,9 @@ export class CustomKey {
    */
   #compileCheck(expression: string): void {
     try {
-      search(expression, {}, this.#options);
+      jmesPath().search(expression, {}, this.#options!);
     } catch (error) {
-      if (error instanceof JMESPathTypeError) return;
+      if (error instanceof jmesPath().JMESPathTypeError) return;
       throw new InvalidOptionsError(`response.key is not a valid JMESPath expression: ${(error as Error).message}`, { cause: error });
     }
   }

@@ -1,9 +1,9 @@
-import { LOGGER_KEY, METRICS_KEY, TRACER_KEY, cleanupMiddlewares } from '@aws-lambda-powertools/commons';
 import type middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoCache } from '../cache.ts';
 import type { CallOptions, DeadlineSource } from '../call-options.ts';
 import { InvalidOptionsError } from '../errors.ts';
+import { powertoolsCommons } from '../on-demand.ts';
 import { assertKnownOptions } from '../known-options.ts';
 import { MEMORY_TIER_DEFAULTS } from '../memory-tier.ts';
 import { CACHE_OPTION_NAMES, type DynamoCacheOptions } from '../options.ts';
@@ -52,8 +52,19 @@ interface RequestState {
   readonly powertoolsFirst: boolean;
 }
 
-/** The `request.internal` keys Powertools' logger, metrics and tracer middlewares set in their `before` for `cleanupMiddlewares`. */
-const POWERTOOLS_KEYS = [TRACER_KEY, METRICS_KEY, LOGGER_KEY];
+/**
+ * The `request.internal` keys Powertools' logger, metrics and tracer middlewares set in their `before` for
+ * `cleanupMiddlewares` (`TRACER_KEY`, `METRICS_KEY` and `LOGGER_KEY` of `@aws-lambda-powertools/commons`,
+ * plain strings, spelled out so the package loads only when an early return needs its clean-up).
+ */
+const POWERTOOLS_KEYS = ['powertools-for-aws.tracer', 'powertools-for-aws.metrics', 'powertools-for-aws.logger'];
+/** Every key `cleanupMiddlewares` acts on: without one of them there is nothing to clean up (and nothing to load). */
+const CLEANUP_KEYS = [...POWERTOOLS_KEYS, 'powertools-for-aws.idempotency'];
+
+/** Runs the clean-up of the Powertools middlewares registered before this one, if there are any. */
+async function cleanUpPowertools(request: middy.Request): Promise<void> {
+  if (CLEANUP_KEYS.some((key) => Object.hasOwn(request.internal, key))) await powertoolsCommons().cleanupMiddlewares(request);
+}
 
 const NO_DEADLINE: CallOptions = Object.freeze({});
 
@@ -134,7 +145,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     report(plan, request);
     // A value here is Middy's early return: no `after` runs, so Powertools middlewares registered before this
     // one (metrics, tracer, logger) do their end-of-invocation work now, as Powertools idempotency has them do.
-    await cleanupMiddlewares(request);
+    await cleanUpPowertools(request);
     return found;
   };
 
@@ -169,7 +180,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     report(state.plan, request);
     if (stale === undefined) return undefined;
     // Answering ends the onError chain: the Powertools middlewares' own onError would not run.
-    await cleanupMiddlewares(request);
+    await cleanUpPowertools(request);
     return stale;
   };
 

@@ -1,5 +1,5 @@
-import CachePolicy from 'http-cache-semantics';
 import { createHash } from 'node:crypto';
+import { httpCacheSemantics } from '../on-demand.ts';
 import { strictCachingFields } from './cache-control.ts';
 import type { HttpRequestView } from './http-event.ts';
 
@@ -185,7 +185,7 @@ export function decideStorage(request: HttpRequestView, response: HttpResponse, 
     if (!policy.vary.has(name)) return { store: false, reason: `Vary on ${name}, which is not part of the key` };
   }
   const { authorization: _authorization, ...requestHeaders } = request.headers;
-  const cachePolicy = new CachePolicy(
+  const cachePolicy = new (httpCacheSemantics())(
     { method: request.method, url: request.path, headers: strictCachingFields(requestHeaders, now) },
     { status: response.statusCode, headers: responseHeaders },
     { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },

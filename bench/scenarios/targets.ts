@@ -1,0 +1,265 @@
+import { DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { DynamoCache } from '../../src/index.ts';
+import { dynamoCacheNoMemory, rawSdk } from '../contenders.ts';
+import { measureLayer } from '../size.ts';
+import { measureInterleaved } from '../support/measure.ts';
+import { count, ms, type BenchContext, type Section } from '../support/report.ts';
+import { RequestMeter } from '../support/request-meter.ts';
+import { StubTransport } from '../support/stub-transport.ts';
+import { VALUE_1KB, saturate } from './latency.ts';
+
+const quietLogger = new Logger({ serviceName: 'bench', logLevel: 'SILENT' });
+
+/** One performance target: what it measures, the figure this run measured, and the bound it must keep. */
+interface Target {
+  readonly figure: string;
+  readonly measured: number;
+  readonly unit: 'x' | 'us' | 'WRU' | 'KiB' | 'ms';
+  /** `<=` or `>=` the bound. */
+  readonly bound: number;
+  readonly atMost: boolean;
+  readonly detail: string;
+}
+
+const met = (t: Target) => (t.atMost ? t.measured <= t.bound : t.measured >= t.bound);
+const show = (value: number, unit: Target['unit']) => (unit === 'x' ? `${value.toFixed(2)}x` : unit === 'us' ? `${value.toFixed(1)} us` : unit === 'KiB' ? `${count(value)} KiB` : unit === 'ms' ? `${value.toFixed(2)} ms` : `${value} WRU`);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** DynamoDB-tier hit (memory tier off, 1 KB JSON, default options): p50 against a raw GetItem, interleaved. */
+async function hitRatio(ctx: BenchContext): Promise<Target> {
+  const raw = rawSdk.create(ctx.target, new RequestMeter());
+  const cache = dynamoCacheNoMemory.create(ctx.target, new RequestMeter());
+  await raw.set('target-hit', VALUE_1KB, 3600);
+  await cache.set('target-hit', VALUE_1KB, 3600);
+  const rounds = ctx.quick ? 2 : 5;
+  const [floor, ours] = await measureInterleaved(
+    [
+      { name: 'raw', fn: () => raw.get('target-hit') },
+      { name: 'dynamo-cache', fn: () => cache.get('target-hit') },
+    ],
+    { ...ctx.measure, rounds },
+  );
+  raw.close();
+  cache.close();
+  return {
+    figure: 'DynamoDB-tier hit p50 vs raw GetItem (memory tier off, 1 KB JSON, default options)',
+    measured: ours!.p50 / floor!.p50,
+    unit: 'x',
+    bound: 1.1,
+    atMost: true,
+    detail: `${ms(ours!.p50)} ms against ${ms(floor!.p50)} ms, ${rounds} interleaved rounds`,
+  };
+}
+
+/**
+ * Client CPU per DynamoDB-tier hit above the raw SDK, with a stubbed transport (no network, no server): what
+ * is left is the SDK's own work and the library's. The raw side is a GetItem plus the JSON.parse a
+ * hand-written cache needs; medians of interleaved rounds of process CPU time.
+ */
+async function cpuPerHit(ctx: BenchContext): Promise<Target> {
+  const stub = new StubTransport();
+  const config = { region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' }, requestHandler: stub.requestHandler as never };
+  const raw = new DynamoDBClient(config);
+  const cache = new DynamoCache({ tableName: 'bench-stub', memory: false, client: new DynamoDBClient(config), logger: quietLogger });
+  await raw.send(new PutItemCommand({ TableName: 'bench-stub', Item: { id: { S: 'raw' }, v: { S: JSON.stringify(VALUE_1KB) }, expires_at: { N: String(Math.ceil(Date.now() / 1000) + 3600) } } }));
+  await cache.set('hit', VALUE_1KB);
+  const rawGet = async () => JSON.parse((await raw.send(new GetItemCommand({ TableName: 'bench-stub', Key: { id: { S: 'raw' } } }))).Item!.v!.S!);
+  const cacheGet = () => cache.get('hit');
+  const perOp = async (fn: () => Promise<unknown>, n: number) => {
+    const start = process.cpuUsage();
+    for (let i = 0; i < n; i++) await fn();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / n;
+  };
+  const n = ctx.quick ? 2000 : 5000;
+  for (const fn of [rawGet, cacheGet]) await perOp(fn, n); // warm-up
+  const differences: number[] = [];
+  const rawUs: number[] = [];
+  for (let round = 0; round < (ctx.quick ? 3 : 9); round++) {
+    const [first, second] = round % 2 === 0 ? [rawGet, cacheGet] : [cacheGet, rawGet];
+    const a = await perOp(first, n);
+    const b = await perOp(second, n);
+    const [rawCpu, cacheCpu] = round % 2 === 0 ? [a, b] : [b, a];
+    differences.push(cacheCpu - rawCpu);
+    rawUs.push(rawCpu);
+  }
+  raw.destroy();
+  return {
+    figure: 'client CPU per DynamoDB-tier hit over the raw SDK (stubbed transport)',
+    measured: median(differences),
+    unit: 'us',
+    bound: 25,
+    atMost: true,
+    detail: `raw GetItem + JSON.parse ${median(rawUs).toFixed(0)} us of CPU; median of ${differences.length} interleaved rounds of ${n}`,
+  };
+}
+
+/** Throughput of 16 concurrent readers of one key, memory tier off, against raw GetItem, interleaved. */
+async function concurrency16(ctx: BenchContext): Promise<Target> {
+  const durationMs = ctx.quick ? 600 : 1500;
+  const ratios: number[] = [];
+  const details: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    const raw = rawSdk.create(ctx.target, new RequestMeter());
+    const cache = dynamoCacheNoMemory.create(ctx.target, new RequestMeter());
+    await raw.set('target-conc', VALUE_1KB, 3600);
+    await cache.set('target-conc', VALUE_1KB, 3600);
+    const first = round % 2 === 0 ? raw : cache;
+    const a = await saturate(first, 16, durationMs);
+    const b = await saturate(first === raw ? cache : raw, 16, durationMs);
+    const [floor, ours] = first === raw ? [a, b] : [b, a];
+    ratios.push(ours.opsPerSecond / floor.opsPerSecond);
+    details.push(`${count(ours.opsPerSecond)} vs ${count(floor.opsPerSecond)} ops/s`);
+    raw.close();
+    cache.close();
+  }
+  return { figure: 'throughput at concurrency 16 vs raw GetItem (memory tier off)', measured: median(ratios), unit: 'x', bound: 0.9, atMost: false, detail: `median of 3 interleaved runs of ${durationMs} ms (${details.join('; ')})` };
+}
+
+/**
+ * `getOrSet` on a key nobody has, against the same three requests sent by hand: the read, the conditional
+ * write of a small lease item, the conditional write of the value.
+ */
+async function missPath(ctx: BenchContext): Promise<Target> {
+  const client = new DynamoDBClient(ctx.target.clientConfig);
+  const cacheClient = new DynamoDBClient({ ...ctx.target.clientConfig, maxAttempts: 1 });
+  const cache = new DynamoCache({ tableName: ctx.target.tableName, client: cacheClient, namespace: 'miss', logger: quietLogger });
+  const table = ctx.target.tableName;
+  const text = JSON.stringify(VALUE_1KB);
+  let n = 0;
+  const byHand = async () => {
+    const key = `hand:${++n}:${randomUUID()}`;
+    const now = Date.now();
+    await client.send(new GetItemCommand({ TableName: table, Key: { id: { S: key } } }));
+    await client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: { id: { S: `hand:#dc:l:${key}` }, expires_at: { N: String(Math.ceil(now / 1000) + 3) }, dc_enc: { S: 'lease' }, dc_lease: { N: String(now + 3000) }, dc_owner: { S: 'me' }, dc_for: { N: '0' } },
+        ConditionExpression: 'attribute_not_exists(#for) OR #for < :for OR (#for = :for AND (attribute_not_exists(#lease) OR #lease < :now))',
+        ExpressionAttributeNames: { '#for': 'dc_for', '#lease': 'dc_lease' },
+        ExpressionAttributeValues: { ':for': { N: '0' }, ':now': { N: String(now) } },
+      }),
+    );
+    const value = JSON.parse(JSON.stringify(VALUE_1KB));
+    await client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: { id: { S: key }, cached_value: { S: text }, expires_at: { N: String(Math.ceil(now / 1000) + 3600) }, dc_enc: { S: 'json' }, dc_fresh: { N: String(now + 3_600_000) } },
+        ConditionExpression: 'attribute_not_exists(#fresh) OR #fresh <= :seen',
+        ExpressionAttributeNames: { '#fresh': 'dc_fresh' },
+        ExpressionAttributeValues: { ':seen': { N: '0' } },
+      }),
+    );
+    return value;
+  };
+  const viaCache = () => cache.getOrSet(`k:${++n}:${randomUUID()}`, async () => VALUE_1KB, { ttlSeconds: 3600 });
+  await viaCache(); // reads the namespace generation once, as any warm environment has
+  const [hand, ours] = await measureInterleaved(
+    [
+      { name: 'by hand', fn: byHand },
+      { name: 'getOrSet', fn: viaCache },
+    ],
+    { ...ctx.measure, rounds: ctx.quick ? 2 : 5 },
+  );
+  client.destroy();
+  cacheClient.destroy();
+  return {
+    figure: '`getOrSet` miss vs the same three requests sent by hand (p50)',
+    measured: ours!.p50 / hand!.p50,
+    unit: 'x',
+    bound: 1.05,
+    atMost: true,
+    detail: `${ms(ours!.p50)} ms against ${ms(hand!.p50)} ms (GetItem, lease PutItem, value PutItem)`,
+  };
+}
+
+/**
+ * The write units of the lease taken to refresh a stale 40 KB value, as DynamoDB reports them
+ * (`ReturnConsumedCapacity`), with the write of the value itself and what a lease kept on the value's own
+ * item (dynamo-cache 0.1) costs, for comparison.
+ */
+async function leaseWriteUnits(ctx: BenchContext): Promise<{ target: Target; data: Record<string, number> }> {
+  const meter = new RequestMeter();
+  const client = new DynamoDBClient({ ...ctx.target.clientConfig, maxAttempts: 1 });
+  meter.attach(client);
+  const cache = new DynamoCache({ tableName: ctx.target.tableName, client, namespace: 'lease40k', memory: false, compression: false, logger: quietLogger });
+  const key = `big-${randomUUID()}`;
+  await cache.set(key, randomBytes(40 * 1024), { ttlSeconds: 0.05 });
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  meter.reset();
+  await cache.getOrSet(key, async () => randomBytes(40 * 1024), { ttlSeconds: 60 });
+  const lease = meter.writes.find((w) => w.key?.includes('#dc:l:'));
+  const value = meter.writes.find((w) => w.key === `lease40k:${key}`);
+  // The 0.1 lease: an UpdateItem on the value's own item, billed by the larger of the item before and after.
+  meter.reset();
+  await client.send(
+    new UpdateItemCommand({
+      TableName: ctx.target.tableName,
+      Key: { id: { S: `lease40k:${key}` } },
+      UpdateExpression: 'SET dc_lease = :until, dc_owner = :owner',
+      ExpressionAttributeValues: { ':until': { N: String(Date.now() + 3000) }, ':owner': { S: 'comparison' } },
+    }),
+  );
+  const onValueItem = meter.writes[0]?.units ?? Number.NaN;
+  client.destroy();
+  const data = { leaseWriteUnits: lease?.units ?? Number.NaN, valueWriteUnits: value?.units ?? Number.NaN, leaseOnValueItemWriteUnits: onValueItem };
+  return {
+    target: {
+      figure: 'lease write on a stale refresh of a 40 KB value',
+      measured: data.leaseWriteUnits,
+      unit: 'WRU',
+      bound: 1,
+      atMost: true,
+      detail: `the value's own write: ${data.valueWriteUnits} WRU; a lease on the value's item (0.1): ${data.leaseOnValueItemWriteUnits} WRU`,
+    },
+    data,
+  };
+}
+
+/** Every performance target of the project (issue 16), measured in this run. */
+export async function performanceTargets(ctx: BenchContext): Promise<Section> {
+  ctx.log('targets: DynamoDB-tier hit');
+  const hit = await hitRatio(ctx);
+  ctx.log('targets: CPU per hit (stubbed transport)');
+  const cpu = await cpuPerHit(ctx);
+  ctx.log('targets: concurrency 16');
+  const conc = await concurrency16(ctx);
+  ctx.log('targets: miss path');
+  const miss = await missPath(ctx);
+  ctx.log('targets: lease write units');
+  const lease = await leaseWriteUnits(ctx);
+  ctx.log('targets: layer');
+  const layer = await measureLayer(ctx.quick ? 7 : 11);
+  const targets: Target[] = [
+    hit,
+    cpu,
+    conc,
+    miss,
+    lease.target,
+    { figure: 'layer zip', measured: layer.layerZipBytes / 1024, unit: 'KiB', bound: 100, atMost: true, detail: `one minified bundle (${count(layer.libraryBytes / 1024)} KiB) and @middy/core` },
+    {
+      figure: "the layer's own import on top of @aws-sdk/client-dynamodb",
+      measured: layer.imports.own.median,
+      unit: 'ms',
+      bound: 4,
+      atMost: true,
+      detail: `interleaved fresh processes, quartiles ${layer.imports.own.p25.toFixed(2)}-${layer.imports.own.p75.toFixed(2)} ms (whole-process difference: ${layer.imports.difference.median.toFixed(1)} ms)`,
+    },
+  ];
+  const failing = targets.filter((t) => !met(t));
+  return {
+    id: 'targets',
+    title: 'Performance targets',
+    summary:
+      'The budgets the hot paths carry, each measured by this run (interleaved against its floor where it has one). The DynamoDB figures are against the local dynalite; with a real table (DYNAMO_CACHE_TABLE) the same table is produced on real DynamoDB.',
+    tables: [{ columns: ['figure', 'measured', 'target', 'met', 'how'], rows: targets.map((t) => [t.figure, show(t.measured, t.unit), `${t.atMost ? '<=' : '>='} ${show(t.bound, t.unit)}`, met(t) ? 'yes' : '**no**', t.detail]) }],
+    data: { targets: targets.map((t) => ({ ...t, met: met(t) })), lease: lease.data, layer },
+    headlines: [
+      failing.length === 0
+        ? `all ${targets.length} performance targets hold: a DynamoDB-tier hit costs ${show(hit.measured, 'x')} a raw GetItem and ${show(cpu.measured, 'us')} of CPU above it, a lease ${lease.data.leaseWriteUnits} WRU for a 40 KB value, the layer ${count(layer.layerZipBytes / 1024)} KiB and ${layer.imports.own.median.toFixed(1)} ms of import`
+        : `${targets.length - failing.length} of ${targets.length} performance targets hold; missed: ${failing.map((t) => `${t.figure} (${show(t.measured, t.unit)})`).join('; ')}`,
+    ],
+  };
+}
