@@ -368,6 +368,7 @@ export class DynamoCache {
       return { found: true, value: (decoded !== undefined ? decoded.value : decodeEntry(resolution.entry)) as T | undefined, stale: resolution.stale, source };
     }
     reportResult(options, key, 'fetcher');
+    this.#stats.increment('fetches');
     const turn = resolution.turn;
     let ended = false;
     const end = () => {

@@ -2,8 +2,21 @@
  * dynamo-cache: a two-tier cache for AWS Lambda (in-memory LRU + DynamoDB) that never breaks its caller.
  * @packageDocumentation
  */
-export { DynamoCache, type Acquisition, type CachedAnswer, type CacheItemInfo, type CacheStatsSnapshot, type FetchTurn, type GetOrSetOptions, type SetOptions, type WrapOptions } from './cache.ts';
-export type { CompressionAlgorithm, CompressionOptions } from './compression.ts';
+export {
+  DynamoCache,
+  type Acquisition,
+  type CachedAnswer,
+  type CacheItemInfo,
+  type CacheStatsSnapshot,
+  type FetchTurn,
+  type GetOptions,
+  type GetOrSetOptions,
+  type ManyOptions,
+  type SetOptions,
+  type WrapOptions,
+} from './cache.ts';
+export type { CacheResult, CacheSource, CallOptions, DeadlineSource, ResultOptions } from './call-options.ts';
+export type { CompressionAlgorithm, CompressionOptions, CompressionSaving } from './compression.ts';
 export type { EncryptionOptions, KeyMaterial, KeySource } from './encryption.ts';
 export { InvalidKeyError, InvalidOptionsError, InvalidValueError, LeaseWaitTimeoutError } from './errors.ts';
 export type { HashKeysOptions } from './keys.ts';
@@ -14,7 +27,7 @@ export type { MemoryTierOptions } from './memory-tier.ts';
 export { DEFAULT_MAX_VALUE_BYTES, DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, LEASE_DEFAULTS, NAMESPACE_ENV, TABLE_ENV, type DynamoCacheOptions, type EarlyRefreshOptions, type LeaseOptions } from './options.ts';
 export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
 export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience.ts';
-export type { CacheStats } from './stats.ts';
+export type { CacheMetrics, CacheStats } from './stats.ts';
 export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
 export type { MemoKey } from './middleware/custom-key.ts';

@@ -166,7 +166,7 @@ export class RefreshCoordinator {
         // While we waited, the lease ended without a new value: the holder's fetch failed (or it died).
         if (waited && staleIfError !== undefined) {
           this.#stats.increment('staleIfError');
-          return this.#hit(staleIfError, 'dynamo', true);
+          return this.#hit(staleIfError, 'dynamo', true, undefined, true);
         }
         const owner = this.#newOwner();
         const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + lease.ttlMs, forFreshMs: state.seenFreshMs }, call);
@@ -223,7 +223,7 @@ export class RefreshCoordinator {
     if (lease.onWaitTimeout === 'throw') throw new LeaseWaitTimeoutError(`Waited ${waitedFor} for another caller to refresh ${slot.storageKey}`);
     if (cutByDeadline && staleIfError !== undefined) {
       this.#stats.increment('staleIfError');
-      return this.#hit(staleIfError, 'dynamo', true);
+      return this.#hit(staleIfError, 'dynamo', true, undefined, true);
     }
     return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
   }
@@ -253,10 +253,11 @@ export class RefreshCoordinator {
     return `${this.#ownerPrefix}:${++this.#turns}`;
   }
 
-  #hit(entry: CacheEntry, source: 'memory' | 'dynamo', stale: boolean, decoded?: Decoded): Resolution {
+  /** Counts and returns a hit; a stale one answered because a refresh failed (`ifError`) counts as `staleIfError` only. */
+  #hit(entry: CacheEntry, source: 'memory' | 'dynamo', stale: boolean, decoded?: Decoded, ifError = false): Resolution {
     this.#stats.increment('hits');
     this.#stats.increment(source === 'memory' ? 'memoryHits' : 'dynamoHits');
-    if (stale) this.#stats.increment('staleHits');
+    if (stale && !ifError) this.#stats.increment('staleHits');
     if (entry.payload === undefined) this.#stats.increment('negativeHits');
     return { found: true, entry, stale, source, decoded };
   }

@@ -15,7 +15,7 @@ export interface CacheStats {
   writes: number;
   /** Items deleted. */
   deletes: number;
-  /** Times a fetcher (`getOrSet`, `wrap`) was called. */
+  /** Times a fetcher (`getOrSet`, `wrap`) was called, or a fetch turn handed out (`acquire`: the middleware runs the handler). */
   fetches: number;
   /** `getOrSet`/`wrap` calls that joined a fetch already in flight in this process instead of starting one. */
   coalesced: number;
@@ -35,9 +35,12 @@ export interface CacheStats {
   circuitOpened: number;
   /** Operations that skipped DynamoDB because the circuit was open (each became a miss or a `false`). */
   circuitRejections: number;
-  /** Of `hits`: stale values answered within `staleWhileRevalidateSeconds` (or stale-if-error) while another caller refreshed. */
+  /** Of `hits`: stale values answered within `staleWhileRevalidateSeconds` while another caller refreshes. */
   staleHits: number;
-  /** Fetches that failed and were answered with a stale value within `staleIfErrorSeconds`. */
+  /**
+   * Stale values answered within `staleIfErrorSeconds` because a refresh failed: this caller's fetch threw, or
+   * another caller's did (or its deadline ended the wait for it).
+   */
   staleIfError: number;
   /** Of `hits`: cached "not found" results (negative caching). */
   negativeHits: number;
@@ -72,6 +75,7 @@ export const METRIC_NAMES: Partial<Record<Counter, string>> = {
   hits: 'CacheHit',
   misses: 'CacheMiss',
   staleHits: 'CacheStaleServed',
+  staleIfError: 'CacheStaleIfError',
   errors: 'CacheErrorAbsorbed',
   leaseWaits: 'CacheLeaseWait',
   fetches: 'CacheFetch',

@@ -66,7 +66,7 @@ describe('Powertools middlewares registered before dynamoCache', () => {
     const next = await invoke(me('bob'));
     expect(header(hit.response, 'X-Cache')).toBe('Hit');
     const blobs = (lines: typeof hit.lines) => emfMetrics(lines).filter((blob) => !('ColdStart' in blob));
-    expect(blobs(miss.lines)).toEqual([{ CacheMiss: 1, HandlerRan: 1 }]);
+    expect(blobs(miss.lines)).toEqual([{ CacheMiss: 1, CacheFetch: 1, HandlerRan: 1 }]);
     expect(blobs(hit.lines)).toEqual([{ CacheHit: 1 }]);
     expect(blobs(next.lines)).toHaveLength(1);
     expect(blobs(next.lines)[0]).not.toHaveProperty('CacheHit');
@@ -105,11 +105,12 @@ describe('Powertools middlewares registered before dynamoCache', () => {
       env.upstream.failing = true;
       const stale = await env.invoke(me('alice'));
       expect(JSON.parse(stale.response.body!)).toEqual({ path: '/me' });
-      expect(emfMetrics(stale.lines).filter((blob) => !('ColdStart' in blob))).toEqual([{ CacheMiss: 1, HandlerRan: 1 }]);
+      // The handler ran (a fetch) and failed: the stale response answered instead is a stale-if-error.
+      expect(emfMetrics(stale.lines).filter((blob) => !('ColdStart' in blob))).toEqual([{ CacheMiss: 1, CacheFetch: 1, CacheStaleIfError: 1, HandlerRan: 1 }]);
       env.upstream.failing = false;
       const next = await env.invoke(httpApiEvent({ path: '/public', route: '/public' }));
       expect(logEntries(next.lines).find((entry) => entry.message === 'handler ran')).not.toHaveProperty('user');
-      expect(emfMetrics(next.lines)).toEqual([{ CacheMiss: 1, HandlerRan: 1 }]); // its own metrics only
+      expect(emfMetrics(next.lines)).toEqual([{ CacheMiss: 1, CacheFetch: 1, HandlerRan: 1 }]); // its own metrics only
     } finally {
       vi.useRealTimers();
     }

@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { DynamoCache } from '../../src/index.ts';
 import { dynamoCacheNoMemory, rawSdk } from '../contenders.ts';
 import { measureLayer } from '../size.ts';
-import { measureInterleaved } from '../support/measure.ts';
+import { measureAlternating } from '../support/measure.ts';
 import { count, ms, type BenchContext, type Section } from '../support/report.ts';
 import { RequestMeter } from '../support/request-meter.ts';
 import { StubTransport } from '../support/stub-transport.ts';
@@ -33,13 +33,13 @@ async function hitRatio(ctx: BenchContext): Promise<Target> {
   const cache = dynamoCacheNoMemory.create(ctx.target, new RequestMeter());
   await raw.set('target-hit', VALUE_1KB, 3600);
   await cache.set('target-hit', VALUE_1KB, 3600);
-  const rounds = ctx.quick ? 2 : 5;
-  const [floor, ours] = await measureInterleaved(
+  const turns = ctx.quick ? 1500 : 6000;
+  const [floor, ours] = await measureAlternating(
     [
       { name: 'raw', fn: () => raw.get('target-hit') },
       { name: 'dynamo-cache', fn: () => cache.get('target-hit') },
     ],
-    { ...ctx.measure, rounds },
+    turns,
   );
   raw.close();
   cache.close();
@@ -49,7 +49,7 @@ async function hitRatio(ctx: BenchContext): Promise<Target> {
     unit: 'x',
     bound: 1.1,
     atMost: true,
-    detail: `${ms(ours!.p50)} ms against ${ms(floor!.p50)} ms, ${rounds} interleaved rounds`,
+    detail: `${ms(ours!.p50)} ms against ${ms(floor!.p50)} ms; ${count(turns)} calls of each, alternating`,
   };
 }
 
@@ -140,6 +140,7 @@ async function missPath(ctx: BenchContext): Promise<Target> {
         ConditionExpression: 'attribute_not_exists(#for) OR #for < :for OR (#for = :for AND (attribute_not_exists(#lease) OR #lease < :now))',
         ExpressionAttributeNames: { '#for': 'dc_for', '#lease': 'dc_lease' },
         ExpressionAttributeValues: { ':for': { N: '0' }, ':now': { N: String(now) } },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
     const value = JSON.parse(JSON.stringify(VALUE_1KB));
@@ -156,12 +157,13 @@ async function missPath(ctx: BenchContext): Promise<Target> {
   };
   const viaCache = () => cache.getOrSet(`k:${++n}:${randomUUID()}`, async () => VALUE_1KB, { ttlSeconds: 3600 });
   await viaCache(); // reads the namespace generation once, as any warm environment has
-  const [hand, ours] = await measureInterleaved(
+  const turns = ctx.quick ? 600 : 2500;
+  const [hand, ours] = await measureAlternating(
     [
       { name: 'by hand', fn: byHand },
       { name: 'getOrSet', fn: viaCache },
     ],
-    { ...ctx.measure, rounds: ctx.quick ? 2 : 5 },
+    turns,
   );
   client.destroy();
   cacheClient.destroy();
@@ -171,7 +173,7 @@ async function missPath(ctx: BenchContext): Promise<Target> {
     unit: 'x',
     bound: 1.05,
     atMost: true,
-    detail: `${ms(ours!.p50)} ms against ${ms(hand!.p50)} ms (GetItem, lease PutItem, value PutItem)`,
+    detail: `${ms(ours!.p50)} ms against ${ms(hand!.p50)} ms (GetItem, lease PutItem, value PutItem); ${count(turns)} of each, alternating`,
   };
 }
 

@@ -44,6 +44,26 @@ export async function measureInterleaved(tasks: ReadonlyArray<{ name: string; fn
   return tasks.map((task) => summarize(task.name, samples.get(task.name)!));
 }
 
+/**
+ * Measures tasks call by call in turn (A, B, A, B...), rather than in blocks: what one call leaves behind
+ * (a table that grew, a server's garbage collection) then weighs on every task alike. For tasks whose
+ * difference is small against the server's own drift, such as a request by hand and the same request
+ * through the library. The first `warmup` turns are not counted.
+ */
+export async function measureAlternating(tasks: ReadonlyArray<{ name: string; fn: () => unknown }>, turns: number, warmup = Math.ceil(turns / 10)): Promise<Latency[]> {
+  const samples = tasks.map(() => [] as number[]);
+  for (let turn = 0; turn < warmup + turns; turn++) {
+    // The order rotates each turn, so no task always follows the same one.
+    for (let i = 0; i < tasks.length; i++) {
+      const index = (i + turn) % tasks.length;
+      const started = performance.now();
+      await tasks[index]!.fn();
+      if (turn >= warmup) samples[index]!.push(performance.now() - started);
+    }
+  }
+  return tasks.map((task, i) => summarize(task.name, samples[i]!));
+}
+
 /** Percentiles of raw samples (ms). */
 export function summarize(name: string, raw: readonly number[]): Latency {
   const sorted = [...raw].sort((a, b) => a - b);
