@@ -14,7 +14,9 @@ const baseHandler = async (event, context) => {
   if (event.routeKey === 'GET /health') return { statusCode: 200, body: 'ok' };
   const id = event.pathParameters?.id ?? 'unknown';
   // context.cache is the same DynamoCache the middleware uses: data caching beside response memoization.
-  const user = await context.cache.getOrSet(`user:${id}`, () => loadUser(id), { ttlSeconds: 300 });
+  // `deadline: context`: the cache never waits (on DynamoDB, on another environment's refresh) past the
+  // invocation's remaining time less deadlineMarginMs, so loadUser always has time to run.
+  const user = await context.cache.getOrSet(`user:${id}`, () => loadUser(id), { ttlSeconds: 300, deadline: context });
   return {
     statusCode: 200,
     headers: { 'content-type': 'application/json', 'cache-control': 'max-age=60' },
