@@ -173,6 +173,8 @@ export const INLINE_VALUE_BYTES = 390_000;
 export interface ResolvedOptions {
   readonly tableName: string;
   readonly client: DynamoDBClient;
+  /** How a request past its budget is cancelled (see `GuardSettings.cancel`). */
+  readonly cancel: 'signal' | 'request-timeout';
   readonly namespace: string;
   readonly defaultTtlSeconds: number;
   readonly memory: Required<MemoryTierOptions> | false;
@@ -242,7 +244,7 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
   }
   return {
     tableName,
-    client: options.client ?? new DynamoDBClient({ ...options.clientConfig, maxAttempts: options.clientConfig?.maxAttempts ?? 1 }),
+    ...resolveClient(options),
     namespace,
     defaultTtlSeconds: finiteNumber('defaultTtlSeconds', options.defaultTtlSeconds ?? DEFAULT_TTL_SECONDS),
     memory: options.memory === false ? false : resolveMemory(options.memory ?? {}),
@@ -270,6 +272,22 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
     metrics: resolveMetrics(options.metrics),
     prefetch: resolvePrefetch(options.prefetch),
   };
+}
+
+/**
+ * The DynamoDB client: the caller's, or one the cache creates, with `maxAttempts: 1` (the cache retries
+ * inside its own budget) and a request handler that throws when a request outlives its `requestTimeout`, so
+ * that the cache can bound each request with it rather than with an AbortSignal, which costs the SDK a
+ * promise race per request. A client, or a request handler, the caller made keeps the AbortSignal: only it
+ * is sure to cancel the caller's handler's requests.
+ */
+function resolveClient(options: DynamoCacheOptions): { client: DynamoDBClient; cancel: 'signal' | 'request-timeout' } {
+  if (options.client !== undefined) return { client: options.client, cancel: 'signal' };
+  const config = options.clientConfig ?? {};
+  const handler = config.requestHandler as { handle?: unknown } | undefined;
+  const ownHandler = handler === undefined || (typeof handler === 'object' && handler !== null && typeof handler.handle !== 'function');
+  const requestHandler = ownHandler ? { requestHandler: { ...(handler as object | undefined), throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'] } : {};
+  return { client: new DynamoDBClient({ ...config, maxAttempts: config.maxAttempts ?? 1, ...requestHandler }), cancel: ownHandler ? 'request-timeout' : 'signal' };
 }
 
 function resolveMetrics(metrics: unknown): CacheMetrics | undefined {

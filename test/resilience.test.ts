@@ -95,14 +95,24 @@ describe('outages', () => {
     expect(logger.warnings[0]!.fields).toMatchObject({ failure });
   });
 
-  it('a DynamoDB that answers too slowly is cut off at the budget and the request aborted', async () => {
-    const { cache, logger } = await cacheBehindProxy(await db.newTable());
+  it.each([
+    ['a client the cache created (cancelled by its requestTimeout)', false],
+    ['a client the caller gave (cancelled by an AbortSignal)', true],
+  ])('a DynamoDB that answers too slowly is cut off at the budget and the request cancelled: %s', async (_name, ownClient) => {
+    const tableName = await db.newTable();
+    const { cache, logger } = ownClient
+      ? await db.newCache({ tableName, client: new DynamoDBClient({ ...localClientConfig(proxy.endpoint), maxAttempts: 1 }), memory: false, timeoutMs: 250, breaker: false })
+      : await cacheBehindProxy(tableName);
+    await cache.get('warm-up'); // the namespace generation, read while DynamoDB is fast
     proxy.setFaults({ latencyMs: 5_000 });
+    proxy.resetCounts();
     const { value, ms } = await elapsed(() => cache.get('k'));
     expect(value).toBeUndefined();
     expect(ms).toBeLessThan(250 + SLACK_MS);
     expect(cache.stats()).toMatchObject({ errors: 1, timeouts: 1 });
     expect(logger.warnings[0]!.fields).toMatchObject({ failure: 'timeout' });
+    // The request itself was given up, not left running: the proxy saw the connection close unanswered.
+    await vi.waitFor(() => expect(proxy.injected.get('abandoned')).toBe(1), { timeout: 1000 });
   });
 
   it('an endpoint where nothing listens is a miss, not an exception', async () => {

@@ -56,10 +56,10 @@ export class DynamoStore {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'GetItem',
-      async (abortSignal) => {
+      async ({ http }) => {
         const output = await client.send(
           new GetItemCommand({ TableName: tableName, Key: this.#key(storageKey), ConsistentRead: consistent }),
-          { abortSignal },
+          http,
         );
         return output.Item;
       },
@@ -86,9 +86,9 @@ export class DynamoStore {
           };
     return this.#s.guard.run(
       'PutItem',
-      async (abortSignal) => {
+      async ({ http }) => {
         try {
-          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...condition }), { abortSignal });
+          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...condition }), http);
           return true;
         } catch (error) {
           if (!isConditionalCheckFailure(error)) throw error;
@@ -106,8 +106,8 @@ export class DynamoStore {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'DeleteItem',
-      async (abortSignal) => {
-        await client.send(new DeleteItemCommand({ TableName: tableName, Key: this.#key(storageKey) }), { abortSignal });
+      async ({ http }) => {
+        await client.send(new DeleteItemCommand({ TableName: tableName, Key: this.#key(storageKey) }), http);
       },
       { key: storageKey },
       undefined,
@@ -131,18 +131,18 @@ export class DynamoStore {
       slices(storageKeys, BATCH_GET_LIMIT).map((slice) =>
         this.#s.guard.run(
           'BatchGetItem',
-          (abortSignal) =>
+          ({ signal, http }) =>
             this.#untilProcessed(
               slice.filter((key) => !found.has(key)).map((key) => this.#key(key)),
               async (keys) => {
-                const output = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: consistent } } }), { abortSignal });
+                const output = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: consistent } } }), http);
                 for (const item of output.Responses?.[tableName] ?? []) {
                   const key = item[attributes.key]?.S;
                   if (key !== undefined) found.set(key, item);
                 }
                 return output.UnprocessedKeys?.[tableName]?.Keys ?? [];
               },
-              abortSignal,
+              signal,
             ),
           { keys: slice.length },
           timeoutMs,
@@ -162,14 +162,14 @@ export class DynamoStore {
       slices(items, BATCH_WRITE_LIMIT).map((slice) =>
         this.#s.guard.run(
           'BatchWriteItem',
-          (abortSignal) =>
+          ({ signal, http }) =>
             this.#untilProcessed(
               slice.map((item): WriteRequest => ({ PutRequest: { Item: item } })),
               async (requests) => {
-                const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }), { abortSignal });
+                const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }), http);
                 return output.UnprocessedItems?.[tableName] ?? [];
               },
-              abortSignal,
+              signal,
             ),
           { items: slice.length },
           timeoutMs,
@@ -203,7 +203,7 @@ export class DynamoStore {
     const { client, tableName, attributes } = this.#s;
     return this.#s.guard.run(
       'PutItem',
-      async (abortSignal) => {
+      async ({ http }) => {
         try {
           await client.send(
             new PutItemCommand({
@@ -215,7 +215,7 @@ export class DynamoStore {
               // Saves a read when DynamoDB honours it; dynalite ignores it, so callers read when `item` is absent.
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             }),
-            { abortSignal },
+            http,
           );
           return { acquired: true } as const;
         } catch (error) {
@@ -234,7 +234,7 @@ export class DynamoStore {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'DeleteItem',
-      async (abortSignal) => {
+      async ({ http }) => {
         try {
           await client.send(
             new DeleteItemCommand({
@@ -244,7 +244,7 @@ export class DynamoStore {
               ExpressionAttributeNames: { '#owner': META.leaseOwner },
               ExpressionAttributeValues: { ':owner': { S: owner } },
             }),
-            { abortSignal },
+            http,
           );
         } catch (error) {
           // Not ours any more: the lease expired and someone else took it.
@@ -262,7 +262,7 @@ export class DynamoStore {
     const { client, tableName } = this.#s;
     return this.#s.guard.run(
       'UpdateItem',
-      async (abortSignal) => {
+      async ({ http }) => {
         const output = await client.send(
           new UpdateItemCommand({
             TableName: tableName,
@@ -272,7 +272,7 @@ export class DynamoStore {
             ExpressionAttributeValues: { ':one': { N: '1' } },
             ReturnValues: 'UPDATED_NEW',
           }),
-          { abortSignal },
+          http,
         );
         return Number(output.Attributes?.[META.namespaceGeneration]?.N);
       },

@@ -92,6 +92,10 @@ export class FaultProxy {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A client that closes its connection before the answer has given up on the request (cancelled it).
+    res.on('close', () => {
+      if (!res.writableFinished) this.#count('abandoned');
+    });
     const body = await readBody(req);
     const operation = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? 'unknown';
     this.requests.set(operation, (this.requests.get(operation) ?? 0) + 1);
