@@ -2,6 +2,7 @@ import { compress, compressionPays, decompress, mayPay, type CompressionOptions 
 import type { Keyring } from './encryption.ts';
 import { InvalidValueError } from './errors.ts';
 import { CorruptItemError, NEGATIVE_MARKER, type StoredBody } from './persistence/item.ts';
+import { UNBOUNDED, type CallBudget } from './resilience.ts';
 
 /**
  * How a value is represented before it is stored.
@@ -165,12 +166,12 @@ export class ValueCodec {
    * The stored body of `payload`, bound to the item it goes into. A "not found" (`undefined`) has no body
    * without encryption, and a body holding only an authentication tag with it.
    */
-  async seal(payload: Payload | undefined, binding: ItemBinding): Promise<StoredBody | undefined> {
+  async seal(payload: Payload | undefined, binding: ItemBinding, call: CallBudget = UNBOUNDED): Promise<StoredBody | undefined> {
     const { compression, keyring } = this.#s;
     if (payload === undefined) {
       if (keyring === undefined) return undefined;
       const marker = `${NEGATIVE_MARKER}+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
-      return { marker, data: await keyring.encrypt(new Uint8Array(0), associatedData(binding, marker)) };
+      return { marker, data: await keyring.encrypt(new Uint8Array(0), associatedData(binding, marker), call) };
     }
     let marker: string = payload.kind;
     let data: string | Uint8Array = payload.data;
@@ -191,7 +192,7 @@ export class ValueCodec {
     }
     if (keyring !== undefined) {
       marker += `+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
-      data = await keyring.encrypt(typeof data === 'string' ? Buffer.from(data) : data, associatedData(binding, marker));
+      data = await keyring.encrypt(typeof data === 'string' ? Buffer.from(data) : data, associatedData(binding, marker), call);
     }
     return { marker: marker === 'string' ? undefined : marker, data };
   }
@@ -200,7 +201,7 @@ export class ValueCodec {
    * The payload of a stored body (`undefined` for a "not found"); throws `CorruptItemError` for anything it
    * cannot decode or, with encryption, authenticate.
    */
-  async open(body: StoredBody | undefined, negative: boolean, binding: ItemBinding): Promise<Payload | undefined> {
+  async open(body: StoredBody | undefined, negative: boolean, binding: ItemBinding, call: CallBudget = UNBOUNDED): Promise<Payload | undefined> {
     const keyring = this.#s.keyring;
     if (body === undefined) {
       if (keyring !== undefined && !keyring.acceptPlaintext) throw new CorruptItemError('a "not found" item without its authentication tag; refused, since encryption is configured');
@@ -223,7 +224,7 @@ export class ValueCodec {
       const [step, keyId = ''] = encryption.split(':');
       const v1 = step === ENCRYPTION_V1;
       if (v1 && !keyring.acceptV1Items) throw new CorruptItemError('the item was encrypted by dynamo-cache 0.1 (expiry not authenticated); refused (encryption.acceptV1Items)');
-      data = await keyring.decrypt(keyId, data as Uint8Array, v1 ? associatedDataV1(binding.storageKey, body.marker!) : associatedData(binding, body.marker!));
+      data = await keyring.decrypt(keyId, data as Uint8Array, v1 ? associatedDataV1(binding.storageKey, body.marker!) : associatedData(binding, body.marker!), call);
     }
     if (kind === NEGATIVE_MARKER) {
       if (encryption === undefined || compression !== undefined || data.length !== 0) throw new CorruptItemError('a "not found" item must hold only its authentication tag');

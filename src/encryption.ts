@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, ti
 import { InvalidOptionsError } from './errors.ts';
 import { assertKnownOptions } from './known-options.ts';
 import { CorruptItemError } from './persistence/item.ts';
+import { UNBOUNDED, type CallBudget } from './resilience.ts';
 
 /** A 256-bit key: 32 bytes, or their base64 encoding. */
 export type KeyMaterial = Uint8Array | string;
@@ -21,6 +22,12 @@ export interface EncryptionOptions {
   writeKeyId: string;
   /** How long keys from a function are reused before it is called again, in seconds. Default `300`. */
   keyCacheSeconds?: number | undefined;
+  /**
+   * Longest a call waits for the key function when no keys are loaded yet, in ms (less when the call's own
+   * deadline comes first): a read is then a miss and a write resolves `false`, while the load goes on for
+   * the next calls. Default `1000`.
+   */
+  keysTimeoutMs?: number | undefined;
   /**
    * Also read items that are not encrypted (written before encryption was turned on). Only for a migration
    * period: while it is on, anyone who can write to the table can plant a value this cache serves. New
@@ -60,9 +67,22 @@ export function toKeyring(keys: Record<string, KeyMaterial>, writeKeyId: string)
 }
 
 /**
+ * The encryption keys could not be had in time: the key function failed, returned bad keys, or did not
+ * answer within `keysTimeoutMs` or the call's budget. A cache failure like DynamoDB's: the read is a miss,
+ * the write resolves `false`, never an exception in the caller.
+ */
+export class KeysUnavailableError extends Error {
+  override name = 'KeysUnavailableError';
+}
+
+/**
  * AES-256-GCM with a random 96-bit IV per value. The additional authenticated data binds a ciphertext to
  * its item key, its encoding and its key id: an item copied onto another key, re-labelled, or altered in
  * one bit does not decrypt.
+ *
+ * Keys from a function are loaded once per execution environment and again every `keyCacheSeconds`; while
+ * a reload runs, the keys known so far keep serving. No call waits for a load longer than `keysTimeoutMs`
+ * (or its own deadline or signal): the load goes on, and later calls use its keys.
  */
 export class Keyring {
   readonly writeKeyId: string;
@@ -72,28 +92,33 @@ export class Keyring {
   readonly acceptV1Items: boolean;
   readonly #source: KeySource;
   readonly #cacheMs: number;
-  #keys: Promise<Map<string, Buffer>> | undefined;
+  readonly #timeoutMs: number;
+  /** The keys known so far. */
+  #keys: Map<string, Buffer> | undefined;
   #loadedAt = 0;
+  #loading: Promise<Map<string, Buffer>> | undefined;
 
   /** @throws InvalidOptionsError for malformed options or (given as a map) keys. */
   constructor(options: EncryptionOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('encryption must be an object');
-    assertKnownOptions('encryption', options, ['keys', 'writeKeyId', 'keyCacheSeconds', 'acceptPlaintext', 'acceptV1Items']);
+    assertKnownOptions('encryption', options, ['keys', 'writeKeyId', 'keyCacheSeconds', 'keysTimeoutMs', 'acceptPlaintext', 'acceptV1Items']);
     this.writeKeyId = assertKeyId(options.writeKeyId, 'encryption.writeKeyId');
     this.#source = options.keys;
     this.#cacheMs = (options.keyCacheSeconds ?? 300) * 1000;
+    this.#timeoutMs = options.keysTimeoutMs ?? 1000;
+    if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs <= 0) throw new InvalidOptionsError(`encryption.keysTimeoutMs must be more than zero, got ${String(options.keysTimeoutMs)}`);
     this.acceptPlaintext = options.acceptPlaintext ?? false;
     this.acceptV1Items = options.acceptV1Items ?? true;
     for (const [name, value] of [['acceptPlaintext', this.acceptPlaintext], ['acceptV1Items', this.acceptV1Items]] as const) {
       if (typeof value !== 'boolean') throw new InvalidOptionsError(`encryption.${name} must be true or false, got ${String(value)}`);
     }
     if (typeof options.keys === 'function') return;
-    this.#keys = Promise.resolve(toKeyring(options.keys, this.writeKeyId));
+    this.#keys = toKeyring(options.keys, this.writeKeyId);
   }
 
-  /** Encrypts `plaintext` with the write key. Rejects when the key source fails. */
-  async encrypt(plaintext: Uint8Array, aad: string): Promise<Uint8Array> {
-    const key = (await this.#ring()).get(this.writeKeyId)!;
+  /** Encrypts `plaintext` with the write key. @throws KeysUnavailableError when the keys cannot be had in time. */
+  async encrypt(plaintext: Uint8Array, aad: string, call: CallBudget = UNBOUNDED): Promise<Uint8Array> {
+    const key = (await this.#ring(call)).get(this.writeKeyId)!;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(Buffer.from(aad));
@@ -101,9 +126,12 @@ export class Keyring {
     return Buffer.concat([iv, ciphertext, cipher.getAuthTag()]);
   }
 
-  /** Decrypts; an unknown key, a wrong AAD or any altered byte is a `CorruptItemError`. */
-  async decrypt(keyId: string, data: Uint8Array, aad: string): Promise<Uint8Array> {
-    const key = (await this.#ring()).get(keyId);
+  /**
+   * Decrypts; an unknown key, a wrong AAD or any altered byte is a `CorruptItemError`.
+   * @throws KeysUnavailableError when the keys cannot be had in time.
+   */
+  async decrypt(keyId: string, data: Uint8Array, aad: string, call: CallBudget = UNBOUNDED): Promise<Uint8Array> {
+    const key = (await this.#ring(call)).get(keyId);
     if (key === undefined) throw new CorruptItemError(`encrypted with unknown key "${keyId}"`);
     if (data.byteLength < IV_BYTES + TAG_BYTES) throw new CorruptItemError('encrypted data is truncated');
     const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
@@ -117,36 +145,70 @@ export class Keyring {
   }
 
   /** `<write key id>:<HMAC-SHA256>` of `text`, with a key derived from the write key (never the encryption key itself). */
-  async sign(text: string): Promise<string> {
-    const key = (await this.#ring()).get(this.writeKeyId)!;
+  async sign(text: string, call: CallBudget = UNBOUNDED): Promise<string> {
+    const key = (await this.#ring(call)).get(this.writeKeyId)!;
     return `${this.writeKeyId}:${createHmac('sha256', signingKey(key)).update(text).digest('base64url')}`;
   }
 
-  /** Whether `signature` (from `sign`) is valid for `text` under one of the keys. */
-  async verify(text: string, signature: string): Promise<boolean> {
+  /** Whether `signature` (from `sign`) is valid for `text` under one of the keys. @throws KeysUnavailableError. */
+  async verify(text: string, signature: string, call: CallBudget = UNBOUNDED): Promise<boolean> {
     const separator = signature.indexOf(':');
-    const key = (await this.#ring()).get(signature.slice(0, separator));
+    const key = (await this.#ring(call)).get(signature.slice(0, separator));
     if (separator < 0 || key === undefined) return false;
     const expected = createHmac('sha256', signingKey(key)).update(text).digest();
     const given = Buffer.from(signature.slice(separator + 1), 'base64url');
     return given.byteLength === expected.byteLength && timingSafeEqual(given, expected);
   }
 
-  /** The keys: given, or from the key function (one call shared by concurrent callers, reused for keyCacheSeconds). */
-  #ring(): Promise<Map<string, Buffer>> {
+  /**
+   * The keys: given; or the ones the key function last gave, (re)loaded when due, one load shared by
+   * concurrent callers. Only a call with no keys yet waits for a load, and no longer than its bounds.
+   */
+  async #ring(call: CallBudget): Promise<Map<string, Buffer>> {
     const source = this.#source;
-    if (typeof source === 'function' && (this.#keys === undefined || Date.now() - this.#loadedAt >= this.#cacheMs)) {
-      this.#loadedAt = Date.now();
+    if (typeof source === 'function' && this.#loading === undefined && (this.#keys === undefined || Date.now() - this.#loadedAt >= this.#cacheMs)) {
       const loading = Promise.resolve()
         .then(() => source())
-        .then((keys) => toKeyring(keys, this.writeKeyId));
-      // A failed load is not kept: the next operation asks again.
-      loading.catch(() => {
-        if (this.#keys === loading) this.#keys = undefined;
-      });
-      this.#keys = loading;
+        .then((keys) => toKeyring(keys, this.writeKeyId))
+        .then((keys) => {
+          this.#keys = keys;
+          this.#loadedAt = Date.now();
+          return keys;
+        })
+        .finally(() => {
+          // A failed load is not kept: the next operation asks again.
+          if (this.#loading === loading) this.#loading = undefined;
+        });
+      loading.catch(() => undefined);
+      this.#loading = loading;
     }
-    return this.#keys!;
+    if (this.#keys !== undefined) return this.#keys;
+    return withinBounds(this.#loading!, call, this.#timeoutMs);
+  }
+}
+
+/** `loading`, unless it takes longer than `timeoutMs` or the call's budget, or fails: then a `KeysUnavailableError`. */
+async function withinBounds(loading: Promise<Map<string, Buffer>>, call: CallBudget, timeoutMs: number): Promise<Map<string, Buffer>> {
+  const waitMs = Math.max(0, Math.min(timeoutMs, call.untilMs === undefined ? timeoutMs : call.untilMs - Date.now()));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      loading,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new KeysUnavailableError(`the encryption key function did not answer within ${Math.round(waitMs)} ms`)), waitMs);
+        if (call.signal !== undefined) {
+          onAbort = () => reject(new KeysUnavailableError('the call was aborted while waiting for the encryption keys'));
+          call.signal.addEventListener('abort', onAbort, { once: true });
+        }
+      }),
+    ]);
+  } catch (error) {
+    if (error instanceof KeysUnavailableError) throw error;
+    throw new KeysUnavailableError(`the encryption key function failed: ${(error as Error)?.message}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) call.signal?.removeEventListener('abort', onAbort);
   }
 }
 

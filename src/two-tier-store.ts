@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { bodyBytes, isTextBody, utf8, type ItemBinding, type Payload, type ValueCodec } from './codec.ts';
-import type { Keyring } from './encryption.ts';
+import { KeysUnavailableError, type Keyring } from './encryption.ts';
 import { entryOf, recordOf, timingOf, type CacheEntry, type ItemState } from './entry.ts';
 import { hasExpired } from './expiry.ts';
 import type { Deadlines } from './freshness.ts';
@@ -119,7 +119,7 @@ export class TwoTierStore {
     if (!complete) return { ok: false, failure: failure ?? 'server' };
     const state = await this.#decode(slot, items.get(slot.storageKey), call);
     if (state === UNAVAILABLE) return { ok: false, failure: 'server' };
-    const lease = await this.#trustedLease(leaseKey, items.get(leaseKey));
+    const lease = await this.#trustedLease(leaseKey, items.get(leaseKey), call);
     return { ok: true, state, lease: lease === 'untrusted' ? undefined : lease };
   }
 
@@ -153,7 +153,7 @@ export class TwoTierStore {
     let size = 0;
     if (slot.storageKey !== undefined) {
       try {
-        body = await this.#s.codec.seal(payload, { storageKey: slot.storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs });
+        body = await this.#s.codec.seal(payload, { storageKey: slot.storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs }, call);
       } catch (error) {
         this.#s.stats.increment('errors');
         this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: slot.storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
@@ -190,7 +190,7 @@ export class TwoTierStore {
   async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest, call: CallBudget): Promise<LeaseResult> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
     const lease: Lease = { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs };
-    const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease);
+    const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease, call);
     if (signature === null) return { ok: false };
     const outcome = await this.#s.dynamo.acquireLease(leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature }), request.nowMs, call);
     if (!outcome.ok) {
@@ -205,7 +205,7 @@ export class TwoTierStore {
       const read = await this.#s.dynamo.get(leaseKey, { consistent: true, call });
       item = read.ok ? read.value : undefined;
     }
-    const current = await this.#trustedLease(leaseKey, item);
+    const current = await this.#trustedLease(leaseKey, item, call);
     return current === 'untrusted' ? { ok: true, acquired: false, lease: undefined, untrusted: true } : { ok: true, acquired: false, lease: current, untrusted: false };
   }
 
@@ -215,10 +215,17 @@ export class TwoTierStore {
   }
 
   /** The lease an item holds: `undefined` when none (or malformed), `'untrusted'` when encryption is on and its signature does not verify. */
-  async #trustedLease(leaseKey: string, item: Item | undefined): Promise<Lease | undefined | 'untrusted'> {
+  async #trustedLease(leaseKey: string, item: Item | undefined, call: CallBudget): Promise<Lease | undefined | 'untrusted'> {
     const lease = leaseOf(item);
     if (lease === undefined || this.#s.keyring === undefined) return lease;
-    const valid = lease.signature !== undefined && (await this.#s.keyring.verify(leaseText(leaseKey, lease), lease.signature).catch(() => false));
+    let valid: boolean;
+    try {
+      valid = lease.signature !== undefined && (await this.#s.keyring.verify(leaseText(leaseKey, lease), lease.signature, call));
+    } catch (error) {
+      // Without the keys no lease can be vouched for: fetch without coordination (the keys' failure is logged).
+      this.#keysUnavailable(leaseKey, error);
+      return 'untrusted';
+    }
     if (valid) return lease;
     this.#s.stats.increment('errors');
     this.#s.stats.increment('corruptItems');
@@ -227,9 +234,9 @@ export class TwoTierStore {
   }
 
   /** The lease's signature, or `null` (logged) when the keys are unavailable. */
-  async #sign(leaseKey: string, lease: Lease): Promise<string | null> {
+  async #sign(leaseKey: string, lease: Lease, call: CallBudget): Promise<string | null> {
     try {
-      return await this.#s.keyring!.sign(leaseText(leaseKey, lease));
+      return await this.#s.keyring!.sign(leaseText(leaseKey, lease), call);
     } catch (error) {
       this.#s.stats.increment('errors');
       this.#s.logger.warn('dynamo-cache: refresh lease could not be signed; fetching without it', { key: leaseKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
@@ -297,10 +304,14 @@ export class TwoTierStore {
       if (body === UNAVAILABLE) return { ok: false };
       const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
       if (body === undefined && !record.negative) return { ok: true, record, storedBytes, ...lease };
-      const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(storageKey, record));
+      const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(storageKey, record), call);
       if (payload?.kind === 'json') JSON.parse(payload.data);
       return { ok: true, record, storedBytes, ...(payload === undefined ? {} : { payload }), ...lease };
     } catch (error) {
+      if (error instanceof KeysUnavailableError) {
+        this.#keysUnavailable(storageKey, error);
+        return { ok: false };
+      }
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
       return { ok: true, record, storedBytes: 0, problem: error.message, ...lease };
     }
@@ -316,7 +327,7 @@ export class TwoTierStore {
       if (record.body === undefined && record.chunked === undefined && !record.negative) return { entry: undefined, seenFreshMs };
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
       if (body === UNAVAILABLE) return UNAVAILABLE;
-      const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record));
+      const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record), call);
       // Parsed here so a corrupt JSON payload is a miss now, not an exception in a caller later; the caller
       // that read it gets this parse, so a hit parses once.
       const decoded = payload?.kind === 'json' ? { value: JSON.parse(payload.data) as unknown } : undefined;
@@ -324,12 +335,23 @@ export class TwoTierStore {
       this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
       return { entry, seenFreshMs, decoded };
     } catch (error) {
+      // The item may be fine: the keys to read it are what is missing. DynamoDB is as good as unavailable.
+      if (error instanceof KeysUnavailableError) {
+        this.#keysUnavailable(slot.storageKey, error);
+        return UNAVAILABLE;
+      }
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
       this.#s.stats.increment('errors');
       this.#s.stats.increment('corruptItems');
       this.#s.logger.warn('dynamo-cache: unreadable cache item treated as a miss', { key: slot.storageKey, errorName: error.name, errorMessage: error.message });
       return { entry: undefined, seenFreshMs, corrupt: true };
     }
+  }
+
+  /** The encryption keys could not be had (failed, slow, or the call ran out): counted and logged, a miss. */
+  #keysUnavailable(key: string, error: unknown): void {
+    this.#s.stats.increment('errors');
+    this.#s.logger.warn('dynamo-cache: encryption keys unavailable; treated as a miss', { key, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
   }
 }
 

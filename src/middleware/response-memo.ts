@@ -233,7 +233,8 @@ export class ResponseMemo {
     };
     this.#defaults = base;
     const routes = Object.entries(options.routes ?? {}).map(([routeKey, route]): [string, RoutePolicy | false] => [routeKey, routePolicy(routeKey, route, base)]);
-    this.#routes = new RouteTable(routes);
+    // A shared route is matched on the path as received only: see RouteTable.
+    this.#routes = new RouteTable(routes, (policy) => policy.shared);
     this.#credentialHeaders = headerList('response.credentialHeaders', options.credentialHeaders ?? DEFAULT_CREDENTIAL_HEADERS);
     this.#honorClientNoCache = booleanOption('response.honorClientNoCache', options.honorClientNoCache ?? false);
     if (options.jmesPathFunctions !== undefined && typeof options.key !== 'string') throw new InvalidOptionsError('response.jmesPathFunctions applies to a JMESPath response.key only');

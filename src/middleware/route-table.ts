@@ -27,7 +27,12 @@ interface Route<P> {
  *   path parameters (which a base path mapping or a stage prefix does not change). Behind `ANY /{proxy+}`,
  *   on Function URLs and on ALB, the path decides.
  * - Canonical paths are percent-decoded, dot segments resolved, duplicate and trailing slashes dropped.
- * - Case: a route's options apply to its exact case; a disabled (`false`) route matches every case.
+ * - A route that makes responses safer or leaves them as they are (disabled, `false`; or keyed by identity)
+ *   matches any spelling: the canonical paths and the path as received, in any letter case.
+ * - A route that shares responses across identities (`exposes`) matches only the path as received (letter
+ *   case, percent-encoding and slashes as they are, less a leading `/<stage>`) or API Gateway's own route
+ *   template: a handler that routes on the raw path (`/me/x%2F..%2Fcatalog`, `/ME` for a case-insensitive
+ *   router) must never have its personal answer filed under a shared route.
  * - A disabled route wins over every other match; otherwise the most specific match wins (literal, then
  *   `{param}`, then `{proxy+}`, segment by segment), then the one whose method is exact (a HEAD follows its
  *   GET route; `ANY` matches every method), then the first declared.
@@ -35,26 +40,32 @@ interface Route<P> {
 export class RouteTable<P> {
   readonly #routes: ReadonlyArray<Route<P>>;
 
-  /** @throws InvalidOptionsError for a route key that is not `METHOD /path`, or a `{proxy+}` that is not last. */
-  constructor(routes: ReadonlyArray<readonly [string, P | false]>) {
+  readonly #exposes: (policy: P) => boolean;
+
+  /**
+   * @param exposes - Whether a route's policy shares responses across identities (matched strictly).
+   * @throws InvalidOptionsError for a route key that is not `METHOD /path`, or a `{proxy+}` that is not last.
+   */
+  constructor(routes: ReadonlyArray<readonly [string, P | false]>, exposes: (policy: P) => boolean = () => false) {
     this.#routes = routes.map(([routeKey, policy], order) => parseRoute(routeKey, policy, order));
+    this.#exposes = exposes;
   }
 
   /** The policy of the route `request` belongs to: `false` when disabled, `undefined` when no route matches. */
   match(request: HttpRequestView): P | false | undefined {
     if (this.#routes.length === 0) return undefined;
-    const paths = candidatePaths(request).map((path) => path.split('/').slice(1));
-    const lowerPaths = paths.map((segments) => segments.map((segment) => segment.toLowerCase()));
+    const raw = rawPaths(request).map((path) => path.split('/').slice(1));
+    const anySpelling = [...candidatePaths(request).map((path) => path.split('/').slice(1)), ...raw].map((segments) => segments.map((segment) => segment.toLowerCase()));
     const shape = request.routeTemplate === undefined ? undefined : shapeOf(parseSegments(request.routeTemplate));
     let best: Route<P> | undefined;
     for (const route of this.#routes) {
       const methodRank = methodMatch(route.method, request.method);
       if (methodRank < 0) continue;
-      if (route.policy === false) {
-        if (route.shape === shape || lowerPaths.some((segments) => matches(route.segments, segments, true))) return false;
-        continue;
-      }
-      if (route.shape !== shape && !paths.some((segments) => matches(route.segments, segments, false))) continue;
+      const strict = route.policy !== false && this.#exposes(route.policy);
+      const matched =
+        route.shape === shape || (strict ? raw.some((segments) => matches(route.segments, segments, false)) : anySpelling.some((segments) => matches(route.segments, segments, true)));
+      if (!matched) continue;
+      if (route.policy === false) return false;
       if (best === undefined || precedes(route, best, request.method)) best = route;
     }
     return best?.policy;
@@ -114,6 +125,14 @@ function precedes<P>(a: Route<P>, b: Route<P>, method: string): boolean {
   if (a.segments.length !== b.segments.length) return a.segments.length > b.segments.length;
   const methods = methodMatch(a.method, method) - methodMatch(b.method, method);
   return methods !== 0 ? methods > 0 : a.order < b.order;
+}
+
+/** The request's path exactly as received, and the same less a leading `/<stage>` segment. */
+function rawPaths(request: HttpRequestView): string[] {
+  const paths = [request.path];
+  const stage = request.stage;
+  if (stage !== undefined && stage !== '$default' && stage !== '' && request.path.startsWith(`/${stage}/`)) paths.push(request.path.slice(stage.length + 1));
+  return paths;
 }
 
 /** The canonical spellings of the request's path that route patterns are matched against. */
