@@ -48,3 +48,15 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignalLike | unde
     );
   });
 }
+
+/**
+ * Runs `start` under the caller's `signal`. A standard `AbortSignal` is handed to the work itself, so the
+ * cache's own requests and lease polling stop with it; any other signal-like object can only be raced
+ * ({@link untilAborted}). Either way an abort rejects with an {@link abortError}.
+ */
+export function underSignal<T>(signal: AbortSignalLike | undefined, start: (signal: AbortSignal | undefined) => Promise<T>, cleanUp: (late: T) => unknown): Promise<T> {
+  if (!(signal instanceof AbortSignal)) return untilAborted(start(undefined), signal, cleanUp);
+  return start(signal).catch((error: unknown) => {
+    throw signal.aborted ? abortError(signal) : error;
+  });
+}

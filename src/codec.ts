@@ -73,6 +73,10 @@ function rejectInexactValues(this: unknown, key: string, converted: unknown): un
       }
       const proto = Object.getPrototypeOf(raw);
       if ((proto === Object.prototype || proto === null) && typeof (raw as { toJSON?: unknown }).toJSON !== 'function') {
+        // JSON drops symbol-keyed properties without a word; refusing keeps a round trip exact.
+        if (Object.getOwnPropertySymbols(raw).length > 0) {
+          throw new InvalidValueError(`Cannot cache ${where}: symbol-keyed properties cannot be stored`);
+        }
         return converted;
       }
       const name = (raw as object).constructor?.name ?? 'object';

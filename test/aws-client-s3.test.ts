@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
 import type { DynamoCache } from '../src/cache.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
+import { FaultProxy } from './support/fault-proxy.ts';
 import { localAwsConfig } from './support/local-aws.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { S3Server } from './support/s3-server.ts';
@@ -284,6 +285,33 @@ describe('cacheAwsClient with the real S3 client', () => {
       expect(await (await holder).Body!.transformToString()).toBe('slow');
       expect(slow.counts.GET).toBe(1);
     } finally {
+      await slow.close();
+    }
+  });
+
+  it("after the caller's abortSignal fires, the cache stops too: no more DynamoDB polling for the other environment's refresh", async () => {
+    const slow = await S3Server.start({ latencyMs: 3000 });
+    const proxy = await FaultProxy.start(db.endpoint); // counts b's DynamoDB requests
+    try {
+      slow.put('bucket', 'slow.txt', 'slow');
+      const tableName = await db.newTable();
+      const a = cacheAwsClient(s3Client(slow.endpoint), { cache: (await db.newCache({ tableName })).cache, commands: getObject });
+      const b = cacheAwsClient(s3Client(slow.endpoint), { cache: (await db.newCache({ tableName, endpoint: proxy.endpoint })).cache, commands: getObject });
+      const holder = a.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'slow.txt' })).catch(() => undefined);
+      await sleep(200); // a holds the refresh lease and waits for S3
+      const controller = new AbortController();
+      const waiting = b.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'slow.txt' }), { abortSignal: controller.signal }).catch((e: unknown) => e);
+      await sleep(150);
+      expect(proxy.count()).toBeGreaterThan(0); // b was polling
+      controller.abort();
+      expect(await waiting).toMatchObject({ name: 'AbortError' });
+      await sleep(100);
+      const atAbort = proxy.count();
+      await sleep(1000);
+      expect(proxy.count() - atAbort).toBe(0);
+      await holder;
+    } finally {
+      await proxy.close();
       await slow.close();
     }
   });

@@ -108,6 +108,8 @@ describe('values that cannot round-trip are refused with InvalidValueError', () 
     ['a sparse array', [1, , 3]],
     ['a cycle', cyclic],
     ['an object with toJSON', { toJSON: () => 'x' }],
+    ['a symbol-keyed property (JSON would drop it)', { plan: 'pro', [Symbol.for('tenant')]: 'acme' }],
+    ['a nested symbol-keyed property', { a: { [Symbol.iterator]: 1 } }],
   ];
 
   it.each(refused)('%s', async (_name, value) => {

@@ -6,6 +6,7 @@ import { InvalidOptionsError } from '../src/errors.ts';
 import { clientCredentialsToken, type ClientCredentialsTokenOptions } from '../src/oauth/client-credentials-token.ts';
 import { TokenEndpointError } from '../src/oauth/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
+import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { TokenServer } from './support/token-server.ts';
 
@@ -140,9 +141,19 @@ describe('clientCredentialsToken', () => {
     const [echoed] = await fleet(1);
     const echo = (await echoed!.token().catch((e: unknown) => e)) as TokenEndpointError;
     expect(echo.errorDescription).toBe('bad secret [redacted]');
-    for (const e of [error, echo]) {
-      expect(`${e.message} ${JSON.stringify(e)} ${e.stack}`).not.toContain(CLIENT_SECRET);
-      expect(`${e.message} ${JSON.stringify(e)}`).not.toContain('wrong-secret');
+    // ...and in the forms it went on the wire: form-encoded, and inside the Basic credentials.
+    const formSecret = new URLSearchParams([['', CLIENT_SECRET]]).toString().slice(1);
+    const basic = Buffer.from(`${new URLSearchParams([['', CLIENT_ID]]).toString().slice(1)}:${formSecret}`).toString('base64');
+    const uriSecret = encodeURIComponent(CLIENT_SECRET);
+    server.injectNext(1, { status: 400, body: { error: 'invalid_request', error_description: `bad client secret ${formSecret} (${uriSecret})` } });
+    const formEcho = (await echoed!.token().catch((e: unknown) => e)) as TokenEndpointError;
+    expect(formEcho.errorDescription).toBe('bad client secret [redacted] ([redacted])');
+    server.injectNext(1, { status: 401, body: { error: 'invalid_client', error_description: `rejected Authorization: Basic ${basic}` } });
+    const basicEcho = (await echoed!.token().catch((e: unknown) => e)) as TokenEndpointError;
+    expect(basicEcho.errorDescription).toBe('rejected Authorization: Basic [redacted]');
+    for (const e of [error, echo, formEcho, basicEcho]) {
+      const text = `${e.message} ${JSON.stringify(e)} ${e.stack}`;
+      for (const form of [CLIENT_SECRET, formSecret, uriSecret, basic, 'wrong-secret']) expect(text).not.toContain(form);
     }
   });
 
@@ -214,6 +225,33 @@ describe('clientCredentialsToken', () => {
       expect(await token()).toMatch(/^token-\d$/);
       expect(performance.now() - next).toBeLessThan(4000);
     } finally {
+      await slow.close();
+    }
+  });
+
+  it("after the caller's signal fires, the cache stops too: no more DynamoDB polling for another environment's refresh", async () => {
+    const slow = await TokenServer.start({ latencyMs: 3000 });
+    const proxy = await FaultProxy.start(db.endpoint); // counts the waiter's DynamoDB requests
+    try {
+      const tableName = await db.newTable();
+      const options = { tokenUrl: slow.url, clientId: 'demo-client', clientSecret: 'demo-secret' };
+      const holder = clientCredentialsToken({ cache: (await db.newCache({ tableName, encryption })).cache, ...options });
+      const waiter = clientCredentialsToken({ cache: (await db.newCache({ tableName, encryption, endpoint: proxy.endpoint })).cache, ...options });
+      const held = holder().catch(() => undefined); // holds the refresh lease for 3 s
+      await sleep(200);
+      const controller = new AbortController();
+      const waiting = waiter({ signal: controller.signal }).catch((e: unknown) => e);
+      await sleep(150);
+      expect(proxy.count()).toBeGreaterThan(0); // the waiter was polling
+      controller.abort();
+      expect(await waiting).toMatchObject({ name: 'AbortError' });
+      await sleep(100);
+      const atAbort = proxy.count();
+      await sleep(1000);
+      expect(proxy.count() - atAbort).toBe(0);
+      await held;
+    } finally {
+      await proxy.close();
       await slow.close();
     }
   });

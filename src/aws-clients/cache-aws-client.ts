@@ -1,4 +1,4 @@
-import { abortError, untilAborted, type AbortSignalLike } from '../abort.ts';
+import { abortError, underSignal, type AbortSignalLike } from '../abort.ts';
 import { DynamoCache, type Acquisition, type FetchTurn, type GetOrSetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { LEASE_DEFAULTS, booleanOption, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
@@ -242,7 +242,7 @@ class AwsReadCache {
       this.#warnOnce(`${plan.name}:key`, `dynamo-cache: ${plan.name} input cannot be keyed; calling the service uncached`, error);
       return this.#bypass(next, args);
     }
-    const acquisition: Acquisition<unknown> = await untilAborted(this.#cache.acquire(key, plan.policy), signal, (late) => {
+    const acquisition: Acquisition<unknown> = await underSignal(signal, (own) => this.#cache.acquire(key, own === undefined ? plan.policy : { ...plan.policy, signal: own }), (late) => {
       if (!late.found) return late.abandon();
     });
     if (!acquisition.found) return this.#fetch(acquisition, plan, next, context, args);

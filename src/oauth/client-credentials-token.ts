@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { abortError, untilAborted } from '../abort.ts';
+import { abortError, underSignal } from '../abort.ts';
 import { DynamoCache, type FetchTurn, type GetOrSetOptions, type SetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { LEASE_DEFAULTS, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
@@ -113,7 +113,7 @@ export function clientCredentialsToken(options: ClientCredentialsTokenOptions): 
   return async (requestOptions = {}) => {
     const { signal } = requestOptions;
     if (signal?.aborted) throw abortError(signal);
-    const acquisition = await untilAborted(cache.acquire<StoredToken>(key, policy), signal, (late) => {
+    const acquisition = await underSignal(signal, (own) => cache.acquire<StoredToken>(key, own === undefined ? policy : { ...policy, signal: own }), (late) => {
       if (!late.found) return late.abandon();
     });
     if (!acquisition.found) return storeFetched(acquisition, signal);
@@ -206,8 +206,10 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
   const { tokenUrl, clientId } = settings;
   const secret = typeof settings.clientSecret === 'function' ? await settings.clientSecret() : settings.clientSecret;
   if (typeof secret !== 'string' || secret === '') throw new InvalidOptionsError('clientSecret must resolve a non-empty string');
+  const basicCredentials = Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64');
+  const secretForms = secretFormsOf(clientId, secret, basicCredentials);
   const fail = (message: string, details: { status?: number; error?: string; errorDescription?: string; errorUri?: string } = {}, cause?: unknown) =>
-    new TokenEndpointError(redact(message, secret), { tokenUrl, ...redactAll(details, secret) }, cause === undefined ? undefined : { cause });
+    new TokenEndpointError(redact(message, secretForms), { tokenUrl, ...redactAll(details, secretForms) }, cause === undefined ? undefined : { cause });
   const timeout = AbortSignal.timeout(settings.timeoutMs);
   const sentAtMs = Date.now();
   let response: Response;
@@ -216,7 +218,7 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
     response = await fetch(tokenUrl, {
       method: 'POST',
       headers: {
-        authorization: `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}`,
+        authorization: `Basic ${basicCredentials}`,
         'content-type': 'application/x-www-form-urlencoded',
         accept: 'application/json',
       },
@@ -256,11 +258,26 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
   return { accessToken, expiresAtMs };
 }
 
-/** `text` with any occurrence of the secret masked: an endpoint may echo what it was sent. */
-function redact(text: string, secret: string): string {
-  return text.split(secret).join('[redacted]');
+/**
+ * Every form in which the secret went out, longest first: an endpoint that echoes what it was sent echoes the
+ * form-encoded secret or the whole Basic credentials, rarely the raw string.
+ */
+function secretFormsOf(clientId: string, secret: string, basicCredentials: string): string[] {
+  const forms = new Set([
+    basicCredentials,
+    Buffer.from(`${clientId}:${secret}`).toString('base64'),
+    formEncode(secret),
+    encodeURIComponent(secret),
+    secret,
+  ]);
+  return [...forms].sort((a, b) => b.length - a.length);
 }
 
-function redactAll<T extends Record<string, string | number | undefined>>(details: T, secret: string): T {
-  return Object.fromEntries(Object.entries(details).map(([name, value]) => [name, typeof value === 'string' ? redact(value, secret) : value])) as T;
+/** `text` with every form of the secret masked. */
+function redact(text: string, secretForms: readonly string[]): string {
+  return secretForms.reduce((masked, form) => masked.split(form).join('[redacted]'), text);
+}
+
+function redactAll<T extends Record<string, string | number | undefined>>(details: T, secretForms: readonly string[]): T {
+  return Object.fromEntries(Object.entries(details).map(([name, value]) => [name, typeof value === 'string' ? redact(value, secretForms) : value])) as T;
 }
