@@ -119,7 +119,7 @@ export class RefreshCoordinator {
    * `staleIfErrorSeconds`, or the still-fresh value of an early refresh), or `undefined` to let the error through.
    */
   async fail(turn: Turn, error: unknown): Promise<CacheEntry | undefined> {
-    await this.abandon(turn);
+    await this.#giveBack(turn, true);
     if (turn.fallback === undefined) return undefined;
     const stale = !isFresh(turn.fallback, Date.now());
     if (stale) this.#stats.increment('staleIfError');
@@ -137,8 +137,14 @@ export class RefreshCoordinator {
    * hold the whole fleet up until it expires.
    */
   async abandon(turn: Turn): Promise<void> {
+    await this.#giveBack(turn, false);
+  }
+
+  /** Ends the turn's lease: deleted, or marked failed so that its waiters may answer stale (see `Lease.failed`). */
+  async #giveBack(turn: Turn, failed: boolean): Promise<void> {
     if (turn.owner === undefined || !hasStorageKey(turn.slot)) return;
-    await this.#store.releaseLease(turn.slot, turn.owner, turn.call.signal === undefined ? turn.call : { untilMs: turn.call.untilMs });
+    const call = turn.call.signal === undefined ? turn.call : { untilMs: turn.call.untilMs };
+    await this.#store.releaseLease(turn.slot, turn.owner, call, failed ? { forFreshMs: turn.notFresherThanMs ?? 0 } : undefined);
   }
 
   async #leaseOrWait(
@@ -163,8 +169,12 @@ export class RefreshCoordinator {
       // A lease taken for an older value than the one now stored is over: that refresh finished.
       const leaseAlive = holder !== undefined && holder.untilMs > now && holder.forFreshMs >= state.seenFreshMs;
       if (!leaseAlive) {
-        // While we waited, the lease ended without a new value: the holder's fetch failed (or it died).
-        if (waited && staleIfError !== undefined) {
+        // While we waited, the lease ended without a new value. The holder's fetch failed (its lease says so), or
+        // it died (its lease ran out): the stale value stands in. A lease given back without a value for any
+        // other reason (deleted: an error a stale value must not hide, nothing to store) is no failure to
+        // cover: this caller takes its own turn and sees for itself.
+        const holderFailed = holder !== undefined && (holder.failed === true || holder.untilMs <= now);
+        if (waited && holderFailed && staleIfError !== undefined) {
           this.#stats.increment('staleIfError');
           return this.#hit(staleIfError, 'dynamo', true, undefined, true);
         }

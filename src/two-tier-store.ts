@@ -209,9 +209,22 @@ export class TwoTierStore {
     return current === 'untrusted' ? { ok: true, acquired: false, lease: undefined, untrusted: true } : { ok: true, acquired: false, lease: current, untrusted: false };
   }
 
-  /** Gives back a lease (best effort: a failure only means the lease runs out by itself). */
-  async releaseLease(slot: Slot & { storageKey: string }, owner: string, call: CallBudget): Promise<void> {
-    await this.#s.dynamo.releaseLease(this.#s.keys.leaseKey(slot.storageKey), owner, call);
+  /**
+   * Gives back a lease (best effort: a failure only means the lease runs out by itself). With `failed`, the
+   * lease is not deleted but ended as failed (see `Lease.failed`), for the refresh's waiters to see why.
+   */
+  async releaseLease(slot: Slot & { storageKey: string }, owner: string, call: CallBudget, failed?: { forFreshMs: number }): Promise<void> {
+    const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
+    if (failed === undefined) {
+      await this.#s.dynamo.releaseLease(leaseKey, owner, call);
+      return;
+    }
+    // Already over (the next caller takes the turn at once, as after a delete); only waiters read the mark.
+    const lease: Lease = { untilMs: Date.now() - 1, owner, forFreshMs: failed.forFreshMs, failed: true };
+    const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease, call);
+    // Without a signature the mark would be ignored as forged: deleting the lease is the next best thing.
+    const ended = signature === null ? undefined : leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature });
+    await this.#s.dynamo.releaseLease(leaseKey, owner, call, ended);
   }
 
   /** The lease an item holds: `undefined` when none (or malformed), `'untrusted'` when encryption is on and its signature does not verify. */
@@ -362,7 +375,9 @@ function bindingOf(storageKey: string, record: StoredRecord): ItemBinding {
 
 /** What a lease's signature covers: the lease item's key and every field that gives the lease its meaning. */
 function leaseText(leaseKey: string, lease: Lease): string {
-  return JSON.stringify(['dynamo-cache/lease/v1', leaseKey, lease.untilMs, lease.owner, lease.forFreshMs]);
+  const fields = ['dynamo-cache/lease/v1', leaseKey, lease.untilMs, lease.owner, lease.forFreshMs];
+  // Appended only when set, so leases signed by earlier versions still verify.
+  return JSON.stringify(lease.failed === true ? [...fields, 'failed'] : fields);
 }
 
 function checksum(bytes: Uint8Array): string {

@@ -1,7 +1,7 @@
 import { GetObjectCommand, HeadObjectCommand, NoSuchKey, NotFound, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
 import type { DynamoCache } from '../src/cache.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
@@ -108,6 +108,31 @@ describe('cacheAwsClient with the real S3 client', () => {
     const after = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'private.txt' }));
     expect(await after.Body!.transformToString()).toBe('v2');
     expect(s3.counts.GET).toBe(3);
+  });
+
+  it.each([
+    ['AccessDenied', 403],
+    ['NoSuchKey', 404],
+  ])('nor does another environment waiting on that refresh get the stale object: it sees %s too', async (code, status) => {
+    const slow = await S3Server.start({ latencyMs: 400 });
+    try {
+      slow.put('bucket', 'payroll.csv', 'alice,100000');
+      const tableName = await db.newTable();
+      const commands = { GetObjectCommand: { ttlSeconds: 0.2, staleIfErrorSeconds: 3600 } };
+      const a = await environment(tableName, commands, { memory: false, endpoint: slow.endpoint });
+      const b = await environment(tableName, commands, { memory: false, endpoint: slow.endpoint });
+      await (await a.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'payroll.csv' }))).Body!.transformToString();
+      await sleep(300); // stale, within staleIfErrorSeconds
+      slow.setOutage({ code, status }); // access revoked, or the object deleted
+      const refresh = a.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'payroll.csv' })).catch((e: unknown) => e);
+      await vi.waitFor(() => expect(a.cache.stats().leaseWins).toBe(1));
+      const waiter = await b.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'payroll.csv' })).catch((e: unknown) => e);
+      expect(b.cache.stats().leaseWaits).toBe(1);
+      expect(await refresh).toMatchObject({ name: code });
+      expect(waiter instanceof Error ? waiter.name : `answered ${awsCacheStatusOf(waiter as never)}`).toBe(code);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('a body round-trips exactly, text and binary, from 1 byte to 2 MB, from memory and from DynamoDB', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OriginalCacheService } from '../bench/baselines/original-cache-service.ts';
@@ -287,6 +288,59 @@ describe('stale-if-error', () => {
     await expect(cache.getOrSet('token', failing, { ttlSeconds: 60, staleIfErrorSeconds: 300 })).rejects.toBeInstanceOf(TooManyRequests);
     expect(failing).toHaveBeenCalledTimes(2);
     expect(cache.stats().staleIfError).toBe(1);
+  });
+
+  it.each([
+    ['in clear', {}],
+    ['with encryption (the mark is signed)', { encryption: { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' } }],
+  ])("a waiter answers the stale value when the holder's refresh failed: the lease says so (%s)", async (_name, options: DynamoCacheOptions) => {
+    const tableName = await db.newTable();
+    const [holder, waiter] = await fleet(2, tableName, { memory: false, ...options });
+    const lifetime = { ttlSeconds: 60, staleIfErrorSeconds: 300 };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await holder!.set('k', 'still-good', lifetime);
+    vi.setSystemTime(Date.now() + 120_000); // stale, inside the stale-if-error window
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const failing = holder!.getOrSet('k', async () => {
+      await gate;
+      throw new TooManyRequests('upstream 429');
+    }, lifetime);
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(1));
+    const waiterFetch = vi.fn(async () => 'fetched by the waiter');
+    const waiting = waiter!.getOrSet('k', waiterFetch, lifetime);
+    await vi.waitFor(() => expect(waiter!.stats().leaseWaits).toBe(1));
+    release();
+    expect(await failing).toBe('still-good');
+    expect(await waiting).toBe('still-good');
+    expect(waiterFetch).not.toHaveBeenCalled();
+    expect(waiter!.stats().staleIfError).toBe(1);
+    const leases = (await db.client.send(new ScanCommand({ TableName: tableName }))).Items!.filter((item) => item.dc_enc?.S === 'lease');
+    expect(leases).toHaveLength(1);
+    expect(leases[0]!.dc_failed).toEqual({ BOOL: true });
+    expect(Number(leases[0]!.dc_lease!.N)).toBeLessThan(Date.now()); // over: the next caller takes the turn at once
+  });
+
+  it('a waiter does not answer stale when the holder gave the lease back without failing (it found nothing to store): it fetches itself', async () => {
+    const tableName = await db.newTable();
+    const [holder, waiter] = await fleet(2, tableName, { memory: false });
+    const lifetime = { ttlSeconds: 60, staleIfErrorSeconds: 300 };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await holder!.set('k', 'deleted upstream', lifetime);
+    vi.setSystemTime(Date.now() + 120_000);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const notFound = holder!.getOrSet('k', async () => {
+      await gate;
+      return undefined; // "not found", and no negativeTtlSeconds: nothing stored, the lease deleted
+    }, lifetime);
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(1));
+    const waiting = waiter!.getOrSet('k', async () => 'the waiter\'s own answer', lifetime);
+    await vi.waitFor(() => expect(waiter!.stats().leaseWaits).toBe(1));
+    release();
+    expect(await notFound).toBeUndefined();
+    expect(await waiting).toBe("the waiter's own answer");
+    expect(waiter!.stats().staleIfError).toBe(0);
   });
 
   it('the stale-if-error answer is logged as a warning', async () => {

@@ -229,23 +229,24 @@ export class DynamoStore {
     );
   }
 
-  /** Gives a lease back early (the fetch failed or stored nothing): deletes the lease item if `owner` still holds it. */
-  async releaseLease(leaseKey: string, owner: string, call?: CallBudget): Promise<Outcome<void>> {
+  /**
+   * Gives a lease back early, if `owner` still holds it: deletes the lease item (the fetch stored nothing), or
+   * replaces it with `ended`, an already expired lease that says why it ended (the fetch failed).
+   */
+  async releaseLease(leaseKey: string, owner: string, call?: CallBudget, ended?: Item): Promise<Outcome<void>> {
     const { client, tableName } = this.#s;
+    const onlyIfOwner = {
+      TableName: tableName,
+      ConditionExpression: '#owner = :owner',
+      ExpressionAttributeNames: { '#owner': META.leaseOwner },
+      ExpressionAttributeValues: { ':owner': { S: owner } },
+    };
     return this.#s.guard.run(
-      'DeleteItem',
+      ended === undefined ? 'DeleteItem' : 'PutItem',
       async ({ http }) => {
         try {
-          await client.send(
-            new DeleteItemCommand({
-              TableName: tableName,
-              Key: this.#key(leaseKey),
-              ConditionExpression: '#owner = :owner',
-              ExpressionAttributeNames: { '#owner': META.leaseOwner },
-              ExpressionAttributeValues: { ':owner': { S: owner } },
-            }),
-            http,
-          );
+          if (ended === undefined) await client.send(new DeleteItemCommand({ ...onlyIfOwner, Key: this.#key(leaseKey) }), http);
+          else await client.send(new PutItemCommand({ ...onlyIfOwner, Item: ended }), http);
         } catch (error) {
           // Not ours any more: the lease expired and someone else took it.
           if (!isConditionalCheckFailure(error)) throw error;

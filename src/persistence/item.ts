@@ -33,6 +33,8 @@ export const META = {
   leaseFor: 'dc_for',
   /** On a lease item, with encryption: `<key id>:<HMAC>` over the lease, so a forged lease is ignored. */
   signature: 'dc_sig',
+  /** On a lease item: `true` when the holder's refresh failed (the lease then ends at once), so its waiters may answer stale. */
+  leaseFailed: 'dc_failed',
   /** How long the fetch that produced the value took, in ms (for probabilistic early refresh). */
   fetchMs: 'dc_fetch_ms',
   /** On the head item of a large value: how many chunk items hold it. */
@@ -82,6 +84,11 @@ export interface Lease {
   readonly owner: string;
   /** The freshness of the value the holder set out to replace (epoch ms, 0 for none): a lease taken for an older value than the one now stored is over. */
   readonly forFreshMs: number;
+  /**
+   * Set when the holder's refresh failed: its waiters may then answer a stale value within `staleIfErrorSeconds`.
+   * A lease given back without it (deleted) ended without a value for another reason, which a stale value must not hide.
+   */
+  readonly failed?: boolean;
   /** `<key id>:<HMAC>` with encryption. */
   readonly signature?: string;
 }
@@ -180,6 +187,7 @@ export function leaseItem(names: AttributeNames, leaseKey: string, lease: Lease)
     [META.lease]: { N: String(lease.untilMs) },
     [META.leaseOwner]: { S: lease.owner },
     [META.leaseFor]: { N: String(lease.forFreshMs) },
+    ...(lease.failed === true ? { [META.leaseFailed]: { BOOL: true } } : {}),
     ...(lease.signature === undefined ? {} : { [META.signature]: { S: lease.signature } }),
   };
 }
@@ -192,7 +200,7 @@ export function leaseOf(item: Record<string, AttributeValue> | undefined): Lease
   const owner = item[META.leaseOwner]?.S;
   if (!Number.isFinite(untilMs) || !Number.isFinite(forFreshMs) || owner === undefined) return undefined;
   const signature = item[META.signature]?.S;
-  return { untilMs, owner, forFreshMs, ...(signature === undefined ? {} : { signature }) };
+  return { untilMs, owner, forFreshMs, ...(item[META.leaseFailed]?.BOOL === true ? { failed: true } : {}), ...(signature === undefined ? {} : { signature }) };
 }
 
 function chunkedBody(item: Record<string, AttributeValue>, marker: string | undefined): ChunkedBody {
