@@ -1,4 +1,6 @@
+import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { generationKey } from '../src/middleware/memo-key.ts';
 import { INITIAL_GENERATION, PathGenerations } from '../src/middleware/path-generations.ts';
 import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 
@@ -48,5 +50,23 @@ describe('path generations', () => {
     expect(generations.current('/unknown')).toBeUndefined(); // not asked again for a second
     vi.setSystemTime(Date.now() + 1_001);
     expect(await generations.current('/unknown')).toBe(INITIAL_GENERATION);
+  });
+
+  it("a generation item deleted by someone with table access does not bring an invalidated path's old responses back where the invalidation was seen", async () => {
+    const { tableName } = await db.newCache();
+    const here = new PathGenerations((await db.newCache({ tableName })).cache, 'fn', 10_000, 120);
+    const elsewhere = new PathGenerations((await db.newCache({ tableName })).cache, 'fn', 10_000, 120);
+    await here.invalidate('/account');
+    const invalidated = here.current('/account');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 10_001);
+    expect(await elsewhere.current('/account')).toBe(invalidated);
+    await db.client.send(new DeleteItemCommand({ TableName: tableName, Key: { id: { S: generationKey('fn', '/account') } } }));
+    vi.setSystemTime(Date.now() + 10_001);
+    expect(await here.current('/account')).toBe(invalidated);
+    expect(await elsewhere.current('/account')).toBe(invalidated);
+    // A cold environment cannot tell a deleted item from one that expired (docs/integrity.md).
+    const cold = new PathGenerations((await db.newCache({ tableName })).cache, 'fn', 10_000, 120);
+    expect(await cold.current('/account')).toBe(INITIAL_GENERATION);
   });
 });

@@ -87,7 +87,10 @@ export class PathGenerations {
     // A failed read (DynamoDB failing, already logged) keeps the generation known so far for a second, as the
     // namespace generation does; with none known, the path is not memoized meanwhile.
     if (info === undefined || info.state === 'unreadable') return this.#remember(path, known?.generation, FAILED_READ_BACKOFF_MS);
-    return this.#remember(path, info.state === 'fresh' && typeof info.value === 'string' ? info.value : INITIAL_GENERATION, this.#refreshMs);
+    if (info.state === 'fresh' && typeof info.value === 'string') return this.#remember(path, info.value, this.#refreshMs);
+    // Gone: expired (every response under it expired first), or deleted by someone with table access, which
+    // must not bring back what an invalidation this environment saw made unreachable.
+    return this.#remember(path, known?.generation ?? INITIAL_GENERATION, this.#refreshMs);
   }
 
   #remember(path: string, generation: string | undefined, forMs: number): string | undefined {
