@@ -97,6 +97,9 @@ export class Keyring {
   #keys: Map<string, Buffer> | undefined;
   #loadedAt = 0;
   #loading: Promise<Map<string, Buffer>> | undefined;
+  /** After a failed load, not asked again before this (epoch ms): a throttled key source must not be hammered. */
+  #retryAtMs = 0;
+  #lastFailure: unknown;
 
   /** @throws InvalidOptionsError for malformed options or (given as a map) keys. */
   constructor(options: EncryptionOptions) {
@@ -166,26 +169,40 @@ export class Keyring {
    */
   async #ring(call: CallBudget): Promise<Map<string, Buffer>> {
     const source = this.#source;
-    if (typeof source === 'function' && this.#loading === undefined && (this.#keys === undefined || Date.now() - this.#loadedAt >= this.#cacheMs)) {
+    const now = Date.now();
+    if (typeof source === 'function' && this.#loading === undefined && now >= this.#retryAtMs && (this.#keys === undefined || now - this.#loadedAt >= this.#cacheMs)) {
       const loading = Promise.resolve()
         .then(() => source())
         .then((keys) => toKeyring(keys, this.writeKeyId))
-        .then((keys) => {
-          this.#keys = keys;
-          this.#loadedAt = Date.now();
-          return keys;
-        })
+        .then(
+          (keys) => {
+            this.#keys = keys;
+            this.#loadedAt = Date.now();
+            return keys;
+          },
+          (error: unknown) => {
+            // A failed load is not kept: the key function is asked again after a pause.
+            this.#retryAtMs = Date.now() + FAILED_LOAD_BACKOFF_MS;
+            this.#lastFailure = error;
+            throw error;
+          },
+        )
         .finally(() => {
-          // A failed load is not kept: the next operation asks again.
           if (this.#loading === loading) this.#loading = undefined;
         });
       loading.catch(() => undefined);
       this.#loading = loading;
     }
     if (this.#keys !== undefined) return this.#keys;
-    return withinBounds(this.#loading!, call, this.#timeoutMs);
+    if (this.#loading === undefined) {
+      throw new KeysUnavailableError(`the encryption key function failed; asked again within ${FAILED_LOAD_BACKOFF_MS} ms: ${(this.#lastFailure as Error)?.message}`, { cause: this.#lastFailure });
+    }
+    return withinBounds(this.#loading, call, this.#timeoutMs);
   }
 }
+
+/** How long after a failed key load the key function is not asked again. */
+const FAILED_LOAD_BACKOFF_MS = 1000;
 
 /** `loading`, unless it takes longer than `timeoutMs` or the call's budget, or fails: then a `KeysUnavailableError`. */
 async function withinBounds(loading: Promise<Map<string, Buffer>>, call: CallBudget, timeoutMs: number): Promise<Map<string, Buffer>> {

@@ -1,7 +1,7 @@
 import { GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import { KeyMapper } from '../src/keys.ts';
@@ -13,6 +13,10 @@ import { httpApiEvent, lambdaContext } from './support/http-events.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 
 const db = useDynalite();
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 const asLambda = (handler: unknown) => handler as (event: unknown, context: Context) => Promise<any>;
 
 const key1 = randomBytes(32);
@@ -119,7 +123,7 @@ describe('client-side encryption', () => {
       expect(provider).toHaveBeenCalledTimes(1);
     });
 
-    it('a failing provider makes reads miss and writes return false, stores nothing in clear, and is asked again', async () => {
+    it('a failing provider makes reads miss and writes return false, stores nothing in clear, and is asked again after a pause', async () => {
       let fail = true;
       const provider = vi.fn(async () => {
         if (fail) throw new Error('AccessDeniedException from Secrets Manager');
@@ -130,6 +134,11 @@ describe('client-side encryption', () => {
       expect(await tableDump(tableName)).toBe('[]');
       expect(logger.warnings[0]!.message).toMatch(/could not be encrypted/);
       fail = false;
+      // A throttled key source is not hammered: within a second of the failure, nobody asks it again.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      for (let i = 0; i < 10; i++) expect(await cache.set('k', 'secret')).toBe(false);
+      expect(provider).toHaveBeenCalledTimes(1);
+      vi.setSystemTime(Date.now() + 1001);
       expect(await cache.set('k', 'secret')).toBe(true);
       expect(await cache.get('k')).toBe('secret');
       expect(provider).toHaveBeenCalledTimes(2);

@@ -48,9 +48,17 @@ describe('route table', () => {
     expect(table.match(request('GET', '/ADMIN/a/b'))).toBe(false);
   });
 
-  it('the options of a route apply to its exact case only', () => {
-    expect(table.match(request('GET', '/USERS/42'))).toBeUndefined();
+  it('a route kept per user matches any spelling; a shared route only the path as received or rebuilt from its template', () => {
+    expect(table.match(request('GET', '/USERS/42'))).toBe('user');
     expect(table.match(request('GET', '//users//42/'))).toBe('user');
+    const shared = new RouteTable<{ shared: boolean }>([['GET /catalog/{proxy+}', { shared: true }]], (policy) => policy.shared);
+    expect(shared.match(request('GET', '/catalog/shoes'))).toEqual({ shared: true });
+    for (const path of ['/CATALOG/shoes', '/%63atalog/shoes', '/me/x/../../catalog/shoes', '/me/x%2F..%2F..%2Fcatalog/shoes', '//catalog/shoes']) {
+      expect(shared.match(request('GET', path)), path).toBeUndefined();
+    }
+    const behindProxy = { source: 'api-gateway-v1' as const, routeTemplate: '/{proxy+}' };
+    expect(shared.match(request('GET', '/base/catalog/shoes', { ...behindProxy, pathParameters: { proxy: 'catalog/shoes' } }))).toEqual({ shared: true });
+    expect(shared.match(request('GET', '/base/me/x/../../catalog/shoes', { ...behindProxy, pathParameters: { proxy: 'me/x/../../catalog/shoes' } }))).toBeUndefined();
   });
 
   it('behind API Gateway: the route template, the stage prefix and the rebuilt path all count', () => {

@@ -30,9 +30,10 @@ interface Route<P> {
  * - A route that makes responses safer or leaves them as they are (disabled, `false`; or keyed by identity)
  *   matches any spelling: the canonical paths and the path as received, in any letter case.
  * - A route that shares responses across identities (`exposes`) matches only the path as received (letter
- *   case, percent-encoding and slashes as they are, less a leading `/<stage>`) or API Gateway's own route
- *   template: a handler that routes on the raw path (`/me/x%2F..%2Fcatalog`, `/ME` for a case-insensitive
- *   router) must never have its personal answer filed under a shared route.
+ *   case, percent-encoding and slashes as they are, less a leading `/<stage>`; or rebuilt from the route
+ *   template and path parameters as they are) or API Gateway's own route template: a handler that routes
+ *   on the raw path (`/me/x%2F..%2Fcatalog`, `/ME` for a case-insensitive router) must never have its
+ *   personal answer filed under a shared route.
  * - A disabled route wins over every other match; otherwise the most specific match wins (literal, then
  *   `{param}`, then `{proxy+}`, segment by segment), then the one whose method is exact (a HEAD follows its
  *   GET route; `ANY` matches every method), then the first declared.
@@ -127,11 +128,17 @@ function precedes<P>(a: Route<P>, b: Route<P>, method: string): boolean {
   return methods !== 0 ? methods > 0 : a.order < b.order;
 }
 
-/** The request's path exactly as received, and the same less a leading `/<stage>` segment. */
+/**
+ * The request's path exactly as received, the same less a leading `/<stage>` segment, and the path its route
+ * template and path parameters stand for, as they are (a base path mapping is not part of it): spellings a
+ * handler itself routes on, with no decoding or resolving of its own.
+ */
 function rawPaths(request: HttpRequestView): string[] {
   const paths = [request.path];
   const stage = request.stage;
   if (stage !== undefined && stage !== '$default' && stage !== '' && request.path.startsWith(`/${stage}/`)) paths.push(request.path.slice(stage.length + 1));
+  const rebuilt = templatePath(request);
+  if (rebuilt !== undefined && !paths.includes(rebuilt)) paths.push(rebuilt);
   return paths;
 }
 
@@ -146,11 +153,14 @@ function candidatePaths(request: HttpRequestView): string[] {
     else if (path.startsWith(`${prefix}/`)) candidates.push(path.slice(prefix.length));
   }
   const rebuilt = templatePath(request);
-  if (rebuilt !== undefined && !candidates.includes(rebuilt)) candidates.push(rebuilt);
+  if (rebuilt !== undefined) {
+    const canonical = canonicalPath(rebuilt);
+    if (!candidates.includes(canonical)) candidates.push(canonical);
+  }
   return candidates;
 }
 
-/** The path API Gateway's route template and path parameters stand for, or `undefined` without both. */
+/** The path API Gateway's route template and path parameters stand for (not canonical), or `undefined` without both. */
 function templatePath(request: HttpRequestView): string | undefined {
   const template = request.routeTemplate;
   const parameters = request.pathParameters;
@@ -161,5 +171,5 @@ function templatePath(request: HttpRequestView): string | undefined {
     if (typeof value !== 'string') complete = false;
     return typeof value === 'string' ? value : '';
   });
-  return complete ? canonicalPath(path) : undefined;
+  return complete ? path : undefined;
 }

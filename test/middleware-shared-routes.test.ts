@@ -1,7 +1,6 @@
-// Review finding: a `shared` route is matched on the *canonical* path (percent-decoded, dot segments
-// resolved), while the handler routes on the path as received. A path the handler serves as a personal
-// resource (`/me/...`) can canonicalize into a shared route, so the victim's personal response is stored
-// without identity and served to anyone (web cache deception). Encoded slashes survive browsers.
+// A `shared` route is matched strictly on the path as received (the one the handler routes on): a
+// personal path that only canonicalizes into a shared route (percent-encoded slashes, dot segments) is
+// keyed per user, never stored for everyone (web cache deception).
 import { describe, expect, it } from 'vitest';
 import { useDynalite } from './support/fixtures.ts';
 import { HTTP_SOURCES, type HttpSource, type RequestSpec } from './support/http-events.ts';
