@@ -1,5 +1,6 @@
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** DynamoDB throttling error names the proxy can answer with. */
 export type ThrottleError = 'ThrottlingException' | 'ProvisionedThroughputExceededException' | 'RequestLimitExceeded';
@@ -70,6 +71,24 @@ export class FaultProxy {
   /** Replaces the current faults (`{}` heals everything). */
   setFaults(faults: Faults): void {
     this.#faults = { ...faults };
+  }
+
+  /**
+   * Starts `call` with a fresh signal, aborts it once 150 ms of its requests went through this proxy, and
+   * counts the requests that still arrive in the second after the call settled (a caller that gave up
+   * should leave nothing behind polling).
+   */
+  async requestsAfterAbort(call: (signal: AbortSignal) => Promise<unknown>): Promise<{ before: number; outcome: unknown; after: number }> {
+    const controller = new AbortController();
+    const settled = call(controller.signal).catch((error: unknown) => error);
+    await sleep(150);
+    const before = this.count();
+    controller.abort();
+    const outcome = await settled;
+    await sleep(100);
+    const atAbort = this.count();
+    await sleep(1000);
+    return { before, outcome, after: this.count() - atAbort };
   }
 
   /** Requests seen for `operation`, or in total. */
