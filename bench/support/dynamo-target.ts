@@ -1,5 +1,6 @@
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -48,7 +49,7 @@ export async function startTarget(): Promise<DynamoTarget> {
   while ((await admin.send(new DescribeTableCommand({ TableName: tableName }))).Table?.TableStatus !== 'ACTIVE') await new Promise((resolve) => setTimeout(resolve, 5));
   admin.destroy();
   return {
-    description: `dynalite ${process.version} child process on 127.0.0.1`,
+    description: `dynalite ${dynaliteVersion()} child process (Node ${process.version}) on 127.0.0.1`,
     clientConfig,
     endpoint,
     tableName,
@@ -79,4 +80,8 @@ async function waitForPort(port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`dynalite did not start on port ${port}`);
+}
+
+function dynaliteVersion(): string {
+  return (JSON.parse(readFileSync(join(root, 'node_modules/dynalite/package.json'), 'utf8')) as { version: string }).version;
 }
