@@ -314,7 +314,7 @@ export class DynamoCache {
     }
     const memoryKey = this.#keys.storageKey(key, 0);
     if (this.#inflight.has(memoryKey)) this.#stats.increment('coalesced');
-    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, fetcher, policy, own));
+    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, own));
     reportResult(options, key, answer.source);
     // The first caller gets the value decoded once already (or the fetcher's own); joiners decode their own copy.
     const decoded = take(answer.decoded);
@@ -518,8 +518,7 @@ export class DynamoCache {
    * Where `key` lives for this call: its memory-tier key, and its DynamoDB key in the current namespace
    * generation (rereading it when due), or none when the generation cannot be read (already logged).
    */
-  #slot(key: string, operation: string, call: CallBudget): Slot | Promise<Slot> {
-    const memoryKey = this.#keys.storageKey(key, 0);
+  #slot(key: string, operation: string, call: CallBudget, memoryKey = this.#keys.storageKey(key, 0)): Slot | Promise<Slot> {
     const generation = this.#generation.current({ operation, key: memoryKey }, call);
     // Known (the usual case): no promise, no await.
     if (!(generation instanceof Promise)) return this.#keys.slot(key, generation, memoryKey);
@@ -543,8 +542,8 @@ export class DynamoCache {
     return undefined;
   }
 
-  async #resolveOrFetch<T>(key: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<Answer> {
-    const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet', call), policy, call);
+  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<Answer> {
+    const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet', call, memoryKey), policy, call);
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
     if (call.signal?.aborted) {
       // Every caller gave up: no fetch, and a lease won just now goes back at once.

@@ -217,11 +217,6 @@ export class RefreshCoordinator {
   }
 
   /**
-   * XFetch: a turn to refresh a fresh value early, when chosen by chance and (with the lease) the lease is
-   * won. An entry from the memory tier may be older than the stored value, so a win is checked against the
-   * stored value first: if someone else already refreshed it, there is nothing to do.
-   */
-  /**
    * The wait ran out: `waitMs`, or the caller's deadline. With `onWaitTimeout: 'throw'` that is an error;
    * otherwise the caller fetches itself (liveness), or, when it was its deadline that ended the wait, answers
    * with a stale value within `staleIfErrorSeconds` if there is one: no time is left for a fetch to fail in.
@@ -238,6 +233,11 @@ export class RefreshCoordinator {
     return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
   }
 
+  /**
+   * XFetch: a turn to refresh a fresh value early, when chosen by chance and (with the lease) the lease is
+   * won. An entry from the memory tier may be older than the stored value, so a win is checked against the
+   * stored value first: if someone else already refreshed it, there is nothing to do.
+   */
   async #earlyRefresh(slot: Slot, entry: CacheEntry, fromMemory: boolean, policy: RefreshPolicy, beta: number, call: CallBudget): Promise<Resolution | undefined> {
     const now = Date.now();
     if (entry.payload === undefined || !hasStorageKey(slot) || !shouldRefreshEarly(entry, now, beta)) return undefined;

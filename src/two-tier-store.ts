@@ -189,10 +189,9 @@ export class TwoTierStore {
   /** Tries to take the refresh lease of the slot's value (see `DynamoStore.acquireLease`). */
   async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest, call: CallBudget): Promise<LeaseResult> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
-    const lease: Lease = { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs };
-    const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease, call);
-    if (signature === null) return { ok: false };
-    const outcome = await this.#s.dynamo.acquireLease(leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature }), request.nowMs, call);
+    const mine = await this.#signedLeaseItem(leaseKey, { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs }, call);
+    if (mine === undefined) return { ok: false };
+    const outcome = await this.#s.dynamo.acquireLease(mine, request.nowMs, call);
     if (!outcome.ok) {
       // Cut short by the caller, the write may still have been applied: give back the lease it may hold, so the
       // fleet does not wait for it to expire (the release is conditional on the owner, so it is safe either way).
@@ -220,10 +219,8 @@ export class TwoTierStore {
       return;
     }
     // Already over (the next caller takes the turn at once, as after a delete); only waiters read the mark.
-    const lease: Lease = { untilMs: Date.now() - 1, owner, forFreshMs: failed.forFreshMs, failed: true };
-    const signature = this.#s.keyring === undefined ? undefined : await this.#sign(leaseKey, lease, call);
     // Without a signature the mark would be ignored as forged: deleting the lease is the next best thing.
-    const ended = signature === null ? undefined : leaseItem(this.#s.attributes, leaseKey, signature === undefined ? lease : { ...lease, signature });
+    const ended = await this.#signedLeaseItem(leaseKey, { untilMs: Date.now() - 1, owner, forFreshMs: failed.forFreshMs, failed: true }, call);
     await this.#s.dynamo.releaseLease(leaseKey, owner, call, ended);
   }
 
@@ -246,14 +243,16 @@ export class TwoTierStore {
     return 'untrusted';
   }
 
-  /** The lease's signature, or `null` (logged) when the keys are unavailable. */
-  async #sign(leaseKey: string, lease: Lease, call: CallBudget): Promise<string | null> {
+  /** The lease item for `lease`, signed with encryption; `undefined` (logged) when the keys are unavailable to sign it. */
+  async #signedLeaseItem(leaseKey: string, lease: Lease, call: CallBudget): Promise<Item | undefined> {
+    const keyring = this.#s.keyring;
+    if (keyring === undefined) return leaseItem(this.#s.attributes, leaseKey, lease);
     try {
-      return await this.#s.keyring!.sign(leaseText(leaseKey, lease), call);
+      return leaseItem(this.#s.attributes, leaseKey, { ...lease, signature: await keyring.sign(leaseText(leaseKey, lease), call) });
     } catch (error) {
       this.#s.stats.increment('errors');
       this.#s.logger.warn('dynamo-cache: refresh lease could not be signed; fetching without it', { key: leaseKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
-      return null;
+      return undefined;
     }
   }
 

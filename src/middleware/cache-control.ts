@@ -16,6 +16,8 @@ const FRESHNESS_DIRECTIVES = new Set(['max-age', 's-maxage']);
 const DELTA_SECONDS_CAP = 2_147_483_648;
 
 const TOKEN_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+/** An RFC 9110 token (5.6.2): a field name, a directive name, an unquoted argument. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^[0-9]+$/;
 
 /**
@@ -91,7 +93,7 @@ export function formatCacheControl(directives: Directives): string {
       const seconds = argument === true ? undefined : parseDeltaSeconds(argument);
       if (seconds !== undefined) members.push(`${name}=${seconds}`);
       else if (FRESHNESS_DIRECTIVES.has(name)) members.push(`${name}=0`);
-    } else if (argument === true || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(argument)) {
+    } else if (argument === true || !TOKEN.test(argument)) {
       members.push(name);
     } else {
       members.push(`${name}=${argument}`);

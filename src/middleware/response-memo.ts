@@ -5,7 +5,7 @@ import type { CacheSource, CallOptions } from '../call-options.ts';
 import { InvalidOptionsError, InvalidValueError } from '../errors.ts';
 import { assertKnownOptions } from '../known-options.ts';
 import { booleanOption, finiteNumber, nonNegativeNumber } from '../options.ts';
-import { ageOf, parseCacheControl } from './cache-control.ts';
+import { TOKEN, ageOf, parseCacheControl } from './cache-control.ts';
 import { CustomKey, type MemoKey } from './custom-key.ts';
 import { readHttpEvent, type HttpRequestView } from './http-event.ts';
 import {
@@ -529,7 +529,7 @@ function statusCodes(codes: unknown): number[] {
 
 /** Header names, lower case, without repeats, sorted (the order they take in the key). */
 function headerList(name: string, headers: unknown): string[] {
-  if (!Array.isArray(headers) || headers.some((h) => typeof h !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(h))) {
+  if (!Array.isArray(headers) || headers.some((h) => typeof h !== 'string' || !TOKEN.test(h))) {
     throw new InvalidOptionsError(`${name} must be an array of header names`);
   }
   return [...new Set(headers.map((h: string) => h.toLowerCase()))].sort();

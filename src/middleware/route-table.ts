@@ -55,8 +55,9 @@ export class RouteTable<P> {
   /** The policy of the route `request` belongs to: `false` when disabled, `undefined` when no route matches. */
   match(request: HttpRequestView): P | false | undefined {
     if (this.#routes.length === 0) return undefined;
-    const raw = rawPaths(request).map((path) => path.split('/').slice(1));
-    const anySpelling = [...candidatePaths(request).map((path) => path.split('/').slice(1)), ...raw].map((segments) => segments.map((segment) => segment.toLowerCase()));
+    const spelt = spellings(request);
+    const raw = spelt.raw.map((path) => path.split('/').slice(1));
+    const anySpelling = [...spelt.canonical.map((path) => path.split('/').slice(1)), ...raw].map((segments) => segments.map((segment) => segment.toLowerCase()));
     const shape = request.routeTemplate === undefined ? undefined : shapeOf(parseSegments(request.routeTemplate));
     let best: Route<P> | undefined;
     for (const route of this.#routes) {
@@ -129,35 +130,33 @@ function precedes<P>(a: Route<P>, b: Route<P>, method: string): boolean {
 }
 
 /**
- * The request's path exactly as received, the same less a leading `/<stage>` segment, and the path its route
- * template and path parameters stand for, as they are (a base path mapping is not part of it): spellings a
- * handler itself routes on, with no decoding or resolving of its own.
+ * The spellings of the request's path that route patterns are matched against. `raw`: the path exactly as
+ * received, the same less a leading `/<stage>` segment, and the path its route template and path parameters
+ * stand for, as they are (a base path mapping is not part of it): spellings a handler itself routes on, with
+ * no decoding or resolving of its own. `canonical`: the same three in canonical form.
  */
-function rawPaths(request: HttpRequestView): string[] {
-  const paths = [request.path];
-  const stage = request.stage;
-  if (stage !== undefined && stage !== '$default' && stage !== '' && request.path.startsWith(`/${stage}/`)) paths.push(request.path.slice(stage.length + 1));
+function spellings(request: HttpRequestView): { readonly raw: string[]; readonly canonical: string[] } {
   const rebuilt = templatePath(request);
-  if (rebuilt !== undefined && !paths.includes(rebuilt)) paths.push(rebuilt);
-  return paths;
+  const canonicalRequestPath = canonicalPath(request.path);
+  return {
+    raw: distinct([request.path, withoutStage(request.path, request.stage, false), rebuilt]),
+    canonical: distinct([canonicalRequestPath, withoutStage(canonicalRequestPath, request.stage, true), rebuilt === undefined ? undefined : canonicalPath(rebuilt)]),
+  };
 }
 
-/** The canonical spellings of the request's path that route patterns are matched against. */
-function candidatePaths(request: HttpRequestView): string[] {
-  const path = canonicalPath(request.path);
-  const candidates = [path];
-  const stage = request.stage;
-  if (stage !== undefined && stage !== '$default' && stage !== '') {
-    const prefix = `/${stage}`;
-    if (path === prefix) candidates.push('/');
-    else if (path.startsWith(`${prefix}/`)) candidates.push(path.slice(prefix.length));
-  }
-  const rebuilt = templatePath(request);
-  if (rebuilt !== undefined) {
-    const canonical = canonicalPath(rebuilt);
-    if (!candidates.includes(canonical)) candidates.push(canonical);
-  }
-  return candidates;
+/**
+ * `path` less a leading `/<stage>` segment (HTTP API named stages prefix `rawPath`), or `undefined` without
+ * one. The stage alone is the root only when `stageIsRoot`: a raw path is taken as the handler sees it.
+ */
+function withoutStage(path: string, stage: string | undefined, stageIsRoot: boolean): string | undefined {
+  if (stage === undefined || stage === '$default' || stage === '') return undefined;
+  const prefix = `/${stage}`;
+  if (path === prefix) return stageIsRoot ? '/' : undefined;
+  return path.startsWith(`${prefix}/`) ? path.slice(prefix.length) : undefined;
+}
+
+function distinct(paths: ReadonlyArray<string | undefined>): string[] {
+  return [...new Set(paths.filter((path): path is string => path !== undefined))];
 }
 
 /** The path API Gateway's route template and path parameters stand for (not canonical), or `undefined` without both. */
