@@ -60,6 +60,30 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
   });
 });
 
+describe('query values that do not decode exactly are kept as received, so they never share a key', () => {
+  it('ALB (parameters passed raw): ?q=%25E0 and ?q=%E0 are two requests', async () => {
+    const { invoke, handlerSpy } = await setup(async (e) => json(200, { q: e.queryStringParameters?.q }), { response: { ttlSeconds: 60, shared: true } });
+    const first = await invoke({ ...albEvent({ path: '/search' }), queryStringParameters: { q: '%25E0' } });
+    expect(bodyOf(first).q).toBe('%25E0');
+    const second = await invoke({ ...albEvent({ path: '/search' }), queryStringParameters: { q: '%E0' } });
+    expect(bodyOf(second).q, `handler runs: ${handlerSpy.mock.calls.length}`).toBe('%E0');
+  });
+
+  it.each([
+    ['HTTP API (v2)', httpApiEvent],
+    ['Function URL', functionUrlEvent],
+  ] as const)('%s: a malformed escape and the U+FFFD URLSearchParams turns it into are two requests', async (_source, build) => {
+    const { invoke, handlerSpy } = await setup(async (e) => json(200, { raw: e.rawQueryString }), { response: { ttlSeconds: 60, shared: true } });
+    const first = await invoke(build({ path: '/search', route: '$default', query: 'q=%EF%BF%BD' }));
+    expect(bodyOf(first).raw).toBe('q=%EF%BF%BD');
+    const second = await invoke(build({ path: '/search', route: '$default', query: 'q=%E0' }));
+    expect(bodyOf(second).raw, `handler runs: ${handlerSpy.mock.calls.length}`).toBe('q=%E0');
+    // Equivalent spellings of one decoded query still share a key.
+    await invoke(build({ path: '/search', route: '$default', query: 'q=%C3%A9' }));
+    expect(header(await invoke(build({ path: '/search', route: '$default', query: 'q=é' })), 'X-Cache')).toBe('Hit');
+  });
+});
+
 /** The query as each source hands it to the handler, values of one name in order. */
 function queryAsSeen(e: any): unknown {
   return e.rawQueryString ?? e.multiValueQueryStringParameters ?? e.queryStringParameters;

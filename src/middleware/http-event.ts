@@ -21,14 +21,19 @@ export interface HttpRequestView {
   readonly pathParameters: Readonly<Record<string, unknown>> | undefined;
   /**
    * Query parameters, decoded, sorted by name only (a stable sort): `?b=2&a=1` and `?a=1&b=2` are one
-   * request, `?a=1&a=2` and `?a=2&a=1` are two, as the handler sees the values in that order.
+   * request, `?a=1&a=2` and `?a=2&a=1` are two, as the handler sees the values in that order. A name or
+   * value that does not decode exactly (a malformed escape, bytes that are not UTF-8) is kept as received,
+   * tagged: decoding it would map two requests the handler tells apart (`%E0`, `%25E0`, `%EF%BF%BD`) onto one.
    */
-  readonly query: ReadonlyArray<readonly [string, string]>;
+  readonly query: ReadonlyArray<readonly [QueryComponent, QueryComponent]>;
   /** Request headers, lower-case names, repeated values joined with `, ` (HTTP API `cookies` as `cookie`). */
   readonly headers: Readonly<Record<string, string>>;
   /** The event's `requestContext` (authorizer, IAM caller, client certificate): see `identityOf`. */
   readonly requestContext: Readonly<Record<string, unknown>>;
 }
+
+/** A query parameter's name or value: decoded, or, when it does not decode exactly, as received (`['raw', text]`). */
+export type QueryComponent = string | readonly ['raw', string];
 
 type Json = Record<string, unknown>;
 
@@ -53,7 +58,7 @@ export function readHttpEvent(event: unknown): HttpRequestView | undefined {
       stage: stringOr(requestContext.stage),
       routeTemplate: routeKey === '$default' ? undefined : routeKey.slice(routeKey.indexOf(' ') + 1),
       pathParameters: e.pathParameters as Json | undefined,
-      query: byName(new URLSearchParams(String(e.rawQueryString ?? ''))),
+      query: byName(queryPairs(String(e.rawQueryString ?? ''))),
       headers,
       requestContext,
     };
@@ -107,8 +112,8 @@ function lowerCaseMultiHeaders(headers: Json): Record<string, string> {
   return lowerCaseHeaders(joined);
 }
 
-function entriesOf(parameters: unknown, decode: (value: string) => string): Array<[string, string]> {
-  const entries: Array<[string, string]> = [];
+function entriesOf(parameters: unknown, decode: (value: string) => QueryComponent): Array<[QueryComponent, QueryComponent]> {
+  const entries: Array<[QueryComponent, QueryComponent]> = [];
   for (const [name, value] of Object.entries((parameters ?? {}) as Json)) {
     for (const one of Array.isArray(value) ? value : [value]) {
       if (one !== undefined && one !== null) entries.push([decode(name), decode(String(one))]);
@@ -118,14 +123,34 @@ function entriesOf(parameters: unknown, decode: (value: string) => string): Arra
 }
 
 /** Sorted by name only: Array.prototype.sort is stable, so the values of one name keep their order. */
-function byName(entries: Iterable<[string, string]>): Array<[string, string]> {
-  return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+function byName(entries: Iterable<[QueryComponent, QueryComponent]>): Array<[QueryComponent, QueryComponent]> {
+  const order = (name: QueryComponent) => JSON.stringify(name);
+  return [...entries].sort(([a], [b]) => {
+    const [x, y] = [order(a), order(b)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 }
 
-function decodeComponent(value: string): string {
+/**
+ * The name-value pairs of a raw query string, as `URLSearchParams` reads them (`&`-separated, empty pieces
+ * skipped, the first `=` splits), but each decoded exactly or kept as received: `URLSearchParams` turns any
+ * malformed escape into U+FFFD.
+ */
+function queryPairs(raw: string): Array<[QueryComponent, QueryComponent]> {
+  const pairs: Array<[QueryComponent, QueryComponent]> = [];
+  for (const piece of raw.split('&')) {
+    if (piece === '') continue;
+    const equals = piece.indexOf('=');
+    pairs.push(equals < 0 ? [decodeComponent(piece), ''] : [decodeComponent(piece.slice(0, equals)), decodeComponent(piece.slice(equals + 1))]);
+  }
+  return pairs;
+}
+
+/** `application/x-www-form-urlencoded` decoding of one component, or the component as received (tagged) when it does not decode exactly. */
+function decodeComponent(value: string): QueryComponent {
   try {
     return decodeURIComponent(value.replace(/\+/g, ' '));
   } catch {
-    return value;
+    return ['raw', value];
   }
 }

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import type { QueryComponent } from './http-event.ts';
 import type { IdentityComponent } from './identity.ts';
 
 /**
@@ -23,7 +24,7 @@ export interface HttpKeyParts {
    * What is asked for: the path (RFC 3986-normalized) and the query pairs in their significant order, or
    * the result of a custom `key` (any JSON value; `"1"` and `1` differ).
    */
-  readonly resource: readonly ['url', string, ReadonlyArray<readonly [string, string]>] | readonly ['key', unknown];
+  readonly resource: readonly ['url', string, ReadonlyArray<readonly [QueryComponent, QueryComponent]>] | readonly ['key', unknown];
   /** Each `vary` header name with the request's value, `null` when absent (not the same as empty). */
   readonly vary: ReadonlyArray<readonly [string, string | null]>;
   /** Every identity source present (empty when anonymous), or `null` on a shared route. */
