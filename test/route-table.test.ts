@@ -59,6 +59,9 @@ describe('route table', () => {
     const behindProxy = { source: 'api-gateway-v1' as const, routeTemplate: '/{proxy+}' };
     expect(shared.match(request('GET', '/base/catalog/shoes', { ...behindProxy, pathParameters: { proxy: 'catalog/shoes' } }))).toEqual({ shared: true });
     expect(shared.match(request('GET', '/base/me/x/../../catalog/shoes', { ...behindProxy, pathParameters: { proxy: 'me/x/../../catalog/shoes' } }))).toBeUndefined();
+    // A named stage leads an HTTP API's rawPath, never a REST path: there `/prod/...` is a path of its own.
+    expect(shared.match(request('GET', '/prod/catalog/shoes', { source: 'api-gateway-v2', stage: 'prod' }))).toEqual({ shared: true });
+    expect(shared.match(request('GET', '/prod/catalog/shoes', { source: 'api-gateway-v1', stage: 'prod' }))).toBeUndefined();
   });
 
   it('behind API Gateway: the route template, the stage prefix and the rebuilt path all count', () => {

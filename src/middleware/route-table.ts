@@ -30,7 +30,7 @@ interface Route<P> {
  * - A route that makes responses safer or leaves them as they are (disabled, `false`; or keyed by identity)
  *   matches any spelling: the canonical paths and the path as received, in any letter case.
  * - A route that shares responses across identities (`exposes`) matches only the path as received (letter
- *   case, percent-encoding and slashes as they are, less a leading `/<stage>`; or rebuilt from the route
+ *   case, percent-encoding and slashes as they are, less an HTTP API's leading `/<stage>`; or rebuilt from the route
  *   template and path parameters as they are) or API Gateway's own route template: a handler that routes
  *   on the raw path (`/me/x%2F..%2Fcatalog`, `/ME` for a case-insensitive router) must never have its
  *   personal answer filed under a shared route.
@@ -131,7 +131,7 @@ function precedes<P>(a: Route<P>, b: Route<P>, method: string): boolean {
 
 /**
  * The spellings of the request's path that route patterns are matched against. `raw`: the path exactly as
- * received, the same less a leading `/<stage>` segment, and the path its route template and path parameters
+ * received, the same less a leading `/<stage>` segment (HTTP API), and the path its route template and path parameters
  * stand for, as they are (a base path mapping is not part of it): spellings a handler itself routes on, with
  * no decoding or resolving of its own. `canonical`: the same three in canonical form.
  */
@@ -139,7 +139,8 @@ function spellings(request: HttpRequestView): { readonly raw: string[]; readonly
   const rebuilt = templatePath(request);
   const canonicalRequestPath = canonicalPath(request.path);
   return {
-    raw: distinct([request.path, withoutStage(request.path, request.stage, false), rebuilt]),
+    // Only an HTTP API puts a named stage in the path the handler sees (`rawPath`); a REST path never holds it.
+    raw: distinct([request.path, request.source === 'api-gateway-v2' ? withoutStage(request.path, request.stage, false) : undefined, rebuilt]),
     canonical: distinct([canonicalRequestPath, withoutStage(canonicalRequestPath, request.stage, true), rebuilt === undefined ? undefined : canonicalPath(rebuilt)]),
   };
 }
