@@ -206,6 +206,8 @@ const FAILED_LOAD_BACKOFF_MS = 1000;
 
 /** `loading`, unless it takes longer than `timeoutMs` or the call's budget, or fails: then a `KeysUnavailableError`. */
 async function withinBounds(loading: Promise<Map<string, Buffer>>, call: CallBudget, timeoutMs: number): Promise<Map<string, Buffer>> {
+  // An 'abort' listener never fires for a signal aborted already: a turn ended after its caller left waits for nothing.
+  if (call.signal?.aborted) throw new KeysUnavailableError('the call was aborted before the encryption keys were loaded');
   const waitMs = Math.max(0, Math.min(timeoutMs, call.untilMs === undefined ? timeoutMs : call.untilMs - Date.now()));
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;

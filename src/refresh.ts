@@ -161,6 +161,8 @@ export class RefreshCoordinator {
     const deadline = cutByDeadline ? call.untilMs! : waitUntil;
     let state = initial;
     let holder: Lease | undefined;
+    // The holder of the last live lease seen: only its own lease, failed or run out, lets the stale value stand in.
+    let waitedOn: string | undefined;
     let pause = lease.pollMs;
     let waited = false;
     for (;;) {
@@ -168,12 +170,14 @@ export class RefreshCoordinator {
       if (state.entry !== undefined && isFresh(state.entry, now)) return this.#hit(state.entry, 'dynamo', false, state.decoded);
       // A lease taken for an older value than the one now stored is over: that refresh finished.
       const leaseAlive = holder !== undefined && holder.untilMs > now && holder.forFreshMs >= state.seenFreshMs;
+      if (leaseAlive) waitedOn = holder!.owner;
       if (!leaseAlive) {
         // While we waited, the lease ended without a new value. The holder's fetch failed (its lease says so), or
         // it died (its lease ran out): the stale value stands in. A lease given back without a value for any
-        // other reason (deleted: an error a stale value must not hide, nothing to store) is no failure to
-        // cover: this caller takes its own turn and sees for itself.
-        const holderFailed = holder !== undefined && (holder.failed === true || holder.untilMs <= now);
+        // other reason (deleted: an error a stale value must not hide, nothing to store), or another holder's
+        // (an old lease put back by someone with table access), is no failure to cover: this caller takes its
+        // own turn and sees for itself.
+        const holderFailed = holder !== undefined && holder.owner === waitedOn && (holder.failed === true || holder.untilMs <= now);
         if (waited && holderFailed && staleIfError !== undefined) {
           this.#stats.increment('staleIfError');
           return this.#hit(staleIfError, 'dynamo', true, undefined, true);
@@ -188,6 +192,7 @@ export class RefreshCoordinator {
         // A lease nobody can vouch for (encryption on, signature missing): fetch without coordination.
         if (attempt.untrusted) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
         holder = attempt.lease;
+        if (holder !== undefined && holder.untilMs > Date.now()) waitedOn = holder.owner;
       }
       // Someone else is refreshing: answer from a value within the stale-while-revalidate window at once.
       if (state.entry !== undefined && withinStaleWindow(state.entry, Date.now(), policy.staleWhileRevalidateSeconds)) {

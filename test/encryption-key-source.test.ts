@@ -113,6 +113,20 @@ describe('a slow key source: no call waits for it past its budget', () => {
   });
 });
 
+describe('a caller that aborted before its value is stored', () => {
+  it('a turn ended after the abort settles at once, not after keysTimeoutMs', async () => {
+    const hanging = () => new Promise<Record<string, Uint8Array>>((resolve) => setTimeout(() => resolve({ k1: key1 }), 20_000).unref());
+    const { cache } = await db.newCache({ memory: false, lease: false, encryption: { keys: hanging, writeKeyId: 'k1', keysTimeoutMs: 6000 } });
+    const controller = new AbortController();
+    const turn = await cache.acquire<string>('k', { signal: controller.signal });
+    expect(turn.found).toBe(false);
+    controller.abort(new Error('caller gave up'));
+    const abortedAt = performance.now();
+    if (!turn.found) expect(await turn.fulfil('value')).toBe(false);
+    expect(performance.now() - abortedAt).toBeLessThan(2000);
+  });
+});
+
 describe('keysTimeoutMs', () => {
   it('bounds the wait for the keys without a deadline: a miss (logged, counted), a write that resolves false; later calls use the keys once loaded', async () => {
     const { tableName } = await db.newCache();

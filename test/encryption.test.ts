@@ -282,6 +282,27 @@ describe('with encryption on, only items this cache can authenticate are read', 
     expect(await waiter.getOrSet('k2', async () => 'after waiting')).toBe('after waiting');
     expect(waiter.stats()).toMatchObject({ leaseWaits: 1, leaseWaitTimeouts: 1 });
   });
+
+  it('an old, authentic lease put back over a live one never makes a waiter answer the stale value', async () => {
+    const tableName = await db.newTable();
+    const lease = { ttlMs: 1000, waitMs: 2500, pollMs: 50, maxPollMs: 100 };
+    const lifetime = { ttlSeconds: 1, staleIfErrorSeconds: 600 };
+    const [a, b, c] = await Promise.all([0, 1, 2].map(async () => (await db.newCache({ tableName, memory: false, encryption, lease })).cache));
+    expect(await a!.getOrSet('k', async () => 'v1', lifetime)).toBe('v1');
+    // Its signed lease item stays readable to anyone who can read the table.
+    const oldLease = (await db.client.send(new ScanCommand({ TableName: tableName }))).Items!.find((item) => item.dc_enc?.S === 'lease')!;
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // v1 stale (within staleIfError), the old lease over
+    const turn = await b!.acquire<string>('k', lifetime);
+    expect(turn.found).toBe(false);
+    const waiting = c!.getOrSet('k', async () => 'fetched by c', lifetime);
+    await vi.waitFor(() => expect(c!.stats().leaseWaits).toBe(1));
+    await db.client.send(new PutItemCommand({ TableName: tableName, Item: oldLease }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (!turn.found) await turn.fulfil('v2');
+    // The waiter reads the new value or fetches its own; it never mistakes the old lease for its holder's death.
+    expect(['v2', 'fetched by c']).toContain(await waiting);
+    expect(c!.stats().staleIfError).toBe(0);
+  });
 });
 
 describe('compression and encryption together (the CRIME/BREACH side channel)', () => {

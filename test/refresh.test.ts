@@ -124,6 +124,18 @@ describe('cross-environment lease', () => {
     expect(second!.stats().leaseWaitTimeouts).toBe(0);
   });
 
+  it('a lease that outlived its value (deleted, or removed by TTL first) holds nobody up', async () => {
+    const { cache } = await db.newCache({ memory: false, lease: { ttlMs: 300, waitMs: 3000 } });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    expect(await cache.getOrSet('k', async () => 'v1', { ttlSeconds: 1 })).toBe('v1');
+    vi.setSystemTime(Date.now() + 1100);
+    expect(await cache.getOrSet('k', async () => 'v2', { ttlSeconds: 1 })).toBe('v2'); // its lease names v1's freshness
+    vi.setSystemTime(Date.now() + 400); // that lease is over, its item still there
+    expect(await cache.delete('k')).toBe(true);
+    expect(await cache.getOrSet('k', async () => 'v3', { ttlSeconds: 60 })).toBe('v3');
+    expect(cache.stats()).toMatchObject({ leaseWaits: 0, leaseWaitTimeouts: 0 });
+  });
+
   it('a waiter whose polls are throttled keeps waiting for the holder instead of calling the upstream itself', async () => {
     const proxy = await FaultProxy.start(db.endpoint);
     try {

@@ -195,9 +195,10 @@ export class DynamoStore {
   /**
    * Takes a refresh lease with one conditional write of its small lease item (see `leaseItem`). It wins
    * when there is no lease yet, when the lease there was taken to replace an older value than the one the
-   * caller saw (that refresh is over), or when it was taken for the same value and has expired (its holder
-   * died). A lease taken for a newer value than the caller saw means the caller's read is out of date: it
-   * loses, and rereads.
+   * caller saw (that refresh is over), or when it has expired (its holder died, or it outlived its value:
+   * deleted, or removed by DynamoDB's TTL before the lease item). A live lease taken for a newer value than
+   * the caller saw means the caller's read is out of date: it loses, and rereads. (A caller that wins with an
+   * out-of-date read wastes one fetch at most: its write is conditional on the value it saw.)
    */
   async acquireLease(item: Item, nowMs: number, call?: CallBudget): Promise<Outcome<LeaseAttempt>> {
     const { client, tableName, attributes } = this.#s;
@@ -209,7 +210,7 @@ export class DynamoStore {
             new PutItemCommand({
               TableName: tableName,
               Item: item,
-              ConditionExpression: 'attribute_not_exists(#for) OR #for < :for OR (#for = :for AND (attribute_not_exists(#lease) OR #lease < :now))',
+              ConditionExpression: 'attribute_not_exists(#for) OR #for < :for OR attribute_not_exists(#lease) OR #lease < :now',
               ExpressionAttributeNames: { '#for': META.leaseFor, '#lease': META.lease },
               ExpressionAttributeValues: { ':for': item[META.leaseFor]!, ':now': { N: String(nowMs) } },
               // Saves a read when DynamoDB honours it; dynalite ignores it, so callers read when `item` is absent.
