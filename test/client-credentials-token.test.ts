@@ -151,9 +151,15 @@ describe('clientCredentialsToken', () => {
     server.injectNext(1, { status: 401, body: { error: 'invalid_client', error_description: `rejected Authorization: Basic ${basic}` } });
     const basicEcho = (await echoed!.token().catch((e: unknown) => e)) as TokenEndpointError;
     expect(basicEcho.errorDescription).toBe('rejected Authorization: Basic [redacted]');
-    for (const e of [error, echo, formEcho, basicEcho]) {
+    // ...and re-spelt by the endpoint: lower-case escapes, Basic credentials as base64url without padding.
+    const lowerSecret = formSecret.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase());
+    const basicUrl = Buffer.from(basic, 'base64').toString('base64url');
+    server.injectNext(1, { status: 400, body: { error: 'invalid_request', error_description: `secret ${lowerSecret} in ${basicUrl}` } });
+    const respelt = (await echoed!.token().catch((e: unknown) => e)) as TokenEndpointError;
+    expect(respelt.errorDescription).toBe('secret [redacted] in [redacted]');
+    for (const e of [error, echo, formEcho, basicEcho, respelt]) {
       const text = `${e.message} ${JSON.stringify(e)} ${e.stack}`;
-      for (const form of [CLIENT_SECRET, formSecret, uriSecret, basic, 'wrong-secret']) expect(text).not.toContain(form);
+      for (const form of [CLIENT_SECRET, formSecret, uriSecret, basic, lowerSecret, basicUrl, 'wrong-secret']) expect(text).not.toContain(form);
     }
   });
 

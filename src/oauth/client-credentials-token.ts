@@ -260,17 +260,19 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
 
 /**
  * Every form in which the secret went out, longest first: an endpoint that echoes what it was sent echoes the
- * form-encoded secret or the whole Basic credentials, rarely the raw string.
+ * form-encoded secret (its escapes in either case) or the whole Basic credentials (base64, padded or not, or
+ * base64url), rarely the raw string.
  */
 function secretFormsOf(clientId: string, secret: string, basicCredentials: string): string[] {
+  const lowerEscapes = (text: string) => text.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase());
+  const base64Forms = (bytes: Buffer) => [bytes.toString('base64'), bytes.toString('base64').replace(/=+$/, ''), bytes.toString('base64url')];
   const forms = new Set([
-    basicCredentials,
-    Buffer.from(`${clientId}:${secret}`).toString('base64'),
-    formEncode(secret),
-    encodeURIComponent(secret),
+    ...base64Forms(Buffer.from(basicCredentials, 'base64')),
+    ...base64Forms(Buffer.from(`${clientId}:${secret}`)),
+    ...[formEncode(secret), encodeURIComponent(secret)].flatMap((encoded) => [encoded, lowerEscapes(encoded)]),
     secret,
   ]);
-  return [...forms].sort((a, b) => b.length - a.length);
+  return [...forms].filter((form) => form !== '').sort((a, b) => b.length - a.length);
 }
 
 /** `text` with every form of the secret masked. */
