@@ -24,6 +24,9 @@ export type LeaseAttempt =
   /** Someone else holds the lease; `item` is the lease item when DynamoDB returned it. */
   | { readonly acquired: false; readonly item: Item | undefined };
 
+/** The condition of taking a lease (see `DynamoStore.acquireLease`), over `#for`/`#lease` and `:for`/`:now`. */
+export const LEASE_CONDITION = 'attribute_not_exists(#for) OR #for < :for OR attribute_not_exists(#lease) OR #lease < :now';
+
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
 /** BatchWriteItem's limit on items per request. */
@@ -210,7 +213,7 @@ export class DynamoStore {
             new PutItemCommand({
               TableName: tableName,
               Item: item,
-              ConditionExpression: 'attribute_not_exists(#for) OR #for < :for OR attribute_not_exists(#lease) OR #lease < :now',
+              ConditionExpression: LEASE_CONDITION,
               ExpressionAttributeNames: { '#for': META.leaseFor, '#lease': META.lease },
               ExpressionAttributeValues: { ':for': item[META.leaseFor]!, ':now': { N: String(nowMs) } },
               // Saves a read when DynamoDB honours it; dynalite ignores it, so callers read when `item` is absent.
