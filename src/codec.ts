@@ -57,34 +57,38 @@ export function encodeValue(value: unknown): Payload {
  */
 function rejectInexactValues(this: unknown, key: string, converted: unknown): unknown {
   const raw = (this as Record<string, unknown>)[key];
-  const where = key === '' ? 'value' : `property "${key}"`;
   switch (typeof raw) {
     case 'string':
     case 'boolean':
       return converted;
     case 'number':
-      if (!Number.isFinite(raw)) throw new InvalidValueError(`Cannot cache ${where}: ${raw} is not a finite number`);
+      if (!Number.isFinite(raw)) throw new InvalidValueError(`Cannot cache ${where(key)}: ${raw} is not a finite number`);
       return converted;
     case 'object': {
       if (raw === null) return converted;
       if (Array.isArray(raw)) {
-        if (Object.keys(raw).length !== raw.length) throw new InvalidValueError(`Cannot cache ${where}: sparse array`);
+        if (Object.keys(raw).length !== raw.length) throw new InvalidValueError(`Cannot cache ${where(key)}: sparse array`);
         return converted;
       }
       const proto = Object.getPrototypeOf(raw);
       if ((proto === Object.prototype || proto === null) && typeof (raw as { toJSON?: unknown }).toJSON !== 'function') {
         // JSON drops symbol-keyed properties without a word; refusing keeps a round trip exact.
         if (Object.getOwnPropertySymbols(raw).length > 0) {
-          throw new InvalidValueError(`Cannot cache ${where}: symbol-keyed properties cannot be stored`);
+          throw new InvalidValueError(`Cannot cache ${where(key)}: symbol-keyed properties cannot be stored`);
         }
         return converted;
       }
       const name = (raw as object).constructor?.name ?? 'object';
-      throw new InvalidValueError(`Cannot cache ${where}: a ${name} does not round-trip through JSON; convert it first`);
+      throw new InvalidValueError(`Cannot cache ${where(key)}: a ${name} does not round-trip through JSON; convert it first`);
     }
     default:
-      throw new InvalidValueError(`Cannot cache ${where}: ${typeof raw} values cannot be stored`);
+      throw new InvalidValueError(`Cannot cache ${where(key)}: ${typeof raw} values cannot be stored`);
   }
+}
+
+/** How an error names the part of a value at `key` (worked out only for the error: the replacer runs for every property). */
+function where(key: string): string {
+  return key === '' ? 'value' : `property "${key}"`;
 }
 
 /** Turns a payload back into a value. Each call returns a fresh copy the caller may mutate freely. */

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 import { InvalidKeyError, InvalidOptionsError } from './errors.ts';
 import { assertKnownOptions } from './known-options.ts';
 
@@ -58,7 +58,7 @@ export function assertNamespace(namespace: string): void {
 
 /** Hex SHA-256 of a string. */
 export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /**
@@ -116,7 +116,7 @@ export class KeyMapper {
    * so that taking a lease costs one write unit whatever the size of the value.
    */
   leaseKey(storageKey: string): string {
-    return `${this.prefix}${RESERVED_MARKER}l:${createHash('sha256').update(storageKey).digest('base64url')}`;
+    return `${this.prefix}${RESERVED_MARKER}l:${hash('sha256', storageKey, 'base64url')}`;
   }
 
   /** The partition key of chunk `index` of the large value stored under `generation`. */

@@ -49,8 +49,8 @@ export class MemoryTier {
       maxSize: options.maxBytes,
       // lru-cache needs a positive size; count a small overhead per entry so empty strings count too.
       sizeCalculation: ({ entry }) => (entry.payload === undefined ? 0 : payloadBytes(entry.payload)) + 64,
-      // lru-cache's own TTL only frees memory early; validity is checked against the wall clock below.
-      ttl: this.#ttlMs,
+      // No lru-cache TTL: without autopurge it frees nothing early, it only hides expired entries, which `get`
+      // does below against the wall clock; its clock reads and timers cost on every get and set.
     });
   }
 
@@ -78,7 +78,7 @@ export class MemoryTier {
       return;
     }
     const ttl = Math.min(this.#ttlMs, remainingMs);
-    this.#lru.set(memoryKey, { entry, generation, validUntilMs: nowMs + ttl }, { ttl: Math.ceil(ttl) });
+    this.#lru.set(memoryKey, { entry, generation, validUntilMs: nowMs + ttl });
   }
 
   delete(memoryKey: string): void {

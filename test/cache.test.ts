@@ -346,6 +346,33 @@ describe('memory tier', () => {
     expect(cache.stats().dynamoHits).toBe(1);
   });
 
+  it('a write, stored in memory while its request is in flight, resolves with the entry there (plain, chunked, and when it fails)', async () => {
+    const { cache } = await db.newCache({ largeValueTimeoutMs: 10_000 });
+    await cache.set('small', 'v');
+    await cache.getOrSet('fetched', async () => ({ n: 1 }));
+    await cache.set('large', 'x'.repeat(500_000)); // written as chunk items
+    expect(cache.stats().memoryEntries).toBe(3);
+    expect([await cache.get('small'), await cache.get('fetched'), (await cache.get<string>('large'))?.length]).toEqual(['v', { n: 1 }, 500_000]);
+    expect(cache.stats()).toMatchObject({ memoryHits: 3, dynamoHits: 0 });
+    // DynamoDB unreachable (nothing listens on port 1): the write fails, the memory tier still has the value.
+    const { cache: failing } = await db.newCache({ endpoint: 'http://127.0.0.1:1', logger: new RecordingLogger() });
+    expect(await failing.set('offline', 'kept')).toBe(false);
+    expect(await failing.get('offline')).toBe('kept');
+    expect(failing.stats()).toMatchObject({ memoryHits: 1 });
+  });
+
+  it("a write resolves under a test's fake timers that replace the global setImmediate", async () => {
+    // A client that answers at once (the in-process dynalite itself stalls on a faked setImmediate): every read
+    // finds nothing, every write succeeds.
+    const client = { send: vi.fn(async () => ({ $metadata: {} })) };
+    const cache = new DynamoCache({ tableName: 'tbl', client: client as never, logger: new RecordingLogger() });
+    vi.useFakeTimers({ toFake: ['setImmediate', 'Date'] });
+    expect(await cache.set('k', 'v')).toBe(true);
+    expect(await cache.getOrSet('other', async () => 'w')).toBe('w');
+    expect([await cache.get('k'), await cache.get('other')]).toEqual(['v', 'w']);
+    expect(cache.stats()).toMatchObject({ memoryHits: 2, writes: 2 });
+  });
+
   it('memory: false sends every read to DynamoDB', async () => {
     const { cache } = await db.newCache({ memory: false });
     await cache.set('k', 1);
