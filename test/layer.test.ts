@@ -148,6 +148,13 @@ describe('the built layer, loaded the way Lambda loads it', () => {
     expect([...sdkImports]).toEqual(['@aws-sdk/client-dynamodb']);
   });
 
+  it("reaches Node's built-in modules with process.getBuiltinModule, not import (no ES module facade to build at a cold start)", async () => {
+    const text = await readFile(join(root, 'layer/nodejs/node_modules/dynamo-cache/index.mjs'), 'utf8');
+    expect([...text.matchAll(/(?:from ?|import ?\(?)["'](node:[^"']+)["']/g)].map((m) => m[1])).toEqual([]);
+    const reached = new Set([...text.matchAll(/getBuiltinModule\(["'](node:[^"']+)["']\)/g)].map((m) => m[1]));
+    expect([...reached]).toEqual(expect.arrayContaining(['node:crypto', 'node:timers/promises', 'node:stream', 'node:diagnostics_channel']));
+  });
+
   it('is one bundle: the CommonJS entry is one line that requires the ES module', async () => {
     const entry = await readFile(join(root, 'layer/nodejs/node_modules/dynamo-cache/index.cjs'), 'utf8');
     expect(entry.split('\n').filter((line) => line !== '' && !line.startsWith('//') && line !== "'use strict';")).toEqual(["module.exports = require('./index.mjs');"]);
