@@ -543,7 +543,8 @@ export class DynamoCache {
   }
 
   async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<Answer> {
-    const resolution = await this.#refresh.resolve(await this.#slot(key, 'getOrSet', call, memoryKey), policy, call);
+    const slot = this.#slot(key, 'getOrSet', call, memoryKey);
+    const resolution = await this.#refresh.resolve(slot instanceof Promise ? await slot : slot, policy, call);
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
     if (call.signal?.aborted) {
       // Every caller gave up: no fetch, and a lease won just now goes back at once.

@@ -43,7 +43,8 @@ export function encodeValue(value: unknown): Payload {
   }
   let data: string;
   try {
-    data = JSON.stringify(value, rejectInexactValues);
+    assertRoundTrips(value, '', []);
+    data = JSON.stringify(value);
   } catch (error) {
     if (error instanceof InvalidValueError) throw error;
     throw new InvalidValueError(`Cannot cache this value: ${(error as Error).message}`, { cause: error });
@@ -52,42 +53,49 @@ export function encodeValue(value: unknown): Payload {
 }
 
 /**
- * `JSON.stringify` replacer that inspects the raw value (`this[key]`, before `toJSON`) so a `Date` or a
- * nested `undefined` is caught instead of being silently converted or dropped.
+ * Throws `InvalidValueError` for the first part of `value`, in `JSON.stringify`'s order, that JSON would drop
+ * or rewrite, inspecting each raw value (before any `toJSON`) so that a `Date` or a nested `undefined` is
+ * caught instead of being silently converted or dropped. A walk of its own rather than a replacer function,
+ * which would take `JSON.stringify` off its fast path: it would call back into JavaScript for every property.
+ * `ancestors` are the objects and arrays that enclose `value` (a cycle never ends in JSON).
  */
-function rejectInexactValues(this: unknown, key: string, converted: unknown): unknown {
-  const raw = (this as Record<string, unknown>)[key];
-  switch (typeof raw) {
+function assertRoundTrips(value: unknown, key: string | number, ancestors: object[]): void {
+  switch (typeof value) {
     case 'string':
     case 'boolean':
-      return converted;
+      return;
     case 'number':
-      if (!Number.isFinite(raw)) throw new InvalidValueError(`Cannot cache ${where(key)}: ${raw} is not a finite number`);
-      return converted;
+      if (!Number.isFinite(value)) throw new InvalidValueError(`Cannot cache ${where(key)}: ${value} is not a finite number`);
+      return;
     case 'object': {
-      if (raw === null) return converted;
-      if (Array.isArray(raw)) {
-        if (Object.keys(raw).length !== raw.length) throw new InvalidValueError(`Cannot cache ${where(key)}: sparse array`);
-        return converted;
+      if (value === null) return;
+      if (ancestors.includes(value)) throw new InvalidValueError(`Cannot cache ${where(key)}: it contains itself (a cycle)`);
+      if (Array.isArray(value)) {
+        if (Object.keys(value).length !== value.length) throw new InvalidValueError(`Cannot cache ${where(key)}: sparse array`);
+        ancestors.push(value);
+        for (let i = 0; i < value.length; i++) assertRoundTrips(value[i], i, ancestors);
+        ancestors.pop();
+        return;
       }
-      const proto = Object.getPrototypeOf(raw);
-      if ((proto === Object.prototype || proto === null) && typeof (raw as { toJSON?: unknown }).toJSON !== 'function') {
-        // JSON drops symbol-keyed properties without a word; refusing keeps a round trip exact.
-        if (Object.getOwnPropertySymbols(raw).length > 0) {
-          throw new InvalidValueError(`Cannot cache ${where(key)}: symbol-keyed properties cannot be stored`);
-        }
-        return converted;
+      const proto = Object.getPrototypeOf(value);
+      if ((proto !== Object.prototype && proto !== null) || typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+        const name = (value as object).constructor?.name ?? 'object';
+        throw new InvalidValueError(`Cannot cache ${where(key)}: a ${name} does not round-trip through JSON; convert it first`);
       }
-      const name = (raw as object).constructor?.name ?? 'object';
-      throw new InvalidValueError(`Cannot cache ${where(key)}: a ${name} does not round-trip through JSON; convert it first`);
+      // JSON drops symbol-keyed properties without a word; refusing keeps a round trip exact.
+      if (Object.getOwnPropertySymbols(value).length > 0) throw new InvalidValueError(`Cannot cache ${where(key)}: symbol-keyed properties cannot be stored`);
+      ancestors.push(value);
+      for (const name of Object.keys(value)) assertRoundTrips((value as Record<string, unknown>)[name], name, ancestors);
+      ancestors.pop();
+      return;
     }
     default:
-      throw new InvalidValueError(`Cannot cache ${where(key)}: ${typeof raw} values cannot be stored`);
+      throw new InvalidValueError(`Cannot cache ${where(key)}: ${typeof value} values cannot be stored`);
   }
 }
 
-/** How an error names the part of a value at `key` (worked out only for the error: the replacer runs for every property). */
-function where(key: string): string {
+/** How an error names the part of a value at `key` (an object's property name or an array's index). */
+function where(key: string | number): string {
   return key === '' ? 'value' : `property "${key}"`;
 }
 

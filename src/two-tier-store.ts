@@ -108,7 +108,8 @@ export class TwoTierStore {
   async read(slot: Slot & { storageKey: string }, call: CallBudget, consistent?: boolean): Promise<ReadResult> {
     const outcome = await this.#s.dynamo.get(slot.storageKey, { consistent, call });
     if (!outcome.ok) return { ok: false, failure: outcome.kind };
-    const state = await this.#decode(slot, outcome.value, call);
+    // Nothing stored (every miss): no decoding, and no promise to wait for.
+    const state = outcome.value === undefined ? NOTHING : await this.#decode(slot, outcome.value, call);
     // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
     return state === UNAVAILABLE ? { ok: false, failure: 'server' } : { ok: true, state };
   }
@@ -212,7 +213,9 @@ export class TwoTierStore {
   /** Tries to take the refresh lease of the slot's value (see `DynamoStore.acquireLease`). */
   async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest, call: CallBudget): Promise<LeaseResult> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
-    const mine = await this.#signedLeaseItem(leaseKey, { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs }, call);
+    const lease = { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs };
+    // Unsigned without encryption: built at once, with no promise to wait for on every miss.
+    const mine = this.#s.keyring === undefined ? leaseItem(this.#s.attributes, leaseKey, lease) : await this.#signedLeaseItem(leaseKey, lease, call);
     if (mine === undefined) return { ok: false };
     const outcome = await this.#s.dynamo.acquireLease(mine, request.nowMs, call);
     if (!outcome.ok) {

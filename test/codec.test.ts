@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { encodeValue } from '../src/codec.ts';
+import { InvalidValueError } from '../src/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { useDynalite } from './support/fixtures.ts';
 
@@ -29,5 +31,39 @@ describe('exact round trips: a leading U+FEFF is a character, not a byte order m
       expect(await reader.get(`k${i}`)).toStrictEqual(value);
     }
     expect(reader.stats().errors).toBe(0);
+  });
+});
+
+describe('encodeValue: what JSON would drop or rewrite is refused, by name; everything else is JSON.stringify', () => {
+  it('names the property at fault, however deep', () => {
+    expect(() => encodeValue({ user: { when: new Date(0) } })).toThrow(/property "when": a Date does not round-trip/);
+    expect(() => encodeValue({ list: [1, Number.NaN] })).toThrow(/property "1": NaN is not a finite number/);
+    expect(() => encodeValue([{ a: undefined }])).toThrow(/property "a": undefined values cannot be stored/);
+    expect(() => encodeValue(Number.POSITIVE_INFINITY)).toThrow(/Cannot cache value: Infinity/);
+  });
+
+  it('refuses cycles, through objects and arrays, and accepts an object reached twice without a cycle', () => {
+    const list: unknown[] = [1];
+    list.push({ back: list });
+    expect(() => encodeValue(list)).toThrow(InvalidValueError);
+    const shared = { id: 1 };
+    const value = { a: shared, b: [shared, shared], c: { d: shared } };
+    expect(encodeValue(value)).toEqual({ kind: 'json', data: JSON.stringify(value) });
+  });
+
+  it('gives exactly the text of JSON.stringify for what it accepts', () => {
+    for (const value of [{ b: 1, a: [true, null, 'x', -0, 1e21, { 'é"\n': '\ud800' }] }, [], {}, 0, false, null, 'lone \udc00']) {
+      expect(encodeValue(value)).toEqual({ kind: 'json', data: JSON.stringify(value) });
+    }
+  });
+
+  it('wraps what JSON.stringify or a getter throws in InvalidValueError, with its cause', () => {
+    const failing = {
+      get broken(): never {
+        throw new Error('getter failed');
+      },
+    };
+    expect(() => encodeValue(failing)).toThrow(InvalidValueError);
+    expect(() => encodeValue(failing)).toThrow(/Cannot cache this value: getter failed/);
   });
 });

@@ -180,16 +180,17 @@ export function claimedFreshness(item: Record<string, AttributeValue> | undefine
 
 /** The lease item for `lease`: small (well under 1 KB), so taking it costs one write unit. */
 export function leaseItem(names: AttributeNames, leaseKey: string, lease: Lease): Record<string, AttributeValue> {
-  return {
+  const item: Record<string, AttributeValue> = {
     [names.key]: { S: leaseKey },
     [names.expiresAt]: { N: String(Math.ceil(lease.untilMs / 1000)) },
     [META.encoding]: { S: LEASE_MARKER },
     [META.lease]: { N: String(lease.untilMs) },
     [META.leaseOwner]: { S: lease.owner },
     [META.leaseFor]: { N: String(lease.forFreshMs) },
-    ...(lease.failed === true ? { [META.leaseFailed]: { BOOL: true } } : {}),
-    ...(lease.signature === undefined ? {} : { [META.signature]: { S: lease.signature } }),
   };
+  if (lease.failed === true) item[META.leaseFailed] = { BOOL: true };
+  if (lease.signature !== undefined) item[META.signature] = { S: lease.signature };
+  return item;
 }
 
 /** The lease a lease item holds, or `undefined` when it is not a well-formed lease item. */
