@@ -186,7 +186,7 @@ export class TwoTierStore {
   /**
    * Keeps `entry` in the memory tier while the DynamoDB write that follows it is in flight. `setImmediate` runs
    * once the SDK has sent the request, when this environment's CPU would otherwise wait for the answer, so the
-   * memory tier's work is off the caller's path (on a busy CPU about 10 us of a miss, BENCHMARKS.md). The write
+   * memory tier's work is off the caller's path (8-10 us of a miss against dynalite, timed around it). The write
    * awaits it, so the entry is there when the write resolves. `setImmediate` is the one from node:timers, not
    * the global a test's fake timers replace, which would never run it.
    */
