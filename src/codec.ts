@@ -71,7 +71,12 @@ function assertRoundTrips(value: unknown, key: string | number, ancestors: objec
       if (value === null) return;
       if (ancestors.includes(value)) throw new InvalidValueError(`Cannot cache ${where(key)}: it contains itself (a cycle)`);
       if (Array.isArray(value)) {
+        // A subclass comes back a plain Array, and a toJSON (even a non-enumerable one) rewrites it.
+        if (Object.getPrototypeOf(value) !== Array.prototype || typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+          throw new InvalidValueError(`Cannot cache ${where(key)}: a ${value.constructor?.name ?? 'array'} does not round-trip through JSON; convert it first`);
+        }
         if (Object.keys(value).length !== value.length) throw new InvalidValueError(`Cannot cache ${where(key)}: sparse array`);
+        if (Object.getOwnPropertySymbols(value).length > 0) throw new InvalidValueError(`Cannot cache ${where(key)}: symbol-keyed properties cannot be stored`);
         ancestors.push(value);
         for (let i = 0; i < value.length; i++) assertRoundTrips(value[i], i, ancestors);
         ancestors.pop();

@@ -42,6 +42,16 @@ describe('encodeValue: what JSON would drop or rewrite is refused, by name; ever
     expect(() => encodeValue(Number.POSITIVE_INFINITY)).toThrow(/Cannot cache value: Infinity/);
   });
 
+  it('refuses arrays JSON would rewrite: a subclass, one with a toJSON (even non-enumerable), one with symbol-keyed properties', () => {
+    class Path extends Array<string> {}
+    const withToJson = [1, 2];
+    Object.defineProperty(withToJson, 'toJSON', { value: () => 'j', enumerable: false });
+    const withSymbol = Object.assign([1], { [Symbol('tag')]: 'x' });
+    expect(() => encodeValue({ path: Path.from(['a']) })).toThrow(/property "path": a Path does not round-trip/);
+    expect(() => encodeValue(withToJson)).toThrow(/value: a Array does not round-trip/);
+    expect(() => encodeValue([withSymbol])).toThrow(/property "0": symbol-keyed properties cannot be stored/);
+  });
+
   it('refuses cycles, through objects and arrays, and accepts an object reached twice without a cycle', () => {
     const list: unknown[] = [1];
     list.push({ back: list });
