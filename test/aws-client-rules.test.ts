@@ -1,6 +1,7 @@
 import { AdminGetUserCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
@@ -109,6 +110,22 @@ describe('which commands may be cached', () => {
         throw new Error('filter bug');
       }),
     ).toEqual(['(the SDK log filter failed)']);
+  });
+});
+
+describe('the options of cacheAwsClient', () => {
+  it('refuses an unknown option, with the one meant', () => {
+    const client = new S3Client(localAwsConfig('http://127.0.0.1:9'));
+    expect(() => cacheAwsClient(client, { cache, command: { GetObjectCommand: { ttlSeconds: 60 } } } as never)).toThrow(/Unknown option "command" in cacheAwsClient options; did you mean "commands"\?/);
+  });
+
+  it('takes a cache from another copy of the package (the CommonJS build) by its brand, and refuses anything else', () => {
+    const cjs = createRequire(import.meta.url)('../dist/index.cjs') as typeof import('../src/index.ts');
+    const other = new cjs.DynamoCache({ tableName: 'config-only', clientConfig: localAwsConfig('http://127.0.0.1:9'), logger: new RecordingLogger() });
+    expect(other instanceof DynamoCache).toBe(false); // what an instanceof check refused
+    const client = new S3Client(localAwsConfig('http://127.0.0.1:9'));
+    expect(() => cacheAwsClient(client, { cache: other, commands: { GetObjectCommand: { ttlSeconds: 60 } } })).not.toThrow();
+    expect(() => cacheAwsClient(client, { cache: { acquire() {} } as never, commands: { GetObjectCommand: { ttlSeconds: 60 } } })).toThrow(/options.cache must be a DynamoCache/);
   });
 });
 

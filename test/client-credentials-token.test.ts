@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { DynamoCache } from '../src/cache.ts';
+import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import { clientCredentialsToken, type ClientCredentialsTokenOptions } from '../src/oauth/client-credentials-token.ts';
 import { TokenEndpointError } from '../src/oauth/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
+import { localClientConfig } from './support/dynalite.ts';
 import { useDynalite } from './support/fixtures.ts';
+import { RecordingLogger } from './support/recording-logger.ts';
 import { TokenServer } from './support/token-server.ts';
 
 const db = useDynalite();
@@ -268,5 +271,15 @@ describe('clientCredentialsToken', () => {
     expect(() => clientCredentialsToken({ ...base, skewSeconds: -1 })).toThrow(/skewSeconds/);
     expect(() => clientCredentialsToken({ ...base, cache: {} as DynamoCache })).toThrow(/must be a DynamoCache/);
     expect(() => clientCredentialsToken({ ...base, tokenUrl: 'http://127.0.0.1:8080/token' })).not.toThrow();
+    // A misspelled option would otherwise be ignored: a token with the server's default scopes, without a word.
+    expect(() => clientCredentialsToken({ ...base, scopes: ['orders/read'] } as never)).toThrow(/Unknown option "scopes" in clientCredentialsToken options; did you mean "scope"\?/);
+    expect(() => clientCredentialsToken({ ...base, tokenURL: base.tokenUrl } as never)).toThrow(InvalidOptionsError);
+  });
+
+  it('takes a cache from another copy of the package (the CommonJS build) by its brand', async () => {
+    const cjs = createRequire(import.meta.url)('../dist/index.cjs') as typeof import('../src/index.ts');
+    const cache = new cjs.DynamoCache({ tableName: await db.newTable(), clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger(), encryption });
+    expect(cache instanceof DynamoCache).toBe(false); // what an instanceof check refused
+    expect(() => clientCredentialsToken({ cache, tokenUrl: 'https://auth.example.com/oauth2/token', clientId: 'id', clientSecret: 'secret' })).not.toThrow();
   });
 });

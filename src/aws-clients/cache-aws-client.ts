@@ -1,6 +1,7 @@
 import { abortError, underSignal, type AbortSignalLike } from '../abort.ts';
 import { DynamoCache, type Acquisition, type FetchTurn, type GetOrSetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
+import { assertKnownOptions } from '../known-options.ts';
 import { LEASE_DEFAULTS, booleanOption, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
 import { bodyOf, isStreamingBody, readBody, streamMixinOf, type StreamMixin } from './cached-body.ts';
 import { decodeRecord, encodeRecord, type CachedRecord } from './cached-output.ts';
@@ -138,8 +139,10 @@ export function cacheAwsClient<TClient extends AwsClientLike>(client: TClient, o
     throw new InvalidOptionsError('cacheAwsClient needs an AWS SDK v3 client (an object with a middlewareStack)');
   }
   if (options === null || typeof options !== 'object') throw new InvalidOptionsError('cacheAwsClient options must be an object');
+  assertKnownOptions('cacheAwsClient options', options, ['cache', 'commands']);
   const { cache, commands } = options;
-  if (!(cache instanceof DynamoCache)) throw new InvalidOptionsError('cacheAwsClient options.cache must be a DynamoCache');
+  // By its brand, not instanceof: a cache from another copy of the package (a layer's, a bundle's) is one too.
+  if (!DynamoCache.isDynamoCache(cache)) throw new InvalidOptionsError('cacheAwsClient options.cache must be a DynamoCache');
   if (commands === null || typeof commands !== 'object' || Object.keys(commands).length === 0) {
     throw new InvalidOptionsError('cacheAwsClient options.commands must name at least one command, e.g. { GetObjectCommand: { ttlSeconds: 60 } }');
   }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { abortError, underSignal } from '../abort.ts';
 import { DynamoCache, type FetchTurn, type GetOrSetOptions, type SetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
+import { assertKnownOptions } from '../known-options.ts';
 import { LEASE_DEFAULTS, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
 import { TokenEndpointError } from './errors.ts';
 
@@ -58,6 +59,7 @@ interface StoredToken {
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 const RESERVED_PARAMETERS = new Set(['grant_type', 'scope', 'client_id', 'client_secret']);
+const TOKEN_OPTION_NAMES = ['cache', 'tokenUrl', 'clientId', 'clientSecret', 'scope', 'parameters', 'skewSeconds', 'defaultExpiresInSeconds', 'timeoutMs', 'lease'] satisfies ReadonlyArray<keyof ClientCredentialsTokenOptions>;
 
 /**
  * An access token provider for the OAuth 2.0 client credentials grant (RFC 6749 section 4.4), shared by the
@@ -157,8 +159,11 @@ interface TokenSettings {
 
 function resolveTokenOptions(options: ClientCredentialsTokenOptions): TokenSettings {
   if (options === null || typeof options !== 'object') throw new InvalidOptionsError('clientCredentialsToken options must be an object');
+  // A misspelled option (`scopes`) would otherwise be a token with other scopes than meant, without a word.
+  assertKnownOptions('clientCredentialsToken options', options, TOKEN_OPTION_NAMES);
   const { cache, tokenUrl, clientId, clientSecret, scope, parameters = {}, lease } = options;
-  if (!(cache instanceof DynamoCache)) throw new InvalidOptionsError('clientCredentialsToken options.cache must be a DynamoCache');
+  // By its brand, not instanceof: a cache from another copy of the package (a layer's, a bundle's) is one too.
+  if (!DynamoCache.isDynamoCache(cache)) throw new InvalidOptionsError('clientCredentialsToken options.cache must be a DynamoCache');
   let url: URL;
   try {
     url = new URL(tokenUrl);
