@@ -1,5 +1,6 @@
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_ATTRIBUTE_NAMES } from '../../src/persistence/item.ts';
 
@@ -12,11 +13,26 @@ export interface LocalDynamo {
 /** Starts an in-memory dynalite on 127.0.0.1 with instant table creation. */
 export async function startDynalite(): Promise<LocalDynamo> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // Requests dynalite is still working on. A client that gave up (the library's timeouts do, by design) closes
+  // its connection, which lets the server close, while dynalite goes on with the request: closing its database
+  // then makes that request's next read throw "Database is closed" as an uncaught exception.
+  let working = 0;
+  server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
+    working += 1;
+    const end = response.end.bind(response) as (...args: unknown[]) => ServerResponse;
+    response.end = ((...args: unknown[]) => {
+      working -= 1;
+      return end(...args);
+    }) as ServerResponse['end'];
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      for (const started = Date.now(); working > 0 && Date.now() - started < 5000; ) await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 
