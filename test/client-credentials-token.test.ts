@@ -9,7 +9,7 @@ import { TokenEndpointError } from '../src/oauth/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { localClientConfig } from './support/dynalite.ts';
-import { useDynalite } from './support/fixtures.ts';
+import { expectPollingEndsAtAbort, useDynalite } from './support/fixtures.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 import { TokenServer } from './support/token-server.ts';
 
@@ -246,13 +246,7 @@ describe('clientCredentialsToken', () => {
       const options = { tokenUrl: slow.url, clientId: 'demo-client', clientSecret: 'demo-secret' };
       const holder = clientCredentialsToken({ cache: (await db.newCache({ tableName, encryption })).cache, ...options });
       const waiter = clientCredentialsToken({ cache: (await db.newCache({ tableName, encryption, endpoint: proxy.endpoint })).cache, ...options });
-      const held = holder().catch(() => undefined); // holds the refresh lease for 3 s
-      await sleep(200);
-      const { before, outcome, after } = await proxy.requestsAfterAbort((signal) => waiter({ signal }));
-      expect(before).toBeGreaterThan(0); // the waiter was polling
-      expect(outcome).toMatchObject({ name: 'AbortError' });
-      expect(after).toBe(0);
-      await held;
+      await expectPollingEndsAtAbort(proxy, () => holder(), (signal) => waiter({ signal })); // the holder keeps the lease for 3 s
     } finally {
       await proxy.close();
       await slow.close();

@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { DynamoCache } from '../../src/cache.ts';
 import type { DynamoCacheOptions } from '../../src/options.ts';
 import { createCacheTable, localClientConfig, rawClient, startDynalite, type LocalDynamo } from './dynalite.ts';
@@ -59,4 +60,19 @@ export function useFaultProxy(db: DynaliteFixture): FaultProxy {
     proxy.resetCounts();
   });
   return proxy;
+}
+
+/**
+ * A waiter behind another environment's refresh stops when its caller gives up: `hold` takes the refresh lease
+ * and keeps it (its upstream is slow), `wait` polls DynamoDB through `proxy` for that refresh's value until its
+ * signal aborts. Asserts the waiter was polling, ended with an AbortError, and sent nothing after.
+ */
+export async function expectPollingEndsAtAbort(proxy: FaultProxy, hold: () => Promise<unknown>, wait: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+  const held = hold().catch(() => undefined);
+  await sleep(200); // the holder has the lease and waits for its upstream
+  const { before, outcome, after } = await proxy.requestsAfterAbort(wait);
+  expect(before).toBeGreaterThan(0); // the waiter was polling
+  expect(outcome).toMatchObject({ name: 'AbortError' });
+  expect(after).toBe(0);
+  await held;
 }
