@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../src/errors.ts';
+import { KeyMapper } from '../src/keys.ts';
 import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 
@@ -247,6 +248,12 @@ describe('expiry', () => {
 });
 
 describe('keys', () => {
+  it('are the keys earlier versions wrote, to the byte: a lease key and the hashed form of a long key (pinned)', () => {
+    const keys = new KeyMapper('ns');
+    expect(keys.leaseKey('ns:k')).toBe('ns:#dc:l:j1SN3EslUHQa8BGEu-aDaAjbTfAKo1TNEIos98nLI5s');
+    expect(keys.storageKey('x'.repeat(3000), 0)).toBe('ns:#dc:h:e1630f843370f402870799e14abbf2b06af2d23b0153658e1211dffabc61ad8f');
+  });
+
   it('applies the namespace prefix to the stored key', async () => {
     const { cache, tableName } = await db.newCache({ namespace: 'orders' });
     await cache.set('token', 't');
