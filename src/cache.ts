@@ -1,13 +1,13 @@
-import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec.ts';
-import { CALL_OPTION_NAMES, assertResultHook, callBudget, reportResult, type CacheSource, type CallOptions, type ResultOptions } from './call-options.ts';
-import { take, timingOf, type CacheEntry, type Decoded } from './entry.ts';
+import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec/value-codec.ts';
+import { CALL_OPTION_NAMES, assertResultHook, callBudget, reportResult, type CacheSource, type CallOptions, type ResultOptions } from './resilience/call-options.ts';
+import { take, timingOf, type CacheEntry, type Decoded } from './storage/entry.ts';
 import { InvalidOptionsError } from './errors.ts';
-import { deadlinesFor, isFresh, type Lifetime } from './freshness.ts';
-import { KeyMapper, assertKey, type Slot } from './keys.ts';
+import { deadlinesFor, isFresh, type Lifetime } from './refresh/freshness.ts';
+import { KeyMapper, assertKey, type Slot } from './storage/keys.ts';
 import { assertKnownOptions } from './known-options.ts';
-import type { CacheLogger } from './logger.ts';
-import { MEMORY_TIER_DEFAULTS, MemoryTier } from './memory-tier.ts';
-import { NamespaceGeneration } from './namespace-generation.ts';
+import type { CacheLogger } from './observability/logger.ts';
+import { MEMORY_TIER_DEFAULTS, MemoryTier } from './storage/memory-tier.ts';
+import { NamespaceGeneration } from './storage/namespace-generation.ts';
 import {
   finiteNumber,
   nonNegativeNumber,
@@ -19,12 +19,12 @@ import {
   type LeaseOptions,
   type ResolvedOptions,
 } from './options.ts';
-import { DynamoStore } from './persistence/dynamo-store.ts';
-import { RefreshCoordinator, type RefreshPolicy, type Turn } from './refresh.ts';
-import { DynamoGuard, UNBOUNDED, type CallBudget, type CircuitStatus } from './resilience.ts';
-import { SingleFlight } from './single-flight.ts';
-import { StatsRecorder, type CacheStats } from './stats.ts';
-import { TwoTierStore } from './two-tier-store.ts';
+import { DynamoStore } from './storage/dynamo-store.ts';
+import { RefreshCoordinator, type RefreshPolicy, type Turn } from './refresh/coordinator.ts';
+import { DynamoGuard, UNBOUNDED, type CallBudget, type CircuitStatus } from './resilience/dynamo-guard.ts';
+import { SingleFlight } from './refresh/single-flight.ts';
+import { StatsRecorder, type CacheStats } from './observability/stats.ts';
+import { TwoTierStore } from './storage/two-tier-store.ts';
 
 /** Options of `get`. */
 export interface GetOptions extends CallOptions, ResultOptions {}

@@ -15,19 +15,19 @@ export {
   type SetOptions,
   type WrapOptions,
 } from './cache.ts';
-export type { CacheResult, CacheSource, CallOptions, DeadlineSource, ResultOptions } from './call-options.ts';
-export type { CompressionAlgorithm, CompressionOptions, CompressionSaving } from './compression.ts';
-export type { EncryptionOptions, KeyMaterial, KeySource } from './encryption.ts';
+export type { CacheResult, CacheSource, CallOptions, DeadlineSource, ResultOptions } from './resilience/call-options.ts';
+export type { CompressionAlgorithm, CompressionOptions, CompressionSaving } from './codec/compression.ts';
+export type { EncryptionOptions, KeyMaterial, KeySource } from './codec/encryption.ts';
 export { InvalidKeyError, InvalidOptionsError, InvalidValueError, LeaseWaitTimeoutError } from './errors.ts';
-export type { HashKeysOptions } from './keys.ts';
-export { shouldRefreshEarly } from './freshness.ts';
-export { expiresAtSeconds, hasExpired } from './expiry.ts';
-export type { CacheLogger } from './logger.ts';
-export type { MemoryTierOptions } from './memory-tier.ts';
+export type { HashKeysOptions } from './storage/keys.ts';
+export { shouldRefreshEarly } from './refresh/freshness.ts';
+export { expiresAtSeconds, hasExpired } from './refresh/expiry.ts';
+export type { CacheLogger } from './observability/logger.ts';
+export type { MemoryTierOptions } from './storage/memory-tier.ts';
 export { DEFAULT_MAX_VALUE_BYTES, DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, LEASE_DEFAULTS, NAMESPACE_ENV, TABLE_ENV, type DynamoCacheOptions, type EarlyRefreshOptions, type LeaseOptions } from './options.ts';
-export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
-export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience.ts';
-export type { CacheMetrics, CacheStats } from './stats.ts';
+export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './storage/item.ts';
+export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience/dynamo-guard.ts';
+export type { CacheMetrics, CacheStats } from './observability/stats.ts';
 export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
 export type { MemoKey } from './middleware/custom-key.ts';

@@ -1,14 +1,14 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { COMPRESSION_DEFAULTS, type CompressionOptions } from './compression.ts';
-import { Keyring, type EncryptionOptions } from './encryption.ts';
+import { COMPRESSION_DEFAULTS, type CompressionOptions } from './codec/compression.ts';
+import { Keyring, type EncryptionOptions } from './codec/encryption.ts';
 import { InvalidOptionsError } from './errors.ts';
-import { assertNamespace, type HashKeysOptions } from './keys.ts';
+import { assertNamespace, type HashKeysOptions } from './storage/keys.ts';
 import { assertKnownOptions } from './known-options.ts';
-import { defaultLogger, type CacheLogger } from './logger.ts';
-import { MEMORY_TIER_DEFAULTS, type MemoryTierOptions } from './memory-tier.ts';
-import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './persistence/item.ts';
-import { BREAKER_DEFAULTS, RETRY_DEFAULTS, type BreakerOptions, type RetryOptions } from './resilience.ts';
-import type { CacheMetrics } from './stats.ts';
+import { defaultLogger, type CacheLogger } from './observability/logger.ts';
+import { MEMORY_TIER_DEFAULTS, type MemoryTierOptions } from './storage/memory-tier.ts';
+import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './storage/item.ts';
+import { BREAKER_DEFAULTS, RETRY_DEFAULTS, type BreakerOptions, type RetryOptions } from './resilience/dynamo-guard.ts';
+import type { CacheMetrics } from './observability/stats.ts';
 
 /** Environment variable read for the table name when `tableName` is not given. */
 export const TABLE_ENV = 'DYNAMO_CACHE_TABLE';

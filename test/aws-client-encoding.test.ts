@@ -7,7 +7,7 @@ import { readBody, streamMixinOf, type StreamMixin } from '../src/aws-clients/ca
 import { decodeRecord, encodeRecord, type CachedRecord } from '../src/aws-clients/cached-output.ts';
 import { requestKey, type RequestScope } from '../src/aws-clients/request-key.ts';
 import { STORED_STYLE, UnencodableValueError, fromTaggedJson, toTaggedJson, type Json } from '../src/aws-clients/tagged-json.ts';
-import { encodeValue } from '../src/codec.ts';
+import { encodeValue } from '../src/codec/value-codec.ts';
 
 /** Plain data as SDK inputs and outputs hold it: Dates, bytes, non-finite numbers, and keys that look like tags. */
 const sdkData: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../src/errors.ts';
-import { KeyMapper } from '../src/keys.ts';
+import { KeyMapper } from '../src/storage/keys.ts';
 import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
 

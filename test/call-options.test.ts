@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { DynamoCache } from '../src/cache.ts';
-import type { DeadlineSource } from '../src/call-options.ts';
+import type { DeadlineSource } from '../src/resilience/call-options.ts';
 import { LeaseWaitTimeoutError } from '../src/errors.ts';
 import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 

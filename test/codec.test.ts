@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { encodeValue } from '../src/codec.ts';
+import { encodeValue } from '../src/codec/value-codec.ts';
 import { InvalidValueError } from '../src/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { useDynalite } from './support/fixtures.ts';

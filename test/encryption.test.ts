@@ -4,7 +4,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
-import { KeyMapper } from '../src/keys.ts';
+import { KeyMapper } from '../src/storage/keys.ts';
 import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
 import { localClientConfig } from './support/dynalite.ts';
 import { useDynalite } from './support/fixtures.ts';

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { IdentityComponent, IdentitySource } from '../src/middleware/identity.ts';
-import { canonicalJson, eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from '../src/middleware/memo-key.ts';
+import { canonicalJson } from '../src/middleware/canonical-json.ts';
+import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from '../src/middleware/memo-key.ts';
 
 // A small alphabet full of separators, so that two generated tuples often differ only in where a
 // separator sits (the shape of every injection: `/me|principal:x` against `/me` plus a principal).

@@ -1,7 +1,7 @@
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { OriginalCacheService } from '../bench/baselines/original-cache-service.ts';
-import { expiresAtSeconds, hasExpired } from '../src/expiry.ts';
+import { expiresAtSeconds, hasExpired } from '../src/refresh/expiry.ts';
 import { useDynalite } from './support/fixtures.ts';
 
 const db = useDynalite();

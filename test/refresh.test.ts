@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OriginalCacheService } from '../bench/baselines/original-cache-service.ts';
 import type { DynamoCache } from '../src/cache.ts';
 import { LeaseWaitTimeoutError } from '../src/errors.ts';
-import { shouldRefreshEarly } from '../src/freshness.ts';
+import { shouldRefreshEarly } from '../src/refresh/freshness.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';

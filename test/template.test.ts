@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NAMESPACE_ENV, TABLE_ENV } from '../src/options.ts';
-import { DEFAULT_ATTRIBUTE_NAMES } from '../src/persistence/item.ts';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../src/storage/item.ts';
 import { parseTemplate, validateTemplate, type Template } from './support/cloudformation.ts';
 
 const root = join(import.meta.dirname, '..');

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { compress, decompress } from '../../src/compression.ts';
+import { compress, decompress } from '../../src/codec/compression.ts';
 import { DynamoCache } from '../../src/index.ts';
 import { count, type BenchContext, type Section } from '../support/report.ts';
 import { RequestMeter } from '../support/request-meter.ts';

@@ -2,7 +2,7 @@ import { DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } fro
 import { Logger } from '@aws-lambda-powertools/logger';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DynamoCache } from '../../src/index.ts';
-import { LEASE_CONDITION } from '../../src/persistence/dynamo-store.ts';
+import { LEASE_CONDITION } from '../../src/storage/dynamo-store.ts';
 import { rawSdk, type CacheContender } from '../contenders.ts';
 import { measureLayer } from '../size.ts';
 import { measureAlternating } from '../support/measure.ts';

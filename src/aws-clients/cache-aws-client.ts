@@ -1,4 +1,4 @@
-import { abortError, underSignal, type AbortSignalLike } from '../abort.ts';
+import { abortError, underSignal, type AbortSignalLike } from '../resilience/abort.ts';
 import { DynamoCache, type Acquisition, type FetchTurn, type GetOrSetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { assertKnownOptions } from '../known-options.ts';

@@ -18,9 +18,9 @@ import { readFile } from 'node:fs/promises';
 import manifest from '../../package.json' with { type: 'json' };
 import { DynamoCache, type CacheItemInfo } from '../cache.ts';
 import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../errors.ts';
-import type { CacheLogger } from '../logger.ts';
+import type { CacheLogger } from '../observability/logger.ts';
 import { NAMESPACE_ENV, TABLE_ENV } from '../options.ts';
-import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from '../persistence/item.ts';
+import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from '../storage/item.ts';
 import { CliError, EXIT, explain, type FailureContext } from './failures.ts';
 import { scanTable, type ScanStats } from './scan-stats.ts';
 

@@ -1,7 +1,7 @@
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RESERVED_MARKER } from '../keys.ts';
-import { CHUNK_MARKER, META, NEGATIVE_MARKER, type AttributeNames } from '../persistence/item.ts';
+import { RESERVED_MARKER } from '../storage/keys.ts';
+import { CHUNK_MARKER, META, NEGATIVE_MARKER, type AttributeNames } from '../storage/item.ts';
 
 /** What a scan looks at and how gently. */
 export interface ScanOptions {

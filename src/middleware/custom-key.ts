@@ -1,7 +1,7 @@
 import type { Functions } from '@aws-lambda-powertools/jmespath/functions';
 import type { Context } from 'aws-lambda';
 import { InvalidOptionsError } from '../errors.ts';
-import type { CacheLogger } from '../logger.ts';
+import type { CacheLogger } from '../observability/logger.ts';
 import { jmesPath, jmesPathFunctions } from '../on-demand.ts';
 
 /**

@@ -1,11 +1,11 @@
 import type middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoCache } from '../cache.ts';
-import type { CallOptions, DeadlineSource } from '../call-options.ts';
+import type { CallOptions, DeadlineSource } from '../resilience/call-options.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { powertoolsCommons } from '../on-demand.ts';
 import { assertKnownOptions } from '../known-options.ts';
-import { MEMORY_TIER_DEFAULTS } from '../memory-tier.ts';
+import { MEMORY_TIER_DEFAULTS } from '../storage/memory-tier.ts';
 import { CACHE_OPTION_NAMES, type DynamoCacheOptions } from '../options.ts';
 import { ResponseMemo, type MemoPlan, type ResponseMemoOptions, type ResponseResult } from './response-memo.ts';
 

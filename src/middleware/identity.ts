@@ -1,5 +1,5 @@
 import type { HttpEventSource } from './http-event.ts';
-import { canonicalJson } from './memo-key.ts';
+import { canonicalJson } from './canonical-json.ts';
 
 /**
  * Where a piece of a caller's identity came from:

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { canonicalJson } from './canonical-json.ts';
 import type { QueryComponent } from './http-event.ts';
 import type { IdentityComponent } from './identity.ts';
 
@@ -52,15 +53,6 @@ export function eventMemoKey(prefix: string, custom: unknown): string {
 /** The key of a path's invalidation generation (the path in its canonical, lower-case form). */
 export function generationKey(prefix: string, canonicalLowerPath: string): string {
   return `${prefix}:http-generation:${sha256(JSON.stringify([KEY_LAYOUT, prefix, canonicalLowerPath]))}`;
-}
-
-/** JSON with object keys sorted at every depth, so equal objects give equal text whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
 }
 
 /** Hex SHA-256, one-shot: cheaper than a Hash object on the hit path. */

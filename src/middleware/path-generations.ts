@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { DynamoCache } from '../cache.ts';
-import { callBudget, type CallOptions } from '../call-options.ts';
+import { callBudget, type CallOptions } from '../resilience/call-options.ts';
 import { generationKey } from './memo-key.ts';
 
 /** The generation of a path never invalidated (or whose last invalidation outlived every response). */

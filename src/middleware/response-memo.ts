@@ -1,7 +1,7 @@
 import type { Functions } from '@aws-lambda-powertools/jmespath/functions';
 import type { Context } from 'aws-lambda';
 import type { DynamoCache, FetchTurn, GetOrSetOptions } from '../cache.ts';
-import type { CacheSource, CallOptions } from '../call-options.ts';
+import type { CacheSource, CallOptions } from '../resilience/call-options.ts';
 import { InvalidOptionsError, InvalidValueError } from '../errors.ts';
 import { assertKnownOptions } from '../known-options.ts';
 import { booleanOption, finiteNumber, nonNegativeNumber } from '../options.ts';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { abortError, underSignal } from '../abort.ts';
+import { abortError, underSignal } from '../resilience/abort.ts';
 import { DynamoCache, type FetchTurn, type GetOrSetOptions, type SetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { assertKnownOptions } from '../known-options.ts';

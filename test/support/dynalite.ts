@@ -2,7 +2,7 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDB
 import dynalite from 'dynalite';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_ATTRIBUTE_NAMES } from '../../src/persistence/item.ts';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../../src/storage/item.ts';
 
 /** A dynalite server on a random loopback port. */
 export interface LocalDynamo {

@@ -1,4 +1,4 @@
-import type { CacheLogger } from '../../src/logger.ts';
+import type { CacheLogger } from '../../src/observability/logger.ts';
 
 /** One call to a {@link RecordingLogger}. */
 export interface LogEntry {

@@ -1,4 +1,4 @@
-import { CorruptItemError } from './persistence/item.ts';
+import { CorruptItemError } from '../storage/item.ts';
 
 /** `node:zlib`, loaded with the first value compressed or decompressed, not at import (a cold start's cost). */
 const zlib = () => process.getBuiltinModule('node:zlib');

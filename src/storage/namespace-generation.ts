@@ -1,7 +1,7 @@
-import type { CacheLogger } from './logger.ts';
-import type { DynamoStore } from './persistence/dynamo-store.ts';
-import { UNBOUNDED, type CallBudget } from './resilience.ts';
-import { META } from './persistence/item.ts';
+import type { CacheLogger } from '../observability/logger.ts';
+import type { DynamoStore } from './dynamo-store.ts';
+import { UNBOUNDED, type CallBudget } from '../resilience/dynamo-guard.ts';
+import { META } from './item.ts';
 
 const FAILED_READ_BACKOFF_MS = 1000;
 

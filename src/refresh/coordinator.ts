@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Payload } from './codec.ts';
-import type { CacheEntry, Decoded, ItemState } from './entry.ts';
-import type { Slot } from './keys.ts';
-import type { Lease } from './persistence/item.ts';
-import { LeaseWaitTimeoutError } from './errors.ts';
+import type { Payload } from '../codec/value-codec.ts';
+import type { CacheEntry, Decoded, ItemState } from '../storage/entry.ts';
+import type { Slot } from '../storage/keys.ts';
+import type { Lease } from '../storage/item.ts';
+import { LeaseWaitTimeoutError } from '../errors.ts';
 import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
-import type { CacheLogger } from './logger.ts';
-import type { EarlyRefreshOptions, LeaseOptions } from './options.ts';
-import type { CallBudget } from './resilience.ts';
-import type { StatsRecorder } from './stats.ts';
-import type { TwoTierStore } from './two-tier-store.ts';
+import type { CacheLogger } from '../observability/logger.ts';
+import type { EarlyRefreshOptions, LeaseOptions } from '../options.ts';
+import type { CallBudget } from '../resilience/dynamo-guard.ts';
+import type { StatsRecorder } from '../observability/stats.ts';
+import type { TwoTierStore } from '../storage/two-tier-store.ts';
 
 /** How one `getOrSet` (or memoized request) treats freshness, refreshes and "not found". */
 export interface RefreshPolicy extends Lifetime {

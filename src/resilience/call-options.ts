@@ -1,5 +1,5 @@
-import { InvalidOptionsError } from './errors.ts';
-import { UNBOUNDED, type CallBudget } from './resilience.ts';
+import { InvalidOptionsError } from '../errors.ts';
+import { UNBOUNDED, type CallBudget } from './dynamo-guard.ts';
 
 /** Anything that says how much time is left: a Lambda `context` fits as it is. */
 export interface DeadlineSource {

@@ -1,6 +1,6 @@
-import type { Payload } from './codec.ts';
-import type { Deadlines, Timing } from './freshness.ts';
-import type { ChunkedBody, StoredBody, StoredRecord } from './persistence/item.ts';
+import type { Payload } from '../codec/value-codec.ts';
+import type { Deadlines, Timing } from '../refresh/freshness.ts';
+import type { ChunkedBody, StoredBody, StoredRecord } from './item.ts';
 
 /** A cached value (or a cached "not found") with its timing, still encoded: each caller decodes its own copy. */
 export interface CacheEntry extends Timing {

@@ -1,4 +1,4 @@
-import { powertoolsLogger } from './on-demand.ts';
+import { powertoolsLogger } from '../on-demand.ts';
 
 /**
  * What the cache needs from a logger: the four level methods of a Powertools `Logger`, whose instances

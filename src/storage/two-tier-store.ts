@@ -1,13 +1,13 @@
 import { hash, randomUUID } from 'node:crypto';
-import { bodyBytes, isTextBody, utf8, type ItemBinding, type Payload, type ValueCodec } from './codec.ts';
-import { KeysUnavailableError, type Keyring } from './encryption.ts';
+import { bodyBytes, isTextBody, utf8, type ItemBinding, type Payload, type ValueCodec } from '../codec/value-codec.ts';
+import { KeysUnavailableError, type Keyring } from '../codec/encryption.ts';
 import { entryOf, recordOf, timingOf, type CacheEntry, type ItemState } from './entry.ts';
-import { hasExpired } from './expiry.ts';
-import type { Deadlines } from './freshness.ts';
+import { hasExpired } from '../refresh/expiry.ts';
+import type { Deadlines } from '../refresh/freshness.ts';
 import type { KeyMapper, Slot } from './keys.ts';
-import type { CacheLogger } from './logger.ts';
+import type { CacheLogger } from '../observability/logger.ts';
 import type { MemoryTier } from './memory-tier.ts';
-import type { DynamoStore, Item } from './persistence/dynamo-store.ts';
+import type { DynamoStore, Item } from './dynamo-store.ts';
 import {
   CorruptItemError,
   chunkBytes,
@@ -22,9 +22,9 @@ import {
   type Lease,
   type StoredBody,
   type StoredRecord,
-} from './persistence/item.ts';
-import { UNBOUNDED, type CallBudget, type FailureKind } from './resilience.ts';
-import type { StatsRecorder } from './stats.ts';
+} from './item.ts';
+import { UNBOUNDED, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
+import type { StatsRecorder } from '../observability/stats.ts';
 
 /** The result of reading one item: its state, or `ok: false` and why when DynamoDB failed (already logged and counted). */
 export type ReadResult = { readonly ok: true; readonly state: ItemState } | { readonly ok: false; readonly failure: FailureKind };

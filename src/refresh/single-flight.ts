@@ -1,4 +1,4 @@
-import type { CallBudget } from './resilience.ts';
+import type { CallBudget } from '../resilience/dynamo-guard.ts';
 
 interface Flight<T> {
   readonly promise: Promise<T>;

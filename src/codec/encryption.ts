@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { InvalidOptionsError } from './errors.ts';
-import { assertKnownOptions } from './known-options.ts';
-import { CorruptItemError } from './persistence/item.ts';
-import { UNBOUNDED, type CallBudget } from './resilience.ts';
+import { InvalidOptionsError } from '../errors.ts';
+import { assertKnownOptions } from '../known-options.ts';
+import { CorruptItemError } from '../storage/item.ts';
+import { UNBOUNDED, type CallBudget } from '../resilience/dynamo-guard.ts';
 
 /** A 256-bit key: 32 bytes, or their base64 encoding. */
 export type KeyMaterial = Uint8Array | string;

@@ -1,6 +1,6 @@
 import { createHmac, hash } from 'node:crypto';
-import { InvalidKeyError, InvalidOptionsError } from './errors.ts';
-import { assertKnownOptions } from './known-options.ts';
+import { InvalidKeyError, InvalidOptionsError } from '../errors.ts';
+import { assertKnownOptions } from '../known-options.ts';
 
 /** DynamoDB's limit on a String partition key, in UTF-8 bytes. */
 export const MAX_PARTITION_KEY_BYTES = 2048;

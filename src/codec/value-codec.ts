@@ -1,8 +1,8 @@
 import { compress, compressionPays, decompress, mayPay, type CompressionOptions } from './compression.ts';
 import type { Keyring } from './encryption.ts';
-import { InvalidValueError } from './errors.ts';
-import { CorruptItemError, NEGATIVE_MARKER, type StoredBody } from './persistence/item.ts';
-import { UNBOUNDED, type CallBudget } from './resilience.ts';
+import { InvalidValueError } from '../errors.ts';
+import { CorruptItemError, NEGATIVE_MARKER, type StoredBody } from '../storage/item.ts';
+import { UNBOUNDED, type CallBudget } from '../resilience/dynamo-guard.ts';
 
 /**
  * How a value is represented before it is stored.

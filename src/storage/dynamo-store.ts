@@ -11,8 +11,8 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CallBudget, DynamoGuard, FailureKind, Outcome } from '../resilience.ts';
-import type { StatsRecorder } from '../stats.ts';
+import type { CallBudget, DynamoGuard, FailureKind, Outcome } from '../resilience/dynamo-guard.ts';
+import type { StatsRecorder } from '../observability/stats.ts';
 import { META, type AttributeNames } from './item.ts';
 
 /** A raw DynamoDB item. */

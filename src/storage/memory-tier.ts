@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { payloadBytes } from './codec.ts';
+import { payloadBytes } from '../codec/value-codec.ts';
 import type { CacheEntry } from './entry.ts';
 
 /** Options of the in-memory tier kept in each execution environment. */

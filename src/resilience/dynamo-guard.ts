@@ -1,7 +1,7 @@
 import { ExponentialBackoff, decorrelatedJitterGenerator, type IBackoff } from 'cockatiel';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CacheLogger } from './logger.ts';
-import type { StatsRecorder } from './stats.ts';
+import type { CacheLogger } from '../observability/logger.ts';
+import type { StatsRecorder } from '../observability/stats.ts';
 
 /** Retries of a failed DynamoDB request, inside the operation's time budget. */
 export interface RetryOptions {
