@@ -242,6 +242,15 @@ export class DynamoCache {
     return this.#options.maxValueBytes;
   }
 
+  /**
+   * Counts, in `stats()`, an event of a feature built on the cache (`cacheAwsClient`'s calls not stored
+   * because they carry secrets). Not for application code.
+   * @internal
+   */
+  count(counter: 'secretsNotStored'): void {
+    this.#stats.increment(counter);
+  }
+
   /** Time kept free for the caller before a call's `deadline`, in ms (the `deadlineMarginMs` option). */
   get deadlineMarginMs(): number {
     return this.#options.deadlineMarginMs;

@@ -24,7 +24,7 @@ const sdkData: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
   ),
 })).value;
 
-const scope: RequestScope = { clientName: 'S3Client', region: 'eu-west-1', endpoint: undefined, commandName: 'GetObjectCommand' };
+const scope: RequestScope = { clientName: 'S3Client', region: 'eu-west-1', endpoint: 'https://s3.eu-west-1.amazonaws.com/', principal: 'function:eu-west-1:orders', commandName: 'GetObjectCommand' };
 
 describe('tagged JSON', () => {
   it('round-trips SDK data exactly through JSON text and the cache value checks', () => {
@@ -58,7 +58,7 @@ describe('request keys', () => {
     );
   });
 
-  it('are injective in practice: different inputs, clients, regions, endpoints or commands give different keys', () => {
+  it('are injective in practice: different inputs, clients, regions, endpoints, principals or commands give different keys', () => {
     fc.assert(
       fc.property(sdkData, sdkData, (a, b) => {
         const canonical = (value: unknown) => JSON.stringify(toTaggedJson(value, { ...STORED_STYLE, sortKeys: true }));
@@ -74,6 +74,8 @@ describe('request keys', () => {
       requestKey({ ...scope, clientName: 'OtherClient' }, input),
       requestKey({ ...scope, commandName: 'HeadObjectCommand' }, input),
       requestKey({ ...scope, endpoint: 'http://127.0.0.1:9000' }, input),
+      requestKey({ ...scope, principal: 'label:tenant-a' }, input),
+      requestKey({ ...scope, principal: 'label:tenant-b' }, input),
       requestKey(scope, { Bucket: 'b', Key: 'k', Range: 'bytes=0-1' }),
       requestKey(scope, { Bucket: 'b', Key: new Date(0).toISOString() }),
       requestKey(scope, { Bucket: 'b', Key: new Date(0) }),

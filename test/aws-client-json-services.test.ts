@@ -1,4 +1,4 @@
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import {
   AdminGetUserCommand,
   AdminUpdateUserAttributesCommand,
@@ -6,10 +6,12 @@ import {
   DescribeUserPoolClientCommand,
   DescribeUserPoolCommand,
   GetUserCommand,
+  ListUsersCommand,
   UserNotFoundException,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -19,6 +21,7 @@ import { AwsJsonServer, ServiceFault } from './support/aws-json-server.ts';
 import { localClientConfig, untilActive } from './support/dynalite.ts';
 import { localAwsConfig } from './support/local-aws.ts';
 import { useDynalite } from './support/fixtures.ts';
+import { StsServer } from './support/sts-server.ts';
 
 const db = useDynalite();
 const encryption = { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' };
@@ -35,6 +38,7 @@ beforeAll(async () => {
     },
     GetUser: () => user('self'),
     AdminUpdateUserAttributes: () => ({}),
+    ListUsers: (input) => ({ Users: input.UserPoolId === 'empty-pool' ? [] : [{ Username: 'ada', Attributes: [{ Name: 'email', Value: 'ada@example.com' }], Enabled: true }] }),
     DescribeUserPool: (input) => ({ UserPool: { Id: input.UserPoolId, Name: 'app-users', CreationDate: CREATED, MfaConfiguration: 'OFF' } }),
     DescribeUserPoolClient: (input) => ({
       UserPoolClient: { UserPoolId: input.UserPoolId, ClientId: input.ClientId, ClientName: 'backend', ClientSecret: 'the-client-secret-value', CreationDate: CREATED },
@@ -107,34 +111,41 @@ describe('cacheAwsClient with the real Cognito Identity Provider client', () => 
     await expect(client.send(new DescribeUserPoolCommand({ UserPoolId: 'pool' }))).rejects.toMatchObject({ name: 'TooManyRequestsException', $fault: 'client' });
   });
 
-  it('DescribeUserPoolClient (ClientId and ClientSecret marked sensitive by the SDK) is not stored without encryption; with it, or allowPlaintext, it is', async () => {
-    const commands = { DescribeUserPoolClientCommand: { ttlSeconds: 60 } };
-    const clear = await cached(CognitoIdentityProviderClient, cognito, commands);
-    for (let i = 0; i < 3; i += 1) {
-      const output = await clear.client.send(new DescribeUserPoolClientCommand({ UserPoolId: 'pool', ClientId: 'client' }));
-      expect(output.UserPoolClient!.ClientSecret).toBe('the-client-secret-value');
-      expect(awsCacheStatusOf(output)).toBe('bypass');
-    }
-    expect(cognito.count('DescribeUserPoolClient')).toBe(3);
-    const warnings = clear.logger.warnings.filter((w) => /DescribeUserPoolClientCommand not cached/.test(w.message));
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]!.message).toMatch(/ClientId.*marks sensitive/);
-    const dump = JSON.stringify((await db.client.send(new ScanCommand({ TableName: clear.cache.tableName }))).Items);
-    expect(dump).not.toContain('the-client-secret-value');
-
-    cognito.reset();
+  it('DescribeUserPoolClient (every answer holds ClientId, marked sensitive by the SDK) is refused at configuration without encryption; with it, or allowPlaintext, it is cached', async () => {
+    const { cache } = await db.newCache();
+    expect(() => cacheAwsClient(new CognitoIdentityProviderClient(localAwsConfig(cognito.endpoint)), { cache, commands: { DescribeUserPoolClientCommand: { ttlSeconds: 60 } } })).toThrow(
+      /commands.DescribeUserPoolClientCommand: every answer holds UserPoolClient.ClientId, which the AWS SDK marks sensitive.*configure the cache's encryption, or set allowPlaintext: true/,
+    );
     const allowed = [
-      { options: { encryption }, commands },
+      { options: { encryption }, commands: { DescribeUserPoolClientCommand: { ttlSeconds: 60 } } },
       { options: {}, commands: { DescribeUserPoolClientCommand: { ttlSeconds: 60, allowPlaintext: true } } },
     ];
-    for (const { options, commands: entry } of allowed) {
-      const { client } = await cached(CognitoIdentityProviderClient, cognito, entry, options);
+    for (const { options, commands } of allowed) {
+      const { client, cache: used } = await cached(CognitoIdentityProviderClient, cognito, commands, options);
       await client.send(new DescribeUserPoolClientCommand({ UserPoolId: 'pool', ClientId: 'client' }));
       const hit = await client.send(new DescribeUserPoolClientCommand({ UserPoolId: 'pool', ClientId: 'client' }));
       expect(awsCacheStatusOf(hit)).toBe('hit');
       expect(hit.UserPoolClient!.ClientSecret).toBe('the-client-secret-value');
+      const dump = JSON.stringify((await db.client.send(new ScanCommand({ TableName: used.tableName }))).Items);
+      expect(dump.includes('the-client-secret-value')).toBe(options.encryption === undefined);
     }
     expect(cognito.count('DescribeUserPoolClient')).toBe(2);
+  });
+
+  it('ListUsers: an answer that holds sensitive members goes to Cognito uncached, counted, with one warning naming the fix; an empty one is cached', async () => {
+    const { client, cache, logger } = await cached(CognitoIdentityProviderClient, cognito, { ListUsersCommand: { ttlSeconds: 60 } });
+    const statuses = [];
+    for (let i = 0; i < 3; i += 1) statuses.push(awsCacheStatusOf(await client.send(new ListUsersCommand({ UserPoolId: 'pool' }))));
+    expect(statuses).toEqual(['bypass', 'bypass', 'bypass']);
+    expect(cognito.count('ListUsers')).toBe(3);
+    expect(cache.stats().secretsNotStored).toBe(3);
+    const warnings = logger.warnings.filter((w) => /ListUsersCommand not cached/.test(w.message));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.message).toMatch(/its output carries Users\[\]\.Username, Users\[\]\.Attributes\[\]\.Value, which the AWS SDK marks sensitive; configure the cache's encryption, or set allowPlaintext: true/);
+    const empty = [];
+    for (let i = 0; i < 2; i += 1) empty.push(awsCacheStatusOf(await client.send(new ListUsersCommand({ UserPoolId: 'empty-pool' }))));
+    expect(empty).toEqual(['miss', 'hit']);
+    expect(cache.stats().secretsNotStored).toBe(3);
   });
 
   it("GetUser: the caller's AccessToken is part of the key but never stored; each token gets its own user", async () => {
@@ -168,18 +179,20 @@ describe('cacheAwsClient with the real Cognito Identity Provider client', () => 
 });
 
 describe('cacheAwsClient with the real SSM and Secrets Manager clients', () => {
-  it('GetParameter: the SDK marks Parameter.Value sensitive, so it is cached with encryption only (or allowPlaintext)', async () => {
-    const commands = { GetParameterCommand: { ttlSeconds: 60 } };
-    const clear = await cached(SSMClient, ssm, commands);
-    for (let i = 0; i < 2; i += 1) expect(awsCacheStatusOf(await clear.client.send(new GetParameterCommand({ Name: '/db/host' })))).toBe('bypass');
-    expect(clear.logger.warnings.filter((w) => /Parameter\.Value/.test(w.message))).toHaveLength(1);
-    const { client } = await cached(SSMClient, ssm, commands, { encryption });
+  it('GetParameter: every answer holds Parameter.Value (marked sensitive by the SDK), so it is refused at configuration without encryption, and cached with it (or allowPlaintext)', async () => {
+    const { cache } = await db.newCache();
+    expect(() => cacheAwsClient(new SSMClient(localAwsConfig(ssm.endpoint)), { cache, commands: { GetParameterCommand: { ttlSeconds: 60 } } })).toThrow(
+      /commands.GetParameterCommand: every answer holds Parameter.Value, which the AWS SDK marks sensitive.*configure the cache's encryption, or set allowPlaintext: true/,
+    );
+    const { client } = await cached(SSMClient, ssm, { GetParameterCommand: { ttlSeconds: 60 } }, { encryption });
     const first = await client.send(new GetParameterCommand({ Name: '/db/password', WithDecryption: true }));
     const second = await client.send(new GetParameterCommand({ Name: '/db/password', WithDecryption: true }));
     expect(awsCacheStatusOf(second)).toBe('hit');
     expect(second.Parameter).toEqual(first.Parameter);
     expect(second.Parameter!.LastModifiedDate).toBeInstanceOf(Date);
-    expect(ssm.count('GetParameter')).toBe(3);
+    const plain = await cached(SSMClient, ssm, { GetParameterCommand: { ttlSeconds: 60, allowPlaintext: true } });
+    for (let i = 0; i < 2; i += 1) await plain.client.send(new GetParameterCommand({ Name: '/feature/flag' }));
+    expect(ssm.count('GetParameter')).toBe(2);
   });
 
   it('stale-if-error on ThrottlingException', async () => {
@@ -205,7 +218,7 @@ describe('cacheAwsClient with the real SSM and Secrets Manager clients', () => {
   it('GetSecretValue: refused at configuration without encryption; cached with it', async () => {
     const { cache } = await db.newCache();
     expect(() => cacheAwsClient(new SecretsManagerClient(localAwsConfig(ssm.endpoint)), { cache, commands: { GetSecretValueCommand: { ttlSeconds: 60 } } })).toThrow(
-      /GetSecretValueCommand: its output is a secret; configure the cache's encryption, or set allowPlaintext: true/,
+      /GetSecretValueCommand: every answer holds SecretString, which the AWS SDK marks sensitive.*configure the cache's encryption, or set allowPlaintext: true/,
     );
     const { client } = await cached(SecretsManagerClient, ssm, { GetSecretValueCommand: { ttlSeconds: 60 } }, { encryption });
     await client.send(new GetSecretValueCommand({ SecretId: 'db' }));
@@ -234,5 +247,58 @@ describe('cacheAwsClient with the real DynamoDB client', () => {
     expect(await cache.getOrSet('plain', () => 'value', { ttlSeconds: 60 })).toBe('value');
     expect(cache.stats().errors).toBe(0);
     client.destroy();
+  });
+
+  it('a BatchGetItem with ConsistentRead on one of its tables reaches DynamoDB: the order is PAID, not the cached PENDING', async () => {
+    const client = new DynamoDBClient(localClientConfig(db.endpoint));
+    const { cache } = await db.newCache();
+    cacheAwsClient(client, { cache, commands: { BatchGetItemCommand: { ttlSeconds: 60 } } });
+    const orders = await db.newTable('order');
+    const status = async (ConsistentRead?: boolean) => {
+      const output = await client.send(new BatchGetItemCommand({ RequestItems: { [orders]: { Keys: [{ order: { S: 'o-1' } }], ...(ConsistentRead === undefined ? {} : { ConsistentRead }) } } }));
+      return [output.Responses![orders]![0]!.status!.S, awsCacheStatusOf(output)];
+    };
+    await db.client.send(new PutItemCommand({ TableName: orders, Item: { order: { S: 'o-1' }, status: { S: 'PENDING' } } }));
+    expect([await status(), await status()]).toEqual([
+      ['PENDING', 'miss'],
+      ['PENDING', 'hit'],
+    ]);
+    await db.client.send(new PutItemCommand({ TableName: orders, Item: { order: { S: 'o-1' }, status: { S: 'PAID' } } }));
+    expect(await status()).toEqual(['PENDING', 'hit']); // eventually consistent: the cache may answer
+    expect(await status(true)).toEqual(['PAID', 'bypass']);
+    client.destroy();
+  });
+});
+
+describe('cacheAwsClient with the real STS client', () => {
+  it("GetCallerIdentity is never shared across principals: each caller gets its own credentials' identity, under one principal label too", async () => {
+    const sts = await StsServer.start({
+      'ASIA-TENANT-A': 'arn:aws:sts::111111111111:assumed-role/tenant-a/session-1',
+      'ASIA-TENANT-A-2': 'arn:aws:sts::111111111111:assumed-role/tenant-a/session-2',
+      'ASIA-TENANT-B': 'arn:aws:sts::222222222222:assumed-role/tenant-b/session-1',
+    });
+    try {
+      const { cache } = await db.newCache();
+      const client = (accessKeyId: string, principal?: string) =>
+        cacheAwsClient(new STSClient({ endpoint: sts.endpoint, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId, secretAccessKey: 'secret', sessionToken: `token-${accessKeyId}` } }), {
+          cache,
+          commands: { GetCallerIdentityCommand: { ttlSeconds: 60 } },
+          ...(principal === undefined ? {} : { principal }),
+        });
+      const whoAmI = async (caller: STSClient) => {
+        const output = await caller.send(new GetCallerIdentityCommand({}));
+        return [output.Arn, awsCacheStatusOf(output)];
+      };
+      const [a, b] = [client('ASIA-TENANT-A'), client('ASIA-TENANT-B')];
+      expect(await whoAmI(a)).toEqual(['arn:aws:sts::111111111111:assumed-role/tenant-a/session-1', 'miss']);
+      expect(await whoAmI(b)).toEqual(['arn:aws:sts::222222222222:assumed-role/tenant-b/session-1', 'miss']);
+      expect(await whoAmI(a)).toEqual(['arn:aws:sts::111111111111:assumed-role/tenant-a/session-1', 'hit']);
+      // Two sessions of one tenant's role, under the tenant's label: each session is its own identity.
+      expect(await whoAmI(client('ASIA-TENANT-A', 'tenant-a'))).toEqual(['arn:aws:sts::111111111111:assumed-role/tenant-a/session-1', 'hit']);
+      expect(await whoAmI(client('ASIA-TENANT-A-2', 'tenant-a'))).toEqual(['arn:aws:sts::111111111111:assumed-role/tenant-a/session-2', 'miss']);
+      expect(sts.calls).toBe(3);
+    } finally {
+      await sts.close();
+    }
   });
 });

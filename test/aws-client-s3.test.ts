@@ -1,5 +1,8 @@
 import { GetObjectCommand, HeadObjectCommand, NoSuchKey, NotFound, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
@@ -268,6 +271,7 @@ describe('cacheAwsClient with the real S3 client', () => {
     const clear = await environment(await db.newTable(), getObject);
     for (let i = 0; i < 2; i += 1) expect(awsCacheStatusOf(await clear.client.send(new GetObjectCommand(input)))).toBe('bypass');
     expect(clear.logger.warnings.filter((w) => /SSECustomerKey/.test(w.message))).toHaveLength(1);
+    expect(clear.cache.stats().secretsNotStored).toBe(2);
     expect(s3.counts.GET).toBe(2);
     const encrypted = await environment(await db.newTable(), getObject, { encryption });
     const statuses = [];
@@ -345,5 +349,113 @@ describe('cacheAwsClient with the real S3 client', () => {
     await client.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'twice.txt' }));
     expect(s3.counts).toMatchObject({ GET: 1, HEAD: 2 });
     expect((cache as DynamoCache).stats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+});
+
+describe('what is shared with whom: the endpoint and the principal are in the key', () => {
+  /** A real S3 client with no endpoint of its own: the SDK finds it in the environment or the profile. */
+  const configuredClient = () => new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, forcePathStyle: true, maxAttempts: 1 });
+
+  it.each<[string, (endpoint: string) => Record<string, string>]>([
+    ['AWS_ENDPOINT_URL_S3', (endpoint) => ({ AWS_ENDPOINT_URL_S3: endpoint })],
+    ['AWS_ENDPOINT_URL', (endpoint) => ({ AWS_ENDPOINT_URL: endpoint })],
+    ["a profile's endpoint_url", (endpoint) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'dynamo-cache-aws-config-')), 'config');
+      writeFileSync(file, `[profile other-s3]\nendpoint_url = ${endpoint}\n`);
+      return { AWS_CONFIG_FILE: file, AWS_PROFILE: 'other-s3' };
+    }],
+  ])('two S3-compatible endpoints never share an object: one configured in code, the other from %s', async (_source, configure) => {
+    const other = await S3Server.start();
+    try {
+      s3.put('bucket', 'config.json', '{"from":"the first endpoint"}');
+      other.put('bucket', 'config.json', '{"from":"the other endpoint"}');
+      const tableName = await db.newTable();
+      const first = await environment(tableName, getObject);
+      expect(await (await first.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' }))).Body!.transformToString()).toBe('{"from":"the first endpoint"}');
+      for (const [name, value] of Object.entries(configure(other.endpoint))) vi.stubEnv(name, value);
+      const { cache } = await db.newCache({ tableName });
+      const second = cacheAwsClient(configuredClient(), { cache, commands: getObject });
+      const answer = await second.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' }));
+      expect(await answer.Body!.transformToString()).toBe('{"from":"the other endpoint"}');
+      expect(awsCacheStatusOf(answer)).toBe('miss');
+      expect([s3.counts.GET, other.counts.GET]).toEqual([1, 1]);
+      // Each endpoint's own object is then a hit, for each of them.
+      expect(awsCacheStatusOf(await second.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' })))).toBe('hit');
+    } finally {
+      vi.unstubAllEnvs();
+      await other.close();
+    }
+  });
+
+  /** A tenant's client: temporary credentials of that tenant's role, as an STS AssumeRole per tenant hands out. */
+  const tenantClient = (accessKeyId: string) =>
+    new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1, credentials: { accessKeyId, secretAccessKey: 'secret', sessionToken: `session-of-${accessKeyId}` } });
+
+  it.each([
+    ['derived from their credentials', undefined, undefined],
+    ['with a principal label each', 'tenant-a', 'tenant-b'],
+  ])('two per-tenant clients on one cache never share an output the other could not obtain (%s)', async (_how, labelA, labelB) => {
+    s3.restrictAccess({ 'ASIA-TENANT-A': ['tenant-a'], 'ASIA-TENANT-B': ['tenant-b'] });
+    s3.put('tenant-a', 'report.csv', 'revenue of tenant A');
+    const { cache, logger } = await db.newCache();
+    const a = cacheAwsClient(tenantClient('ASIA-TENANT-A'), { cache, commands: getObject, ...(labelA === undefined ? {} : { principal: labelA }) });
+    const b = cacheAwsClient(tenantClient('ASIA-TENANT-B'), { cache, commands: getObject, ...(labelB === undefined ? {} : { principal: labelB }) });
+    expect(await (await a.send(new GetObjectCommand({ Bucket: 'tenant-a', Key: 'report.csv' }))).Body!.transformToString()).toBe('revenue of tenant A');
+    const denied = await b.send(new GetObjectCommand({ Bucket: 'tenant-a', Key: 'report.csv' })).catch((error: unknown) => error);
+    expect(denied).toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    expect(s3.counts.GET).toBe(2);
+    expect(awsCacheStatusOf(await a.send(new GetObjectCommand({ Bucket: 'tenant-a', Key: 'report.csv' })))).toBe('hit');
+    // Without a label, outputs are shared only within one session of temporary credentials: a warning says how to share them.
+    const hint = logger.warnings.filter((w) => /shared only by callers with the same credentials .*set cacheAwsClient's principal option/.test(w.message));
+    expect(hint).toHaveLength(labelA === undefined ? 2 : 0);
+  });
+
+  it("a principal label shares one tenant's outputs across environments, whatever session credentials each has", async () => {
+    s3.restrictAccess({ 'ASIA-A-ENV-1': ['tenant-a'], 'ASIA-A-ENV-2': ['tenant-a'] });
+    s3.put('tenant-a', 'report.csv', 'revenue of tenant A');
+    const tableName = await db.newTable();
+    const environments = await Promise.all(['ASIA-A-ENV-1', 'ASIA-A-ENV-2'].map(async (accessKeyId) => cacheAwsClient(tenantClient(accessKeyId), { cache: (await db.newCache({ tableName })).cache, principal: 'tenant-a', commands: getObject })));
+    const statuses = [];
+    for (const client of environments) statuses.push(awsCacheStatusOf(await client.send(new GetObjectCommand({ Bucket: 'tenant-a', Key: 'report.csv' }))));
+    expect(statuses).toEqual(['miss', 'hit']);
+    expect(s3.counts.GET).toBe(1);
+  });
+
+  it("the fleet shares one function's outputs across environments, each with its own temporary credentials for the function's role; another function does not", async () => {
+    s3.restrictAccess({ 'ASIA-ENV-1': ['bucket'], 'ASIA-ENV-2': ['bucket'], 'ASIA-OTHER-FUNCTION': ['bucket'] });
+    s3.put('bucket', 'templates/invoice.html', '<h1>Invoice</h1>');
+    const tableName = await db.newTable();
+    /** One Lambda execution environment: the runtime puts its role's credentials in the environment; the client takes them from there. */
+    const lambdaEnvironment = async (functionName: string, accessKeyId: string) => {
+      for (const [name, value] of Object.entries({ AWS_LAMBDA_FUNCTION_NAME: functionName, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: `token-of-${accessKeyId}` })) vi.stubEnv(name, value);
+      const { cache, logger } = await db.newCache({ tableName });
+      const client = cacheAwsClient(new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1 }), { cache, commands: getObject });
+      const output = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'templates/invoice.html' }));
+      expect(await output.Body!.transformToString()).toBe('<h1>Invoice</h1>');
+      expect(logger.warnings).toEqual([]);
+      return awsCacheStatusOf(output);
+    };
+    try {
+      expect(await lambdaEnvironment('orders', 'ASIA-ENV-1')).toBe('miss');
+      expect(await lambdaEnvironment('orders', 'ASIA-ENV-2')).toBe('hit');
+      expect(await lambdaEnvironment('billing', 'ASIA-OTHER-FUNCTION')).toBe('miss');
+      expect(s3.counts.GET).toBe(2);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('shareAcrossPrincipals: an object every tenant may read is fetched once for all of them', async () => {
+    s3.restrictAccess({ 'ASIA-TENANT-A': ['public-assets'], 'ASIA-TENANT-B': ['public-assets'] });
+    s3.put('public-assets', 'logo.svg', '<svg/>');
+    const { cache } = await db.newCache();
+    const commands = { GetObjectCommand: { ttlSeconds: 60, shareAcrossPrincipals: true } };
+    const statuses = [];
+    for (const accessKeyId of ['ASIA-TENANT-A', 'ASIA-TENANT-B']) {
+      const client = cacheAwsClient(tenantClient(accessKeyId), { cache, commands });
+      statuses.push(awsCacheStatusOf(await client.send(new GetObjectCommand({ Bucket: 'public-assets', Key: 'logo.svg' }))));
+    }
+    expect(statuses).toEqual(['miss', 'hit']);
+    expect(s3.counts.GET).toBe(1);
   });
 });

@@ -5,8 +5,10 @@ import { assertKnownOptions } from '../known-options.ts';
 import { LEASE_DEFAULTS, booleanOption, nonNegativeNumber, positiveInteger, positiveNumber, resolveLease, type LeaseOptions } from '../options.ts';
 import { bodyOf, isStreamingBody, readBody, streamMixinOf, type StreamMixin } from './cached-body.ts';
 import { decodeRecord, encodeRecord, type CachedRecord } from './cached-output.ts';
-import { isSecretCommand, redactedMembers, refusalOf, secretInputReason, wantsLiveAnswer } from './command-rules.ts';
+import { hardRefusalOf, isIdentityOperation, operationOf, refusalOf, wantsLiveAnswer } from './command-rules.ts';
+import { principalOf, type CallIdentity, type PrincipalRule } from './principal.ts';
 import { requestKey, type RequestScope } from './request-key.ts';
+import { redactedMembers, sensitiveAnswerOf } from './sensitive-members.ts';
 import { isThrottlingOrTransient, notFoundError, rebuildError } from './service-errors.ts';
 import type { Json } from './tagged-json.ts';
 
@@ -39,14 +41,21 @@ export interface CachedCommandOptions<TInput = any> {
    */
   maxBodyBytes?: number;
   /**
-   * Store outputs that carry secrets (members the SDK marks sensitive, Secrets Manager values, SSM parameters
-   * read `WithDecryption`) even though the cache has no `encryption`. Default `false`.
+   * Store outputs that carry secrets (members the AWS SDK marks sensitive: Secrets Manager and SSM parameter
+   * values, Cognito user names and attributes, client secrets) even though the cache has no `encryption`.
+   * Default `false`.
    */
   allowPlaintext?: boolean;
   /**
-   * Cache a command that is not a plain read (its name does not start with a read verb) or that mints
-   * credentials or tokens. Almost always a mistake: callers would share one write's answer, or one caller's
-   * credentials. Default `false`.
+   * Share this command's outputs across principals: every caller on the table and namespace gets the output
+   * any of them obtained, whatever its credentials (objects every principal may read anyway). Refused for
+   * commands whose answer is about the caller's own credentials (STS `GetCallerIdentity`). Default `false`.
+   */
+  shareAcrossPrincipals?: boolean;
+  /**
+   * Cache a command that is not a plain read (its name does not start with a read verb) or whose answer is
+   * minted for the call (credentials, tokens, signed URLs, one-time codes, stream iterators). Almost always a
+   * mistake: callers would share one write's answer, or one caller's credentials. Default `false`.
    */
   dangerouslyAllowUnsafeCommand?: boolean;
 }
@@ -57,6 +66,13 @@ export interface CacheAwsClientOptions {
   cache: DynamoCache;
   /** The commands to cache, by class name (`GetObjectCommand`); any other command passes through untouched. */
   commands: Readonly<Record<string, CachedCommandOptions>>;
+  /**
+   * A stable name for the authority this client's credentials carry (the role, `tenant:<id>`), shared by
+   * every client and environment whose credentials carry the same: their outputs are shared, and never with
+   * another principal. Default: from the credentials each call is signed with (the Lambda function's own
+   * role; a long-term access key; else the one session of temporary credentials).
+   */
+  principal?: string;
 }
 
 /**
@@ -68,31 +84,55 @@ export type AwsCacheStatus = 'hit' | 'stale' | 'miss' | 'bypass';
 
 /** The structural view of an AWS SDK v3 client that `cacheAwsClient` needs: its middleware stack and resolved config. */
 export interface AwsClientLike {
-  readonly middlewareStack: { add(middleware: InitializeMiddleware, options: MiddlewareOptions): void };
+  // The middleware parameter is the SDK's own union of step middlewares, of whichever SDK version the client is.
+  readonly middlewareStack: {
+    add(middleware: never, options: AbsolutePlacement): void;
+    addRelativeTo(middleware: never, options: RelativePlacement): void;
+  };
   readonly config: object;
 }
 
-/** An `initialize` step handler, as the SDK's middleware stack calls it. */
-type InitializeHandler = (args: { input: object }) => Promise<{ output: object; response: unknown }>;
+/** A handler of the SDK's middleware stack, as the cache's middleware sees it. */
+type Handler = (args: HandlerArgs) => Promise<{ output: object; response: unknown }>;
+/** What a handler is called with: the command's input (and, from the serialize step on, the request). */
+interface HandlerArgs {
+  input: object;
+}
 /** The SDK's handler context: what `cacheAwsClient` reads of it. */
 interface HandlerContext {
   clientName?: string;
   commandName?: string;
   inputFilterSensitiveLog?: unknown;
   outputFilterSensitiveLog?: unknown;
-  __smithy_context?: { abortSignal?: AbortSignalLike };
+  /** The endpoint the SDK resolved for the call (`endpointV2Middleware`, serialize step). */
+  endpointV2?: { url?: { href?: string } };
+  /** The call's signal, and the credentials it is signed with (`httpAuthSchemeMiddleware`, serialize step). */
+  __smithy_context?: { abortSignal?: AbortSignalLike; selectedHttpAuthScheme?: { identity?: object } };
 }
-type InitializeMiddleware = (next: InitializeHandler, context: HandlerContext) => InitializeHandler;
-interface MiddlewareOptions {
+type CacheMiddleware = (next: Handler, context: HandlerContext) => Handler;
+interface AbsolutePlacement {
   step: 'initialize';
   name: string;
   priority: 'high';
   override: boolean;
   tags: string[];
 }
+interface RelativePlacement {
+  relation: 'after';
+  toMiddleware: string;
+  name: string;
+  override: boolean;
+  tags: string[];
+}
 
 /** The middleware's name in the client's stack: applying `cacheAwsClient` again replaces it. */
 const MIDDLEWARE_NAME = 'dynamoCacheAwsClient';
+
+/** The SDK's middleware that resolves a call's endpoint (every client with an `endpointProvider` has it). */
+const ENDPOINT_MIDDLEWARE = 'endpointV2Middleware';
+
+/** The reason a bypass record gives for an output that carries secrets. */
+const SECRET_BYPASS = 'secret';
 
 /** One command's settings, checked and resolved. */
 interface CommandPlan {
@@ -102,6 +142,7 @@ interface CommandPlan {
   readonly key: ((input: any) => string) | undefined;
   readonly maxBodyBytes: number;
   readonly plaintextAllowed: boolean;
+  readonly principal: PrincipalRule;
 }
 
 const OPTION_NAMES = new Set([
@@ -113,6 +154,7 @@ const OPTION_NAMES = new Set([
   'lease',
   'maxBodyBytes',
   'allowPlaintext',
+  'shareAcrossPrincipals',
   'dangerouslyAllowUnsafeCommand',
 ]);
 
@@ -123,38 +165,52 @@ const OPTION_NAMES = new Set([
  * and stores its output; when the service throttles or briefly fails, a stale output within
  * `staleIfErrorSeconds` is answered instead. Any other command passes through untouched.
  *
+ * An output is keyed by everything that decides it: the endpoint the SDK resolved for the call (however it
+ * was configured: `endpoint`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, a profile's `endpoint_url`),
+ * the caller's principal (see `principal`), and the input. A caller never receives an output that its own
+ * credentials could not have obtained, unless a command is `shareAcrossPrincipals`.
+ *
  * Outputs come back as the SDK returns them, `$metadata` included (with `cache`: see {@link AwsCacheStatus}),
  * `Date`s as `Date`s, and a streaming body (S3 `GetObject`'s `Body`) as a fresh SDK stream. Conditional reads
- * (`IfMatch`, `IfNoneMatch`, `IfModifiedSince`, `IfUnmodifiedSince`) and DynamoDB `ConsistentRead`s always go
- * to the service. An output that
- * carries secrets is stored only when the cache has `encryption` or the command allows plaintext.
+ * (`IfMatch`, `IfNoneMatch`, `IfModifiedSince`, `IfUnmodifiedSince`) and strongly consistent DynamoDB reads
+ * (`ConsistentRead`, per table in `BatchGetItem` too) always go to the service. An output that carries
+ * secrets is stored only when the cache has `encryption` or the command allows plaintext.
  *
  * @example
  * const s3 = cacheAwsClient(new S3Client({}), { cache, commands: { GetObjectCommand: { ttlSeconds: 300, staleIfErrorSeconds: 3600 } } });
- * @throws InvalidOptionsError for bad options, a command that is not a plain read, or a secret-bearing
- *   command (Secrets Manager `GetSecretValue`) on a cache without `encryption` and without `allowPlaintext`.
+ * @throws InvalidOptionsError for bad options, a command that is not a plain read or mints what it answers,
+ *   or a command whose every answer holds a member the AWS SDK marks sensitive (Secrets Manager
+ *   `GetSecretValue`, Cognito `AdminGetUser`) on a cache without `encryption` and without `allowPlaintext`.
  */
 export function cacheAwsClient<TClient extends AwsClientLike>(client: TClient, options: CacheAwsClientOptions): TClient {
-  if (client === null || typeof client !== 'object' || typeof client.middlewareStack?.add !== 'function') {
+  if (client === null || typeof client !== 'object' || typeof client.middlewareStack?.add !== 'function' || typeof client.middlewareStack.addRelativeTo !== 'function') {
     throw new InvalidOptionsError('cacheAwsClient needs an AWS SDK v3 client (an object with a middlewareStack)');
   }
   if (options === null || typeof options !== 'object') throw new InvalidOptionsError('cacheAwsClient options must be an object');
-  assertKnownOptions('cacheAwsClient options', options, ['cache', 'commands']);
-  const { cache, commands } = options;
+  assertKnownOptions('cacheAwsClient options', options, ['cache', 'commands', 'principal']);
+  const { cache, commands, principal } = options;
   // By its brand, not instanceof: a cache from another copy of the package (a layer's, a bundle's) is one too.
   if (!DynamoCache.isDynamoCache(cache)) throw new InvalidOptionsError('cacheAwsClient options.cache must be a DynamoCache');
   if (commands === null || typeof commands !== 'object' || Object.keys(commands).length === 0) {
     throw new InvalidOptionsError('cacheAwsClient options.commands must name at least one command, e.g. { GetObjectCommand: { ttlSeconds: 60 } }');
   }
-  const plans = new Map(Object.entries(commands).map(([name, entry]) => [name, planOf(name, entry, cache)]));
+  if (principal !== undefined && (typeof principal !== 'string' || principal === '')) {
+    throw new InvalidOptionsError("cacheAwsClient options.principal must be a non-empty string naming the authority of the client's credentials");
+  }
+  const serviceId = (client.config as { serviceId?: unknown }).serviceId;
+  const plans = new Map(Object.entries(commands).map(([name, entry]) => [name, planOf(name, entry, cache, serviceId, principal)]));
   const cachingMiddleware = new AwsReadCache(cache, client.config, plans);
-  client.middlewareStack.add((next, context) => (args) => cachingMiddleware.handle(next, context, args), {
-    step: 'initialize',
-    name: MIDDLEWARE_NAME,
-    priority: 'high',
-    override: true,
-    tags: ['DYNAMO_CACHE'],
-  });
+  const middleware: CacheMiddleware = (next, context) => (args) => cachingMiddleware.handle(next, context, args);
+  const placement = { name: MIDDLEWARE_NAME, override: true, tags: ['DYNAMO_CACHE'] };
+  if (typeof (client.config as { endpointProvider?: unknown }).endpointProvider === 'function') {
+    // Right after the SDK resolved the call's endpoint and credentials (httpAuthSchemeMiddleware, then
+    // endpointV2Middleware), before anything serializes, signs, retries or sends it: the input and the output
+    // are the caller's (the DynamoDB document client translates them further down).
+    client.middlewareStack.addRelativeTo(middleware as never, { ...placement, relation: 'after', toMiddleware: ENDPOINT_MIDDLEWARE });
+  } else {
+    // A client from before endpoint rule sets resolves its endpoint and credentials from its config alone.
+    client.middlewareStack.add(middleware as never, { ...placement, step: 'initialize', priority: 'high' });
+  }
   return client;
 }
 
@@ -163,7 +219,7 @@ export function awsCacheStatusOf(output: { $metadata?: object }): AwsCacheStatus
   return (output.$metadata as { cache?: AwsCacheStatus } | undefined)?.cache;
 }
 
-function planOf(name: string, entry: CachedCommandOptions, cache: DynamoCache): CommandPlan {
+function planOf(name: string, entry: CachedCommandOptions, cache: DynamoCache, serviceId: unknown, label: string | undefined): CommandPlan {
   const where = `commands.${name}`;
   if (!/^[A-Z][A-Za-z0-9]*Command$/.test(name)) {
     throw new InvalidOptionsError(`${where}: commands are named by their class, as in GetObjectCommand or AdminGetUserCommand`);
@@ -171,12 +227,25 @@ function planOf(name: string, entry: CachedCommandOptions, cache: DynamoCache): 
   if (entry === null || typeof entry !== 'object') throw new InvalidOptionsError(`${where} must be an object such as { ttlSeconds: 60 }`);
   const unknown = Object.keys(entry).filter((option) => !OPTION_NAMES.has(option));
   if (unknown.length > 0) throw new InvalidOptionsError(`${where}: unknown option ${unknown.join(', ')}`);
+  const operation = operationOf(serviceId, name);
+  const hardRefusal = hardRefusalOf(name, operation);
+  if (hardRefusal !== undefined) throw new InvalidOptionsError(`${where}: ${hardRefusal}`);
   const unsafe = booleanOption(`${where}.dangerouslyAllowUnsafeCommand`, entry.dangerouslyAllowUnsafeCommand ?? false);
-  const refusal = refusalOf(name);
+  const refusal = refusalOf(name, operation);
   if (refusal !== undefined && !unsafe) throw new InvalidOptionsError(`${where}: ${refusal}`);
   const plaintextAllowed = cache.encrypted || booleanOption(`${where}.allowPlaintext`, entry.allowPlaintext ?? false);
-  if (isSecretCommand(name) && !plaintextAllowed) {
-    throw new InvalidOptionsError(`${where}: its output is a secret; configure the cache's encryption, or set allowPlaintext: true to store it in clear`);
+  const sensitive = sensitiveAnswerOf(operation);
+  if (sensitive !== undefined && !plaintextAllowed) {
+    throw new InvalidOptionsError(
+      `${where}: every answer holds ${sensitive}, which the AWS SDK marks sensitive, so none could be stored in clear; configure the cache's encryption, or set allowPlaintext: true to store it in clear`,
+    );
+  }
+  const shared = booleanOption(`${where}.shareAcrossPrincipals`, entry.shareAcrossPrincipals ?? false);
+  const identity = isIdentityOperation(operation);
+  if (identity && (shared || entry.key !== undefined)) {
+    throw new InvalidOptionsError(
+      `${where}: ${name} answers about the caller's own credentials, so it is keyed by them and by its whole input: ${shared ? 'shareAcrossPrincipals' : 'a key function'} would hand one caller's identity to another`,
+    );
   }
   if (entry.key !== undefined && typeof entry.key !== 'function') throw new InvalidOptionsError(`${where}.key must be a function of the input`);
   if (entry.lease !== undefined) resolveLease(`${where}.lease`, entry.lease, LEASE_DEFAULTS);
@@ -194,11 +263,12 @@ function planOf(name: string, entry: CachedCommandOptions, cache: DynamoCache): 
     key: entry.key,
     maxBodyBytes: positiveInteger(`${where}.maxBodyBytes`, entry.maxBodyBytes ?? cache.maxValueBytes),
     plaintextAllowed,
+    principal: { label, exact: identity, shared },
   };
 }
 
 /** A call answered by the service: what the middleware returns. */
-type HandlerResult = Awaited<ReturnType<InitializeHandler>>;
+type HandlerResult = Awaited<ReturnType<Handler>>;
 
 /** What a fetch leaves: the value to store, whether it is the output (or a bypass), and the output to answer. */
 interface Outcome {
@@ -223,7 +293,7 @@ class AwsReadCache {
     this.#mixin = streamMixinOf(config);
   }
 
-  async handle(next: InitializeHandler, context: HandlerContext, args: { input: object }): Promise<HandlerResult> {
+  async handle(next: Handler, context: HandlerContext, args: HandlerArgs): Promise<HandlerResult> {
     const plan = context.commandName === undefined ? undefined : this.#plans.get(context.commandName);
     // The cache's own requests, when it shares this DynamoDB client: caching them would recurse.
     if (plan === undefined || this.#isCacheTable(args.input as Record<string, unknown>)) return next(args);
@@ -232,9 +302,9 @@ class AwsReadCache {
     const input = args.input as Record<string, unknown>;
     if (wantsLiveAnswer(input)) return this.#bypass(next, args);
     if (!plan.plaintextAllowed) {
-      const secret = secretInputReason(plan.name, input) ?? redactedMembers(input, context.inputFilterSensitiveLog).join(', ');
-      if (secret !== '') {
-        this.#warnSecret(plan, `its input carries ${secret}`);
+      const secrets = redactedMembers(input, context.inputFilterSensitiveLog);
+      if (secrets.length > 0) {
+        this.#secretNotStored(plan, `its input carries ${secrets.join(', ')}`);
         return this.#bypass(next, args);
       }
     }
@@ -257,12 +327,13 @@ class AwsReadCache {
       return this.#bypass(next, args);
     }
     if (record.kind === 'error') throw rebuildError(record.error, { cache: 'hit' });
+    if (record.kind === 'bypass' && record.reason === SECRET_BYPASS) this.#secretNotStored(plan);
     const answer = this.#answer(record, acquisition.stale ? 'stale' : 'hit');
     return answer ?? this.#bypass(next, args);
   }
 
   /** The caller's turn: calls the service, stores what can be stored, answers stale on throttling. */
-  async #fetch(turn: FetchTurn<unknown>, plan: CommandPlan, next: InitializeHandler, context: HandlerContext, args: { input: object }): Promise<HandlerResult> {
+  async #fetch(turn: FetchTurn<unknown>, plan: CommandPlan, next: Handler, context: HandlerContext, args: HandlerArgs): Promise<HandlerResult> {
     let result: HandlerResult;
     let outcome: Outcome;
     try {
@@ -290,8 +361,8 @@ class AwsReadCache {
     const bypass = (reason: string, answer = output): Outcome => ({ stored: encodeRecord({ kind: 'bypass', reason }), cached: false, output: answer });
     const secrets = plan.plaintextAllowed ? [] : redactedMembers(output, context.outputFilterSensitiveLog);
     if (secrets.length > 0) {
-      this.#warnSecret(plan, `its output carries ${secrets.join(', ')}`);
-      return bypass('secret');
+      this.#secretNotStored(plan, `its output carries ${secrets.join(', ')}`);
+      return bypass(SECRET_BYPASS);
     }
     const member = Object.keys(output).find((name) => isStreamingBody(output[name]));
     let record: CachedRecord = { kind: 'output', output };
@@ -349,21 +420,31 @@ class AwsReadCache {
     return { output: withStatus(output, status), response: undefined };
   }
 
-  async #bypass(next: InitializeHandler, args: { input: object }): Promise<HandlerResult> {
+  async #bypass(next: Handler, args: HandlerArgs): Promise<HandlerResult> {
     const result = await next(args);
     return { ...result, output: withStatus(result.output as Record<string, unknown>, 'bypass') };
   }
 
-  /** What, besides the input, the answer depends on: client, region and custom endpoint. */
+  /** What, besides the input, the answer depends on: the client, its region, the endpoint the call goes to, and whose authority it carries. */
   async #scope(context: HandlerContext, plan: CommandPlan): Promise<RequestScope> {
-    const config = this.#config as { region?: unknown; endpoint?: unknown; isCustomEndpoint?: unknown };
+    const config = this.#config as { region?: unknown; endpoint?: unknown; credentials?: unknown };
     const region = typeof config.region === 'function' ? await config.region() : config.region;
-    let endpoint: string | undefined;
-    if (config.isCustomEndpoint === true && typeof config.endpoint === 'function') {
+    const auth = context.__smithy_context?.selectedHttpAuthScheme;
+    // A client older than the SDK's auth-scheme and endpoint resolution signs with its config's credentials, and sends to its config's endpoint.
+    const identity = (auth !== undefined ? auth.identity : typeof config.credentials === 'function' ? await config.credentials() : undefined) as CallIdentity | undefined;
+    const principal = principalOf(identity, plan.principal);
+    if (principal.kind === 'session') {
+      this.#warnOnce(
+        'principal:session',
+        `dynamo-cache: ${context.clientName ?? 'the client'} signs with temporary credentials that are not the Lambda function's own, so its cached outputs are shared only by callers with the same credentials (one session); set cacheAwsClient's principal option to a name for the authority those credentials carry (the role, the tenant) to share them across the fleet`,
+      );
+    }
+    let endpoint = context.endpointV2?.url?.href;
+    if (endpoint === undefined && typeof config.endpoint === 'function') {
       const { protocol, hostname, port, path } = (await config.endpoint()) as { protocol: string; hostname: string; port?: number; path?: string };
       endpoint = `${protocol}//${hostname}${port === undefined ? '' : `:${port}`}${path ?? ''}`;
     }
-    return { clientName: context.clientName ?? '', region: typeof region === 'string' ? region : '', endpoint, commandName: plan.name };
+    return { clientName: context.clientName ?? '', region: typeof region === 'string' ? region : '', endpoint: endpoint ?? '', principal: principal.id, commandName: plan.name };
   }
 
   #isCacheTable(input: Record<string, unknown>): boolean {
@@ -371,7 +452,11 @@ class AwsReadCache {
     return input.TableName === table || Object.hasOwn((input.RequestItems as object | undefined) ?? {}, table);
   }
 
-  #warnSecret(plan: CommandPlan, what: string): void {
+  /** A call not stored because it carries a secret: counted in `stats()`, and the fix named once per command. */
+  #secretNotStored(plan: CommandPlan, what?: string): void {
+    // A cache from an older copy of the package may not count it.
+    (this.#cache as Partial<Pick<DynamoCache, 'count'>>).count?.('secretsNotStored');
+    if (what === undefined) return;
     this.#warnOnce(
       `${plan.name}:secret`,
       `dynamo-cache: ${plan.name} not cached: ${what}, which the AWS SDK marks sensitive; configure the cache's encryption, or set allowPlaintext: true for the command to store it in clear`,

@@ -54,6 +54,11 @@ export interface CacheStats {
   earlyRefreshes: number;
   /** DynamoDB requests not sent because the call's deadline (less `deadlineMarginMs`) left no time: each became a miss or a `false`. */
   deadlineSkips: number;
+  /**
+   * `cacheAwsClient` calls answered by the service and not stored because their input or output holds a
+   * member the AWS SDK marks sensitive and the cache has no `encryption` (a warning names the fix once per command).
+   */
+  secretsNotStored: number;
 }
 
 /** Names of the counters, for code that increments them. */
@@ -114,6 +119,7 @@ export class StatsRecorder {
     leaseWaitTimeouts: 0,
     earlyRefreshes: 0,
     deadlineSkips: 0,
+    secretsNotStored: 0,
   };
 
   increment(counter: Counter, by = 1): void {

@@ -72,3 +72,8 @@ export abstract class LocalUpstream<TFault> {
   /** Answers one request, whose body has been read. */
   protected abstract answer(req: IncomingMessage, body: Buffer, res: ServerResponse): void;
 }
+
+/** The access key id a request is signed with (its SigV4 `Credential`), or `''` for an unsigned request. */
+export function signingKeyIdOf(req: IncomingMessage): string {
+  return /Credential=([^/,]+)\//.exec(req.headers.authorization ?? '')?.[1] ?? '';
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LocalUpstream, type LocalUpstreamOptions } from './local-upstream.ts';
+import { LocalUpstream, signingKeyIdOf, type LocalUpstreamOptions } from './local-upstream.ts';
 
 /** An object the server holds. */
 interface StoredObject {
@@ -22,12 +22,15 @@ export interface S3Fault {
  * A local S3-compatible endpoint on 127.0.0.1, path-style (`forcePathStyle: true`), for the real S3 client:
  * `PutObject`, `GetObject` (with `Range`, `If-None-Match`, `If-Match`, `If-Modified-Since`) and `HeadObject`,
  * answering S3's own headers and XML errors (`NoSuchKey`, `NotModified`, `PreconditionFailed`). Like S3 above
- * its per-prefix request rate, it answers `503 SlowDown` above `ratePerSecond`; tests can also force errors.
+ * its per-prefix request rate, it answers `503 SlowDown` above `ratePerSecond`; tests can also force errors, and
+ * restrict each access key to some buckets, as IAM policies do (`restrictAccess`).
  */
 export class S3Server extends LocalUpstream<S3Fault> {
   /** Requests received, by method, and answers by outcome. */
   readonly counts = { GET: 0, HEAD: 0, PUT: 0, other: 0, ok: 0, throttled: 0, failed: 0 };
   readonly #objects = new Map<string, StoredObject>();
+  /** Buckets each access key id may read and write, when access is restricted. */
+  #grants: ReadonlyMap<string, readonly string[]> | undefined;
   #requestIds = 0;
 
   /** Starts a server on a random 127.0.0.1 port; above `ratePerSecond` it answers `503 SlowDown`. */
@@ -69,10 +72,19 @@ export class S3Server extends LocalUpstream<S3Fault> {
     });
   }
 
-  /** Resets the counters, faults and rate limit. */
+  /**
+   * Restricts access as IAM policies would: each access key id (the one in the request's SigV4 `Credential`)
+   * may use the buckets listed for it, and gets `403 AccessDenied` for any other. `undefined`: no restriction.
+   */
+  restrictAccess(grants: Record<string, readonly string[]> | undefined): void {
+    this.#grants = grants === undefined ? undefined : new Map(Object.entries(grants));
+  }
+
+  /** Resets the counters, faults, rate limit and access restriction. */
   reset(): void {
     for (const name of Object.keys(this.counts) as (keyof S3Server['counts'])[]) this.counts[name] = 0;
     this.resetFaults();
+    this.#grants = undefined;
   }
 
   protected answer(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
@@ -93,9 +105,11 @@ export class S3Server extends LocalUpstream<S3Fault> {
     const fault = this.takeFault();
     if (fault === 'throttled') return error('SlowDown', 503, 'Please reduce your request rate.');
     if (fault !== undefined) return error(fault.code, fault.status, `Injected ${fault.code}`);
+    const [bucket = '', ...key] = objectKey.split('/');
+    const accessKeyId = signingKeyIdOf(req);
+    if (this.#grants !== undefined && !(this.#grants.get(accessKeyId) ?? []).includes(bucket)) return error('AccessDenied', 403, 'Access Denied');
     if (method === 'PUT') {
       const metadata = Object.fromEntries(Object.entries(req.headers).flatMap(([name, value]) => (name.startsWith('x-amz-meta-') ? [[name.slice(11), String(value)]] : [])));
-      const [bucket = '', ...key] = objectKey.split('/');
       this.put(bucket, key.join('/'), body, { contentType: req.headers['content-type'] ?? 'application/octet-stream', metadata });
       this.counts.ok += 1;
       res.writeHead(200, { ...headers, etag: this.#objects.get(objectKey)!.etag }).end();
