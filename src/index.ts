@@ -35,6 +35,7 @@ export type { ResponseMemoOptions, ResponseResult, ResponseSource, RouteOptions 
 export { awsCacheStatusOf, cacheAwsClient, type AwsCacheStatus, type AwsClientLike, type CacheAwsClientOptions, type CachedCommandOptions } from './aws-clients/cache-aws-client.ts';
 export {
   CLIENT_CREDENTIALS_DEFAULTS,
+  MAX_EXPIRES_IN_SECONDS,
   clientCredentialsToken,
   type ClientCredentialsTokenOptions,
   type TokenProvider,

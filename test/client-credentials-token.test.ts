@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
-import { clientCredentialsToken, type ClientCredentialsTokenOptions } from '../src/oauth/client-credentials-token.ts';
+import { MAX_EXPIRES_IN_SECONDS, clientCredentialsToken, type ClientCredentialsTokenOptions } from '../src/oauth/client-credentials-token.ts';
 import { TokenEndpointError } from '../src/oauth/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
@@ -176,7 +176,7 @@ describe('clientCredentialsToken', () => {
     await expect(env!.token()).rejects.toThrow('token endpoint answered a mac token, not a Bearer token');
     server.injectNext(1, { status: 502, body: {} });
     await expect(env!.token()).rejects.toMatchObject({ message: 'token endpoint answered 502 Bad Gateway', status: 502 });
-    const slow = await TokenServer.start({ latencyMs: 200, expiresInSeconds: 0.1 });
+    const slow = await TokenServer.start({ latencyMs: 1200, expiresInSeconds: 1 });
     try {
       const { cache } = await db.newCache({ encryption });
       const token = clientCredentialsToken({ cache, tokenUrl: slow.url, clientId: 'demo-client', clientSecret: 'demo-secret' });
@@ -184,6 +184,62 @@ describe('clientCredentialsToken', () => {
     } finally {
       await slow.close();
     }
+  });
+
+  it.each<[string, unknown]>([
+    ['true', true],
+    ['[3600]', [3600]],
+    ['"0x10"', '0x10'],
+    ['1e308', 1e308],
+    ['0', 0],
+    ['60.5', 60.5],
+    ['"1e3"', '1e3'],
+    ['" 60"', ' 60'],
+    ['"60.0"', '60.0'],
+    ['""', ''],
+    ['null', null],
+    ['{}', {}],
+    ['one past the cap', MAX_EXPIRES_IN_SECONDS + 1],
+  ])('an expires_in of %s is a TokenEndpointError, and the refresh lease is given back at once', async (_name, expiresIn) => {
+    const [first, next] = await fleet(2);
+    server.injectNext(1, { status: 200, body: { access_token: 'bad-lifetime', token_type: 'Bearer', expires_in: expiresIn } });
+    const error = await first!.token().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TokenEndpointError);
+    expect((error as Error).message).toMatch(/^token endpoint answered an invalid expires_in .+: it must be a whole number of seconds from 1 to 31536000$/);
+    expect(error).toMatchObject({ status: 200 });
+    // The next environment does not wait for a lease the failed one kept: it asks the endpoint at once.
+    expect(await next!.token()).toBe('token-1');
+    expect(next!.cache.stats()).toMatchObject({ leaseWaits: 0, leaseWins: 1 });
+  });
+
+  it.each<[string, unknown]>([
+    ['a JSON number', 3600],
+    ['a string of decimal digits (as Azure AD v1 sends it)', '3599'],
+    ['the cap', MAX_EXPIRES_IN_SECONDS],
+  ])('an expires_in given as %s is the lifetime in seconds: the token is used, and cached', async (_name, expiresIn) => {
+    const [env] = await fleet(1);
+    server.injectNext(1, { status: 200, body: { access_token: 'long-lived', token_type: 'Bearer', expires_in: expiresIn } });
+    expect([await env!.token(), await env!.token()]).toEqual(['long-lived', 'long-lived']);
+    expect(server.calls).toBe(1);
+  });
+
+  it('refuses a tokenUrl holding credentials, and never repeats them', async () => {
+    const { cache, logger } = await db.newCache({ encryption });
+    const options = { cache, clientId: 'id', clientSecret: 'secret' };
+    for (const tokenUrl of ['https://user:url-password-123@auth.example.com/oauth2/token', 'https://user:url-password-123@auth.example.com:99999/token', 'https://:url-password-123@auth.example.com/token']) {
+      const error = (() => {
+        try {
+          clientCredentialsToken({ ...options, tokenUrl });
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(error!.message).toMatch(/^tokenUrl must (not hold credentials \(user:password@\): give them as clientId and clientSecret|be an absolute URL)/);
+      expect(`${error!.message} ${JSON.stringify(error)} ${error!.stack} ${String(error!.cause)} ${JSON.stringify(error!.cause)}`).not.toContain('url-password-123');
+    }
+    expect(JSON.stringify(logger.entries)).not.toContain('url-password-123');
   });
 
   it('takes the secret from an async function, called only when a token is requested', async () => {
@@ -263,6 +319,7 @@ describe('clientCredentialsToken', () => {
     expect(() => clientCredentialsToken({ ...base, scope: 'a "b"' })).toThrow(/not a valid scope token/);
     expect(() => clientCredentialsToken({ ...base, parameters: { grant_type: 'password' } })).toThrow(/set by clientCredentialsToken itself/);
     expect(() => clientCredentialsToken({ ...base, skewSeconds: -1 })).toThrow(/skewSeconds/);
+    expect(() => clientCredentialsToken({ ...base, defaultExpiresInSeconds: MAX_EXPIRES_IN_SECONDS + 1 })).toThrow(/defaultExpiresInSeconds must be at most 31536000/);
     expect(() => clientCredentialsToken({ ...base, cache: {} as DynamoCache })).toThrow(/must be a DynamoCache/);
     expect(() => clientCredentialsToken({ ...base, tokenUrl: 'http://127.0.0.1:8080/token' })).not.toThrow();
     // A misspelled option would otherwise be ignored: a token with the server's default scopes, without a word.

@@ -26,7 +26,7 @@ export interface ClientCredentialsTokenOptions {
    * expires. Default `60`.
    */
   skewSeconds?: number;
-  /** Lifetime assumed when the endpoint answers no `expires_in`, in seconds. Default `300`. */
+  /** Lifetime assumed when the endpoint answers no `expires_in`, in seconds (at most `MAX_EXPIRES_IN_SECONDS`). Default `300`. */
   defaultExpiresInSeconds?: number;
   /** Time budget of one token request, in ms. Default `5000`. */
   timeoutMs?: number;
@@ -48,6 +48,12 @@ export type TokenProvider = (options?: TokenRequestOptions) => Promise<string>;
 
 /** The defaults of {@link ClientCredentialsTokenOptions}. */
 export const CLIENT_CREDENTIALS_DEFAULTS = { skewSeconds: 60, defaultExpiresInSeconds: 300, timeoutMs: 5000 } as const;
+
+/**
+ * The longest token lifetime taken from a token endpoint, in seconds (365 days). An `expires_in` beyond it is
+ * an error: a token the fleet would keep using for longer than any server issues them is a server's mistake.
+ */
+export const MAX_EXPIRES_IN_SECONDS = 31_536_000;
 
 /** A token as the cache holds it. `expiresAtMs` is its real expiry, counted from when it was requested. */
 interface StoredToken {
@@ -108,7 +114,13 @@ export function clientCredentialsToken(options: ClientCredentialsTokenOptions): 
       if (fallback !== undefined && isValid(fallback.value)) return fallback.value.accessToken;
       throw error;
     }
-    await turn.fulfil(token, lifetimeOf(token, settings.skewSeconds));
+    try {
+      await turn.fulfil(token, lifetimeOf(token, settings.skewSeconds));
+    } catch (error) {
+      // The endpoint issued the token: the caller gets it whatever happens to the cache, and the lease is given back.
+      cache.logger.warn('dynamo-cache: access token not cached', { errorMessage: (error as Error).message });
+      await turn.abandon().catch(() => {});
+    }
     return token.accessToken;
   };
 
@@ -164,11 +176,16 @@ function resolveTokenOptions(options: ClientCredentialsTokenOptions): TokenSetti
   const { cache, tokenUrl, clientId, clientSecret, scope, parameters = {}, lease } = options;
   // By its brand, not instanceof: a cache from another copy of the package (a layer's, a bundle's) is one too.
   if (!DynamoCache.isDynamoCache(cache)) throw new InvalidOptionsError('clientCredentialsToken options.cache must be a DynamoCache');
+  // Neither message nor cause repeats the URL: it may hold the credentials refused below.
   let url: URL;
   try {
     url = new URL(tokenUrl);
-  } catch (error) {
-    throw new InvalidOptionsError(`tokenUrl must be an absolute URL, got ${JSON.stringify(tokenUrl)}`, { cause: error });
+  } catch {
+    throw new InvalidOptionsError('tokenUrl must be an absolute URL (the value given is not one; it is not repeated here, as it may hold credentials)');
+  }
+  // Credentials in the URL would be logged and carried in every TokenEndpointError; the client's go in clientId and clientSecret.
+  if (url.username !== '' || url.password !== '') {
+    throw new InvalidOptionsError('tokenUrl must not hold credentials (user:password@): give them as clientId and clientSecret');
   }
   // RFC 6749 section 3.2: the token endpoint is reached over TLS; loopback is the one exception (tests, sidecars).
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
@@ -195,7 +212,7 @@ function resolveTokenOptions(options: ClientCredentialsTokenOptions): TokenSetti
     clientSecret,
     form,
     skewSeconds: nonNegativeNumber('skewSeconds', options.skewSeconds ?? defaults.skewSeconds),
-    defaultExpiresInSeconds: positiveNumber('defaultExpiresInSeconds', options.defaultExpiresInSeconds ?? defaults.defaultExpiresInSeconds),
+    defaultExpiresInSeconds: atMost('defaultExpiresInSeconds', positiveNumber('defaultExpiresInSeconds', options.defaultExpiresInSeconds ?? defaults.defaultExpiresInSeconds), MAX_EXPIRES_IN_SECONDS),
     timeoutMs: positiveInteger('timeoutMs', options.timeoutMs ?? defaults.timeoutMs),
     lease,
   };
@@ -253,14 +270,38 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
   }
   const accessToken = string('access_token');
   if (accessToken === undefined || accessToken === '') throw fail(`token endpoint answered ${response.status} without an access_token`, { status: response.status });
-  const expiresIn = body.expires_in === undefined ? settings.defaultExpiresInSeconds : Number(body.expires_in);
-  if (!Number.isFinite(expiresIn) || expiresIn <= 0) throw fail(`token endpoint answered an invalid expires_in ${JSON.stringify(body.expires_in)}`, { status: response.status });
+  const expiresIn = body.expires_in === undefined ? settings.defaultExpiresInSeconds : lifetimeSecondsOf(body.expires_in);
+  if (expiresIn === undefined) {
+    throw fail(`token endpoint answered an invalid expires_in ${describe(body.expires_in)}: it must be a whole number of seconds from 1 to ${MAX_EXPIRES_IN_SECONDS}`, { status: response.status });
+  }
   const expiresAtMs = sentAtMs + expiresIn * 1000;
   if (expiresAtMs <= Date.now()) throw fail(`token endpoint answered a token that expired before it arrived (expires_in ${expiresIn})`, { status: response.status });
   // RFC 6749 section 7.1: a client must not use a token whose type it does not understand; this one hands out bearer tokens.
   const tokenType = string('token_type');
   if (tokenType !== undefined && tokenType.toLowerCase() !== 'bearer') throw fail(`token endpoint answered a ${tokenType} token, not a Bearer token`, { status: response.status });
   return { accessToken, expiresAtMs };
+}
+
+/**
+ * `expires_in` as RFC 6749 section 5.1 defines it, "the lifetime in seconds of the access token", a JSON number:
+ * a whole number from 1 to `MAX_EXPIRES_IN_SECONDS`. A string of decimal digits is taken as that number too
+ * (some servers, Azure AD v1 among them, send `"3599"`): it has one reading. Anything else has none or several
+ * (`true`, `[3600]`, `"0x10"`, `"1e3"`, `" 60"`, `60.5`, `1e308`, `null`), and is `undefined`.
+ */
+function lifetimeSecondsOf(value: unknown): number | undefined {
+  const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^[1-9][0-9]{0,9}$/.test(value) ? Number(value) : Number.NaN;
+  return Number.isInteger(seconds) && seconds >= 1 && seconds <= MAX_EXPIRES_IN_SECONDS ? seconds : undefined;
+}
+
+/** A value the endpoint sent, as JSON, cut short: the endpoint chooses its size. */
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+}
+
+function atMost(name: string, value: number, max: number): number {
+  if (value > max) throw new InvalidOptionsError(`${name} must be at most ${max}, got ${value}`);
+  return value;
 }
 
 /**

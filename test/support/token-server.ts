@@ -28,7 +28,7 @@ export interface ReceivedTokenRequest {
 /** A forced answer: status and JSON body (default `{ "error": "temporarily_unavailable" }`). */
 export interface TokenFault {
   readonly status: number;
-  readonly body?: Record<string, string>;
+  readonly body?: Record<string, unknown>;
 }
 
 /**
