@@ -1,14 +1,17 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import manifest from '../package.json' with { type: 'json' };
 import { DynamoCache } from '../src/cache.ts';
+import type { DynamoCacheOptions } from '../src/options.ts';
+import { run as runInProcess, type CliIo } from '../src/cli/main.ts';
 import { localClientConfig } from './support/dynalite.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
@@ -37,6 +40,11 @@ function run(args: string[], env: Record<string, string | undefined> = {}, stdin
     child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(stdin);
   });
+}
+
+/** The library on a table the CLI works on, with a time budget a loaded machine cannot exceed. */
+function libraryCache(tableName: string, options: DynamoCacheOptions = {}): DynamoCache {
+  return new DynamoCache({ tableName, clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger(), timeoutMs: 5000, ...options });
 }
 
 /** Runs against the test's dynalite with a fresh table (created by the CLI itself), with `globals` on every command. */
@@ -87,7 +95,7 @@ describe.concurrent('dynamo-cache CLI', () => {
   it('set --raw stores a plain string, readable by the library', async () => {
     const { table, cmd } = await withTable();
     expect((await cmd('set', 'token', 'not json at all', '--raw')).code).toBe(0);
-    const cache = new DynamoCache({ tableName: table, clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger() });
+    const cache = libraryCache(table);
     expect(await cache.get('token')).toBe('not json at all');
   });
 
@@ -104,7 +112,7 @@ describe.concurrent('dynamo-cache CLI', () => {
   it('get of an encrypted value says how to read it, and reads it with --key', async () => {
     const { table, cmd } = await withTable();
     const key = randomBytes(32);
-    const cache = new DynamoCache({ tableName: table, clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger(), encryption: { keys: { k1: key }, writeKeyId: 'k1' } });
+    const cache = libraryCache(table, { encryption: { keys: { k1: key }, writeKeyId: 'k1' } });
     await cache.set('secret', { password: 'hunter2' });
     const without = await cmd('get', 'secret');
     expect(without.code).toBe(3);
@@ -120,11 +128,11 @@ describe.concurrent('dynamo-cache CLI', () => {
     const { table, cmd } = await withTable();
     await cmd('--namespace', 'svc', 'set', 'a', '1');
     await cmd('--namespace', 'other', 'set', 'a', '2');
-    const flushed = await cmd('--namespace', 'svc', 'flush');
+    const flushed = await cmd('--namespace', 'svc', 'flush', '--yes');
     expect(flushed).toMatchObject({ code: 0 });
     expect(flushed.stdout).toContain('flushed namespace svc');
     expect((await cmd('--namespace', 'svc', 'get', 'a')).code).toBe(3);
-    const fresh = new DynamoCache({ tableName: table, namespace: 'svc', clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger() });
+    const fresh = libraryCache(table, { namespace: 'svc' });
     expect(await fresh.get('a')).toBeUndefined();
     expect(JSON.parse((await cmd('--json', '--namespace', 'other', 'get', 'a')).stdout).value).toBe(2);
   });
@@ -198,7 +206,7 @@ describe.concurrent('dynamo-cache CLI', () => {
     const { table, cmd } = await withTable();
     const piped = (...args: string[]) => run(['--endpoint', db.endpoint, '--table', table, ...args], {}, 'line one\nline two\n');
     expect(await piped('set', 'text', '-', '--raw')).toMatchObject({ code: 0, stdout: 'stored text for 3300 s\n' });
-    const cache = new DynamoCache({ tableName: table, clientConfig: localClientConfig(db.endpoint), logger: new RecordingLogger() });
+    const cache = libraryCache(table);
     expect(await cache.get('text')).toBe('line one\nline two\n');
     expect(await run(['--endpoint', db.endpoint, '--table', table, 'set', 'doc', '-'], {}, '{"a": [1, 2]}')).toMatchObject({ code: 0 });
     expect(JSON.parse((await cmd('--json', 'get', 'doc')).stdout).value).toEqual({ a: [1, 2] });
@@ -213,9 +221,12 @@ describe.concurrent('dynamo-cache CLI', () => {
     expect(raw.ttl).toBeGreaterThan(Date.now() / 1000);
     expect(JSON.parse((await cmd('--json', 'scan')).stdout)).toMatchObject({ items: 1, kinds: { values: 1 } });
     expect(await cmd('delete', 'k')).toMatchObject({ code: 0 });
-    // Without them the commands address the default attribute `id`, which this table does not have.
+    // Without them the commands address the default attribute `id`, which this table does not have: they say so.
     const mismatched = await run(['--endpoint', db.endpoint, '--table', table, 'set', 'k', '1']);
-    expect(mismatched.code).toBe(1);
+    expect(mismatched).toMatchObject({
+      code: 2,
+      stderr: `dynamo-cache: table "${table}" is not a cache table: it is keyed by pk (partition key), and a cache table by one String partition key "id"; if it is a cache table with key attribute pk, pass --key-attribute pk\n`,
+    });
   });
 
   it('get of an expired item (not yet deleted by TTL) is no value, exit 3, unless --include-expired', async () => {
@@ -260,6 +271,117 @@ describe.concurrent('dynamo-cache CLI', () => {
     }
   });
 
+  describe("a table that is not the cache's: writes are refused unless --force", () => {
+    /** An application's table keyed by `id`, like the cache's, holding an order. */
+    async function applicationTable(): Promise<{ table: string; cmd: (...args: string[]) => Promise<Result>; order: () => Promise<unknown> }> {
+      const table = await db.newTable('id');
+      await db.client.send(new PutItemCommand({ TableName: table, Item: { id: { S: 'order-1' }, status: { S: 'PAID' }, total: { N: '42' } } }));
+      const order = async () => (await db.client.send(new GetItemCommand({ TableName: table, Key: { id: { S: 'order-1' } }, ConsistentRead: true }))).Item;
+      return { table, order, cmd: (...args: string[]) => run(['--endpoint', db.endpoint, '--table', table, ...args]) };
+    }
+
+    it.each<[string, string[]]>([
+      ['set over an application item', ['set', 'order-1', '{"status":"PENDING"}']],
+      ['set beside application items', ['set', 'greeting', '"hello"']],
+      ['delete', ['delete', 'order-1']],
+      ['flush', ['flush', '--yes']],
+    ])('%s is refused, and nothing is written', async (_name, args) => {
+      const { table, cmd, order } = await applicationTable();
+      const before = await order();
+      const refused = await cmd(...args);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(new RegExp(`^dynamo-cache: table "${table}" holds an item (under that key )?that is not a cache item: writing could replace or disturb application data; check --table, or pass --force if this is the cache table\n$`));
+      expect(await order()).toEqual(before);
+      expect((await db.client.send(new ScanCommand({ TableName: table }))).Items).toHaveLength(1); // no #dc:meta, no value
+    });
+
+    it('--force writes all the same; reads need no force', async () => {
+      const { cmd } = await applicationTable();
+      expect(await cmd('set', 'greeting', '"hello"', '--force')).toMatchObject({ code: 0, stdout: 'stored greeting for 3300 s\n' });
+      expect(JSON.parse((await cmd('--json', 'get', 'greeting')).stdout).value).toBe('hello');
+    });
+  });
+
+  describe('flush says what it does to un-namespaced keys, and asks first', () => {
+    it('not on a terminal, flush needs --yes: without it nothing is flushed, and the one line says what it would do', async () => {
+      const { cmd } = await withTable();
+      await cmd('set', 'access_token', '"shared with the original service"');
+      const refused = await cmd('flush');
+      expect(refused).toMatchObject({
+        code: 2,
+        stderr: 'dynamo-cache: flush asks for confirmation, and this is no terminal: pass --yes to flush (every key without a namespace moves from "<key>" to "#dc:g1:<key>", for good)\n',
+      });
+      expect(JSON.parse((await cmd('--json', 'get', 'access_token')).stdout).value).toBe('shared with the original service');
+      expect(await cmd('flush', '--yes')).toMatchObject({ code: 0 });
+      expect((await cmd('get', 'access_token')).code).toBe(3);
+    });
+
+    it.each([
+      ['yes', 0],
+      ['no', 1],
+    ])('on a terminal it explains the move of un-namespaced keys and asks; answering %s', async (answer, code) => {
+      const { table, cmd } = await withTable();
+      await cmd('set', 'access_token', '"t"');
+      const terminal = inProcessIo(`${answer}\n`, true);
+      const exit = await runInProcess(['--endpoint', db.endpoint, '--table', table, 'flush'], terminal.io);
+      expect(exit).toBe(code);
+      const stderr = terminal.stderr();
+      expect(stderr).toContain('every key without a namespace moves from "<key>" to "#dc:g1:<key>", for good');
+      expect(stderr).toContain('The original Python CacheService (and anything else reading "<key>" items) then no longer shares values with this library');
+      expect(stderr).toContain('Flush? Type yes to continue: ');
+      expect((await cmd('get', 'access_token')).code).toBe(answer === 'yes' ? 3 : 0);
+      if (answer === 'no') expect(stderr).toMatch(/dynamo-cache: not flushed: not confirmed\n$/);
+    });
+  });
+
+  describe('encryption keys and the HMAC secret from the environment or a file, never echoed', () => {
+    const key = randomBytes(32).toString('base64');
+    const secret = 'hmac-secret-of-32-characters-long';
+    const files = mkdtempSync(join(tmpdir(), 'dynamo-cache-secrets-'));
+    writeFileSync(join(files, 'keys'), `# the cache's keys\nk1=${key}\n`);
+    writeFileSync(join(files, 'hmac'), `${secret}\n`);
+
+    it.each<[string, string[], Record<string, string>]>([
+      ['DYNAMO_CACHE_KEYS and DYNAMO_CACHE_HASH_KEYS_SECRET', [], { DYNAMO_CACHE_KEYS: `k1=${key}`, DYNAMO_CACHE_HASH_KEYS_SECRET: secret }],
+      ['--key-file and --hash-keys-secret-file', ['--key-file', join(files, 'keys'), '--hash-keys-secret-file', join(files, 'hmac')], {}],
+    ])('from %s', async (_name, args, env) => {
+      const { table } = await withTable();
+      const cache = libraryCache(table, { encryption: { keys: { k1: key }, writeKeyId: 'k1' }, hashKeys: { secret } });
+      await cache.set('secret', { password: 'hunter2' });
+      const read = await run(['--endpoint', db.endpoint, '--table', table, ...args, '--json', 'get', 'secret'], env);
+      expect(read.code).toBe(0);
+      expect(JSON.parse(read.stdout)).toMatchObject({ value: { password: 'hunter2' }, encryptionKeyId: 'k1' });
+      const written = await run(['--endpoint', db.endpoint, '--table', table, ...args, 'set', 'other', '"written by the CLI"'], env);
+      expect(written.code).toBe(0);
+      expect(await cache.get('other')).toBe('written by the CLI');
+    });
+
+    it.each<[string, string[], Record<string, string>, RegExp]>([
+      ['--key without an id', ['--key', key], {}, /--key must be <id>=<base64 key> \(the value given is not shown\)/],
+      ['a key file line without an id', ['--key-file', join(files, 'bad-keys')], {}, /--key-file .*bad-keys line 2 must be <id>=<base64 key> \(the value given is not shown\)/],
+      ['DYNAMO_CACHE_KEYS without an id', [], { DYNAMO_CACHE_KEYS: key }, /DYNAMO_CACHE_KEYS entry 1 must be <id>=<base64 key>/],
+      ['a key too short', [], { DYNAMO_CACHE_KEYS: `k1=${key.slice(0, 20)}` }, /encryption key "k1" must be 32 bytes/],
+    ])('a malformed key (%s) is reported without the key', async (_name, args, env, message) => {
+      writeFileSync(join(files, 'bad-keys'), `k0=${randomBytes(32).toString('base64')}\n${key}\n`);
+      const result = await run(['--endpoint', db.endpoint, '--table', 't-t-t', ...args, 'get', 'k'], env);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect(`${result.stdout}${result.stderr}`).not.toContain(key.slice(0, 20));
+    });
+  });
+
+  describe('a request timeout on every command', () => {
+    it.each([['get', 'k'], ['set', 'k', '1'], ['delete', 'k'], ['flush', '--yes'], ['scan'], ['create-table']])('%s against an endpoint that never answers ends with one line, exit 1', async (...args) => {
+      const silent = await silentServer();
+      try {
+        const result = await run(['--endpoint', silent.endpoint, '--table', 'app-cache', '--timeout', '0.5', ...args]);
+        expect(result).toMatchObject({ code: 1, stderr: `dynamo-cache: DynamoDB at ${silent.endpoint} did not answer within 0.5 s (--timeout)\n` });
+      } finally {
+        silent.close();
+      }
+    });
+  });
+
   describe('errors: a message that says what is wrong, an exit code, no stack trace', () => {
     const noStack = (result: Result) => expect(result.stderr).not.toMatch(/^\s+at /m);
     const oneLine = (result: Result) => expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
@@ -274,7 +396,7 @@ describe.concurrent('dynamo-cache CLI', () => {
       ['a --ttl that is not a number', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', 'soon'], {}, 2, /option '--ttl <seconds>' argument 'soon' is invalid. It must be a positive number of seconds/],
       ['a negative --ttl', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', '-5'], {}, 2, /option '--ttl <seconds>' argument '-5' is invalid/],
       ['a zero --ttl', ['--table', 't-t-t', 'set', 'k', '1', '--ttl', '0'], {}, 2, /argument '0' is invalid/],
-      ['a bad --key', ['--table', 't-t-t', '--key', 'nokey', 'get', 'k'], {}, 2, /--key must be <id>=<base64 key>/],
+      ['a bad --key', ['--table', 't-t-t', '--key', 'nokey', 'get', 'k'], {}, 2, /--key must be <id>=<base64 key> \(the value given is not shown\)/],
       ['an unknown command', ['frobnicate'], {}, 2, /^dynamo-cache: unknown command 'frobnicate' \(see dynamo-cache --help\)$/m],
       ['an unknown option', ['--table', 't-t-t', 'get', 'k', '--frob'], {}, 2, /unknown option '--frob'/],
       ['a missing argument', ['--table', 't-t-t', 'get'], {}, 2, /missing required argument 'key'/],
@@ -381,4 +503,33 @@ function shellWords(line: string): string[] {
     words.push(single ?? double?.replace(/\\(.)/g, '$1') ?? bare!);
   }
   return words;
+}
+
+/** A TCP server that accepts connections and never answers: a DynamoDB endpoint that hangs. */
+async function silentServer(): Promise<{ endpoint: string; close: () => void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/** Streams for running the program in-process, as on a terminal (`isTTY`) or not, with `input` typed on standard input. */
+function inProcessIo(input: string, terminal: boolean): { io: CliIo; stdout: () => string; stderr: () => string } {
+  const collect = () => {
+    const stream = Object.assign(new PassThrough(), { isTTY: terminal });
+    let text = '';
+    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    return { stream, text: () => text };
+  };
+  const out = collect();
+  const err = collect();
+  const stdin = Object.assign(new PassThrough(), { isTTY: terminal });
+  stdin.end(input);
+  return { io: { stdout: out.stream, stderr: err.stream, stdin, env: { ...cleanEnv } }, stdout: out.text, stderr: err.text };
 }

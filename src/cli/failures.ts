@@ -32,6 +32,8 @@ export interface FailureContext {
   readonly endpoint?: string | undefined;
   /** The AWS profile (`--profile` or `AWS_PROFILE`), when one is in use. */
   readonly profile?: string | undefined;
+  /** The longest wait for one request (`--timeout`), in seconds. */
+  readonly timeoutSeconds?: number | undefined;
 }
 
 /** Turns an error from the AWS SDK into a message that says what is wrong and what to do. */
@@ -57,6 +59,10 @@ export function explain(error: unknown, context: FailureContext): CliError {
     return new CliError(`AWS rejected the credentials (${name}): check ${inUse}`, EXIT.failed, { cause: error });
   }
   if (name === 'AccessDeniedException') return new CliError(`access denied: ${message}`, EXIT.failed, { cause: error });
+  if (name === 'TimeoutError' || e.code === 'ETIMEDOUT' || /requestTimeout|timed out/i.test(message)) {
+    const within = context.timeoutSeconds === undefined ? '' : ` within ${context.timeoutSeconds} s (--timeout)`;
+    return new CliError(`DynamoDB at ${where} did not answer${within}`, EXIT.failed, { cause: error });
+  }
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' || /ECONNREFUSED|ENOTFOUND/.test(message)) {
     return new CliError(`cannot reach DynamoDB at ${where}: ${e.code ?? message}`, EXIT.failed, { cause: error });
   }

@@ -6,30 +6,45 @@
  *   dynamo-cache set greeting '{"hello":"world"}' --ttl 300
  *   dynamo-cache set report --file report.json      (or - to read standard input)
  *   dynamo-cache scan --rate 50
+ *   dynamo-cache --namespace orders flush --yes
  *   dynamo-cache local --port 8000
  *
- * Exit codes: 0 done, 1 DynamoDB/AWS failed, 2 bad arguments or input, 3 (get) no value under the key.
+ * Exit codes: 0 done, 1 DynamoDB/AWS failed (or did not answer within --timeout), 2 bad arguments or input (a
+ * refused write, an unconfirmed flush), 3 (get) no value under the key.
  * The executable is `bin.ts`; this module only defines the program, so tests can run it in-process.
  */
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, UpdateTimeToLiveCommand, waitUntilTableExists, type AttributeValue, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
+  type AttributeValue,
+  type DynamoDBClientConfig,
+  type TableDescription,
+} from '@aws-sdk/client-dynamodb';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
 import manifest from '../../package.json' with { type: 'json' };
 import { DynamoCache, type CacheItemInfo } from '../cache.ts';
 import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../errors.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import { NAMESPACE_ENV, TABLE_ENV } from '../options.ts';
 import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from '../storage/item.ts';
+import { assertCacheKeySchema, assertHoldsCacheItems } from './cache-table-check.ts';
 import { CliError, EXIT, explain, type FailureContext } from './failures.ts';
 import { scanTable, type ScanStats } from './scan-stats.ts';
+import { HASH_KEYS_SECRET_ENV, KEYS_ENV, secretsFrom } from './secret-sources.ts';
 
 /** Where the program writes, what it reads, and its environment (replaceable in tests). */
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Read by `set <key> -`. */
-  readonly stdin: NodeJS.ReadableStream;
+  /** Read by `set <key> -`, and for `flush`'s confirmation on a terminal. */
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -41,8 +56,11 @@ interface GlobalOptions {
   endpoint?: string;
   json?: boolean;
   key?: string[];
+  keyFile?: string;
   writeKey?: string;
   hashKeysSecret?: string;
+  hashKeysSecretFile?: string;
+  timeout: number;
   keyAttribute: string;
   valueAttribute: string;
   ttlAttribute: string;
@@ -53,6 +71,7 @@ interface Target extends FailureContext {
   readonly tableName: string;
   readonly attributes: AttributeNames;
   readonly clientConfig: DynamoDBClientConfig;
+  readonly timeoutSeconds: number;
 }
 
 /**
@@ -99,9 +118,12 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
     .option('--profile <name>', 'AWS profile from ~/.aws/config (default: AWS_PROFILE, else the SDK chain)')
     .option('--endpoint <url>', 'DynamoDB endpoint, e.g. http://127.0.0.1:8000 for `dynamo-cache local`')
     .option('--json', 'print JSON for scripts instead of text')
-    .option('--key <id=base64>', 'an encryption key, to read encrypted values (repeatable)', (value: string, all: string[] | undefined) => [...(all ?? []), value])
-    .option('--write-key <id>', 'the encryption key that encrypts `set` values (default: the first --key)')
-    .option('--hash-keys-secret <secret>', 'the HMAC secret, for a cache with hashed keys')
+    .option('--key-file <path>', `encryption keys, one <id>=<base64 key> per line, to read and write encrypted values (also: $${KEYS_ENV})`)
+    .option('--key <id=base64>', `an encryption key (repeatable; visible in the process list: prefer --key-file or $${KEYS_ENV})`, (value: string, all: string[] | undefined) => [...(all ?? []), value])
+    .option('--write-key <id>', 'the encryption key that encrypts `set` values (default: the first key)')
+    .option('--hash-keys-secret-file <path>', `the HMAC secret, for a cache with hashed keys (also: $${HASH_KEYS_SECRET_ENV})`)
+    .option('--hash-keys-secret <secret>', 'the HMAC secret (visible in the process list: prefer the file or the environment)')
+    .option('--timeout <seconds>', 'longest wait for each DynamoDB request (3 attempts at most)', positiveNumber('seconds'), 10)
     .option('--key-attribute <name>', 'partition key attribute', DEFAULT_ATTRIBUTE_NAMES.key)
     .option('--value-attribute <name>', 'value attribute', DEFAULT_ATTRIBUTE_NAMES.value)
     .option('--ttl-attribute <name>', 'expiry (TTL) attribute', DEFAULT_ATTRIBUTE_NAMES.expiresAt)
@@ -178,7 +200,8 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
     .option('--ttl <seconds>', 'time to live in seconds', positiveNumber('seconds'), 3300)
     .option('--raw', 'store the value as a plain string, not JSON')
     .option('--file <path>', 'read the value from this file (any size: values over 390 KB are chunked)')
-    .action(async (key: string, argument: string | undefined, options: { ttl: number; raw?: boolean; file?: string }, command: Command) => {
+    .option('--force', 'write even into a table holding items that are not cache items')
+    .action(async (key: string, argument: string | undefined, options: { ttl: number; raw?: boolean; file?: string; force?: boolean }, command: Command) => {
       const text = await valueText(argument, options.file, io.stdin);
       let value: unknown = text;
       if (!options.raw) {
@@ -188,7 +211,9 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
           throw new CliError(`the value is not valid JSON (${(error as Error).message}); use --raw to store it as a string`, EXIT.usage);
         }
       }
-      const { cache, log, context } = await openCache(globals(command), io.env);
+      const opened = await openCache(globals(command), io.env);
+      const { cache, log, context } = opened;
+      await guardWrite(opened, { force: options.force === true, key });
       if (!(await cache.set(key, value, { ttlSeconds: options.ttl }))) throw failure(log, context);
       output(command, `stored ${key} for ${options.ttl} s`, { key, stored: true, ttlSeconds: options.ttl });
     });
@@ -196,17 +221,32 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
   program
     .command('delete <key>')
     .description('delete the value under a key')
-    .action(async (key: string, _options: unknown, command: Command) => {
-      const { cache, log, context } = await openCache(globals(command), io.env);
+    .option('--force', 'delete even in a table holding items that are not cache items')
+    .action(async (key: string, options: { force?: boolean }, command: Command) => {
+      const opened = await openCache(globals(command), io.env);
+      const { cache, log, context } = opened;
+      await guardWrite(opened, { force: options.force === true, key });
       if (!(await cache.delete(key))) throw failure(log, context);
       output(command, `deleted ${key}`, { key, deleted: true });
     });
 
   program
     .command('flush')
-    .description('flush a namespace in O(1): start a new generation; old items age out with TTL')
-    .action(async (_options: unknown, command: Command) => {
-      const { cache, log, context } = await openCache(globals(command), io.env);
+    .description('flush a namespace in O(1): start a new generation; old items age out with TTL (asks first on a terminal)')
+    .option('--yes', 'flush without asking (scripts: required when not on a terminal)')
+    .option('--force', 'flush even in a table holding items that are not cache items')
+    .action(async (options: { yes?: boolean; force?: boolean }, command: Command) => {
+      const opened = await openCache(globals(command), io.env);
+      const { cache, log, context } = opened;
+      await guardWrite(opened, { force: options.force === true });
+      const generation = (await cache.inspect(GENERATION_PROBE))?.generation;
+      if (generation === undefined) throw failure(log, context);
+      const consequences = flushConsequences(cache.namespace, generation);
+      if (!options.yes) {
+        if (!(io.stdin.isTTY && io.stderr.isTTY)) throw new CliError(`flush asks for confirmation, and this is no terminal: pass --yes to flush (${consequences[0]})`, EXIT.usage);
+        io.stderr.write(`${consequences.join('\n')}\n`);
+        if (!(await confirm(io, 'Flush? Type yes to continue: '))) throw new CliError('not flushed: not confirmed', EXIT.failed);
+      }
       if (!(await cache.clear())) throw failure(log, context);
       const namespace = cache.namespace === '' ? '(none)' : cache.namespace;
       output(command, `flushed namespace ${namespace}: other environments see it within their memory tier TTL (30 s by default)`, { namespace: cache.namespace, flushed: true });
@@ -296,7 +336,10 @@ function target(options: GlobalOptions, env: NodeJS.ProcessEnv): Target {
   const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_DYNAMODB ?? env.AWS_ENDPOINT_URL;
   const profile = options.profile ?? (env.AWS_PROFILE || undefined);
   const local = endpoint !== undefined && /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(endpoint);
+  const timeoutMs = Math.ceil(options.timeout * 1000);
   const clientConfig: DynamoDBClientConfig = {
+    // Every request ends within --timeout: an endpoint that never answers is an error, not a hang.
+    requestHandler: { requestTimeout: timeoutMs, connectionTimeout: timeoutMs, throwOnRequestTimeout: true },
     ...(options.region === undefined ? {} : { region: options.region }),
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     ...(options.profile === undefined ? {} : { profile: options.profile }),
@@ -305,26 +348,32 @@ function target(options: GlobalOptions, env: NodeJS.ProcessEnv): Target {
     ...(local && !env.AWS_ACCESS_KEY_ID && profile === undefined ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
   };
   const attributes = { key: options.keyAttribute, value: options.valueAttribute, expiresAt: options.ttlAttribute };
-  return { tableName, endpoint, profile, attributes, clientConfig };
+  return { tableName, endpoint, profile, attributes, clientConfig, timeoutSeconds: options.timeout };
 }
 
-/** A cache for one command, after checking that the table is there (so a missing table or credentials fail loudly). */
-async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<{ cache: DynamoCache; client: DynamoDBClient; log: WarningLog; context: Target }> {
+/** A cache opened for one command, with its DynamoDB client, its warnings and where it works. */
+interface OpenCache {
+  readonly cache: DynamoCache;
+  readonly client: DynamoDBClient;
+  readonly log: WarningLog;
+  readonly context: Target;
+}
+
+/**
+ * A cache for one command, after checking that the table is there and keyed as a cache table (so a missing
+ * table, wrong credentials or another table fail loudly).
+ */
+async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<OpenCache> {
   const context = target(options, env);
   const client = new DynamoDBClient({ ...context.clientConfig, maxAttempts: 3 });
+  let table: TableDescription | undefined;
   try {
-    await client.send(new DescribeTableCommand({ TableName: context.tableName }));
+    ({ Table: table } = await client.send(new DescribeTableCommand({ TableName: context.tableName })));
   } catch (error) {
     throw explain(error, context);
   }
-  const keyEntries = options.key ?? [];
-  const keys = Object.fromEntries(
-    keyEntries.map((entry) => {
-      const at = entry.indexOf('=');
-      if (at < 1) throw new CliError(`--key must be <id>=<base64 key>, got ${JSON.stringify(entry)}`, EXIT.usage);
-      return [entry.slice(0, at), entry.slice(at + 1)];
-    }),
-  );
+  assertCacheKeySchema(table, context.tableName, context.attributes);
+  const { keys, hashKeysSecret } = await secretsFrom(options, env);
   const log = new WarningLog();
   const cache = new DynamoCache({
     tableName: context.tableName,
@@ -332,14 +381,53 @@ async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promis
     logger: log,
     attributes: context.attributes,
     memory: false,
-    timeoutMs: 5000,
+    timeoutMs: context.timeoutSeconds * 1000,
     breaker: false,
     lease: false,
     ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
-    ...(keyEntries.length === 0 ? {} : { encryption: { keys, writeKeyId: options.writeKey ?? Object.keys(keys)[0]! } }),
-    ...(options.hashKeysSecret === undefined ? {} : { hashKeys: { secret: options.hashKeysSecret } }),
+    ...(keys.size === 0 ? {} : { encryption: { keys: Object.fromEntries(keys), writeKeyId: options.writeKey ?? [...keys.keys()][0]! } }),
+    ...(hashKeysSecret === undefined ? {} : { hashKeys: { secret: hashKeysSecret } }),
   });
   return { cache, client, log, context };
+}
+
+/** Before a write: refuses a table holding items that are not cache items (unless `force`), judged by a sample and the item under `key`. */
+async function guardWrite({ cache, client, context }: OpenCache, options: { force: boolean; key?: string }): Promise<void> {
+  if (options.force) return;
+  const storageKey = options.key === undefined ? undefined : (await cache.inspect(options.key))?.storageKey;
+  try {
+    await assertHoldsCacheItems(client, context.tableName, context.attributes, storageKey);
+  } catch (error) {
+    throw explain(error, context);
+  }
+}
+
+/** Any key: `flush` inspects one to learn the namespace's current generation. */
+const GENERATION_PROBE = 'flush';
+
+/** What a flush of `namespace` at `generation` does, the first line a summary. */
+function flushConsequences(namespace: string, generation: number): string[] {
+  const next = generation + 1;
+  const seen = 'Other environments see the flush within their memory tier TTL (30 s by default); the old items age out through TTL.';
+  if (namespace !== '') return [`every value of namespace "${namespace}" becomes unreachable: its keys move to "${namespace}:#dc:g${next}:<key>"`, seen];
+  if (generation === 0) {
+    return [
+      `every key without a namespace moves from "<key>" to "#dc:g${next}:<key>", for good`,
+      'The original Python CacheService (and anything else reading "<key>" items) then no longer shares values with this library: neither sees what the other writes. A later flush cannot undo it.',
+      'To flush one application, give its values a namespace (--namespace) instead.',
+    ];
+  }
+  return [`every value without a namespace becomes unreachable: keys move from "#dc:g${generation}:<key>" to "#dc:g${next}:<key>"`, seen];
+}
+
+/** Asks `question` on the terminal; `true` for yes. */
+async function confirm(io: CliIo, question: string): Promise<boolean> {
+  const prompt = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
 }
 
 /** Turns TTL on for the table's expiry attribute; a local server without TTL support is reported, not an error. */
@@ -392,6 +480,7 @@ function withoutValue(info: CacheItemInfo): CacheItemInfo {
 function failure(log: WarningLog, context: FailureContext): CliError {
   const last = log.warnings.at(-1);
   if (last === undefined) return new CliError('the operation did not succeed');
+  if (last.fields.failure === 'timeout') return explain({ name: 'TimeoutError', message: String(last.fields.errorMessage) }, context);
   if (last.fields.errorName !== undefined) return explain({ name: last.fields.errorName, message: last.fields.errorMessage }, context);
   return new CliError(last.message.replace(/^dynamo-cache: /, ''));
 }

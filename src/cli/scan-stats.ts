@@ -84,7 +84,7 @@ export async function scanTable(options: ScanOptions): Promise<ScanStats> {
       stats.items += 1;
       stats.bytes += bytes;
       if (expired) stats.expiredNotDeleted += 1;
-      stats.kinds[kindOf(item, key, attributes)] += 1;
+      stats.kinds[itemKindOf(item, key, attributes)] += 1;
       const bucket = SIZE_BUCKETS.findIndex(([, limit]) => bytes <= limit);
       stats.sizes[bucket === -1 ? SIZE_BUCKETS.length - 1 : bucket]!.items += 1;
       stats.largest.push({ key, bytes });
@@ -112,7 +112,8 @@ export async function scanTable(options: ScanOptions): Promise<ScanStats> {
   return stats;
 }
 
-function kindOf(item: Record<string, AttributeValue>, key: string, attributes: AttributeNames): keyof ScanStats['kinds'] {
+/** What an item is: a cached value, a cached "not found", a lone lease, a chunk, namespace metadata, or `foreign` (not a cache item). */
+export function itemKindOf(item: Record<string, AttributeValue>, key: string, attributes: AttributeNames): keyof ScanStats['kinds'] {
   const marker = item[META.encoding]?.S;
   if (key.endsWith(`${RESERVED_MARKER}meta`)) return 'metadata';
   if (marker === CHUNK_MARKER) return 'chunks';
