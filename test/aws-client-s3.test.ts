@@ -364,25 +364,31 @@ describe('what is shared with whom: the endpoint and the principal are in the ke
       writeFileSync(file, `[profile other-s3]\nendpoint_url = ${endpoint}\n`);
       return { AWS_CONFIG_FILE: file, AWS_PROFILE: 'other-s3' };
     }],
-  ])('two S3-compatible endpoints never share an object: one configured in code, the other from %s', async (_source, configure) => {
+  ])('two S3-compatible endpoints never share an object: one from AWS_ENDPOINT_URL_S3, the other from %s', async (_source, configure) => {
     const other = await S3Server.start();
+    /** A client of the endpoint the environment names (the SDK reads it at each call). */
+    const readConfig = async (env: Record<string, string>) => {
+      for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+      try {
+        const { cache } = await db.newCache({ tableName });
+        const client = cacheAwsClient(configuredClient(), { cache, commands: getObject });
+        const output = await client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' }));
+        return [await output.Body!.transformToString(), awsCacheStatusOf(output)];
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    };
+    const tableName = await db.newTable();
     try {
       s3.put('bucket', 'config.json', '{"from":"the first endpoint"}');
       other.put('bucket', 'config.json', '{"from":"the other endpoint"}');
-      const tableName = await db.newTable();
-      const first = await environment(tableName, getObject);
-      expect(await (await first.client.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' }))).Body!.transformToString()).toBe('{"from":"the first endpoint"}');
-      for (const [name, value] of Object.entries(configure(other.endpoint))) vi.stubEnv(name, value);
-      const { cache } = await db.newCache({ tableName });
-      const second = cacheAwsClient(configuredClient(), { cache, commands: getObject });
-      const answer = await second.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' }));
-      expect(await answer.Body!.transformToString()).toBe('{"from":"the other endpoint"}');
-      expect(awsCacheStatusOf(answer)).toBe('miss');
+      expect(await readConfig({ AWS_ENDPOINT_URL_S3: s3.endpoint })).toEqual(['{"from":"the first endpoint"}', 'miss']);
+      expect(await readConfig(configure(other.endpoint))).toEqual(['{"from":"the other endpoint"}', 'miss']);
       expect([s3.counts.GET, other.counts.GET]).toEqual([1, 1]);
       // Each endpoint's own object is then a hit, for each of them.
-      expect(awsCacheStatusOf(await second.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' })))).toBe('hit');
+      expect(await readConfig({ AWS_ENDPOINT_URL_S3: s3.endpoint })).toEqual(['{"from":"the first endpoint"}', 'hit']);
+      expect(await readConfig(configure(other.endpoint))).toEqual(['{"from":"the other endpoint"}', 'hit']);
     } finally {
-      vi.unstubAllEnvs();
       await other.close();
     }
   });
