@@ -92,7 +92,7 @@ export function operationOf(serviceId: unknown, commandName: string): Operation 
 }
 
 /** The words of an operation's name, lower-cased: `GetHLSStreamingSessionURL` is get, hls, streaming, session, url. */
-export function wordsOf(name: string): string[] {
+function wordsOf(name: string): string[] {
   return (name.match(/[A-Z]+(?![a-z])|[A-Z][a-z]*|[a-z]+|[0-9]+/g) ?? []).map((word) => word.toLowerCase());
 }
 
