@@ -51,7 +51,7 @@ export const CLIENT_CREDENTIALS_DEFAULTS = { skewSeconds: 60, defaultExpiresInSe
 
 /**
  * The longest token lifetime taken from a token endpoint, in seconds (365 days). An `expires_in` beyond it is
- * an error: a token the fleet would keep using for longer than any server issues them is a server's mistake.
+ * an error, not a token to keep for years: no server issues client credentials tokens for that long.
  */
 export const MAX_EXPIRES_IN_SECONDS = 31_536_000;
 
@@ -272,7 +272,7 @@ async function requestToken(settings: TokenSettings, signal: AbortSignal | undef
   if (accessToken === undefined || accessToken === '') throw fail(`token endpoint answered ${response.status} without an access_token`, { status: response.status });
   const expiresIn = body.expires_in === undefined ? settings.defaultExpiresInSeconds : lifetimeSecondsOf(body.expires_in);
   if (expiresIn === undefined) {
-    throw fail(`token endpoint answered an invalid expires_in ${describe(body.expires_in)}: it must be a whole number of seconds from 1 to ${MAX_EXPIRES_IN_SECONDS}`, { status: response.status });
+    throw fail(`token endpoint answered an invalid expires_in ${excerpt(body.expires_in)}: it must be a whole number of seconds from 1 to ${MAX_EXPIRES_IN_SECONDS}`, { status: response.status });
   }
   const expiresAtMs = sentAtMs + expiresIn * 1000;
   if (expiresAtMs <= Date.now()) throw fail(`token endpoint answered a token that expired before it arrived (expires_in ${expiresIn})`, { status: response.status });
@@ -294,7 +294,7 @@ function lifetimeSecondsOf(value: unknown): number | undefined {
 }
 
 /** A value the endpoint sent, as JSON, cut short: the endpoint chooses its size. */
-function describe(value: unknown): string {
+function excerpt(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }
