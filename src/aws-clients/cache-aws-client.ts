@@ -310,7 +310,7 @@ class AwsReadCache {
     }
     let key: string;
     try {
-      key = requestKey(await this.#scope(context, plan), input, plan.key?.(input));
+      key = await this.#keyOf(context, plan, input);
     } catch (error) {
       this.#warnOnce(`${plan.name}:key`, `dynamo-cache: ${plan.name} input cannot be keyed; calling the service uncached`, error);
       return this.#bypass(next, args);
@@ -423,6 +423,11 @@ class AwsReadCache {
   async #bypass(next: Handler, args: HandlerArgs): Promise<HandlerResult> {
     const result = await next(args);
     return { ...result, output: withStatus(result.output as Record<string, unknown>, 'bypass') };
+  }
+
+  /** The cache key of a call, from inside the SDK's stack, where its endpoint and credentials are resolved. */
+  async #keyOf(context: HandlerContext, plan: CommandPlan, input: Record<string, unknown>): Promise<string> {
+    return requestKey(await this.#scope(context, plan), input, plan.key?.(input));
   }
 
   /** What, besides the input, the answer depends on: the client, its region, the endpoint the call goes to, and whose authority it carries. */
