@@ -3,7 +3,8 @@
 //   declarations twice: .d.ts for `import`, .d.cts for `require`, so each condition gets types of its own format);
 // - layer/nodejs/node_modules/: the Lambda layer (dynamo-cache with its own dependencies bundled, and
 //   @middy/core for functions that use the middleware), leaving @aws-sdk/* and @smithy/* to the runtime.
-// Usage: node build.mjs [--zip]   (--zip also writes layer.zip, the layer's deployment archive)
+// - dist/layer.zip: the layer's deployment archive, which the package ships for dynamo-cache/cdk.
+// Usage: node build.mjs [--zip]   (--zip also copies it to layer.zip)
 import { build, transform } from 'esbuild';
 import { zipSync } from 'fflate';
 import { execFileSync } from 'node:child_process';
@@ -37,10 +38,46 @@ async function buildPackage() {
   // src/on-demand.ts reads import.meta.url only where __filename is undefined (ES modules): silence the warning.
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs', logOverride: { 'empty-import-meta': 'silent' } });
   await build({ ...common, ...external, entryPoints: ['src/cli/bin.ts'], outfile: join(dist, 'cli.js'), format: 'esm', banner: { js: '#!/usr/bin/env node' } });
+  // Subpath exports (`dynamo-cache/keyv`, `dynamo-cache/cdk`), ESM and CommonJS each.
+  for (const [name, { entry, plugins }] of Object.entries(SUBPATHS)) {
+    await build({ ...common, ...external, entryPoints: [entry], outfile: join(dist, `${name}.js`), format: 'esm', plugins });
+    await build({ ...common, ...external, entryPoints: [entry], outfile: join(dist, `${name}.cjs`), format: 'cjs', plugins, logOverride: { 'empty-import-meta': 'silent' } });
+  }
   await chmod(join(dist, 'cli.js'), 0o755);
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   await writeDeclarations(join(dist, 'types'));
 }
+
+/**
+ * A subpath bundle imports the library's own classes from the package's main entry (`dynamo-cache`), not a
+ * copy of them: a `DynamoCache` given to the Keyv store is the application's, and `instanceof` holds.
+ */
+const fromTheMainEntry = {
+  name: 'from-the-main-entry',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\// }, (args) => (args.importer.startsWith(join(root, 'src')) ? { path: 'dynamo-cache', external: true } : undefined));
+  },
+};
+
+/**
+ * The AWS SDK's packages declare no side effects (`"sideEffects": false`), which esbuild does not read for
+ * an external package: an import of them that nothing uses is then dropped.
+ */
+const sdkWithoutSideEffects = {
+  name: 'sdk-without-side-effects',
+  setup(b) {
+    b.onResolve({ filter: /^@aws-sdk\// }, (args) => ({ path: args.path, external: true, sideEffects: false }));
+  },
+};
+
+/**
+ * The package's subpath exports. `dynamo-cache/cdk` bundles the few constants it shares with the library
+ * instead, and never imports the AWS SDK: a CDK app need not have it installed.
+ */
+const SUBPATHS = {
+  keyv: { entry: 'src/keyv/keyv-dynamo-cache.ts', plugins: [fromTheMainEntry] },
+  cdk: { entry: 'src/cdk/dynamo-cache-resources.ts', plugins: [sdkWithoutSideEffects] },
+};
 
 /** A relative module specifier in a declaration file: `from './x.ts'`, and its extension. */
 const relativeSpecifier = /(from\s+['"]\.{1,2}\/[^'"]+)\.ts(['"])/g;
@@ -288,18 +325,20 @@ async function writeLicenses(out, names) {
   await writeFile(join(out, 'THIRD-PARTY-LICENSES.txt'), `${sections.join('\n\n')}\n`);
 }
 
-/** layer.zip: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */
-async function zipLayer() {
+/** The layer's deployment archive: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */
+async function zipLayer(file) {
   const files = {};
   for (const entry of await readdir(join(layerRoot, 'nodejs'), { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
     const file = join(entry.parentPath, entry.name);
     files[relative(layerRoot, file).split('\\').join('/')] = [await readFile(file), { mtime: new Date('2026-01-01T00:00:00Z') }];
   }
-  await writeFile(join(root, 'layer.zip'), zipSync(files, { level: 9 }));
+  await writeFile(file, zipSync(files, { level: 9 }));
 }
 
 await mkdir(layerRoot, { recursive: true });
 await buildPackage();
 await buildLayer();
-if (process.argv.includes('--zip')) await zipLayer();
+// The package ships the layer's content as dist/layer.zip: dynamo-cache/cdk builds its LayerVersion from it.
+await zipLayer(join(dist, 'layer.zip'));
+if (process.argv.includes('--zip')) await cp(join(dist, 'layer.zip'), join(root, 'layer.zip'));
