@@ -4,6 +4,7 @@ import * as vitest from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import { KeyvDynamoCache } from '../src/keyv/keyv-dynamo-cache.ts';
+import { getProduct, productCache } from '../examples/keyv-cacheable/product-cache.ts';
 import { localClientConfig } from './support/dynalite.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
@@ -83,5 +84,19 @@ describe('KeyvDynamoCache', () => {
     expect(() => new KeyvDynamoCache({ cache: {} as never })).toThrow(InvalidOptionsError);
     const store = new KeyvDynamoCache({ cache: () => ({}) as never });
     expect(() => store.cache).toThrow(/did not return a DynamoCache/);
+  });
+
+  it('the cacheable example (examples/keyv-cacheable): a second environment gets the product from the table without calling the loader', async () => {
+    const options = { tableName, namespace: 'catalog', clientConfig: localClientConfig(db.endpoint), timeoutMs: 5000, logger: new RecordingLogger() };
+    const loads: string[] = [];
+    const load = async (id: string) => (loads.push(id), { id, name: `Product ${id}`, priceCents: 1999 });
+    const [first, second] = [productCache(options), productCache(options)];
+    expect(await getProduct(first, '42', load)).toEqual({ id: '42', name: 'Product 42', priceCents: 1999 });
+    expect(await getProduct(second, '42', load)).toEqual({ id: '42', name: 'Product 42', priceCents: 1999 });
+    expect(loads).toEqual(['42']);
+    // In the table, under the Keyv namespace, for 5 minutes (cacheable's secondary TTL).
+    const stored = await new DynamoCache(options).inspect('products:product:42');
+    expect(stored?.state).toBe('fresh');
+    expect(stored!.expiresAt!.getTime() - Date.now()).toBeGreaterThan(4 * 60_000);
   });
 });
