@@ -326,14 +326,14 @@ async function writeLicenses(out, names) {
 }
 
 /** The layer's deployment archive: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */
-async function zipLayer(file) {
+async function zipLayer(archive) {
   const files = {};
   for (const entry of await readdir(join(layerRoot, 'nodejs'), { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
     const file = join(entry.parentPath, entry.name);
     files[relative(layerRoot, file).split('\\').join('/')] = [await readFile(file), { mtime: new Date('2026-01-01T00:00:00Z') }];
   }
-  await writeFile(file, zipSync(files, { level: 9 }));
+  await writeFile(archive, zipSync(files, { level: 9 }));
 }
 
 await mkdir(layerRoot, { recursive: true });

@@ -76,7 +76,7 @@ export class DynamoCacheResources extends Construct {
   /** The layer (`undefined` with `layer: false`). */
   readonly layer: lambda.LayerVersion | undefined;
 
-  /** @throws InvalidOptionsError for both `table` and a created table's settings, or a bad `tableName`. */
+  /** @throws InvalidOptionsError when `table` is given with settings that apply only to a created table. */
   constructor(scope: Construct, id: string, props: DynamoCacheResourcesProps = {}) {
     super(scope, id);
     if (props.table !== undefined) {
