@@ -3,12 +3,15 @@
 //   declarations twice: .d.ts for `import`, .d.cts for `require`, so each condition gets types of its own format);
 // - layer/nodejs/node_modules/: the Lambda layer (dynamo-cache with its own dependencies bundled, and
 //   @middy/core for functions that use the middleware), leaving @aws-sdk/* and @smithy/* to the runtime.
-// Usage: node build.mjs [--zip]   (--zip also writes layer.zip, the layer's deployment archive)
-import { build } from 'esbuild';
+// - dist/layer.zip: the layer's deployment archive, which the package ships for dynamo-cache/cdk.
+// Usage: node build.mjs [--zip]   (--zip also copies it to layer.zip)
+import { build, transform } from 'esbuild';
 import { zipSync } from 'fflate';
 import { execFileSync } from 'node:child_process';
 import { chmod, cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = import.meta.dirname;
 const dist = join(root, 'dist');
@@ -35,10 +38,46 @@ async function buildPackage() {
   // src/on-demand.ts reads import.meta.url only where __filename is undefined (ES modules): silence the warning.
   await build({ ...common, ...external, entryPoints: ['src/index.ts'], outfile: join(dist, 'index.cjs'), format: 'cjs', logOverride: { 'empty-import-meta': 'silent' } });
   await build({ ...common, ...external, entryPoints: ['src/cli/bin.ts'], outfile: join(dist, 'cli.js'), format: 'esm', banner: { js: '#!/usr/bin/env node' } });
+  // Subpath exports (`dynamo-cache/keyv`, `dynamo-cache/cdk`), ESM and CommonJS each.
+  for (const [name, { entry, plugins }] of Object.entries(SUBPATHS)) {
+    await build({ ...common, ...external, entryPoints: [entry], outfile: join(dist, `${name}.js`), format: 'esm', plugins });
+    await build({ ...common, ...external, entryPoints: [entry], outfile: join(dist, `${name}.cjs`), format: 'cjs', plugins, logOverride: { 'empty-import-meta': 'silent' } });
+  }
   await chmod(join(dist, 'cli.js'), 0o755);
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   await writeDeclarations(join(dist, 'types'));
 }
+
+/**
+ * A subpath bundle imports the library's own classes from the package's main entry (`dynamo-cache`), not a
+ * copy of them: a `DynamoCache` given to the Keyv store is the application's, and `instanceof` holds.
+ */
+const fromTheMainEntry = {
+  name: 'from-the-main-entry',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\// }, (args) => (args.importer.startsWith(join(root, 'src')) ? { path: 'dynamo-cache', external: true } : undefined));
+  },
+};
+
+/**
+ * The AWS SDK's packages declare no side effects (`"sideEffects": false`), which esbuild does not read for
+ * an external package: an import of them that nothing uses is then dropped.
+ */
+const sdkWithoutSideEffects = {
+  name: 'sdk-without-side-effects',
+  setup(b) {
+    b.onResolve({ filter: /^@aws-sdk\// }, (args) => ({ path: args.path, external: true, sideEffects: false }));
+  },
+};
+
+/**
+ * The package's subpath exports. `dynamo-cache/cdk` bundles the few constants it shares with the library
+ * instead, and never imports the AWS SDK: a CDK app need not have it installed.
+ */
+const SUBPATHS = {
+  keyv: { entry: 'src/keyv/keyv-dynamo-cache.ts', plugins: [fromTheMainEntry] },
+  cdk: { entry: 'src/cdk/dynamo-cache-resources.ts', plugins: [sdkWithoutSideEffects] },
+};
 
 /** A relative module specifier in a declaration file: `from './x.ts'`, and its extension. */
 const relativeSpecifier = /(from\s+['"]\.{1,2}\/[^'"]+)\.ts(['"])/g;
@@ -64,15 +103,35 @@ async function writeDeclarations(dir) {
 async function buildLayer() {
   await rm(join(layerRoot, 'nodejs'), { recursive: true, force: true });
   const out = join(layerModules, 'dynamo-cache');
-  // One bundle, minified (smaller to ship, and less to parse at a cold start). `require` finds it through a
-  // one-line CommonJS entry: Node 22.12+ (every nodejs22.x and nodejs24.x runtime) loads an ES module with
+  const facade = await layerFacade();
+  // Minified ES modules (smaller to ship, and less to parse at a cold start). The entry, index.mjs, is the
+  // facade below; the deferred parts of the library are one ES module each, with the code they share in
+  // chunks, so each class exists once whichever part loads first. `require` finds the entry through a
+  // one-line CommonJS file: Node 22.12+ (every nodejs22.x and nodejs24.x runtime) loads an ES module with
   // require(). The other way round, an ES module entry importing a CommonJS bundle, would cost 15-40 ms.
-  const { metafile } = await build({ ...common, external: runtimeProvided, minify: true, metafile: true, entryPoints: ['src/index.ts'], outfile: join(out, 'index.mjs'), format: 'esm', plugins: [builtinsWithoutFacades] });
-  // What went into the bundle, by package (minified code names none): for the layer tests, not shipped.
-  const packages = new Set(Object.keys(metafile.inputs).map((file) => file.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1] ?? '(dynamo-cache)'));
-  await writeFile(join(layerRoot, 'bundled-packages.json'), `${JSON.stringify([...packages].sort(), null, 2)}\n`);
+  const shared = { ...common, external: runtimeProvided, minify: true, metafile: true, format: 'esm' };
+  const entry = await build({ ...shared, entryPoints: [FACADE], outfile: join(out, 'index.mjs'), plugins: [withoutFacades, virtualModule(FACADE, facade.code)] });
+  const parts = await build({
+    ...shared,
+    splitting: true,
+    entryPoints: facade.entryPoints,
+    outdir: out,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'shared-[hash]',
+    plugins: [withoutFacades, fromTheEntry],
+  });
+  // What went into the layer (minified code names none): for the layer tests and `npm run size`, not shipped.
+  const inputs = [...Object.keys(entry.metafile.inputs), ...Object.keys(parts.metafile.inputs)];
+  const packages = new Set(inputs.map((file) => file.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1] ?? '(dynamo-cache)'));
+  const outputs = Object.fromEntries(
+    Object.entries({ ...entry.metafile.outputs, ...parts.metafile.outputs }).map(([file, output]) => [
+      relative(out, file),
+      { bytes: output.bytes, imports: [...new Set(output.imports.map((i) => (i.external ? i.path : relative(out, i.path))))], inputs: Object.keys(output.inputs) },
+    ]),
+  );
+  await writeFile(join(layerRoot, 'build-info.json'), `${JSON.stringify({ bundledPackages: [...packages].sort(), deferred: facade.deferred, outputs }, null, 2)}\n`);
   await buildOnDemand(out);
-  await writeFile(join(out, 'index.cjs'), "'use strict';\n// The layer's one bundle is the ES module beside this file; Node 22.12+ loads it with require().\nmodule.exports = require('./index.mjs');\n");
+  await writeFile(join(out, 'index.cjs'), "'use strict';\n// The layer's entry is the ES module beside this file; Node 22.12+ loads it with require().\nmodule.exports = require('./index.mjs');\n");
   await writeFile(
     join(out, 'package.json'),
     `${JSON.stringify(
@@ -90,35 +149,137 @@ async function buildLayer() {
   );
   // Functions that attach the layer get Middy too, so they need not bundle anything to use the middleware.
   await cp(join(root, 'LICENSE'), join(out, 'LICENSE'));
-  await writeLicenses(out, [...packages].filter((name) => name !== '(dynamo-cache)').concat(ON_DEMAND_PACKAGES));
-  // Only what runs: no README, no type declarations (a function that type-checks has @middy/core installed).
-  for (const name of ['core', 'util']) {
-    await cp(join(root, 'node_modules', '@middy', name), join(layerModules, '@middy', name), {
-      recursive: true,
-      dereference: true,
-      filter: (source) => !/\.d\.ts$|README\.md$/.test(source),
-    });
+  await writeLicenses(out, [...packages].filter((name) => name !== '(dynamo-cache)').concat(ON_DEMAND_PACKAGES, MIDDY_PACKAGES));
+  // Only what runs: no README, no type declarations (a function that type-checks has @middy/core installed);
+  // each module minified on its own (same modules, same exports), which keeps the zip within its budget.
+  for (const name of MIDDY_PACKAGES) {
+    const folder = join(layerModules, name);
+    await cp(join(root, 'node_modules', name), folder, { recursive: true, dereference: true, filter: (source) => !/\.d\.ts$|README\.md$/.test(source) });
+    for (const file of (await readdir(folder, { recursive: true })).filter((f) => f.endsWith('.js'))) {
+      const { code } = await transform(await readFile(join(folder, file), 'utf8'), { minify: true, target: 'node22', legalComments: 'inline' });
+      await writeFile(join(folder, file), code);
+    }
   }
 }
 
+/** Middy, shipped beside dynamo-cache so that functions need not bundle anything to use the middleware. */
+const MIDDY_PACKAGES = ['@middy/core', '@middy/util'];
+
+const FACADE = 'dynamo-cache:facade';
+
+/** An esbuild plugin that resolves `specifier` to the JavaScript `code`. */
+function virtualModule(specifier, code) {
+  return {
+    name: specifier,
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^${specifier}$`) }, () => ({ path: specifier, namespace: 'virtual' }));
+      b.onLoad({ filter: /.*/, namespace: 'virtual' }, () => ({ contents: code, resolveDir: root, loader: 'js' }));
+    },
+  };
+}
+
 /**
- * Node's own modules (`node:crypto`, `node:timers/promises`...), imported by the library and its bundled
- * dependencies, are reached with `process.getBuiltinModule()` rather than `import`: an ES module import of a
- * built-in module makes Node build an ES module facade of it (every export of node:crypto, for one), about
- * 0.1 ms each at every cold start, for five of them (measured with `npm run size`). The generated module
- * exports each name of the built-in module; the bundler keeps the ones used.
+ * Modules of src/ that the layer's entry holds: the error classes, which the deferred parts import from the
+ * entry (a function's `instanceof` must see the very classes the implementation throws); and, copied into
+ * the entry as well as into the parts that use them, the pure helpers of refresh/ (called per request: no
+ * stand-in in between).
  */
-const builtinsWithoutFacades = {
-  name: 'builtins-without-facades',
+const ENTRY_MODULES = new Set(['./errors.ts', './oauth/errors.ts']);
+const COPIED_MODULES = new Set(['./refresh/freshness.ts', './refresh/expiry.ts']);
+
+/** Resolves the deferred parts' imports of ENTRY_MODULES to the entry itself. */
+const fromTheEntry = {
+  name: 'from-the-entry',
   setup(b) {
-    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'builtin' }));
-    b.onLoad({ filter: /.*/, namespace: 'builtin' }, async (args) => {
-      const names = Object.keys(await import(args.path)).filter((name) => name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name));
-      const exports = names.map((name) => `export const ${name} = /* @__PURE__ */ (() => builtin.${name})();`);
-      return { contents: [`const builtin = process.getBuiltinModule(${JSON.stringify(args.path)});`, ...exports, 'export default builtin;'].join('\n'), loader: 'js' };
-    });
+    const files = new Set([...ENTRY_MODULES].map((from) => join(root, 'src', from)));
+    b.onResolve({ filter: /errors\.ts$/ }, (args) => (files.has(join(args.resolveDir, args.path)) ? { path: './index.mjs', external: true } : undefined));
   },
 };
+
+/**
+ * The layer's entry: it loads none of the implementation. Every function that attaches the layer imports it
+ * at each cold start, but uses some of it (a function that only caches values never runs the middleware, the
+ * AWS client cache or the token provider), and some of it only later (on a first request): so each class
+ * and function exported from another module of src/index.ts is a stand-in that loads its part with
+ * `require()` (synchronous) on first use (`new`, a call, or reading a static member) and forwards to it;
+ * `instanceof`, `extends` and static members work through it. Constants are written in by value. Which
+ * names come from which module is read from src/index.ts, the values from the package's own build.
+ */
+async function layerFacade() {
+  const source = await readFile(join(root, 'src/index.ts'), 'utf8');
+  const library = await import(pathToFileURL(join(dist, 'index.js')).href);
+  const moduleOf = new Map();
+  for (const [, names, from] of source.matchAll(/^export \{([^}]*)\} from '([^']+)';$/gms)) {
+    for (const name of names.split(',').map((n) => n.trim()).filter((n) => n !== '' && !n.startsWith('type '))) moduleOf.set(name, from);
+  }
+  const lines = [
+    `const load = (file) => process.getBuiltinModule('node:module').createRequire(import.meta.url)(file);`,
+    // A plain function as the target: a proxy is callable and constructible only if its target is.
+    'const deferred = (file, name) => {',
+    '  let real;',
+    '  const r = () => (real ??= load(file)[name]);',
+    '  return new Proxy(function () {}, {',
+    '    get: (_, key) => Reflect.get(r(), key),',
+    '    set: (_, key, value) => Reflect.set(r(), key, value),',
+    '    has: (_, key) => Reflect.has(r(), key),',
+    '    apply: (_, self, args) => Reflect.apply(r(), self, args),',
+    '    construct: (_, args, newTarget) => Reflect.construct(r(), args, newTarget),',
+    '  });',
+    '};',
+  ];
+  const entryPoints = {};
+  const deferred = {};
+  for (const name of Object.keys(library).sort()) {
+    const from = moduleOf.get(name);
+    if (from === undefined) throw new Error(`build.mjs: ${name} is exported by the package but not by an 'export { ... } from' line of src/index.ts`);
+    const value = library[name];
+    if (ENTRY_MODULES.has(from) || COPIED_MODULES.has(from)) lines.push(`export { ${name} } from ${JSON.stringify(join(root, 'src', from))};`);
+    else if (typeof value !== 'function') lines.push(`export const ${name} = ${JSON.stringify(value)};`);
+    else {
+      // Named after the concept: its folder in src/ (cache.ts: cache).
+      const part = from.split('/')[1].replace(/\.ts$/, '');
+      if (entryPoints[part] !== undefined && entryPoints[part] !== join(root, 'src', from)) throw new Error(`build.mjs: two deferred modules in src/${part}/`);
+      entryPoints[part] = join(root, 'src', from);
+      deferred[name] = `./${part}.mjs`;
+      lines.push(`export const ${name} = deferred(${JSON.stringify(`./${part}.mjs`)}, ${JSON.stringify(name)});`);
+    }
+  }
+  return { code: lines.join('\n'), entryPoints, deferred };
+}
+
+/**
+ * Modules the bundle reaches without an ES module `import`, which would make Node build an ES module facade
+ * of each at every cold start:
+ * - Node's own modules (`node:crypto`, `node:timers/promises`...), imported by the library and its bundled
+ *   dependencies, through `process.getBuiltinModule()` (the facade of node:crypto alone has every export;
+ *   about 0.1 ms each, for five of them);
+ * - the runtime's AWS SDK, a CommonJS package, through `require()`: an `import` of it builds a facade of its
+ *   every export (24-44 ms), which an ES module function pays anyway when it imports the SDK itself, but a
+ *   CommonJS function, which `require()`s both the SDK and this layer, would pay on top (`npm run size`).
+ *   `require` finds the runtime's copy the way the function's own `require` does (NODE_PATH), and gets the
+ *   very module object an `import` of the SDK evaluated, if one did.
+ * The generated module exports each name of the real one; the bundler keeps the ones used.
+ */
+const withoutFacades = {
+  name: 'without-facades',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'builtin' }));
+    b.onResolve({ filter: /^@aws-sdk\// }, (args) => ({ path: args.path, namespace: 'runtime' }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, async (args) => reexport(args.path, await import(args.path), `process.getBuiltinModule(${JSON.stringify(args.path)})`));
+    b.onLoad({ filter: /.*/, namespace: 'runtime' }, (args) =>
+      reexport(args.path, requireFromRoot(args.path), `process.getBuiltinModule('node:module').createRequire(import.meta.url)(${JSON.stringify(args.path)})`),
+    );
+  },
+};
+
+const requireFromRoot = createRequire(join(root, 'package.json'));
+
+/** An ES module that exports each name of `real` (a module's namespace), read from `expression` when loaded. */
+function reexport(specifier, real, expression) {
+  const names = Object.keys(real).filter((name) => name !== 'default' && name !== '__esModule' && /^[A-Za-z_$][\w$]*$/.test(name));
+  const exports = names.map((name) => `export const ${name} = /* @__PURE__ */ (() => reached.${name})();`);
+  return { contents: [`// ${specifier}`, `const reached = ${expression};`, ...exports, 'export default reached;'].join('\n'), loader: 'js' };
+}
 
 /**
  * Dependencies the library loads on first use (src/on-demand.ts), not at import: each is its own minified
@@ -164,18 +325,20 @@ async function writeLicenses(out, names) {
   await writeFile(join(out, 'THIRD-PARTY-LICENSES.txt'), `${sections.join('\n\n')}\n`);
 }
 
-/** layer.zip: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */
-async function zipLayer() {
+/** The layer's deployment archive: `nodejs/node_modules/...` at the archive's root, as Lambda expects. */
+async function zipLayer(archive) {
   const files = {};
   for (const entry of await readdir(join(layerRoot, 'nodejs'), { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
     const file = join(entry.parentPath, entry.name);
     files[relative(layerRoot, file).split('\\').join('/')] = [await readFile(file), { mtime: new Date('2026-01-01T00:00:00Z') }];
   }
-  await writeFile(join(root, 'layer.zip'), zipSync(files, { level: 9 }));
+  await writeFile(archive, zipSync(files, { level: 9 }));
 }
 
 await mkdir(layerRoot, { recursive: true });
 await buildPackage();
 await buildLayer();
-if (process.argv.includes('--zip')) await zipLayer();
+// The package ships the layer's content as dist/layer.zip: dynamo-cache/cdk builds its LayerVersion from it.
+await zipLayer(join(dist, 'layer.zip'));
+if (process.argv.includes('--zip')) await cp(join(dist, 'layer.zip'), join(root, 'layer.zip'));

@@ -20,7 +20,7 @@ import { distinctKeys, valueSizes } from './scenarios/scaling.ts';
 import { stampede } from './scenarios/stampede.ts';
 import { performanceTargets } from './scenarios/targets.ts';
 import { startTarget } from './support/dynamo-target.ts';
-import { markdownTable, type BenchContext, type Section } from './support/report.ts';
+import { headlineItem, renderSection, type BenchContext, type Section } from './support/report.ts';
 
 const root = join(import.meta.dirname, '..');
 const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
@@ -82,16 +82,9 @@ const markdown = [
   '',
   '## Headlines',
   '',
-  ...headlines.map(({ section, line }) => `- ${line} ([${section.title}](#${anchor(section.title)}))`),
+  ...headlines.map(({ section, line }) => headlineItem(section, line)),
   '',
-  ...sections.flatMap((section) => [
-    `## ${section.title}`,
-    '',
-    section.summary,
-    '',
-    ...section.tables.flatMap((table) => [markdownTable(table), '']),
-    ...(section.charts ?? []).flatMap((chart) => [`![${chart.alt}](bench/charts/${chart.file})`, '']),
-  ]),
+  ...sections.flatMap(renderSection),
 ].join('\n');
 
 if (only === undefined) {
@@ -120,8 +113,4 @@ async function updateReadme(lines: string[]): Promise<void> {
   if (from === -1 || to === -1) return;
   const block = [start, `Measured by \`${command}\` on ${new Date().toISOString().slice(0, 10)} ([BENCHMARKS.md](BENCHMARKS.md)):`, '', ...lines.map((line) => `- ${line}`), ''].join('\n');
   await writeFile(path, readme.slice(0, from) + block + readme.slice(to));
-}
-
-function anchor(title: string): string {
-  return title.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-');
 }

@@ -24,6 +24,7 @@ import { RefreshCoordinator, type RefreshPolicy, type Turn } from './refresh/coo
 import { DynamoGuard, UNBOUNDED, type CallBudget, type CircuitStatus } from './resilience/dynamo-guard.ts';
 import { SingleFlight } from './refresh/single-flight.ts';
 import { StatsRecorder, type CacheStats } from './observability/stats.ts';
+import { countingRequests, traceMethods } from './observability/tracing.ts';
 import { TwoTierStore } from './storage/two-tier-store.ts';
 
 /** Options of `get`. */
@@ -199,7 +200,7 @@ export class DynamoCache {
     this.#memory = resolved.memory === false || resolved.disabled ? undefined : new MemoryTier(resolved.memory);
     this.#guard = new DynamoGuard({ timeoutMs: resolved.timeoutMs, cancel: resolved.cancel, retry: resolved.retry, breaker: resolved.breaker, logger: resolved.logger, stats: this.#stats });
     const dynamo = new DynamoStore({
-      client: resolved.client,
+      client: countingRequests(resolved.client),
       tableName: resolved.tableName,
       attributes: resolved.attributes,
       consistentRead: resolved.consistentRead,
@@ -636,6 +637,10 @@ export class DynamoCache {
     };
   }
 }
+
+// Each operation is an OpenTelemetry span when a tracer provider is registered (the number: the index of
+// the options argument, where the span's `onResult` goes; -1: none).
+traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, delete: -1, clear: -1 });
 
 /** What a `getOrSet` flight resolves: the payload, where it came from, and a decoded value for its first caller. */
 interface Answer {

@@ -2,6 +2,7 @@ import type * as Commons from '@aws-lambda-powertools/commons';
 import type * as JmesPath from '@aws-lambda-powertools/jmespath';
 import type * as JmesPathFunctions from '@aws-lambda-powertools/jmespath/functions';
 import type * as PowertoolsLogger from '@aws-lambda-powertools/logger';
+import type * as OpenTelemetryApi from '@opentelemetry/api';
 import type HttpCachePolicy from 'http-cache-semantics';
 
 /**
@@ -14,12 +15,37 @@ import type HttpCachePolicy from 'http-cache-semantics';
  */
 let load: NodeJS.Require | undefined;
 
+function requireHere(): NodeJS.Require {
+  // node:module itself is loaded with the first of them, not at import.
+  return (load ??= process.getBuiltinModule('node:module').createRequire(typeof __filename === 'string' ? __filename : import.meta.url));
+}
+
 function once<T>(name: string): () => T {
   let loaded: T | undefined;
+  return () => (loaded ??= requireHere()(name) as T);
+}
+
+/**
+ * An optional peer dependency: required from where dynamo-cache is (its own installation, or a layer's
+ * `node_modules` and `NODE_PATH`), else from the function's folder (`LAMBDA_TASK_ROOT`, or the working
+ * directory), tried once; `undefined` when neither has it.
+ */
+function optional<T>(name: string): () => T | undefined {
+  let tried = false;
+  let loaded: T | undefined;
   return () => {
-    // node:module itself is loaded with the first of them, not at import.
-    load ??= process.getBuiltinModule('node:module').createRequire(typeof __filename === 'string' ? __filename : import.meta.url);
-    return (loaded ??= load(name) as T);
+    if (tried) return loaded;
+    tried = true;
+    const places = [requireHere, () => process.getBuiltinModule('node:module').createRequire(`${process.env.LAMBDA_TASK_ROOT ?? process.cwd()}/`)];
+    for (const place of places) {
+      try {
+        loaded = place()(name) as T;
+        return loaded;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException)?.code !== 'MODULE_NOT_FOUND') throw error;
+      }
+    }
+    return undefined;
   };
 }
 
@@ -33,3 +59,5 @@ export const powertoolsLogger = once<typeof PowertoolsLogger>('@aws-lambda-power
 export const powertoolsCommons = once<typeof Commons>('@aws-lambda-powertools/commons');
 /** `http-cache-semantics`: only when an HTTP response is memoized. */
 export const httpCacheSemantics = once<typeof HttpCachePolicy>('http-cache-semantics');
+/** `@opentelemetry/api` (an optional peer dependency): only once a tracer provider is registered. */
+export const openTelemetryApi = optional<typeof OpenTelemetryApi>('@opentelemetry/api');

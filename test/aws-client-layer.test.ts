@@ -1,5 +1,5 @@
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,8 +30,9 @@ afterAll(async () => {
 
 describe('the Lambda layer carries both features, and no SDK client', () => {
   it('bundles cacheAwsClient and clientCredentialsToken without any AWS SDK client code', async () => {
-    // The layer is one bundle (index.cjs only requires it).
-    const text = await readFile(join(layerModule, 'index.mjs'), 'utf8');
+    // The layer's own code: its entry, the parts it loads on first use and their chunks.
+    const files = (await readdir(layerModule)).filter((file) => file.endsWith('.mjs'));
+    const text = (await Promise.all(files.map((file) => readFile(join(layerModule, file), 'utf8')))).join('\n');
     expect(text).toMatch(/dynamoCacheAwsClient/);
     expect(text).toMatch(/grant_type/);
     expect(text).not.toMatch(/client-s3|client-cognito|client-ssm|client-secrets-manager|client-sts|class S3Client\b/);

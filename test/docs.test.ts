@@ -91,7 +91,11 @@ async function program(snippets: readonly Snippet[], folder: string, overrides: 
     noEmit: true,
     skipLibCheck: true,
     // The published declarations (dist/, built by test/global-setup.ts), as a consumer sees them.
-    paths: { 'dynamo-cache': [relative(dir, join(root, 'dist/types/index.d.ts'))] },
+    paths: {
+      'dynamo-cache': [relative(dir, join(root, 'dist/types/index.d.ts'))],
+      'dynamo-cache/keyv': [relative(dir, join(root, 'dist/types/keyv/keyv-dynamo-cache.d.ts'))],
+      'dynamo-cache/cdk': [relative(dir, join(root, 'dist/types/cdk/dynamo-cache-resources.d.ts'))],
+    },
     ...overrides,
   };
   const files = [relative(dir, join(root, 'test/docs/ambient.d.ts')), ...snippets.map((snippet) => snippet.file)];

@@ -2,7 +2,7 @@
  * The package as a consumer gets it: `npm pack` of the built package, installed from the tarball into fresh
  * projects, one with the lowest supported versions of the peer dependencies and one with the newest (the
  * versions this repository develops against). Each project checks ES module import and CommonJS require at
- * run time (against dynalite, the middleware included), `tsc` in strict mode with
+ * run time (against dynalite, the middleware and the dynamo-cache/keyv store included), `tsc` in strict mode with
  * exactOptionalPropertyTypes and skipLibCheck off for module node16 (an ES module file and a .cts file),
  * nodenext and bundler resolution, the `dynamo-cache` bin, and that only one copy of the SDK client is
  * installed. publint --strict and attw check the tarball itself.
@@ -27,7 +27,7 @@ const tsc = join(root, 'node_modules/typescript/bin/tsc');
  * The lowest supported versions: the peer ranges' lower bounds. 3.632.0 is the SDK of the Lambda nodejs22.x
  * era (AWS no longer publishes a per-runtime table; docs/layer-and-template.md says how to check a region).
  */
-const lowest = { '@aws-sdk/client-dynamodb': '3.632.0', '@middy/core': '5.0.2' };
+const lowest = { '@aws-sdk/client-dynamodb': '3.632.0', '@middy/core': '5.0.2', keyv: '5.3.0' };
 
 async function installedVersion(name: string): Promise<string> {
   return JSON.parse(await readFile(join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
@@ -54,7 +54,12 @@ const handler = middy(async (event) => ({ id: event.id, calls: ++calls }))
 const context = { functionName: 'consumer', getRemainingTimeInMillis: () => 5000 };
 const first = await handler({ id: 'a' }, context);
 const second = await handler({ id: 'a' }, context);
-console.log(JSON.stringify({ stored, read: await new DynamoCache(options).get('k'), first, second }));
+// The Keyv store of the dynamo-cache/keyv subpath, over this package's own DynamoCache.
+const { KeyvDynamoCache } = await import('dynamo-cache/keyv');
+const keyv = new (await import('keyv')).Keyv({ store: new KeyvDynamoCache({ cache }) });
+await keyv.set('session', { user: 'ada' }, 60000);
+const viaKeyv = await new (await import('keyv')).Keyv({ store: new KeyvDynamoCache({ cache: new DynamoCache(options) }) }).get('session');
+console.log(JSON.stringify({ stored, read: await new DynamoCache(options).get('k'), first, second, viaKeyv }));
 `;
 
 const CJS_RUN = `
@@ -63,24 +68,31 @@ const [endpoint, tableName] = process.argv.slice(2);
 const clientConfig = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
 (async () => {
   const cache = new DynamoCache({ tableName, clientConfig, memory: false, namespace: 'esm', timeoutMs: 5000 });
-  console.log(JSON.stringify({ read: await cache.get('k'), typedError: typeof InvalidKeyError, sdk: require('@aws-sdk/client-dynamodb/package.json').version }));
+  const { KeyvDynamoCache } = require('dynamo-cache/keyv');
+  const viaKeyv = await new KeyvDynamoCache({ cache }).get('keyv:session');
+  console.log(JSON.stringify({ read: await cache.get('k'), typedError: typeof InvalidKeyError, sdk: require('@aws-sdk/client-dynamodb/package.json').version, viaKeyv }));
 })();
 `;
 
 /** Strict consumer code: env values (string | undefined) passed to options, as in the README. */
 const ESM_TS = `
 import middy from '@middy/core';
+import { Keyv } from 'keyv';
 import { DynamoCache, dynamoCache, type DynamoCacheContext } from 'dynamo-cache';
+import { KeyvDynamoCache } from 'dynamo-cache/keyv';
 
 const cache = new DynamoCache({ tableName: process.env.DYNAMO_CACHE_TABLE, namespace: process.env.NAMESPACE });
 export const token: string | undefined = await cache.get<string>('access_token');
 export const user = await cache.getOrSet('user:1', async () => ({ id: '1' }), { ttlSeconds: 60, staleIfErrorSeconds: undefined });
 export const handler = middy(async (_event: unknown, context: DynamoCacheContext) => ({ statusCode: 200, body: String(await context.cache.get('k')) }))
   .use(dynamoCache({ tableName: process.env.DYNAMO_CACHE_TABLE, response: { ttlSeconds: 60, keyPrefix: process.env.PREFIX } }));
+export const sessions = new Keyv<{ user: string }>({ store: new KeyvDynamoCache({ cache: (namespace) => new DynamoCache({ namespace: namespace ?? 'sessions' }) }), namespace: 'sessions' });
 `;
 
 const CJS_TS = `
 import { DynamoCache, InvalidKeyError, type DynamoCacheOptions } from 'dynamo-cache';
+import { KeyvDynamoCache } from 'dynamo-cache/keyv';
+export const store = new KeyvDynamoCache({ cache: new DynamoCache({ tableName: 'sessions' }) });
 const options: DynamoCacheOptions = { tableName: process.env.DYNAMO_CACHE_TABLE, memory: { ttlSeconds: 30 } };
 const cache = new DynamoCache(options);
 export async function read(): Promise<number | undefined> {
@@ -151,7 +163,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'dynamo-cache-package-'));
   const { stdout } = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], root);
   tarball = join(work, JSON.parse(stdout)[0].filename);
-  const newest = { '@aws-sdk/client-dynamodb': await installedVersion('@aws-sdk/client-dynamodb'), '@middy/core': await installedVersion('@middy/core') };
+  const newest = { '@aws-sdk/client-dynamodb': await installedVersion('@aws-sdk/client-dynamodb'), '@middy/core': await installedVersion('@middy/core'), keyv: await installedVersion('keyv') };
   [consumers.lowest, consumers.newest] = await Promise.all([consumer('lowest', lowest), consumer('newest', newest)]);
 }, 240_000);
 
@@ -196,10 +208,11 @@ describe.concurrent('the packed package', () => {
       const tableName = await db.newTable();
       const { stdout } = await exec(process.execPath, ['run.mjs', db.endpoint, tableName], { cwd: project().dir });
       const result = JSON.parse(stdout);
-      expect(result).toEqual({ stored: true, read: { from: 'esm' }, first: { id: 'a', calls: 1 }, second: { id: 'a', calls: 1 } });
+      expect(result).toEqual({ stored: true, read: { from: 'esm' }, first: { id: 'a', calls: 1 }, second: { id: 'a', calls: 1 }, viaKeyv: { user: 'ada' } });
       // CommonJS require() of the same package, with the same SDK copy, reads what the ES module wrote.
       const cjs = JSON.parse((await exec(process.execPath, ['run.cjs', db.endpoint, tableName], { cwd: project().dir })).stdout);
-      expect(cjs).toEqual({ read: { from: 'esm' }, typedError: 'function', sdk: project().versions['@aws-sdk/client-dynamodb'] });
+      // Keyv stores its own serialized form: the CommonJS store reads the raw entry the ES module Keyv wrote.
+      expect(cjs).toEqual({ read: { from: 'esm' }, typedError: 'function', sdk: project().versions['@aws-sdk/client-dynamodb'], viaKeyv: expect.stringContaining('"user":"ada"') });
     });
 
     it.each(Object.keys(TSCONFIGS))('tsc (strict, exactOptionalPropertyTypes, skipLibCheck off) compiles the consumer with %s resolution', async (mode) => {

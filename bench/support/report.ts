@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DynamoTarget } from './dynamo-target.ts';
 import type { MeasureOptions } from './measure.ts';
 
@@ -59,4 +61,55 @@ export function markdownTable(table: Table): string {
   const rule = `|${table.columns.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`;
   const body = table.rows.map((row) => `| ${row.map((cell) => String(cell).replace(/\|/g, '\\|')).join(' | ')} |`);
   return [...(table.title ? [`**${table.title}**`, ''] : []), header, rule, ...body].join('\n');
+}
+
+/** A section as BENCHMARKS.md shows it: heading, summary, tables and charts. */
+export function renderSection(section: Section): string[] {
+  return [
+    `## ${section.title}`,
+    '',
+    section.summary,
+    '',
+    ...section.tables.flatMap((table) => [markdownTable(table), '']),
+    ...(section.charts ?? []).flatMap((chart) => [`![${chart.alt}](bench/charts/${chart.file})`, '']),
+  ];
+}
+
+/** The anchor GitHub gives a heading. */
+export function anchor(title: string): string {
+  return title.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-');
+}
+
+/** The headline list item of `line`, linking its section. */
+export function headlineItem(section: Section, line: string): string {
+  return `- ${line} ([${section.title}](#${anchor(section.title)}))`;
+}
+
+/**
+ * Writes one section, measured by `command` alone, into BENCHMARKS.md and bench/results.json in place of the
+ * same section of the last full run (`npm run bench`), whose other sections stay as they were; its
+ * headlines replace that section's. The section says which command measured it, and when.
+ */
+export async function writeSection(section: Section, command: string): Promise<void> {
+  const root = join(import.meta.dirname, '..', '..');
+  const date = new Date().toISOString();
+  const path = join(root, 'BENCHMARKS.md');
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  const rendered = renderSection({ ...section, summary: `Measured by \`${command}\` on ${date.slice(0, 10)} (the other sections by the run named at the top). ${section.summary}` });
+  const start = lines.indexOf(`## ${section.title}`);
+  const end = start === -1 ? -1 : lines.findIndex((line, i) => i > start && line.startsWith('## '));
+  if (start === -1) lines.push('', ...rendered);
+  else lines.splice(start, (end === -1 ? lines.length : end) - start, ...rendered);
+  const link = `](#${anchor(section.title)}))`;
+  const headlines = lines.flatMap((line, i) => (line.startsWith('- ') && line.endsWith(link) ? [i] : []));
+  const items = (section.headlines ?? []).map((line) => headlineItem(section, line));
+  if (headlines.length > 0) lines.splice(headlines[0]!, headlines.length, ...items);
+  await writeFile(path, lines.join('\n'));
+  const resultsPath = join(root, 'bench', 'results.json');
+  const results = JSON.parse(await readFile(resultsPath, 'utf8'));
+  const entry = { id: section.id, title: section.title, data: section.data, measuredBy: { command, date } };
+  const at = results.sections.findIndex((s: { id: string }) => s.id === section.id);
+  if (at === -1) results.sections.push(entry);
+  else results.sections[at] = entry;
+  await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
 }

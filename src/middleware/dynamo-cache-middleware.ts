@@ -4,6 +4,7 @@ import { DynamoCache } from '../cache.ts';
 import type { CallOptions, DeadlineSource } from '../resilience/call-options.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { powertoolsCommons } from '../on-demand.ts';
+import { traced } from '../observability/tracing.ts';
 import { assertKnownOptions } from '../known-options.ts';
 import { MEMORY_TIER_DEFAULTS } from '../storage/memory-tier.ts';
 import { CACHE_OPTION_NAMES, type DynamoCacheOptions } from '../options.ts';
@@ -135,7 +136,12 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     if (plan.kind === 'invalidate') return undefined;
     let found: unknown;
     try {
-      found = await memo.lookup(plan);
+      // A span when tracing is on: where the response came from ('handler': it runs).
+      found = await traced('middleware lookup', cache, async (source) => {
+        const answer = await memo.lookup(plan);
+        source(plan.source ?? 'handler');
+        return answer;
+      });
     } catch (error) {
       cache.logger.warn('dynamo-cache: cached response unusable; running the handler', { key: plan.key, errorMessage: (error as Error).message });
       return undefined;

@@ -1,3 +1,5 @@
+import { countForTrace } from './tracing.ts';
+
 /**
  * Counters of one `DynamoCache` instance (one execution environment), returned by `cache.stats()`.
  * All counts are since the instance was created.
@@ -124,6 +126,7 @@ export class StatsRecorder {
 
   increment(counter: Counter, by = 1): void {
     this.#counts[counter] += by;
+    countForTrace(counter, by);
     if (this.#metrics === undefined) return;
     const name = METRIC_NAMES[counter];
     try {
