@@ -25,7 +25,7 @@ import {
 import { DEFAULT_CREDENTIAL_HEADERS, identityOf } from './identity.ts';
 import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from './memo-key.ts';
 import { INITIAL_GENERATION, PathGenerations } from './path-generations.ts';
-import { canonicalPath, keyPath } from './request-path.ts';
+import { canonicalPath } from './request-path.ts';
 import { RouteTable } from './route-table.ts';
 import { StatusHeaders, type CacheOutcome, type StatusHeaderOptions } from './status-headers.ts';
 
@@ -272,7 +272,8 @@ export class ResponseMemo {
     if (policy === false) return undefined;
     let resource: HttpKeyParts['resource'];
     if (this.#key === undefined) {
-      resource = ['url', keyPath(http.path), http.query];
+      // The path exactly as the handler receives it: two requests share a response only if it sees one path.
+      resource = ['url', http.path, http.query];
     } else {
       const custom = this.#customKey(event, context);
       if (custom === undefined) return undefined;
