@@ -9,6 +9,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, freemem, totalmem, type, release, arch } from 'node:os';
 import { join } from 'node:path';
+import { cacheTests } from './scenarios/cache-tests.ts';
 import { capacity } from './scenarios/capacity.ts';
 import { coldStart } from './scenarios/cold-start.ts';
 import { compressionTradeOff } from './scenarios/compression.ts';
@@ -27,6 +28,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['hit-latency', hitLatency],
   ['miss-then-set', missThenSet],
   ['middleware', middleware],
+  ['cache-tests', cacheTests],
   ['capacity', capacity],
   ['stampede', stampede],
   ['deadline', deadline],

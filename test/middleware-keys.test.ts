@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { DynamoCacheMiddlewareOptions } from '../src/middleware/dynamo-cache-middleware.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { HTTP_SOURCES, albEvent, albOidcData, functionUrlEvent, httpApiEvent, restApiEvent, type HttpSource, type RequestSpec } from './support/http-events.ts';
-import { header, headerOf, json, setupMiddy, whoIs, type Handler } from './support/middy-harness.ts';
+import { header, headerOf, json, pathOf, setupMiddy, whoIs, type Handler } from './support/middy-harness.ts';
 
 const db = useDynalite();
 const setup = (body: Handler, options: DynamoCacheMiddlewareOptions = {}) => setupMiddy(db, body, options);
@@ -57,6 +57,25 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
     const reordered = await invoke(event(spec('a=1&b=1&a=2')));
     expect(header(reordered, 'X-Cache')).toBe('Hit');
     expect(handlerSpy).toHaveBeenCalledTimes(3);
+  });
+
+  // Issue 23, item 1 (cache-key-normalisation poisoning): `/%78` was keyed as `/x`, so a handler that does
+  // not decode (or routes `/%78` to a 404) filled the entry every `/x` caller read.
+  it.each([
+    ['per-identity routes', {}],
+    ['shared routes', { response: { ttlSeconds: 60, shared: true } }],
+  ] as const)('one view of the path (%s): two requests share a response only when the handler receives the same path', async (_name, options) => {
+    const { invoke, handlerSpy } = await setup(async (e) => json(200, { path: pathOf(e) }), options);
+    const variants = ['/x', '/x/', '/X', '//x', '/x%2F', '/%78', '/x;a', '/%7e', '/~', '/%7E', '/caf%c3%a9', '/caf%C3%A9'];
+    for (const path of variants) {
+      const answer = await invoke(event({ path }));
+      expect([path, bodyOf(answer).path, header(answer, 'X-Cache')]).toEqual([path, path, 'Miss']);
+    }
+    for (const path of variants) {
+      const again = await invoke(event({ path }));
+      expect([path, bodyOf(again).path, header(again, 'X-Cache')]).toEqual([path, path, 'Hit']);
+    }
+    expect(handlerSpy).toHaveBeenCalledTimes(variants.length);
   });
 });
 

@@ -56,7 +56,8 @@ describe.each(CATCH_ALLS)('%s', (_name, source, base) => {
   });
 
   it('a shared route by pattern shares across identities; its neighbours do not', async () => {
-    const { invoke, handlerSpy } = await setup(async (e) => json(200, { path: pathOf(e) }), { response: { routes: { 'GET /catalog/{proxy+}': { shared: true } } } });
+    // `public`: a shared route stores a response to a request with credentials only when it says so (RFC 9111 3.5).
+    const { invoke, handlerSpy } = await setup(async (e) => json(200, { path: pathOf(e) }, { 'Cache-Control': 'public' }), { response: { routes: { 'GET /catalog/{proxy+}': { shared: true } } } });
     const as = (user: string) => ({ headers: { authorization: `Bearer ${user}` } });
     await invoke(event('/catalog/shoes/red', as('alice')));
     expect(header(await invoke(event('/catalog/shoes/red', as('bob'))), 'X-Cache')).toBe('Hit');

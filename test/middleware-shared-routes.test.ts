@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { useDynalite } from './support/fixtures.ts';
 import { HTTP_SOURCES, type HttpSource, type RequestSpec } from './support/http-events.ts';
-import { header, headerOf, json, pathOf, setupMiddy } from './support/middy-harness.ts';
+import { header, headerOf, json, pathOf, setupMiddy, whoIs } from './support/middy-harness.ts';
 
 const db = useDynalite();
 
@@ -55,5 +55,53 @@ describe.each(SOURCES)('%s: a personal exception to shared routes', (_name, sour
     expect(JSON.parse(victim.body).secretOf).toBe('Bearer victim-token');
     const attacker = await invoke(HTTP_SOURCES[source]({ ...base, path: '/ME' }));
     expect(JSON.parse(attacker.body).secretOf, `X-Cache: ${header(attacker, 'X-Cache')}`).not.toBe('Bearer victim-token');
+  });
+});
+
+// RFC 9111 3.5 (issue 23, item 2): a shared cache stores a response to a request with credentials only when
+// the response allows it (`public`, `s-maxage`, `must-revalidate`): the handler may have answered for that
+// caller alone. Credentials: `Authorization`, the configured credential headers, an authorizer identity.
+describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s: RFC 9111 3.5 on shared routes', (source) => {
+  const CREDENTIALS: Array<[string, RequestSpec]> = [
+    ['an Authorization header', { headers: { authorization: 'Bearer alice' } }],
+    ['a configured credential header', { headers: { 'x-session': 'alice-session' } }],
+    ['an authorizer identity', { principal: 'alice' }],
+  ];
+  const setup = (cacheControl?: string) =>
+    setupMiddy(db, async (e) => json(200, { for: whoIs(e), auth: headerOf(e, 'authorization') ?? headerOf(e, 'x-session') ?? null }, cacheControl === undefined ? {} : { 'Cache-Control': cacheControl }), {
+      response: { ttlSeconds: 60, shared: true, credentialHeaders: ['authorization', 'x-session'] },
+    });
+
+  it.each(CREDENTIALS)('a response to a request with %s is not stored without public, s-maxage or must-revalidate', async (_kind, spec) => {
+    const { invoke, handlerSpy } = await setup('max-age=60');
+    await invoke(HTTP_SOURCES[source]({ path: '/news', ...spec }));
+    const anonymous = await invoke(HTTP_SOURCES[source]({ path: '/news' }));
+    expect(JSON.parse(anonymous.body)).toEqual({ for: 'anonymous', auth: null });
+    expect(header(anonymous, 'X-Cache')).toBe('Miss');
+    expect(handlerSpy).toHaveBeenCalledTimes(2);
+  });
+
+  it.each(['public', 's-maxage=60', 'max-age=60, must-revalidate'])('with Cache-Control: %s it is stored and served to anyone', async (cacheControl) => {
+    const { invoke, handlerSpy } = await setup(cacheControl);
+    await invoke(HTTP_SOURCES[source]({ path: '/news', headers: { authorization: 'Bearer alice' } }));
+    const anonymous = await invoke(HTTP_SOURCES[source]({ path: '/news' }));
+    expect(header(anonymous, 'X-Cache')).toBe('Hit');
+    expect(handlerSpy).toHaveBeenCalledTimes(1);
+  });
+
+  it('a targeted field speaks for this cache: DynamoCache-Control: public allows it, whatever Cache-Control says', async () => {
+    const { invoke, handlerSpy } = await setupMiddy(db, async () => json(200, { news: 1 }, { 'Cache-Control': 'private', 'DynamoCache-Control': 'public, max-age=60' }), {
+      response: { ttlSeconds: 60, shared: true },
+    });
+    await invoke(HTTP_SOURCES[source]({ path: '/news', headers: { authorization: 'Bearer alice' } }));
+    expect(header(await invoke(HTTP_SOURCES[source]({ path: '/news' })), 'X-Cache')).toBe('Hit');
+    expect(handlerSpy).toHaveBeenCalledTimes(1);
+  });
+
+  it('an anonymous request’s response is stored as before, and answers requests with credentials too', async () => {
+    const { invoke, handlerSpy } = await setup('max-age=60');
+    await invoke(HTTP_SOURCES[source]({ path: '/news' }));
+    expect(header(await invoke(HTTP_SOURCES[source]({ path: '/news', headers: { authorization: 'Bearer bob' } })), 'X-Cache')).toBe('Hit');
+    expect(handlerSpy).toHaveBeenCalledTimes(1);
   });
 });

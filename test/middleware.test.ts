@@ -252,8 +252,8 @@ describe('response memoization rules', () => {
     expect(handlerSpy).toHaveBeenCalledTimes(4);
   });
 
-  it('shared: true lets principals share a route that answers everyone the same', async () => {
-    const { invoke, handlerSpy } = await setup(async () => json(200, { catalog: ['a', 'b'] }), {
+  it('shared: true lets principals share a route that answers everyone the same (a public response: RFC 9111 3.5)', async () => {
+    const { invoke, handlerSpy } = await setup(async () => json(200, { catalog: ['a', 'b'] }, { 'Cache-Control': 'public' }), {
       response: { routes: { 'GET /catalog': { shared: true } } },
     });
     await invoke(httpApiEvent({ path: '/catalog', route: '/catalog', principal: 'alice' }));

@@ -120,7 +120,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     if (onResult === undefined || plan.kind !== 'lookup') return;
     const source = plan.source ?? 'handler';
     try {
-      onResult({ key: plan.key, source, fromCache: source !== 'handler' }, request);
+      onResult({ key: plan.key, source, fromCache: source !== 'handler' && source !== 'revalidated' }, request);
     } catch (error) {
       cache.logger.warn('dynamo-cache: onResult threw; ignored', { key: plan.key, errorMessage: (error as Error)?.message });
     }
@@ -146,7 +146,10 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
       cache.logger.warn('dynamo-cache: cached response unusable; running the handler', { key: plan.key, errorMessage: (error as Error).message });
       return undefined;
     }
-    if (found === undefined) return undefined;
+    if (found === undefined) {
+      request.event = memo.handlerEvent(plan, request.event); // with the stored response's validators when revalidating
+      return undefined;
+    }
     takeState(request);
     report(plan, request);
     // A value here is Middy's early return: no `after` runs, so Powertools middlewares registered before this

@@ -82,6 +82,28 @@ export function readHttpEvent(event: unknown): HttpRequestView | undefined {
   };
 }
 
+/**
+ * A copy of `event` whose request header fields `fields` (lower-case names) are set, or removed where the
+ * value is `undefined`, in every bag the integration hands the handler (`headers`, `multiValueHeaders`),
+ * whatever their spelling there. A REST API keeps the client's spelling, so new fields take the usual one
+ * (`If-None-Match`); HTTP APIs, Function URLs and ALB give lower-case names.
+ */
+export function withRequestHeaders(event: unknown, source: HttpEventSource, fields: Readonly<Record<string, string | undefined>>): unknown {
+  const copy: Json = { ...(event as Json) };
+  const spell = (name: string) => (source === 'api-gateway-v1' ? name.replace(/(^|-)([a-z])/g, (_all, dash: string, letter: string) => dash + letter.toUpperCase()) : name);
+  const bags = (['headers', 'multiValueHeaders'] as const).filter((bag) => typeof copy[bag] === 'object' && copy[bag] !== null);
+  if (bags.length === 0) bags.push('headers');
+  for (const bag of bags) {
+    const headers: Json = { ...(copy[bag] as Json | undefined) };
+    for (const [name, value] of Object.entries(fields)) {
+      for (const existing of Object.keys(headers)) if (existing.toLowerCase() === name) delete headers[existing];
+      if (value !== undefined) headers[spell(name)] = bag === 'headers' ? value : [value];
+    }
+    copy[bag] = headers;
+  }
+  return copy;
+}
+
 function domainOf(requestContext: Json, headers: Record<string, string>): string | undefined {
   return typeof requestContext.domainName === 'string' && requestContext.domainName !== '' ? requestContext.domainName.toLowerCase() : hostOf(headers);
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { httpCacheSemantics } from '../on-demand.ts';
 import { strictCachingFields } from './cache-control.ts';
+import { parseHttpDate } from './http-date.ts';
+import { targetedCachingFields } from './targeted-cache-control.ts';
 import type { HttpRequestView } from './http-event.ts';
 
 type HeaderValue = string | number | boolean;
@@ -93,13 +95,33 @@ const NEVER_STORED_HEADERS = new Set([
   'proxy-authorization',
 ]);
 
-/** A deep copy of `response` fit for storing: without the fields above and those named in `Connection`. */
+/**
+ * Which of `response`'s fields a cache never stores, nor takes from it to update a stored response (RFC 9111
+ * 3.1, 3.2): the fields above and those named in its `Connection`. Takes lower-case names.
+ */
+export function unstorableFields(response: HttpResponse): (lowerName: string) => boolean {
+  const listed = (headersOf(response).connection ?? '').split(',').map((name) => name.trim().toLowerCase());
+  return (name) => NEVER_STORED_HEADERS.has(name) || listed.includes(name);
+}
+
+/** A deep copy of `response` fit for storing: without the fields a cache never stores. */
 export function storableCopy(response: HttpResponse): HttpResponse {
   const copy = structuredClone(response);
-  const listed = (headersOf(response).connection ?? '').split(',').map((name) => name.trim().toLowerCase());
-  const drop = (name: string) => NEVER_STORED_HEADERS.has(name.toLowerCase()) || listed.includes(name.toLowerCase());
+  const drop = unstorableFields(response);
   for (const bag of [copy.headers, copy.multiValueHeaders]) {
-    for (const name of Object.keys(bag ?? {})) if (drop(name)) delete bag![name];
+    for (const name of Object.keys(bag ?? {})) if (drop(name.toLowerCase())) delete bag![name];
+  }
+  return copy;
+}
+
+/** `response` without the header fields `names` (lower case): a copy, or `response` itself when it has none of them. */
+export function withoutHeaders(response: HttpResponse, names: readonly string[]): HttpResponse {
+  const present = (bag: Record<string, unknown> | undefined) => bag !== undefined && Object.keys(bag).some((name) => names.includes(name.toLowerCase()));
+  if (!present(response.headers) && !present(response.multiValueHeaders)) return response;
+  const copy: HttpResponse = { ...response };
+  for (const key of ['headers', 'multiValueHeaders'] as const) {
+    const bag = response[key];
+    if (bag !== undefined) copy[key] = Object.fromEntries(Object.entries(bag).filter(([name]) => !names.includes(name.toLowerCase()))) as never;
   }
   return copy;
 }
@@ -128,9 +150,31 @@ export function etagFor(response: HttpResponse): string {
 /** RFC 9110 `If-None-Match` (weak comparison): `*` or any listed tag equal to `etag`. */
 export function ifNoneMatchMatches(ifNoneMatch: string | undefined, etag: string): boolean {
   if (ifNoneMatch === undefined) return false;
-  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
-  const wanted = opaque(etag);
-  return ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || opaque(tag) === wanted);
+  const wanted = opaqueTag(etag);
+  return ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || opaqueTag(tag) === wanted);
+}
+
+/** An entity tag without its weakness: what the weak comparison compares (RFC 9110 8.8.3.2). */
+export function opaqueTag(tag: string): string {
+  return tag.trim().replace(/^W\//, '');
+}
+
+/**
+ * Whether a 200 `response` answers the client's conditional GET or HEAD with a 304 (RFC 9110 13.1.1,
+ * 13.1.3, 13.2.2): `If-None-Match` when present (weak comparison), otherwise `If-Modified-Since` against
+ * `Last-Modified`, or `Date` without one (RFC 9111 4.3.2). Dates are HTTP-dates only.
+ */
+export function answersNotModified(requestHeaders: Readonly<Record<string, string>>, response: HttpResponse): boolean {
+  if (response.statusCode !== 200) return false;
+  const ifNoneMatch = requestHeaders['if-none-match'];
+  const ifModifiedSince = requestHeaders['if-modified-since'];
+  if (ifNoneMatch === undefined && ifModifiedSince === undefined) return false;
+  const headers = headersOf(response);
+  if (ifNoneMatch !== undefined) return headers.etag !== undefined && ifNoneMatchMatches(ifNoneMatch, headers.etag);
+  const since = parseHttpDate(ifModifiedSince!);
+  const lastModified = headers['last-modified'] ?? headers.date;
+  const modified = lastModified === undefined ? undefined : parseHttpDate(lastModified);
+  return since !== undefined && modified !== undefined && modified <= since;
 }
 
 /** The headers a 304 keeps from the 200 it stands for (RFC 9110 15.4.5), plus the cache's own. */
@@ -159,27 +203,51 @@ export interface StoragePolicy {
   readonly vary: ReadonlySet<string>;
   /** HTTP-proxy mode: store only responses with explicit freshness (`s-maxage`, `max-age` or `Expires`). */
   readonly requireFreshness: boolean;
+  /** The RFC 9213 target list: targeted fields (lower case) whose directives replace Cache-Control here, most specific first. */
+  readonly targetedFields: readonly string[];
+  /** Stale responses with the handler's own validators are kept, to be revalidated through the handler. */
+  readonly revalidate: boolean;
+}
+
+/** What the request and the handler bring to the decision. */
+export interface StorageContext {
+  /**
+   * The route is shared and the request carried credentials (`Authorization`, a credential header, an
+   * authorizer identity): RFC 9111 3.5 then needs `public`, `s-maxage` or `must-revalidate` to store.
+   */
+  readonly sharedWithCredentials: boolean;
+  /** Whether the handler gave the response a validator of its own (`ETag` or `Last-Modified`). */
+  readonly validated: boolean;
 }
 
 /** Whether and for how long a response may be stored, with the reason when it may not. */
 export type StorageDecision =
-  | { readonly store: true; readonly ttlSeconds: number; /** `must-revalidate` or `proxy-revalidate`: never served stale. */ readonly mustRevalidate: boolean }
+  | {
+      readonly store: true;
+      /** Freshness, in seconds: `0` for a response stored stale, only to be revalidated. */
+      readonly ttlSeconds: number;
+      /** `must-revalidate` or `proxy-revalidate`: never served stale. */
+      readonly mustRevalidate: boolean;
+      /** `no-cache`: validated before each use. */
+      readonly noCache: boolean;
+    }
   | { readonly store: false; readonly reason: string };
 
 /**
  * Decides whether `response` may be stored in the shared (DynamoDB) cache, by RFC 9111 in shared-cache
- * mode (`http-cache-semantics`, fed with strictly parsed, case-normalized fields) plus stricter rules: only
- * the configured statuses, never `Set-Cookie`, never `no-cache` (the cache cannot revalidate), never a
- * `Vary` on a header outside the key.
+ * mode (`http-cache-semantics`, fed with strictly parsed, case-normalized fields, the RFC 9213 targeted
+ * field in place of Cache-Control when there is one) plus stricter rules: only the configured statuses,
+ * never `Set-Cookie`, never a `Vary` on a header outside the key, and `no-cache` or an already stale
+ * response only where it can be revalidated (a revalidating route, and a validator from the handler).
  *
  * The request is evaluated without its `Authorization` header: a request that carries one is keyed by
- * its identity (or its route was declared shared), so the stored response is only reused for that key.
+ * its identity, or its route was declared shared and RFC 9111 3.5 applies (`context.sharedWithCredentials`).
  */
-export function decideStorage(request: HttpRequestView, response: HttpResponse, policy: StoragePolicy): StorageDecision {
+export function decideStorage(request: HttpRequestView, response: HttpResponse, policy: StoragePolicy, context: StorageContext): StorageDecision {
   if (!policy.statusCodes.has(response.statusCode)) return { store: false, reason: `status ${response.statusCode}` };
   if (setsCookie(response)) return { store: false, reason: 'Set-Cookie' };
   const now = Date.now();
-  const responseHeaders = strictCachingFields(headersOf(response), now);
+  const responseHeaders = strictCachingFields(targetedCachingFields(headersOf(response), policy.targetedFields), now);
   for (const name of (responseHeaders.vary ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)) {
     if (name === '*') return { store: false, reason: 'Vary: *' };
     if (!policy.vary.has(name)) return { store: false, reason: `Vary on ${name}, which is not part of the key` };
@@ -193,10 +261,16 @@ export function decideStorage(request: HttpRequestView, response: HttpResponse, 
   if (!cachePolicy.storable()) return { store: false, reason: 'not storable by a shared cache (no-store, private, or request no-store)' };
   // The library's reading of the canonical Cache-Control, plus a Pragma: no-cache when there is none.
   const directives = cachePolicy.toObject().rescc as Record<string, unknown>;
-  if (directives['no-cache'] !== undefined) return { store: false, reason: 'no-cache' };
-  const explicit = directives['s-maxage'] !== undefined || directives['max-age'] !== undefined || responseHeaders.expires !== undefined;
+  const has = (name: string) => directives[name] !== undefined;
+  if (context.sharedWithCredentials && !has('public') && !has('s-maxage') && !has('must-revalidate')) {
+    return { store: false, reason: 'a response to a request with credentials, without public, s-maxage or must-revalidate (RFC 9111 3.5)' };
+  }
+  const revalidatable = policy.revalidate && context.validated;
+  const noCache = has('no-cache');
+  if (noCache && !revalidatable) return { store: false, reason: 'no-cache, and no revalidation (a revalidating route and a validator from the handler)' };
+  const explicit = has('s-maxage') || has('max-age') || responseHeaders.expires !== undefined;
   if (!explicit && policy.requireFreshness) return { store: false, reason: 'no explicit freshness (s-maxage, max-age or Expires) in HTTP-proxy mode' };
-  const ttlSeconds = explicit ? Math.min(policy.ttlSeconds, Math.floor(cachePolicy.maxAge() - cachePolicy.age())) : policy.ttlSeconds;
-  if (ttlSeconds <= 0) return { store: false, reason: 'already stale (max-age=0, past or invalid Expires)' };
-  return { store: true, ttlSeconds, mustRevalidate: directives['must-revalidate'] !== undefined || directives['proxy-revalidate'] !== undefined };
+  const freshness = explicit ? Math.min(policy.ttlSeconds, Math.floor(cachePolicy.maxAge() - cachePolicy.age())) : policy.ttlSeconds;
+  if (freshness <= 0 && !revalidatable) return { store: false, reason: 'already stale (max-age=0, past or invalid Expires)' };
+  return { store: true, ttlSeconds: noCache ? 0 : Math.max(0, freshness), mustRevalidate: has('must-revalidate') || has('proxy-revalidate'), noCache };
 }

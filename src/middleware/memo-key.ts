@@ -22,7 +22,7 @@ export interface HttpKeyParts {
   /** The path's invalidation generation, or `null` when invalidation is off. */
   readonly generation: string | null;
   /**
-   * What is asked for: the path (RFC 3986-normalized) and the query pairs in their significant order, or
+   * What is asked for: the path exactly as the handler receives it (nothing decoded or folded) and the query pairs in their significant order, or
    * the result of a custom `key` (any JSON value; `"1"` and `1` differ).
    */
   readonly resource: readonly ['url', string, ReadonlyArray<readonly [QueryComponent, QueryComponent]>] | readonly ['key', unknown];

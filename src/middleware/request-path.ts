@@ -1,25 +1,11 @@
 /**
- * The two forms of a request path the middleware uses: the key form, which keeps every distinction a
- * handler can see, and the canonical form, which folds every spelling of a path together so that route
- * rules and invalidation cannot be sidestepped by writing the path differently.
+ * The canonical form of a request path, which folds every spelling of a path together so that route rules
+ * and invalidation cannot be sidestepped by writing the path differently. Memo keys never use it: a key holds
+ * the path exactly as the handler receives it (see `httpMemoKey`), since a handler that does not decode
+ * `/%78`, or routes `/X` elsewhere, would otherwise fill the entry every `/x` caller reads.
  */
 
-const PERCENT_ENCODED = /%[0-9A-Fa-f]{2}/g;
 const PERCENT_ENCODED_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
-
-/**
- * The path with RFC 3986 6.2.2 normalization only (percent-encoded unreserved characters decoded, the
- * other escapes upper-cased), so equivalent URIs share a key while `/x`, `/x/` and `//x`, which a handler
- * may answer differently, do not: folding them would let one spelling's response answer another.
- */
-export function keyPath(path: string): string {
-  if (!path.includes('%')) return path;
-  return path.replace(PERCENT_ENCODED, (escape) => {
-    const char = String.fromCharCode(Number.parseInt(escape.slice(1), 16));
-    return UNRESERVED.test(char) ? char : escape.toUpperCase();
-  });
-}
 
 /**
  * Every spelling of a path as one form: percent-decoded (once; a malformed escape is kept), dot segments

@@ -7,27 +7,32 @@ import { assertKnownOptions } from '../known-options.ts';
 import { booleanOption, finiteNumber, nonNegativeNumber } from '../options.ts';
 import { TOKEN, ageOf, parseCacheControl } from './cache-control.ts';
 import { CustomKey, type MemoKey } from './custom-key.ts';
-import { readHttpEvent, type HttpRequestView } from './http-event.ts';
+import { readHttpEvent, withRequestHeaders, type HttpRequestView } from './http-event.ts';
 import {
+  answersNotModified,
   decideStorage,
   etagFor,
   headersOf,
-  ifNoneMatchMatches,
   notModified,
   setHeader,
   storableCopy,
   takesGeneratedEtag,
   toHttpResponse,
   withoutContent,
+  withoutHeaders,
   type HttpResponse,
+  type StorageDecision,
   type StoragePolicy,
 } from './http-response.ts';
 import { DEFAULT_CREDENTIAL_HEADERS, identityOf } from './identity.ts';
 import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from './memo-key.ts';
 import { INITIAL_GENERATION, PathGenerations } from './path-generations.ts';
-import { canonicalPath, keyPath } from './request-path.ts';
+import { canonicalPath } from './request-path.ts';
+import { conditionalFields, freshened, validatesStored, validatorsOf } from './revalidation.ts';
 import { RouteTable } from './route-table.ts';
 import { StatusHeaders, type CacheOutcome, type StatusHeaderOptions } from './status-headers.ts';
+import { isStoredResult, timingOf, type StoredHttpResponse, type StoredResult, type Validators } from './stored-response.ts';
+import { DEFAULT_REMOVED_TARGETED_FIELDS, DEFAULT_TARGETED_FIELDS } from './targeted-cache-control.ts';
 
 /** Options of one route (`'GET /users/{id}'`); `false` in place of the object disables the route. */
 export interface RouteOptions {
@@ -44,6 +49,8 @@ export interface RouteOptions {
   staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default: `response.staleIfErrorSeconds`. */
   staleIfErrorSeconds?: number | undefined;
+  /** Revalidate stale responses through the handler (see `response.revalidate`). Default: `response.revalidate`. */
+  revalidate?: boolean | undefined;
 }
 
 /** Options of response memoization (`dynamoCache({ response })`). */
@@ -104,23 +111,45 @@ export interface ResponseMemoOptions {
   staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds past the TTL during which a stale response replaces a handler error or a 5xx/429 response. Default `0`. */
   staleIfErrorSeconds?: number | undefined;
+  /**
+   * Revalidation through the handler (RFC 9111 4.3), for handlers that answer conditional requests: a
+   * response with the handler's own `ETag` or `Last-Modified` is kept `ttlSeconds` past its freshness (and a
+   * `no-cache` one is stored); when it is stale, or `no-cache`/`must-revalidate` requires it, the handler gets
+   * the request with `If-None-Match`/`If-Modified-Since`, and a `304` freshens the stored response, whose
+   * content is sent. One environment in the fleet revalidates (the refresh lease). Default `false`.
+   */
+  revalidate?: boolean | undefined;
+  /**
+   * The RFC 9213 target list: targeted cache-control fields whose directives, when present and valid, replace
+   * `Cache-Control` (and `Expires`) for this cache, the first one present winning. `[]` ignores them.
+   * Default `['DynamoCache-Control', 'CDN-Cache-Control']`: the field targeted at this cache alone, then the CDN one.
+   */
+  targetedFields?: string[] | undefined;
+  /**
+   * Targeted fields (of `targetedFields`) taken out of responses before they go to the client; stored ones
+   * keep them. Default `['DynamoCache-Control']`: no cache downstream reads it (RFC 9213 lets a cache remove a
+   * field known not to be used downstream), while `CDN-Cache-Control` goes on to a CDN in front, as the RFC expects.
+   */
+  removeTargetedFields?: string[] | undefined;
 }
 
 /** Names of every `ResponseMemoOptions` property, for the unknown-option check. */
 const RESPONSE_OPTION_NAMES = [
   'ttlSeconds', 'routes', 'vary', 'statusCodes', 'shared', 'credentialHeaders', 'honorClientNoCache', 'key', 'jmesPathFunctions', 'keyPrefix',
   'keyByDomain', 'keyByStage', 'invalidateOnUnsafeMethods', 'requireFreshness', 'statusHeaders', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds',
+  'revalidate', 'targetedFields', 'removeTargetedFields',
 ] as const satisfies ReadonlyArray<keyof ResponseMemoOptions>;
 
 /** Names of every `RouteOptions` property. */
-const ROUTE_OPTION_NAMES = ['ttlSeconds', 'shared', 'vary', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds'] as const satisfies ReadonlyArray<keyof RouteOptions>;
+const ROUTE_OPTION_NAMES = ['ttlSeconds', 'shared', 'vary', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'revalidate'] as const satisfies ReadonlyArray<keyof RouteOptions>;
 
 /**
  * Where the response to a memoized request came from: `memory` or `dynamodb` (a fresh stored response),
  * `stale` (a stored response past its TTL: stale-while-revalidate, or standing in for a failed handler),
- * `handler` (the handler ran and its response, or its error, went out).
+ * `revalidated` (the handler answered `304` to the cache's conditional request: the stored response, freshened,
+ * went out), `handler` (the handler ran and its response, or its error, went out).
  */
-export type ResponseSource = 'memory' | 'dynamodb' | 'stale' | 'handler';
+export type ResponseSource = 'memory' | 'dynamodb' | 'stale' | 'revalidated' | 'handler';
 
 /** What the middleware's `onResult` is told about one memoized request. */
 export interface ResponseResult {
@@ -161,6 +190,8 @@ export interface LookupPlan {
   readonly call: CallOptions;
   /** Where the response came from, once known. */
   source?: ResponseSource | undefined;
+  /** The stale stored response the handler is asked to validate (its validators are in the handler's event). */
+  revalidating?: StoredHttpResponse | undefined;
 }
 
 /** What `before` decided for an unsafe request: invalidate its path if it succeeds. */
@@ -180,11 +211,6 @@ export type MemoPlan = LookupPlan | InvalidationPlan;
 
 /** Statuses that, like a thrown error, may be replaced by a stale response within `staleIfErrorSeconds` (RFC 5861). */
 const ERROR_STATUSES = new Set([429, 500, 502, 503, 504]);
-
-/** A response (or any handler result, for non-HTTP events) as stored in the cache. */
-export type StoredResult =
-  | { v: 1; kind: 'http'; response: HttpResponse; storedAt: number; age: number; ttlSeconds: number }
-  | { v: 1; kind: 'value'; value: unknown };
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD']);
 
@@ -210,6 +236,8 @@ export class ResponseMemo {
   readonly #keyByStage: boolean;
   readonly #generations: PathGenerations | undefined;
   readonly #status: StatusHeaders;
+  /** The targeted fields clients never see (lower case). */
+  readonly #removedTargetedFields: readonly string[];
 
   /**
    * @param generationRefreshSeconds - How long an environment trusts a path's invalidation generation before
@@ -221,6 +249,11 @@ export class ResponseMemo {
     assertKnownOptions('response', options, RESPONSE_OPTION_NAMES);
     this.#cache = cache;
     const vary = headerList('response.vary', options.vary ?? []);
+    const targetedFields = fieldList('response.targetedFields', options.targetedFields ?? DEFAULT_TARGETED_FIELDS);
+    this.#removedTargetedFields = fieldList('response.removeTargetedFields', options.removeTargetedFields ?? DEFAULT_REMOVED_TARGETED_FIELDS);
+    const notTargeted = this.#removedTargetedFields.find((name) => !targetedFields.includes(name));
+    // RFC 9213 2.1: a targeted field this cache does not use must be passed through.
+    if (notTargeted !== undefined) throw new InvalidOptionsError(`response.removeTargetedFields: ${notTargeted} is not in response.targetedFields, so it must be passed through`);
     const base: RoutePolicy = {
       ttlSeconds: finiteNumber('response.ttlSeconds', options.ttlSeconds ?? 60),
       statusCodes: new Set(statusCodes(options.statusCodes ?? [200, 203, 204])),
@@ -230,6 +263,8 @@ export class ResponseMemo {
       requireFreshness: booleanOption('response.requireFreshness', options.requireFreshness ?? false),
       staleWhileRevalidateSeconds: nonNegativeNumber('response.staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? 0),
       staleIfErrorSeconds: nonNegativeNumber('response.staleIfErrorSeconds', options.staleIfErrorSeconds ?? 0),
+      revalidate: booleanOption('response.revalidate', options.revalidate ?? false),
+      targetedFields,
     };
     this.#defaults = base;
     const routes = Object.entries(options.routes ?? {}).map(([routeKey, route]): [string, RoutePolicy | false] => [routeKey, routePolicy(routeKey, route, base)]);
@@ -245,7 +280,8 @@ export class ResponseMemo {
     this.#keyByStage = booleanOption('response.keyByStage', options.keyByStage ?? true);
     if (booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true)) {
       const policies = [base, ...routes.map(([, policy]) => policy).filter((policy) => policy !== false)];
-      const longestLife = Math.max(...policies.map((p) => p.ttlSeconds + p.staleWhileRevalidateSeconds + p.staleIfErrorSeconds));
+      // A response kept for revalidation lives `ttlSeconds` more: a token must outlive it, or an expired token would bring it back.
+      const longestLife = Math.max(...policies.map((p) => p.ttlSeconds * (p.revalidate ? 2 : 1) + p.staleWhileRevalidateSeconds + p.staleIfErrorSeconds));
       this.#generations = new PathGenerations(cache, this.#prefix, generationRefreshSeconds * 1000, longestLife + GENERATION_LIFETIME_MARGIN_SECONDS);
     }
     this.#status = new StatusHeaders(options.statusHeaders);
@@ -272,7 +308,8 @@ export class ResponseMemo {
     if (policy === false) return undefined;
     let resource: HttpKeyParts['resource'];
     if (this.#key === undefined) {
-      resource = ['url', keyPath(http.path), http.query];
+      // The path exactly as the handler receives it: two requests share a response only if it sees one path.
+      resource = ['url', http.path, http.query];
     } else {
       const custom = this.#customKey(event, context);
       if (custom === undefined) return undefined;
@@ -300,8 +337,10 @@ export class ResponseMemo {
   /**
    * The stored result for `plan`, ready to return, or `undefined` to run the handler. On a miss the plan
    * gets the turn to produce the response: with the lease, the only request in the fleet that runs the
-   * handler for this key; the others wait for its response or are answered with a stale one. A HEAD is
-   * answered from its GET's fresh response, without content, and takes no lease.
+   * handler for this key; the others wait for its response or are answered with a stale one. On a
+   * revalidating route the turn also takes the stale stored response, if any, whose validators the handler
+   * then gets (see `handlerEvent`). A HEAD is answered from its GET's fresh response, without content, and
+   * takes no lease.
    */
   async lookup(plan: LookupPlan): Promise<unknown> {
     const bypass = plan.http !== undefined && this.#honorClientNoCache && parseCacheControl(plan.http.headers['cache-control']).has('no-cache');
@@ -316,12 +355,22 @@ export class ResponseMemo {
       plan.skipped = false;
       return found;
     }
-    await this.#save(plan, undefined, 0, true); // the guess was wrong: give its turn (and lease) back
+    await this.#save(plan, undefined); // the guess was wrong: give its turn (and lease) back
     plan.source = undefined;
+    plan.revalidating = undefined;
     if (generation === undefined) return undefined;
     plan.key = pending.keyFor(generation);
     plan.skipped = false;
     return bypass ? undefined : this.#find(plan);
+  }
+
+  /**
+   * The event the handler gets: `event` itself, or, when the plan revalidates a stored response, a copy
+   * carrying its validators as `If-None-Match`/`If-Modified-Since` (in place of the client's).
+   */
+  handlerEvent(plan: MemoPlan, event: unknown): unknown {
+    if (plan.kind !== 'lookup' || plan.revalidating?.validators === undefined || plan.http === undefined) return event;
+    return withRequestHeaders(event, plan.http.source, conditionalFields(plan.revalidating.validators));
   }
 
   /** The stored result under `plan.key`, or `undefined` with the turn to produce it in `plan.turn` (GET) or none (HEAD). */
@@ -334,16 +383,33 @@ export class ResponseMemo {
     const acquisition = await this.#cache.acquire<StoredResult>(plan.key, { ...this.#refreshOptions(plan.policy), ...plan.call });
     if (!acquisition.found) {
       plan.turn = acquisition;
+      if (plan.policy.revalidate) plan.revalidating = await this.#revalidationBase(plan);
       return undefined;
     }
-    return this.#answer(plan, acquisition.value, responseSource(acquisition.source));
+    const answer = this.#answer(plan, acquisition.value, responseSource(acquisition.source));
+    // A stale response that must not be served as it is (must-revalidate, no-cache), met while another
+    // environment refreshes it: this request runs the handler too, conditionally where it can.
+    if (answer === undefined && plan.policy.revalidate && isRevalidatable(acquisition.value)) plan.revalidating = acquisition.value;
+    return answer;
+  }
+
+  /** The stored response a turn revalidates: the stale one under the key, when it has the handler's validators. */
+  async #revalidationBase(plan: LookupPlan): Promise<StoredHttpResponse | undefined> {
+    try {
+      const info = await this.#cache.inspect(plan.key, plan.call);
+      const usable = info !== undefined && (info.state === 'stale' || info.state === 'fresh') && isRevalidatable(info.value);
+      return usable ? (info.value as StoredHttpResponse) : undefined;
+    } catch {
+      return undefined; // out of time (the caller's signal): the handler runs unconditionally
+    }
   }
 
   /**
    * After the handler: for a lookup plan, stores the result when the rules allow and returns the result to
-   * send (for HTTP, with the status headers and an `ETag`, or a `304` when the request's `If-None-Match`
-   * matches; a 5xx or 429 is replaced by a stale response when `staleIfErrorSeconds` allows). For an
-   * invalidation plan, invalidates the path when the response is a 2xx or 3xx.
+   * send (for HTTP, with the status headers and an `ETag`, or a `304` when the client's conditional request
+   * allows; a `304` answering a revalidation freshens the stored response, which is sent; a 5xx or 429 is
+   * replaced by a stale response when `staleIfErrorSeconds` allows). For an invalidation plan, invalidates
+   * the path when the response is a 2xx or 3xx.
    */
   async store(plan: MemoPlan, result: unknown): Promise<unknown> {
     if (plan.kind === 'invalidate') {
@@ -351,47 +417,105 @@ export class ResponseMemo {
       return result;
     }
     if (plan.skipped === true) {
-      await this.#save(plan, undefined, 0, true);
+      await this.#save(plan, undefined);
       return result;
     }
     if (plan.http === undefined) {
-      await this.#save(plan, result === undefined ? undefined : { v: 1, kind: 'value', value: result }, plan.policy.ttlSeconds, true);
+      await this.#save(plan, result === undefined ? undefined : { v: 1, kind: 'value', value: result });
       return result;
     }
     const response = toHttpResponse(result, plan.http);
     if (response === undefined) {
-      await this.#save(plan, undefined, 0, true); // a stream, or not an HTTP response: passed through untouched
+      await this.#save(plan, undefined); // a stream, or not an HTTP response: passed through untouched
       return result;
+    }
+    const revalidated = plan.revalidating;
+    plan.revalidating = undefined;
+    if (revalidated !== undefined && response.statusCode === 304) {
+      const freshenedAnswer = await this.#freshen(plan, plan.http, revalidated, response);
+      if (freshenedAnswer !== undefined) return freshenedAnswer;
     }
     if (ERROR_STATUSES.has(response.statusCode)) {
       const stale = await this.recover(plan, new Error(`handler answered ${response.statusCode}`), response.statusCode);
       if (stale !== undefined) return stale;
     }
+    const validators = validatorsOf(response);
     if (headersOf(response).etag === undefined && takesGeneratedEtag(plan.http.method, response)) setHeader(response, 'ETag', etagFor(response));
     let stored = false;
     // A HEAD's response is not stored: a HEAD is answered from its GET's, which carries the content.
-    if (!plan.head) {
-      const decision = decideStorage(plan.http, response, plan.policy);
-      if (decision.store) {
-        const record: StoredResult = { v: 1, kind: 'http', response: storableCopy(response), storedAt: Date.now(), age: ageOf(headersOf(response).age) ?? 0, ttlSeconds: decision.ttlSeconds };
-        stored = await this.#save(plan, record, decision.ttlSeconds, !decision.mustRevalidate);
-      } else {
-        this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
-        await this.#save(plan, undefined, 0, true);
-      }
+    if (!plan.head) stored = (await this.#storeResponse(plan, plan.http, response, validators)).stored;
+    const sent = this.#forClient(response);
+    this.#status.write(sent, { kind: 'miss', forward: plan.forward ?? 'uri-miss', stored });
+    return this.#conditional(plan.http, sent);
+  }
+
+  /**
+   * The handler answered `304` to the revalidation of `stored`: when the 304 is about that response (RFC
+   * 9111 4.3.4), its fields update it (3.2), it is stored again by the same rules as a new response, and
+   * sent with its stored content. `undefined` when the 304 is about another response: it goes out as it is.
+   */
+  async #freshen(plan: LookupPlan, http: HttpRequestView, stored: StoredHttpResponse, answer: HttpResponse): Promise<unknown> {
+    if (!validatesStored(stored.validators ?? {}, answer)) {
+      this.#cache.logger.debug('dynamo-cache: a 304 for another response than the one revalidated; passed through', { key: plan.key });
+      return undefined;
     }
-    this.#status.write(response, { kind: 'miss', forward: plan.forward ?? 'uri-miss', stored });
-    return this.#conditional(plan.http, response);
+    const response = freshened(withTargetedFields(stored), answer);
+    // The handler's validators, as the 304 updates them: the stored response also carries a generated ETag.
+    const validators = { ...stored.validators, ...validatorsOf(answer) };
+    const { stored: stillStored, ttlSeconds } = await this.#storeResponse(plan, http, response, validators);
+    const sent = this.#forClient(response);
+    this.#status.write(sent, { kind: 'revalidated', ageSeconds: ageOf(headersOf(answer).age) ?? 0, ttlSeconds, stored: stillStored });
+    plan.source = 'revalidated';
+    return this.#conditional(http, sent);
+  }
+
+  /**
+   * Stores `response` (the handler's, or a freshened one) when RFC 9111 and the route allow, ending the turn
+   * either way. Resolves whether DynamoDB stored it, and the freshness it was given (0 when not stored).
+   */
+  async #storeResponse(plan: LookupPlan, http: HttpRequestView, response: HttpResponse, validators: Validators | undefined): Promise<{ stored: boolean; ttlSeconds: number }> {
+    const sharedWithCredentials = plan.policy.shared && identityOf(http.source, http.requestContext, http.headers, this.#credentialHeaders).length > 0;
+    const decision = decideStorage(http, response, plan.policy, { sharedWithCredentials, validated: validators !== undefined });
+    if (!decision.store) {
+      this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
+      await this.#save(plan, undefined);
+      return { stored: false, ttlSeconds: 0 };
+    }
+    const stored = await this.#save(plan, this.#record(response, decision, plan.policy.revalidate ? validators : undefined));
+    return { stored, ttlSeconds: decision.ttlSeconds };
+  }
+
+  /** The record of a response to store: as clients get it (the removed targeted fields aside), with what revalidation needs. */
+  #record(response: HttpResponse, decision: StorageDecision & { store: true }, validators: Validators | undefined): StoredHttpResponse {
+    const headers = headersOf(response);
+    const targeted = Object.fromEntries(this.#removedTargetedFields.filter((name) => headers[name] !== undefined).map((name) => [name, headers[name]!]));
+    return {
+      v: 1,
+      kind: 'http',
+      response: this.#forClient(storableCopy(response)),
+      storedAt: Date.now(),
+      age: ageOf(headers.age) ?? 0,
+      ttlSeconds: decision.ttlSeconds,
+      ...(decision.mustRevalidate ? { mustRevalidate: true } : {}),
+      ...(decision.noCache ? { noCache: true } : {}),
+      ...(validators === undefined ? {} : { validators }),
+      ...(Object.keys(targeted).length === 0 ? {} : { targeted }),
+    };
+  }
+
+  /** `response` as a client gets it: without the targeted fields meant for this cache alone. */
+  #forClient(response: HttpResponse): HttpResponse {
+    return this.#removedTargetedFields.length === 0 ? response : withoutHeaders(response, this.#removedTargetedFields);
   }
 
   /**
    * The handler failed (threw, or answered `status`): ends the turn and returns the stale result to answer
-   * with (within `staleIfErrorSeconds`), or `undefined` to let the failure through.
+   * with (within `staleIfErrorSeconds`, unless it must be revalidated), or `undefined` to let the failure through.
    */
   async recover(plan: MemoPlan, error: unknown, status?: number): Promise<unknown> {
     if (plan.kind === 'invalidate') return undefined;
     if (plan.skipped === true) {
-      await this.#save(plan, undefined, 0, true);
+      await this.#save(plan, undefined);
       return undefined;
     }
     const turn = plan.turn;
@@ -413,16 +537,15 @@ export class ResponseMemo {
   }
 
   /** Ends the turn: stores `stored` (or nothing) and gives the lease back; without a turn, a plain `set`. Resolves whether DynamoDB stored it. */
-  async #save(plan: LookupPlan, stored: StoredResult | undefined, ttlSeconds: number, allowStale: boolean): Promise<boolean> {
+  async #save(plan: LookupPlan, stored: StoredResult | undefined): Promise<boolean> {
     const turn = plan.turn;
     plan.turn = undefined;
-    const lifetime = allowStale ? {} : { staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 };
     try {
       if (stored === undefined) {
         await turn?.abandon();
         return false;
       }
-      const options = { ...this.#refreshOptions(plan.policy), ttlSeconds, ...lifetime };
+      const options = lifetimeOf(stored, plan.policy);
       // A turn's write is bounded by the deadline its `acquire` was given; a plain `set` by the plan's.
       return await (turn === undefined ? this.#cache.set(plan.key, stored, { ...options, ...plan.call }) : turn.fulfil(stored, options));
     } catch (error) {
@@ -435,20 +558,22 @@ export class ResponseMemo {
 
   /**
    * A stored result as the response to send (noting its `source` in the plan), or `undefined` (run the
-   * handler) when its shape is wrong. `failedStatus` is set when it stands in for a failed handler (`null`
-   * for a thrown error).
+   * handler) when its shape is wrong or it is stale and must not be served so (`must-revalidate`,
+   * `no-cache`). `failedStatus` is set when it stands in for a failed handler (`null` for a thrown error).
    */
   #answer(plan: LookupPlan, stored: StoredResult | undefined, source: ResponseSource, failedStatus?: number | null): unknown {
     if (!isStoredResult(stored, plan.http !== undefined)) {
       this.#cache.logger.warn('dynamo-cache: stored response has an unexpected shape; running the handler', { key: plan.key });
       return undefined;
     }
+    if (stored.kind === 'value') {
+      plan.source = source;
+      return stored.value;
+    }
+    const { ageSeconds, ttlSeconds, stale } = timingOf(stored, Date.now());
+    if (stale && (stored.mustRevalidate === true || stored.noCache === true)) return undefined;
     plan.source = source;
-    if (stored.kind === 'value') return stored.value;
     const response = plan.head ? withoutContent(stored.response) : stored.response;
-    const resident = Math.max(0, Math.floor((Date.now() - stored.storedAt) / 1000));
-    const ageSeconds = stored.age + resident;
-    const ttlSeconds = stored.ttlSeconds - resident;
     const outcome: CacheOutcome =
       failedStatus === undefined ? { kind: 'hit', ageSeconds, ttlSeconds } : { kind: 'stale-on-error', ageSeconds, ttlSeconds, status: failedStatus ?? undefined };
     this.#status.write(response, outcome);
@@ -460,9 +585,7 @@ export class ResponseMemo {
   }
 
   #conditional(request: HttpRequestView, response: HttpResponse): HttpResponse {
-    const etag = headersOf(response).etag;
-    const matches = response.statusCode === 200 && etag !== undefined && ifNoneMatchMatches(request.headers['if-none-match'], etag);
-    return matches ? notModified(response) : response;
+    return answersNotModified(request.headers, response) ? notModified(response) : response;
   }
 
   /** The custom key's result for `event`, or `undefined` (not memoized) when it has none or fails. */
@@ -481,6 +604,34 @@ function generationPath(http: HttpRequestView): string {
   return canonicalPath(http.path).toLowerCase();
 }
 
+/** Whether `value` is a stored response that can be revalidated: one with the handler's validators. */
+function isRevalidatable(value: unknown): value is StoredHttpResponse {
+  return isStoredResult(value, true) && value.kind === 'http' && value.validators !== undefined;
+}
+
+/** The stored response with the targeted fields clients do not get put back: the whole response, to update from a 304. */
+function withTargetedFields(stored: StoredHttpResponse): HttpResponse {
+  const response = structuredClone(stored.response);
+  for (const [name, value] of Object.entries(stored.targeted ?? {})) setHeader(response, name, value);
+  return response;
+}
+
+/**
+ * How long the cache keeps a record: fresh for its freshness; then usable stale within the route's windows,
+ * unless it must never be served stale; and, when it can be revalidated, the route's `ttlSeconds` more, so
+ * that a handler can still answer 304 for it (the read-time windows stay the route's: see `acquire`).
+ */
+function lifetimeOf(stored: StoredResult, policy: RoutePolicy): { ttlSeconds: number; staleWhileRevalidateSeconds: number; staleIfErrorSeconds: number } {
+  if (stored.kind === 'value') return { ttlSeconds: policy.ttlSeconds, staleWhileRevalidateSeconds: policy.staleWhileRevalidateSeconds, staleIfErrorSeconds: policy.staleIfErrorSeconds };
+  const servableStale = stored.mustRevalidate !== true && stored.noCache !== true;
+  const keptForRevalidation = stored.validators === undefined ? 0 : policy.ttlSeconds;
+  return {
+    ttlSeconds: stored.ttlSeconds,
+    staleWhileRevalidateSeconds: servableStale ? policy.staleWhileRevalidateSeconds : 0,
+    staleIfErrorSeconds: Math.max(servableStale ? policy.staleIfErrorSeconds : 0, keptForRevalidation),
+  };
+}
+
 function routePolicy(routeKey: string, route: RouteOptions | false, base: RoutePolicy): RoutePolicy | false {
   if (route === false) return false;
   if (typeof route !== 'object' || route === null) throw new InvalidOptionsError(`response.routes["${routeKey}"] must be an object or false`);
@@ -496,26 +647,8 @@ function routePolicy(routeKey: string, route: RouteOptions | false, base: RouteP
     staleWhileRevalidateSeconds:
       route.staleWhileRevalidateSeconds === undefined ? base.staleWhileRevalidateSeconds : nonNegativeNumber(name('staleWhileRevalidateSeconds'), route.staleWhileRevalidateSeconds),
     staleIfErrorSeconds: route.staleIfErrorSeconds === undefined ? base.staleIfErrorSeconds : nonNegativeNumber(name('staleIfErrorSeconds'), route.staleIfErrorSeconds),
+    revalidate: route.revalidate === undefined ? base.revalidate : booleanOption(name('revalidate'), route.revalidate),
   };
-}
-
-function isStoredResult(value: unknown, http: boolean): value is StoredResult {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  if (v.v !== 1) return false;
-  if (!http) return v.kind === 'value' && 'value' in v;
-  const response = v.response as Record<string, unknown> | undefined;
-  const isBag = (bag: unknown) => bag === undefined || (typeof bag === 'object' && bag !== null && !Array.isArray(bag));
-  return (
-    v.kind === 'http' &&
-    typeof v.storedAt === 'number' &&
-    typeof v.age === 'number' &&
-    typeof v.ttlSeconds === 'number' &&
-    typeof response?.statusCode === 'number' &&
-    isBag(response.headers) &&
-    isBag(response.multiValueHeaders) &&
-    Object.values(response.multiValueHeaders ?? {}).every(Array.isArray)
-  );
 }
 
 function statusCodes(codes: unknown): number[] {
@@ -529,8 +662,13 @@ function statusCodes(codes: unknown): number[] {
 
 /** Header names, lower case, without repeats, sorted (the order they take in the key). */
 function headerList(name: string, headers: unknown): string[] {
+  return fieldList(name, headers).sort();
+}
+
+/** Header names, lower case, without repeats, in the order given (a target list's order is its priority). */
+function fieldList(name: string, headers: unknown): string[] {
   if (!Array.isArray(headers) || headers.some((h) => typeof h !== 'string' || !TOKEN.test(h))) {
     throw new InvalidOptionsError(`${name} must be an array of header names`);
   }
-  return [...new Set(headers.map((h: string) => h.toLowerCase()))].sort();
+  return [...new Set(headers.map((h: string) => h.toLowerCase()))];
 }

@@ -8,7 +8,7 @@ import { setHeader, type HttpResponse } from './http-response.ts';
  * others asked for recently (a hit means someone did), so they can be turned off.
  */
 export interface StatusHeaderOptions {
-  /** `X-Cache: Hit` / `X-Cache: Miss`. Default `true`. */
+  /** `X-Cache: Hit` / `X-Cache: Miss` (`RefreshHit` when the handler validated the stored response with a 304). Default `true`. */
   xCache?: boolean | undefined;
   /** `Age` on a response served from the cache (RFC 9111 5.1). Default `true`. */
   age?: boolean | undefined;
@@ -26,13 +26,18 @@ export type CacheOutcome =
   /** The handler ran because nothing usable was stored (`uri-miss`) or the client asked it to (`request`). */
   | { readonly kind: 'miss'; readonly forward: 'uri-miss' | 'request'; readonly stored: boolean }
   /** The handler failed (`status`, or a thrown error) and a stale response answered instead. */
-  | { readonly kind: 'stale-on-error'; readonly ageSeconds: number; readonly ttlSeconds: number; readonly status: number | undefined };
+  | { readonly kind: 'stale-on-error'; readonly ageSeconds: number; readonly ttlSeconds: number; readonly status: number | undefined }
+  /** The handler answered `304` to the cache's conditional request: the stored response, freshened, answered (`ttlSeconds`: its new freshness). */
+  | { readonly kind: 'revalidated'; readonly ageSeconds: number; readonly ttlSeconds: number; readonly stored: boolean };
 
 /** RFC 8941 sf-token. */
 const TOKEN = /^[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*$/;
 
 /** The header that names where a response came from. */
 const X_CACHE = 'X-Cache';
+
+/** Its values: `RefreshHit` (as CloudFront says it) for a stored response the handler validated. */
+const X_CACHE_VALUES = { hit: 'Hit', miss: 'Miss', 'stale-on-error': 'Hit', revalidated: 'RefreshHit' } as const satisfies Record<CacheOutcome['kind'], string>;
 
 /** Writes the status headers the options ask for. */
 export class StatusHeaders {
@@ -58,7 +63,7 @@ export class StatusHeaders {
 
   /** Adds the headers for `outcome` to `response`. */
   write(response: HttpResponse, outcome: CacheOutcome): void {
-    if (this.#xCache) setHeader(response, X_CACHE, outcome.kind === 'miss' ? 'Miss' : 'Hit');
+    if (this.#xCache) setHeader(response, X_CACHE, X_CACHE_VALUES[outcome.kind]);
     if (this.#age && outcome.kind !== 'miss') setHeader(response, 'Age', String(outcome.ageSeconds));
     if (this.#cacheName !== undefined) setHeader(response, 'Cache-Status', `${this.#cacheName}; ${cacheStatusParameters(outcome)}`);
   }
@@ -72,5 +77,7 @@ function cacheStatusParameters(outcome: CacheOutcome): string {
       return `fwd=${outcome.forward}${outcome.stored ? '; stored' : ''}`;
     case 'stale-on-error':
       return `fwd=stale${outcome.status === undefined ? '' : `; fwd-status=${outcome.status}`}; ttl=${outcome.ttlSeconds}`;
+    case 'revalidated':
+      return `fwd=stale; fwd-status=304; ttl=${outcome.ttlSeconds}${outcome.stored ? '; stored' : ''}`;
   }
 }
