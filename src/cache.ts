@@ -488,7 +488,7 @@ export class DynamoCache {
    * Keys another environment is fetching are waited for (polled together, at most `lease.waitMs`, and never past
    * the deadline), or answered stale within `staleWhileRevalidateSeconds`; a wait that ends without that
    * environment's value (its fetch failed, its lease ran out, the wait did) makes the key this environment's to
-   * fetch, at once, with the keys whose waits ended in the same poll round: a further `fetchMany` call, only then.
+   * fetch, with the keys whose waits ended in the same poll round: a further `fetchMany` call, only then.
    * A cache problem of one key (its read, lease or write failing) never fails the call: the key is fetched, or
    * its value answered without being stored.
    *

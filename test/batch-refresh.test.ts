@@ -90,6 +90,27 @@ describe('getOrSetMany', () => {
     expect(envs.reduce((sum, env) => sum + env.stats().leaseWaitTimeouts, 0)).toBe(0);
   });
 
+  it("keys another environment failed to fetch become this one's, fetched together in one more fetchMany call", async () => {
+    const [holder, waiter] = await fleet(2, { lease: { ttlMs: 30_000, waitMs: 10_000 } });
+    const keys = keysFrom(0, 5);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const failing = holder!.getOrSetMany(keys, async () => {
+      await gate;
+      throw new Error('upstream down');
+    });
+    await vi.waitFor(() => expect(holder!.stats().leaseWins).toBe(5));
+    const api = upstream();
+    const waited = waiter!.getOrSetMany([...keys, 'own'], api.fetchMany);
+    await vi.waitFor(() => expect(waiter!.stats().leaseWaits).toBe(5));
+    expect(api.calls).toEqual([['own']]); // its own key at once: it does not wait for the others first
+    release();
+    await expect(failing).rejects.toThrow('upstream down');
+    expect((await waited).size).toBe(6);
+    expect(api.calls).toEqual([['own'], keys]);
+    expect(waiter!.stats().leaseWaitTimeouts).toBe(0);
+  });
+
   it('keys fetchMany leaves out are "not found": absent from the result, and cached with negativeTtlSeconds', async () => {
     const [cache] = await fleet(1, { memory: false });
     const calls: string[][] = [];

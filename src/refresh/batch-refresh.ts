@@ -52,8 +52,9 @@ type Outcome = { readonly key: string; readonly resolution: Resolution } | { rea
  * either resolved or started waiting: waiting for other environments first could deadlock two batches that
  * each hold leases the other waits for. A wait that ends without the other environment's value (its fetch
  * failed, or it gave its lease back, or the lease ran out, or the wait reached `lease.waitMs` or the deadline)
- * makes the key this environment's to fetch, at once, with the keys whose waits ended in the same poll round:
- * holding a lease won while waiting until every other wait is over could deadlock too. The waiting keys poll
+ * makes the key this environment's to fetch, with the keys whose waits ended in the same poll round, as soon as
+ * the keys still waiting have polled again: holding a lease won while waiting until every other wait is over
+ * could deadlock too. The waiting keys poll
  * together (see {@link PollRounds}). `fetchMany` is given its keys in the order they were asked for.
  */
 export class BatchRefresh {
@@ -85,23 +86,18 @@ export class BatchRefresh {
     const fetchNow = (outcomes: Outcome[]) => this.#fetch(inOrder(outcomes), fetchMany, policy, ttl, call);
     const settled: Outcome[] = [];
     const waiting: Array<Promise<Outcome>> = [];
-    const rounds = new PollRounds(this.#s.store, call);
-    // Keys whose wait ended, gathered while the poll round that ended them settles, then answered or fetched together.
+    // Keys whose wait ended, gathered until every key still waiting has polled again (or none is left), then
+    // answered, or fetched together.
     const afterWaits: Array<Promise<Map<string, KeyAnswer>>> = [];
-    let gathering: Outcome[] | undefined;
-    const waitEnded = (outcome: Outcome) => {
-      if (gathering === undefined) {
-        const gathered: Outcome[] = (gathering = []);
-        const fetched = new Promise((resolve) => setImmediate(resolve)).then(() => {
-          gathering = undefined;
-          return fetchNow(gathered);
-        });
-        // Awaited below, unless the call failed first (its error is then the one thrown).
-        fetched.catch(() => {});
-        afterWaits.push(fetched);
-      }
-      gathering.push(outcome);
-    };
+    let ended: Outcome[] = [];
+    const rounds = new PollRounds(this.#s.store, call, () => {
+      if (ended.length === 0) return;
+      const fetched = fetchNow(ended);
+      ended = [];
+      // Awaited below, unless the call failed first (its error is then the one thrown).
+      fetched.catch(() => {});
+      afterWaits.push(fetched);
+    });
     await new Promise<void>((everyKeyPlaced) => {
       let unplaced = keys.length;
       const placed = () => --unplaced === 0 && everyKeyPlaced();
@@ -126,8 +122,8 @@ export class BatchRefresh {
           );
         void outcome.then((result) => {
           if (waits) {
-            rounds.leave();
-            return waitEnded(result);
+            ended.push(result);
+            return rounds.leave();
           }
           settled.push(result);
           placed();
@@ -213,18 +209,21 @@ export class BatchRefresh {
  * The polls of a batch's waiting keys, sent together: a key's poll joins the round, which is sent (one strongly
  * consistent BatchGetItem per 50 keys) once every key still waiting has asked. A batch waiting on 40 keys then
  * loads the table as one waiter does, not as 40: the fleet's polls must not starve the writes they wait for.
- * Each key still decides for itself what its poll means (the coordinator's wait).
+ * Each key still decides for itself what its poll means (the coordinator's wait). `quiet` is called at that
+ * moment, and when no key is left waiting: every wait the last round ended has then settled.
  */
 class PollRounds {
   readonly #store: TwoTierStore;
   /** The batch's budget, which every key's wait runs under. */
   readonly #call: CallBudget;
+  readonly #quiet: () => void;
   #waiting = 0;
   #queued: Array<{ slot: Slot & { storageKey: string }; resolve: (result: LeaseReadResult) => void; reject: (error: unknown) => void }> = [];
 
-  constructor(store: TwoTierStore, call: CallBudget) {
+  constructor(store: TwoTierStore, call: CallBudget, quiet: () => void) {
     this.#store = store;
     this.#call = call;
+    this.#quiet = quiet;
   }
 
   /** A key started waiting. */
@@ -246,7 +245,9 @@ class PollRounds {
     });
 
   #sendIfComplete(): void {
-    if (this.#queued.length === 0 || this.#queued.length < this.#waiting) return;
+    if (this.#queued.length < this.#waiting) return;
+    this.#quiet();
+    if (this.#queued.length === 0) return;
     const round = this.#queued;
     this.#queued = [];
     this.#store.readEachWithLease(
