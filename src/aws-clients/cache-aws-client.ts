@@ -407,6 +407,8 @@ class AwsReadCache {
     if (plan === undefined || this.#isCacheTable(input)) {
       throw new InvalidOptionsError(`invalidate: ${context.commandName ?? 'the command'} is not cached by this client (cached: ${[...this.#plans.keys()].join(', ')})`);
     }
+    // A cache from an older copy of the package (a layer's, a bundle's) cannot end a value.
+    if (typeof (this.#cache as Partial<Pick<DynamoCache, 'invalidate'>>).invalidate !== 'function') throw new InvalidOptionsError('invalidate needs a DynamoCache of a version that has invalidate()');
     const key = await this.#keyOf(context, plan, input);
     const { rejected } = invalidation;
     if (rejected !== undefined && rejected.version === undefined) {
