@@ -16,6 +16,7 @@ import { compressionTradeOff } from './scenarios/compression.ts';
 import { deadline } from './scenarios/deadline.ts';
 import { faults } from './scenarios/faults.ts';
 import { concurrency, hitLatency, missThenSet } from './scenarios/latency.ts';
+import { manyKeys } from './scenarios/many-keys.ts';
 import { middleware } from './scenarios/middleware.ts';
 import { distinctKeys, valueSizes } from './scenarios/scaling.ts';
 import { stampede } from './scenarios/stampede.ts';
@@ -37,6 +38,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['compression', compressionTradeOff],
   ['distinct-keys', distinctKeys],
   ['concurrency', concurrency],
+  ['get-or-set-many', manyKeys],
   ['cold-start', coldStart],
   ['targets', performanceTargets],
 ];

@@ -1,7 +1,7 @@
 import { ValueCodec, decodePayload, encodeValue, type Payload } from './codec/value-codec.ts';
-import { CALL_OPTION_NAMES, assertResultHook, callBudget, reportResult, type CacheSource, type CallOptions, type ResultOptions } from './resilience/call-options.ts';
-import { take, timingOf, type CacheEntry, type Decoded } from './storage/entry.ts';
-import { InvalidOptionsError } from './errors.ts';
+import { CALL_OPTION_NAMES, assertResultHook, callBudget, reportResult, sourceOf, type CacheSource, type CallOptions, type ResultOptions } from './resilience/call-options.ts';
+import { decodeEntry, take, timingOf, type CacheEntry, type Decoded } from './storage/entry.ts';
+import { InvalidOptionsError, InvalidValueError } from './errors.ts';
 import { deadlinesFor, isFresh, type Lifetime } from './refresh/freshness.ts';
 import { KeyMapper, assertKey, type Slot } from './storage/keys.ts';
 import { assertKnownOptions } from './known-options.ts';
@@ -9,7 +9,6 @@ import type { CacheLogger } from './observability/logger.ts';
 import { MEMORY_TIER_DEFAULTS, MemoryTier } from './storage/memory-tier.ts';
 import { NamespaceGeneration } from './storage/namespace-generation.ts';
 import {
-  finiteNumber,
   nonNegativeNumber,
   resolveEarlyRefresh,
   resolveLease,
@@ -23,25 +22,26 @@ import { DynamoStore } from './storage/dynamo-store.ts';
 import { RefreshCoordinator, type RefreshPolicy, type Turn } from './refresh/coordinator.ts';
 import { DynamoGuard, UNBOUNDED, type CallBudget, type CircuitStatus } from './resilience/dynamo-guard.ts';
 import { SingleFlight } from './refresh/single-flight.ts';
+import { ManyFetchContext, SingleFetchContext, assertTtlOption, policyFor, previousValueOf, ttlOfValue, type FetchContext, type PreviousValue, type StaleWindows, type TtlSeconds } from './refresh/fetch-context.ts';
 import { StatsRecorder, type CacheStats } from './observability/stats.ts';
 import { countingRequests, traceMethods } from './observability/tracing.ts';
+import { BatchRefresh, valuesOf, type BatchKey, type FetchMany, type KeyAnswer } from './refresh/batch-refresh.ts';
 import { TwoTierStore } from './storage/two-tier-store.ts';
 
 /** Options of `get`. */
 export interface GetOptions extends CallOptions, ResultOptions {}
 
-/** Options of `set`. */
-export interface SetOptions extends CallOptions {
-  /** Seconds the value stays fresh. Zero or less stores an already-expired item. Default: `defaultTtlSeconds`. */
-  ttlSeconds?: number | undefined;
-  /** Seconds after `ttlSeconds` during which `getOrSet` may answer with the stale value while one caller refreshes it. Default: the instance's. */
-  staleWhileRevalidateSeconds?: number | undefined;
-  /** Seconds after `ttlSeconds` during which `getOrSet` answers with the stale value when the refresh fails. Default: the instance's. */
-  staleIfErrorSeconds?: number | undefined;
+/** Options of `set` (and of `acquire`'s `fulfil`, where `signal` and `deadline` are the `acquire`'s). */
+export interface SetOptions<T = unknown> extends CallOptions, StaleWindows {
+  /**
+   * Seconds the value stays fresh, or a function of the value (and key) that returns them: `(token) => token.expires_in`.
+   * Zero or less stores an already-expired item. Default: `defaultTtlSeconds`.
+   */
+  ttlSeconds?: TtlSeconds<T> | undefined;
 }
 
 /** Options of `getOrSet` (and `wrap`, and `acquire`). */
-export interface GetOrSetOptions extends SetOptions, ResultOptions {
+export interface GetOrSetOptions<T = unknown> extends SetOptions<T>, ResultOptions {
   /** Seconds a fetcher's `undefined` is cached as "not found" (`0`: not cached). Default: the instance's. */
   negativeTtlSeconds?: number | undefined;
   /** The refresh lease for this call: `false` to fetch without coordination, or options over the instance's. */
@@ -51,7 +51,7 @@ export interface GetOrSetOptions extends SetOptions, ResultOptions {
 }
 
 /** Options of `wrap`. */
-export interface WrapOptions<TArgs extends unknown[]> extends Omit<GetOrSetOptions, keyof CallOptions> {
+export interface WrapOptions<TArgs extends unknown[], TResult = unknown> extends Omit<GetOrSetOptions<TResult>, keyof CallOptions> {
   /**
    * The cache key of a call. Default: the function's name and its arguments as JSON
    * (`loadUser:["42"]`), which needs a named function and JSON arguments.
@@ -67,9 +67,23 @@ export interface WrapOptions<TArgs extends unknown[]> extends Omit<GetOrSetOptio
 /** Options of `getMany` and `delete`. */
 export type ManyOptions = CallOptions;
 
+/** Options of `getOrSetMany`: those of `getOrSet`, for each key, without `earlyRefresh`. */
+export interface GetOrSetManyOptions<T = unknown> extends Omit<GetOrSetOptions<T>, 'earlyRefresh'> {}
+
+/** Options of `invalidate`. */
+export interface InvalidateOptions<T = unknown> extends CallOptions {
+  /**
+   * Ends the value only if it passes this test: the value this caller saw (a token the server rejected), so that a
+   * call made after another caller already replaced it leaves the new value alone. Default: whatever is stored.
+   */
+  ifValue?: ((value: T) => boolean) | undefined;
+}
+
 const GET_OPTIONS = [...CALL_OPTION_NAMES, 'onResult'] as const;
 const SET_OPTIONS = [...CALL_OPTION_NAMES, 'ttlSeconds', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds'] as const;
 const GET_OR_SET_OPTIONS = [...SET_OPTIONS, 'onResult', 'negativeTtlSeconds', 'lease', 'earlyRefresh'] as const;
+const GET_OR_SET_MANY_OPTIONS = GET_OR_SET_OPTIONS.filter((name) => name !== 'earlyRefresh');
+const INVALIDATE_OPTIONS = [...CALL_OPTION_NAMES, 'ifValue'] as const;
 const WRAP_OPTIONS = [...GET_OR_SET_OPTIONS.filter((name) => name !== 'signal' && name !== 'deadline'), 'key', 'callOptions'] as const;
 
 /** Marks a `DynamoCache` across copies of this package (ESM and CommonJS builds, a layer and a bundle): `instanceof` cannot. */
@@ -102,8 +116,14 @@ export interface CachedAnswer<T> {
  */
 export interface FetchTurn<T> {
   readonly found: false;
-  /** Stores the fetched value (a "not found" for `undefined` with `negativeTtlSeconds`). Resolves whether DynamoDB stored it. */
-  fulfil(value: T | undefined, options?: SetOptions): Promise<boolean>;
+  /** The value the key held (stale, or still fresh for an early refresh), if any: see {@link PreviousValue}. */
+  readonly previous: PreviousValue<T> | undefined;
+  /**
+   * Stores the fetched value (a "not found" for `undefined` with `negativeTtlSeconds`), under `options` over the
+   * `acquire`'s (`ttlSeconds` may be a function of the value). Resolves whether DynamoDB stored it; `false`, with
+   * a warning, when a `ttlSeconds` function gave no usable lifetime (nothing is stored then).
+   */
+  fulfil(value: T | undefined, options?: SetOptions<T>): Promise<boolean>;
   /** The fetch failed: resolves the value to answer instead (stale-if-error), or `undefined` to let the error through. */
   fail(error: unknown): Promise<{ readonly value: T } | undefined>;
   /** Ends the turn without storing anything. */
@@ -176,6 +196,7 @@ export class DynamoCache {
   readonly #guard: DynamoGuard;
   readonly #generation: NamespaceGeneration;
   readonly #stats: StatsRecorder;
+  readonly #batch: BatchRefresh;
   /**
    * `getOrSet` calls in flight in this process, by memory key (the key whatever the namespace generation):
    * concurrent calls for one key join them, even while the generation is still being read or cannot be.
@@ -222,6 +243,13 @@ export class DynamoCache {
       logger: resolved.logger,
     });
     this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger);
+    this.#batch = new BatchRefresh({
+      store: this.#store,
+      refresh: this.#refresh,
+      stats: this.#stats,
+      marginMs: resolved.deadlineMarginMs,
+      endFetch: (turn, payload, decide) => this.#endFetch(turn, payload, decide),
+    });
     // A flush elsewhere goes unseen at most as long as a memory-tier entry may: the same bound for both.
     const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
     this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger);
@@ -284,13 +312,14 @@ export class DynamoCache {
    * prevented it (the memory tier still keeps it), or the cache is disabled.
    * @throws InvalidKeyError when `key` is not a non-empty string.
    * @throws InvalidValueError when `value` cannot round-trip exactly (undefined, Date, NaN, a cycle...).
-   * @throws InvalidOptionsError for a bad TTL or an unknown option.
+   * @throws InvalidOptionsError for a bad TTL (a `ttlSeconds` function that throws or returns no finite number too) or an unknown option.
    */
-  async set(key: string, value: unknown, options: SetOptions = {}): Promise<boolean> {
+  async set<T>(key: string, value: T, options: SetOptions<T> = {}): Promise<boolean> {
     assertKey(key);
     const call = this.#call('set', options, SET_OPTIONS);
-    const lifetime = this.#lifetime(options);
+    const base = this.#lifetime(options);
     const payload = encodeValue(value);
+    const lifetime = typeof options.ttlSeconds === 'function' ? { ...base, ttlSeconds: ttlOfValue(options.ttlSeconds, value, key) } : base;
     if (this.disabled) return false;
     const written = await this.#store.write(await this.#slot(key, 'set', call), payload, deadlinesFor(lifetime, Date.now()), call);
     call.signal?.throwIfAborted();
@@ -303,13 +332,18 @@ export class DynamoCache {
    * Across execution environments, one caller wins the refresh lease and fetches while the others wait for
    * its value or answer from a stale one (`lease`, `staleWhileRevalidateSeconds`); no wait outlasts the
    * call's `deadline` (less `deadlineMarginMs`). In one process, concurrent calls for a key share one read
-   * and one fetch, under the first caller's deadline. A fetcher that throws rejects every waiter and stores
-   * nothing, unless a value within `staleIfErrorSeconds` can be answered instead. A fetcher that returns
-   * `undefined` stores nothing (or a "not found" with `negativeTtlSeconds`).
+   * and one fetch, under the first caller's deadline and options. A fetcher that throws rejects every waiter
+   * and stores nothing, unless a value within `staleIfErrorSeconds` can be answered instead. A fetcher that
+   * returns `undefined` stores nothing (or a "not found" with `negativeTtlSeconds`).
+   *
+   * The fetcher is called with a {@link FetchContext}: the `previous` value, the call's `signal`, and `setTtl`
+   * and `noStore` to shape how its answer is cached. `ttlSeconds` may be a function of the value; when it
+   * throws or returns no finite number, the value is answered but not stored (a warning, counted in `errors`).
+   * Name `T` (`getOrSet<Token>(...)`) to type `previous`.
    * @throws InvalidKeyError, InvalidOptionsError, InvalidValueError (for the fetcher's result); whatever `fetcher` throws;
    * the signal's reason when `options.signal` aborts.
    */
-  async getOrSet<T>(key: string, fetcher: () => T | Promise<T>, options: GetOrSetOptions = {}): Promise<T> {
+  async getOrSet<T, TPrevious = T>(key: string, fetcher: (context: FetchContext<TPrevious>) => T | Promise<T>, options: GetOrSetOptions<T> = {}): Promise<T> {
     assertKey(key);
     if (typeof fetcher !== 'function') throw new InvalidOptionsError('getOrSet needs a fetcher function');
     const call = this.#call('getOrSet', options, GET_OR_SET_OPTIONS);
@@ -317,14 +351,14 @@ export class DynamoCache {
     const policy = this.#policy(options);
     if (this.disabled) {
       this.#stats.increment('fetches');
-      const value = await fetcher();
+      const value = await fetcher(new SingleFetchContext<TPrevious>(undefined, call, this.#options.deadlineMarginMs));
       if (value !== undefined) encodeValue(value); // the same contract as when the cache is on
       reportResult(options, key, 'fetcher');
       return value;
     }
     const memoryKey = this.#keys.storageKey(key, 0);
     if (this.#inflight.has(memoryKey)) this.#stats.increment('coalesced');
-    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, own));
+    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, options.ttlSeconds, own));
     reportResult(options, key, answer.source);
     // The first caller gets the value decoded once already (or the fetcher's own); joiners decode their own copy.
     const decoded = take(answer.decoded);
@@ -336,7 +370,7 @@ export class DynamoCache {
    * @example const cachedLoad = cache.wrap(loadUser, { key: (id) => `user:${id}`, ttlSeconds: 60 });
    * @throws InvalidOptionsError when `fn` is not a function, or has no name and no `key` is given.
    */
-  wrap<TArgs extends unknown[], TResult>(fn: (...args: TArgs) => TResult | Promise<TResult>, options: WrapOptions<TArgs> = {}): (...args: TArgs) => Promise<TResult> {
+  wrap<TArgs extends unknown[], TResult>(fn: (...args: TArgs) => TResult | Promise<TResult>, options: WrapOptions<TArgs, TResult> = {}): (...args: TArgs) => Promise<TResult> {
     if (typeof fn !== 'function') throw new InvalidOptionsError('wrap needs a function');
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('wrap options must be an object');
     assertKnownOptions('wrap()', options, WRAP_OPTIONS);
@@ -357,14 +391,14 @@ export class DynamoCache {
    * deadline apply as in `getOrSet`; the turn's own requests (its write) are bounded by the same deadline.
    * @throws InvalidKeyError, InvalidOptionsError; the signal's reason when `options.signal` aborts.
    */
-  async acquire<T = unknown>(key: string, options: GetOrSetOptions = {}): Promise<Acquisition<T>> {
+  async acquire<T = unknown>(key: string, options: GetOrSetOptions<T> = {}): Promise<Acquisition<T>> {
     assertKey(key);
     const call = this.#call('acquire', options, GET_OR_SET_OPTIONS);
     assertResultHook(options);
     const policy = this.#policy(options);
     if (this.disabled) {
       reportResult(options, key, 'fetcher');
-      return { found: false, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
+      return { found: false, previous: undefined, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
     }
     const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call), policy, call);
     if (!resolution.found && call.signal?.aborted) {
@@ -387,11 +421,15 @@ export class DynamoCache {
     };
     return {
       found: false,
+      previous: previousValueOf<T>(turn.previous, Date.now()),
       fulfil: async (value, setOptions) => {
-        // Encoded first: a value that cannot be stored throws with the turn still open, so it can be abandoned.
+        // Checked first: a value that cannot be stored, or bad options, throw with the turn still open, so it can be abandoned.
         const payload = value === undefined ? undefined : encodeValue(value);
+        if (setOptions !== undefined) this.#checkOptions('fulfil', setOptions, SET_OPTIONS);
+        const base = setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) };
+        const ttl = setOptions?.ttlSeconds ?? options.ttlSeconds;
         end();
-        return this.#refresh.complete(turn, payload, setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) });
+        return this.#endFetch(turn, payload, () => policyFor(base, key, value, undefined, ttl));
       },
       fail: async (error) => {
         end();
@@ -411,17 +449,14 @@ export class DynamoCache {
    * @throws InvalidKeyError when any key is not a non-empty string; the signal's reason when `options.signal` aborts.
    */
   async getMany<T = unknown>(keys: readonly string[], options: ManyOptions = {}): Promise<Map<string, T>> {
-    if (!Array.isArray(keys)) throw new InvalidOptionsError('getMany needs an array of keys');
-    for (const key of keys) assertKey(key);
+    const distinct = distinctKeys('getMany', keys);
     const call = this.#call('getMany', options, CALL_OPTION_NAMES);
-    const distinct = [...new Set(keys)];
     const result = new Map<string, T>();
     if (this.disabled) {
       this.#stats.increment('misses', distinct.length);
       return result;
     }
-    const where = { operation: 'getMany', key: distinct.length === 1 ? this.#keys.storageKey(distinct[0]!, 0) : `${distinct.length} keys` };
-    const generation = await this.#generation.current(where, call);
+    const generation = await this.#generationOf('getMany', distinct, call);
     const toRead: Array<{ key: string; slot: Slot & { storageKey: string } }> = [];
     for (const key of distinct) {
       const slot = this.#keys.slot(key, generation);
@@ -444,6 +479,125 @@ export class DynamoCache {
     }
     call.signal?.throwIfAborted();
     return result;
+  }
+
+  /**
+   * The values of many keys, fetching the missing ones together, as a `Map` of the keys that have one ("not
+   * found" keys are left out). Memory first; then one BatchGetItem (100 keys per request, `UnprocessedKeys`
+   * retried within the budget); then, for each key still missing, its refresh lease (one conditional write of
+   * the key's small lease item, all in parallel) and one `fetchMany` call with the keys this environment won.
+   * Keys another environment is fetching are waited for (polled together, at most `lease.waitMs`, and never past
+   * the deadline), or answered stale within `staleWhileRevalidateSeconds`; a wait that ends without that
+   * environment's value (its fetch failed, its lease ran out, the wait did) makes the key this environment's to
+   * fetch, with the keys whose waits ended in the same poll round: a further `fetchMany` call, only then.
+   * A cache problem of one key (its read, lease or write failing) never fails the call: the key is fetched, or
+   * its value answered without being stored.
+   *
+   * `fetchMany(keys, context)` resolves a `Map` or a plain object of key to value; a key it leaves out (or maps to
+   * `undefined`) is "not found", cached with `negativeTtlSeconds`; keys it was not asked for are ignored. If it
+   * throws, the call rejects with its error, unless each of its keys has a value within `staleIfErrorSeconds`,
+   * answered instead. The {@link FetchManyContext} holds the keys' previous values, the call's signal, `setTtl`
+   * and `noStore`. `ttlSeconds` may be a function of each value and its key; `onResult` is called for each key.
+   * @throws InvalidKeyError, InvalidOptionsError; InvalidValueError when `fetchMany` resolves something else than
+   * a Map or an object, or a value that cannot be stored (the other keys' values are stored); whatever
+   * `fetchMany` throws; the signal's reason when `options.signal` aborts.
+   */
+  async getOrSetMany<T, TPrevious = T>(keys: readonly string[], fetchMany: FetchMany<T, TPrevious>, options: GetOrSetManyOptions<T> = {}): Promise<Map<string, T>> {
+    const distinct = distinctKeys('getOrSetMany', keys);
+    if (typeof fetchMany !== 'function') throw new InvalidOptionsError('getOrSetMany needs a fetchMany function');
+    const call = this.#call('getOrSetMany', options, GET_OR_SET_MANY_OPTIONS);
+    assertResultHook(options);
+    const policy = this.#policy(options);
+    const answers = new Map<string, KeyAnswer>();
+    if (distinct.length === 0) return new Map();
+    if (this.disabled) {
+      this.#stats.increment('fetches', distinct.length);
+      const values = valuesOf(await fetchMany([...distinct], new ManyFetchContext<TPrevious>(new Map(), call, this.#options.deadlineMarginMs)));
+      for (const key of distinct) {
+        const value = values.get(key);
+        if (value !== undefined) encodeValue(value); // the same contract as when the cache is on
+        answers.set(key, { value, found: value !== undefined, source: 'fetcher' });
+      }
+    } else {
+      const generation = await this.#generationOf('getOrSetMany', distinct, call);
+      const missing: BatchKey[] = [];
+      for (const key of distinct) {
+        const slot = this.#keys.slot(key, generation);
+        const entry = this.#store.fromMemory(slot, Date.now());
+        if (entry === undefined) missing.push({ key, slot });
+        else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
+      }
+      if (missing.length > 0) for (const [key, answer] of await this.#batch.run(missing, fetchMany, policy, options.ttlSeconds, call)) answers.set(key, answer);
+      call.signal?.throwIfAborted();
+    }
+    const result = new Map<string, T>();
+    for (const key of distinct) {
+      const answer = answers.get(key)!;
+      reportResult(options, key, answer.source);
+      if (answer.found) result.set(key, answer.value as T);
+    }
+    return result;
+  }
+
+  /**
+   * Stores many values at once, as `set` does each: in this environment's memory tier, then in DynamoDB with
+   * BatchWriteItem (25 items per request, in parallel; `UnprocessedItems` retried with backoff within the
+   * budget). A value too large for one item is written on its own (its chunks, then its head). `entries` is a
+   * `Map`, an array of `[key, value]` pairs or a plain object (a key given twice: the last value). `ttlSeconds`
+   * may be a function of each value and its key. Resolves `true` when DynamoDB stored every entry, `false`
+   * when a cache failure kept any out (logged; the memory tier keeps them) or the cache is disabled.
+   * @throws InvalidKeyError, InvalidValueError (naming the key), InvalidOptionsError (a `ttlSeconds` function that
+   * throws or returns no finite number too): before anything is stored. The signal's reason when `options.signal` aborts.
+   */
+  async setMany<T>(entries: ReadonlyMap<string, T> | Iterable<readonly [string, T]> | Readonly<Record<string, T>>, options: SetOptions<T> = {}): Promise<boolean> {
+    const call = this.#call('setMany', options, SET_OPTIONS);
+    const base = this.#lifetime(options);
+    const ttl = options.ttlSeconds;
+    const prepared = [...entriesOf<T>(entries)].map(([key, value]) => {
+      assertKey(key);
+      try {
+        return { key, payload: encodeValue(value), lifetime: typeof ttl === 'function' ? { ...base, ttlSeconds: ttlOfValue(ttl, value, key) } : base };
+      } catch (error) {
+        const Failure = error instanceof InvalidValueError ? InvalidValueError : InvalidOptionsError;
+        throw new Failure(`setMany(): ${JSON.stringify(key)}: ${(error as Error).message}`, { cause: error });
+      }
+    });
+    if (this.disabled) return false;
+    if (prepared.length === 0) return true;
+    const generation = await this.#generationOf(
+      'setMany',
+      prepared.map(({ key }) => key),
+      call,
+    );
+    const now = Date.now();
+    const written = await this.#store.writeMany(
+      prepared.map(({ key, payload, lifetime }) => ({ slot: this.#keys.slot(key, generation), payload, deadlines: deadlinesFor(lifetime, now) })),
+      call,
+    );
+    call.signal?.throwIfAborted();
+    return written.every((stored) => stored);
+  }
+
+  /**
+   * Ends the value under `key` for the whole fleet: it is never answered again, fresh or stale, and the next
+   * `getOrSet` refreshes it at once (one caller across the fleet, through the lease, without waiting for an
+   * earlier refresh's lease to expire as after `delete`). With `ifValue`, only when the stored value passes the
+   * test. One strongly consistent read, then one write conditional on that value still being there: a value
+   * another caller stored meanwhile is kept. This environment's memory tier drops the key either way; others
+   * stop serving it from theirs within `memory.ttlSeconds`. Resolves whether this call ended a value (`false`:
+   * none stored, a "not found" or a value failing `ifValue`, one replaced or ended already, DynamoDB failing:
+   * logged, or the cache disabled).
+   * @throws InvalidKeyError, InvalidOptionsError; whatever `ifValue` throws; the signal's reason when `options.signal` aborts.
+   */
+  async invalidate<T = unknown>(key: string, options: InvalidateOptions<T> = {}): Promise<boolean> {
+    assertKey(key);
+    const call = this.#call('invalidate', options, INVALIDATE_OPTIONS);
+    const test = options.ifValue;
+    if (test !== undefined && typeof test !== 'function') throw new InvalidOptionsError('invalidate() ifValue must be a function of the stored value');
+    if (this.disabled) return false;
+    const ended = await this.#store.invalidate(await this.#slot(key, 'invalidate', call), test === undefined ? undefined : (payload) => payload !== undefined && test(decodePayload(payload) as T), call);
+    call.signal?.throwIfAborted();
+    return ended;
   }
 
   /**
@@ -537,12 +691,22 @@ export class DynamoCache {
 
   /** Checks a call's options (type and names) and returns its budget. */
   #call(operation: string, options: CallOptions, known: readonly string[]): CallBudget {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError(`${operation}() options must be an object`);
-    assertKnownOptions(`${operation}() options`, options, known);
+    this.#checkOptions(operation, options, known);
     if (options.signal === undefined && options.deadline === undefined) return UNBOUNDED;
     const call = callBudget(options, this.#options.deadlineMarginMs);
     call.signal?.throwIfAborted();
     return call;
+  }
+
+  /** The namespace generation for an operation on `keys` (one key is named in a failure's warning). */
+  #generationOf(operation: string, keys: readonly string[], call: CallBudget): number | undefined | Promise<number | undefined> {
+    return this.#generation.current({ operation, key: keys.length === 1 ? this.#keys.storageKey(keys[0]!, 0) : `${keys.length} keys` }, call);
+  }
+
+  /** Checks that options are an object of known names. */
+  #checkOptions(operation: string, options: object, known: readonly string[]): void {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError(`${operation}() options must be an object`);
+    assertKnownOptions(`${operation}() options`, options, known);
   }
 
   /** Counts a miss, tells `onResult`, and answers `undefined`. */
@@ -552,7 +716,7 @@ export class DynamoCache {
     return undefined;
   }
 
-  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<Answer> {
+  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget): Promise<Answer> {
     const slot = this.#slot(key, 'getOrSet', call, memoryKey);
     const resolution = await this.#refresh.resolve(slot instanceof Promise ? await slot : slot, policy, call);
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
@@ -561,14 +725,15 @@ export class DynamoCache {
       await this.#refresh.abandon(resolution.turn);
       call.signal.throwIfAborted();
     }
-    return this.#fetch(resolution.turn, fetcher, policy);
+    return this.#fetch(key, resolution.turn, fetcher, policy, ttl);
   }
 
-  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Answer> {
+  async #fetch<T>(key: string, turn: Turn, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined): Promise<Answer> {
     this.#stats.increment('fetches');
+    const context = new SingleFetchContext(turn.previous, turn.call, this.#options.deadlineMarginMs);
     let value: T;
     try {
-      value = await fetcher();
+      value = await fetcher(context);
     } catch (error) {
       const fallback = await this.#refresh.fail(turn, error);
       if (fallback === undefined) throw error;
@@ -581,9 +746,35 @@ export class DynamoCache {
       await this.#refresh.abandon(turn);
       throw error;
     }
-    await this.#refresh.complete(turn, payload, policy);
+    await this.#endFetch(turn, payload, context.skipped ? undefined : () => context.policyFor(policy, key, value, ttl));
     // The fetcher's value itself goes to the first caller (the cache keeps only its encoded copy).
     return { payload, source: 'fetcher', decoded: { value } };
+  }
+
+  /**
+   * Ends a fetch's turn with its answer: stored under the policy `decide` gives, or not stored (`decide` absent:
+   * `noStore`), the lease then given back at once so that environments waiting for this fetch take their own
+   * turn. When `decide` throws `InvalidOptionsError` (a `ttlSeconds` function that threw or returned no finite
+   * number), the answer is not stored either: the fetch happened, so the caller still gets it, and nothing is
+   * stored with a TTL nobody chose; logged, and counted in `errors`. Resolves whether DynamoDB stored it.
+   */
+  async #endFetch(turn: Turn, payload: Payload | undefined, decide: (() => RefreshPolicy) | undefined): Promise<boolean> {
+    let policy: RefreshPolicy | undefined;
+    try {
+      policy = decide?.();
+    } catch (error) {
+      if (!(error instanceof InvalidOptionsError)) throw error;
+      this.#stats.increment('errors');
+      this.#options.logger.warn('dynamo-cache: fetched value answered but not cached: its ttlSeconds function gave no lifetime', {
+        key: turn.slot.storageKey ?? turn.slot.memoryKey,
+        errorMessage: error.message,
+      });
+    }
+    if (policy === undefined) {
+      await this.#refresh.abandon(turn);
+      return false;
+    }
+    return this.#refresh.complete(turn, payload, policy);
   }
 
   /** Reads the `prefetch` keys into the memory tier; failures are logged (by the reads) and swallowed: INIT never fails for the cache. */
@@ -618,16 +809,18 @@ export class DynamoCache {
     if (entry.payload !== undefined) result.set(key, value as T);
   }
 
-  #lifetime(options: SetOptions): Lifetime {
+  /** The lifetime of `options`; with a `ttlSeconds` function, its default TTL stands until the function is applied to a value. */
+  #lifetime(options: StaleWindows & { ttlSeconds?: unknown }): Lifetime {
     const o = this.#options;
+    assertTtlOption('ttlSeconds', options.ttlSeconds);
     return {
-      ttlSeconds: options.ttlSeconds === undefined ? o.defaultTtlSeconds : finiteNumber('ttlSeconds', options.ttlSeconds),
+      ttlSeconds: typeof options.ttlSeconds === 'number' ? options.ttlSeconds : o.defaultTtlSeconds,
       staleWhileRevalidateSeconds: nonNegativeNumber('staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? o.staleWhileRevalidateSeconds),
       staleIfErrorSeconds: nonNegativeNumber('staleIfErrorSeconds', options.staleIfErrorSeconds ?? o.staleIfErrorSeconds),
     };
   }
 
-  #policy(options: GetOrSetOptions): RefreshPolicy {
+  #policy(options: GetOrSetOptions<any>): RefreshPolicy {
     const o = this.#options;
     return {
       ...this.#lifetime(options),
@@ -640,7 +833,7 @@ export class DynamoCache {
 
 // Each operation is an OpenTelemetry span when a tracer provider is registered (the number: the index of
 // the options argument, where the span's `onResult` goes; -1: none).
-traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, delete: -1, clear: -1 });
+traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, getOrSetMany: -1, setMany: -1, invalidate: -1, delete: -1, clear: -1 });
 
 /** What a `getOrSet` flight resolves: the payload, where it came from, and a decoded value for its first caller. */
 interface Answer {
@@ -649,11 +842,25 @@ interface Answer {
   readonly decoded?: Decoded | undefined;
 }
 
-/** Where a found answer came from, as `onResult` names it. */
-function sourceOf(resolution: { readonly stale: boolean; readonly source: 'memory' | 'dynamo' }): CacheSource {
-  return resolution.stale ? 'stale' : resolution.source === 'memory' ? 'memory' : 'dynamodb';
+/** The distinct keys of a call on many keys. */
+function distinctKeys(operation: string, keys: readonly string[]): string[] {
+  if (!Array.isArray(keys)) throw new InvalidOptionsError(`${operation} needs an array of keys`);
+  for (const key of keys) assertKey(key);
+  return [...new Set(keys)];
 }
 
-function decodeEntry(entry: CacheEntry): unknown {
-  return entry.payload === undefined ? undefined : decodePayload(entry.payload);
+/** The entries of `setMany`, by key (a key given twice: its last value). */
+function entriesOf<T>(entries: unknown): Map<string, T> {
+  if (typeof entries !== 'object' || entries === null) throw new InvalidOptionsError('setMany needs a Map, an array of [key, value] pairs, or an object');
+  if (!(Symbol.iterator in entries)) return new Map(Object.entries(entries));
+  const map = new Map<string, T>();
+  for (const entry of entries as Iterable<unknown>) {
+    if (!Array.isArray(entry) || entry.length !== 2) throw new InvalidOptionsError('setMany entries must be [key, value] pairs');
+    map.set(entry[0] as string, entry[1] as T);
+  }
+  return map;
 }
+
+/** A `getOrSet` fetcher, as the cache calls it. */
+type Fetcher<T> = (context: FetchContext<any>) => T | Promise<T>;
+

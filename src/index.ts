@@ -10,7 +10,9 @@ export {
   type CacheStatsSnapshot,
   type FetchTurn,
   type GetOptions,
+  type GetOrSetManyOptions,
   type GetOrSetOptions,
+  type InvalidateOptions,
   type ManyOptions,
   type SetOptions,
   type WrapOptions,
@@ -21,6 +23,8 @@ export type { EncryptionOptions, KeyMaterial, KeySource } from './codec/encrypti
 export { InvalidKeyError, InvalidOptionsError, InvalidValueError, LeaseWaitTimeoutError } from './errors.ts';
 export type { HashKeysOptions } from './storage/keys.ts';
 export { shouldRefreshEarly } from './refresh/freshness.ts';
+export type { FetchContext, FetchManyContext, PreviousValue, StaleWindows, TtlSeconds } from './refresh/fetch-context.ts';
+export type { FetchMany, FetchedValues } from './refresh/batch-refresh.ts';
 export { expiresAtSeconds, hasExpired } from './refresh/expiry.ts';
 export type { CacheLogger } from './observability/logger.ts';
 export type { MemoryTierOptions } from './storage/memory-tier.ts';
@@ -32,7 +36,15 @@ export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
 export type { MemoKey } from './middleware/custom-key.ts';
 export type { ResponseMemoOptions, ResponseResult, ResponseSource, RouteOptions } from './middleware/response-memo.ts';
-export { awsCacheStatusOf, cacheAwsClient, type AwsCacheStatus, type AwsClientLike, type CacheAwsClientOptions, type CachedCommandOptions } from './aws-clients/cache-aws-client.ts';
+export {
+  awsCacheStatusOf,
+  cacheAwsClient,
+  type AwsCacheStatus,
+  type AwsClientLike,
+  type CacheAwsClientOptions,
+  type CachedAwsClient,
+  type CachedCommandOptions,
+} from './aws-clients/cache-aws-client.ts';
 export {
   CLIENT_CREDENTIALS_DEFAULTS,
   MAX_EXPIRES_IN_SECONDS,

@@ -168,6 +168,24 @@ describe('cacheAwsClient with the real Cognito Identity Provider client', () => 
     expect(fromCache).toMatchObject({ name: 'UserNotFoundException', message: 'User does not exist.', $metadata: { cache: 'hit' } });
   });
 
+  it('invalidate(command, rejected) ends a cached "not found" once the user exists; the marked command never reaches Cognito', async () => {
+    const { client } = await cached(CognitoIdentityProviderClient, cognito, { AdminGetUserCommand: { ttlSeconds: 60, negativeTtlSeconds: 300 } }, { encryption });
+    const command = () => new AdminGetUserCommand({ UserPoolId: 'pool', Username: 'ghost' });
+    await client.send(command()).catch(() => undefined);
+    const cachedError = await client.send(command()).catch((error: unknown) => error as object);
+    expect(cachedError).toMatchObject({ $metadata: { cache: 'hit' } });
+    expect(cognito.count()).toBe(1);
+    expect(await client.invalidate(command(), cachedError)).toBe(true);
+    expect(cognito.count()).toBe(1); // invalidate itself calls nobody
+    await client.send(command()).catch(() => undefined); // asked again
+    expect(cognito.count('AdminGetUser')).toBe(2);
+    expect(await client.invalidate(command(), cachedError)).toBe(false); // the "not found" stored since is another answer
+    await expect(client.invalidate(new AdminUpdateUserAttributesCommand({ UserPoolId: 'pool', Username: 'ada', UserAttributes: [] }))).rejects.toThrow(
+      /AdminUpdateUserAttributesCommand is not cached by this client/,
+    );
+    expect(cognito.count('AdminUpdateUserAttributes')).toBe(0);
+  });
+
   it('uncached commands (a write) pass through untouched', async () => {
     const { client } = await cached(CognitoIdentityProviderClient, cognito, { AdminGetUserCommand: { ttlSeconds: 60 } }, { encryption });
     for (let i = 0; i < 2; i += 1) {

@@ -465,3 +465,56 @@ describe('what is shared with whom: the endpoint and the principal are in the ke
     expect(s3.counts.GET).toBe(1);
   });
 });
+
+describe('cacheAwsClient invalidate', () => {
+  const config = () => new GetObjectCommand({ Bucket: 'bucket', Key: 'config.json' });
+
+  it('after 500 concurrent callers found the cached object outdated, the fleet reads it from S3 once', async () => {
+    s3.put('bucket', 'config.json', 'v1');
+    const tableName = await db.newTable();
+    // As with the 401 storm of clientCredentialsToken: leases that outlast this loaded process's slowness.
+    const envs = await Promise.all(Array.from({ length: 50 }, () => environment(tableName, getObject, { lease: { ttlMs: 30_000, waitMs: 20_000 } })));
+    await Promise.all(envs.map(async ({ client }) => (await client.send(config())).Body!.transformToString()));
+    expect(s3.counts.GET).toBe(1);
+    s3.put('bucket', 'config.json', 'v2'); // changed behind the cache's back
+    const reader = async (client: (typeof envs)[number]['client']): Promise<string> => {
+      for (let attempt = 1; attempt <= 5; attempt++) {
+        const output = await client.send(config());
+        const text = await output.Body!.transformToString();
+        if (text === 'v2') return text;
+        await client.invalidate(config(), output); // this answer is outdated
+      }
+      throw new Error('answered the outdated object again');
+    };
+    const texts = await Promise.all(envs.flatMap(({ client }) => Array.from({ length: 10 }, () => reader(client))));
+    expect(texts).toEqual(Array(500).fill('v2'));
+    expect(s3.counts.GET).toBe(2);
+  });
+
+  it('without the rejected output, ends whatever is cached for the call; S3 is not called by it', async () => {
+    s3.put('bucket', 'config.json', 'v1');
+    const tableName = await db.newTable();
+    const a = await environment(tableName, getObject);
+    const b = await environment(tableName, getObject);
+    await (await a.client.send(config())).Body!.transformToString();
+    s3.put('bucket', 'config.json', 'v2');
+    expect(await b.client.invalidate(config())).toBe(true); // b never read it: the call's key is the same
+    expect(s3.calls).toBe(1);
+    expect(await b.client.invalidate(config())).toBe(false); // nothing left to end
+    // Another environment's next call reads S3 (a's memory tier keeps v1 for memory.ttlSeconds at most).
+    const c = await environment(tableName, getObject);
+    expect(await (await c.client.send(config())).Body!.transformToString()).toBe('v2');
+    expect(s3.counts.GET).toBe(2);
+  });
+
+  it('refuses a command the client does not cache; an output not answered from the cache ends nothing', async () => {
+    s3.put('bucket', 'config.json', 'v1');
+    const { client } = await environment(await db.newTable(), getObject);
+    await expect(client.invalidate(new HeadObjectCommand({ Bucket: 'bucket', Key: 'config.json' }))).rejects.toThrow(/HeadObjectCommand is not cached by this client \(cached: GetObjectCommand\)/);
+    await client.send(config());
+    expect(await client.invalidate(config(), { $metadata: {} })).toBe(false);
+    expect(await client.invalidate(config())).toBe(true);
+    expect(s3.calls).toBe(1);
+  });
+});
+

@@ -309,6 +309,52 @@ describe('clientCredentialsToken', () => {
     }
   });
 
+  it('invalidate after 500 concurrent 401s makes one token request: the whole fleet moves to the new token', async () => {
+    // 50 environments and one dynalite share this process: a refresh can take seconds here, longer than the default
+    // lease, after which a waiter would take it over (liveness) and fetch a second token. That is this machine.
+    const envs = await fleet(50, {}, { lease: { ttlMs: 30_000, waitMs: 20_000 } });
+    await Promise.all(envs.map(({ token }) => token())); // every environment holds token-1, in memory too
+    expect(server.calls).toBe(1);
+    const revoked = new Set(['token-1']); // the resource server stops accepting it
+    const callApi = async (provider: (typeof envs)[number]['token']): Promise<string> => {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const accessToken = await provider();
+        if (!revoked.has(accessToken)) return accessToken;
+        await provider.invalidate(accessToken); // the API answered 401
+      }
+      throw new Error('answered a rejected token again');
+    };
+    const answers = await Promise.all(envs.flatMap(({ token }) => Array.from({ length: 10 }, () => callApi(token))));
+    expect(answers).toEqual(Array(500).fill('token-2'));
+    expect(server.calls).toBe(2); // token-1, and one request after the 500 401s
+    // An environment whose 401 comes after the new token is stored leaves it alone.
+    await envs[0]!.token.invalidate('token-1');
+    expect(await envs[1]!.token()).toBe('token-2');
+    expect(server.calls).toBe(2);
+  });
+
+  it('a rejected token is never answered again, not even as the stale fallback when the endpoint fails', async () => {
+    server.setExpiresIn(2);
+    const [env, other] = await fleet(2, { skewSeconds: 1 });
+    expect(await env!.token()).toBe('token-1');
+    expect(await other!.token()).toBe('token-1');
+    await sleep(1100); // past expires_in - skew: token-1 is the stale fallback while a refresh fails
+    server.setOutage({ status: 503 });
+    expect(await other!.token()).toBe('token-1'); // stale-if-error, before it is rejected
+    await env!.token.invalidate('token-1');
+    await expect(env!.token()).rejects.toBeInstanceOf(TokenEndpointError);
+    // The cache holds it no more: another environment does not answer it either, once its memory rereads the cache.
+    await expect(other!.token()).rejects.toBeInstanceOf(TokenEndpointError);
+    server.setOutage(undefined);
+    expect(await env!.token()).toBe('token-2');
+  });
+
+  it('invalidate needs the rejected token', async () => {
+    const [env] = await fleet(1);
+    await expect(env!.token.invalidate('')).rejects.toThrow(InvalidOptionsError);
+    await expect(env!.token.invalidate(undefined as never)).rejects.toThrow(/rejected access token/);
+  });
+
   it('checks its options', async () => {
     const { cache } = await db.newCache({ encryption });
     const base = { cache, tokenUrl: 'https://auth.example.com/oauth2/token', clientId: 'id', clientSecret: 'secret' };

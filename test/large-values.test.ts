@@ -1,10 +1,10 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
-import { localClientConfig } from './support/dynalite.ts';
+import { localClientConfig, scanAll as scanTable } from './support/dynalite.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { httpApiEvent, lambdaContext } from './support/http-events.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
@@ -15,16 +15,7 @@ async function rawItem(tableName: string, id: string): Promise<Record<string, At
   return (await db.client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: id } } }))).Item!;
 }
 
-async function scanAll(tableName: string): Promise<Array<Record<string, AttributeValue>>> {
-  const items: Array<Record<string, AttributeValue>> = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await db.client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start !== undefined);
-  return items;
-}
+const scanAll = (tableName: string) => scanTable(db.client, tableName);
 
 describe('large values', () => {
   it('a 2 MB incompressible value round-trips and is stored as several items', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { abortError, underSignal, type AbortSignalLike } from '../resilience/abort.ts';
 import { DynamoCache, type Acquisition, type FetchTurn, type GetOrSetOptions } from '../cache.ts';
 import { InvalidOptionsError } from '../errors.ts';
@@ -82,6 +83,26 @@ export interface CacheAwsClientOptions {
  */
 export type AwsCacheStatus = 'hit' | 'stale' | 'miss' | 'bypass';
 
+/** What `cacheAwsClient` adds to the client it returns. */
+export interface CachedAwsClient {
+  /**
+   * Ends the cached output of `command` (one of the cached commands, keyed as this client would send it: its
+   * endpoint, its credentials' principal, its input) for the whole fleet: it is never answered again, fresh or
+   * stale, and the next call sends the command once across the fleet (through the refresh lease), whose output is
+   * cached again. The service is not called by `invalidate`.
+   *
+   * With `rejected`, the output (or the cached "not found" error) this client answered and the caller found
+   * wrong, only that answer is ended: an output another caller stored since is kept, so that every caller that
+   * saw the wrong answer may invalidate it and the fleet still calls the service once. Without it, whatever is
+   * cached for the call when `invalidate` reads it is ended (after a change the caller made itself). Concurrent
+   * calls for one answer in this environment share one. Resolves whether a cached output was ended (`false`:
+   * none, another one than `rejected`, `rejected` not answered from the cache, or DynamoDB failed: logged).
+   * @throws InvalidOptionsError when the command is not one this client caches; what the SDK throws when it
+   * cannot resolve the call's endpoint or credentials.
+   */
+  invalidate(command: object, rejected?: object): Promise<boolean>;
+}
+
 /** The structural view of an AWS SDK v3 client that `cacheAwsClient` needs: its middleware stack and resolved config. */
 export interface AwsClientLike {
   // The middleware parameter is the SDK's own union of step middlewares, of whichever SDK version the client is.
@@ -131,6 +152,26 @@ const MIDDLEWARE_NAME = 'dynamoCacheAwsClient';
 /** The SDK's middleware that resolves a call's endpoint (every client with an `endpointProvider` has it). */
 const ENDPOINT_MIDDLEWARE = 'endpointV2Middleware';
 
+/**
+ * The invalidations in flight, by the signal their command is sent with: `invalidate` sends the command through
+ * the client, so that the SDK resolves its endpoint and credentials as for a call, and the middleware, seeing the
+ * signal, ends the cached output of its key instead of calling the service. The signal is aborted already: a
+ * command that missed the middleware fails before it is sent.
+ */
+const INVALIDATIONS = new WeakMap<object, Invalidation>();
+
+/** An invalidation on its way through the client: the answer it ends (by version, see `versionOf`; absent: any), and whether it did. */
+interface Invalidation {
+  readonly rejected?: { readonly version: string | undefined };
+  ended?: boolean;
+}
+
+/**
+ * The value each output (or error) a client answered came from, as the cache stores it: what `invalidate` is
+ * told was wrong. Held only as long as the output is.
+ */
+const ANSWERED = new WeakMap<object, unknown>();
+
 /** The reason a bypass record gives for an output that carries secrets. */
 const SECRET_BYPASS = 'secret';
 
@@ -176,13 +217,15 @@ const OPTION_NAMES = new Set([
  * (`ConsistentRead`, per table in `BatchGetItem` too) always go to the service. An output that carries
  * secrets is stored only when the cache has `encryption` or the command allows plaintext.
  *
+ * The client gets `invalidate(command)` (see {@link CachedAwsClient}) to end a cached output after a change.
+ *
  * @example
  * const s3 = cacheAwsClient(new S3Client({}), { cache, commands: { GetObjectCommand: { ttlSeconds: 300, staleIfErrorSeconds: 3600 } } });
  * @throws InvalidOptionsError for bad options, a command that is not a plain read or mints what it answers,
  *   or a command whose every answer holds a member the AWS SDK marks sensitive (Secrets Manager
  *   `GetSecretValue`, Cognito `AdminGetUser`) on a cache without `encryption` and without `allowPlaintext`.
  */
-export function cacheAwsClient<TClient extends AwsClientLike>(client: TClient, options: CacheAwsClientOptions): TClient {
+export function cacheAwsClient<TClient extends AwsClientLike>(client: TClient, options: CacheAwsClientOptions): TClient & CachedAwsClient {
   if (client === null || typeof client !== 'object' || typeof client.middlewareStack?.add !== 'function' || typeof client.middlewareStack.addRelativeTo !== 'function') {
     throw new InvalidOptionsError('cacheAwsClient needs an AWS SDK v3 client (an object with a middlewareStack)');
   }
@@ -211,7 +254,10 @@ export function cacheAwsClient<TClient extends AwsClientLike>(client: TClient, o
     // A client from before endpoint rule sets resolves its endpoint and credentials from its config alone.
     client.middlewareStack.add(middleware as never, { ...placement, step: 'initialize', priority: 'high' });
   }
-  return client;
+  const invalidate = (command: object, rejected?: object) => cachingMiddleware.invalidate(client as unknown as { send?: unknown }, command, rejected);
+  // Not enumerable, as the SDK's own methods; applying cacheAwsClient again replaces it with the new middleware's.
+  Object.defineProperty(client, 'invalidate', { value: invalidate, configurable: true, writable: true, enumerable: false });
+  return client as TClient & CachedAwsClient;
 }
 
 /** How the output of a cached command was answered (`$metadata.cache`), or `undefined` for any other output. */
@@ -285,6 +331,8 @@ class AwsReadCache {
   readonly #mixin: StreamMixin | undefined;
   /** Warnings already given, so that a misconfiguration is logged once per command, not per call. */
   readonly #warned = new Set<string>();
+  /** Invalidations in flight, by cache key (and the version of the answer they end): concurrent ones share one. */
+  readonly #invalidating = new Map<string, Promise<boolean>>();
 
   constructor(cache: DynamoCache, config: object, plans: ReadonlyMap<string, CommandPlan>) {
     this.#cache = cache;
@@ -293,7 +341,27 @@ class AwsReadCache {
     this.#mixin = streamMixinOf(config);
   }
 
+  /** `CachedAwsClient.invalidate`: sends `command` through the client, marked, for `handle` to end its cached output. */
+  async invalidate(client: { send?: unknown }, command: object, rejected?: object): Promise<boolean> {
+    if (typeof client.send !== 'function') throw new InvalidOptionsError('invalidate needs an AWS SDK v3 client with send()');
+    if (rejected !== undefined && (typeof rejected !== 'object' || rejected === null)) throw new InvalidOptionsError('invalidate: rejected must be the output (or error) the client answered');
+    const marker = new AbortController();
+    marker.abort(new Error('dynamo-cache: an invalidation, never sent to the service'));
+    const invalidation: Invalidation = rejected === undefined ? {} : { rejected: { version: ANSWERED.has(rejected) ? versionOf(ANSWERED.get(rejected)) : undefined } };
+    INVALIDATIONS.set(marker.signal, invalidation);
+    try {
+      await (client.send as (command: object, options: object) => Promise<unknown>).call(client, command, { abortSignal: marker.signal });
+    } catch (error) {
+      if (invalidation.ended !== undefined || !isAbortError(error)) throw error;
+    }
+    if (invalidation.ended === undefined) throw new InvalidOptionsError("invalidate: the command did not reach cacheAwsClient's middleware (another client's command?)");
+    return invalidation.ended;
+  }
+
   async handle(next: Handler, context: HandlerContext, args: HandlerArgs): Promise<HandlerResult> {
+    const marked = context.__smithy_context?.abortSignal;
+    const invalidation = marked === undefined ? undefined : INVALIDATIONS.get(marked);
+    if (invalidation !== undefined) return this.#invalidate(context, args, invalidation);
     const plan = context.commandName === undefined ? undefined : this.#plans.get(context.commandName);
     // The cache's own requests, when it shares this DynamoDB client: caching them would recurse.
     if (plan === undefined || this.#isCacheTable(args.input as Record<string, unknown>)) return next(args);
@@ -326,10 +394,37 @@ class AwsReadCache {
       this.#cache.logger.warn('dynamo-cache: cached SDK output unreadable; calling the service', { command: plan.name, errorMessage: (error as Error).message });
       return this.#bypass(next, args);
     }
-    if (record.kind === 'error') throw rebuildError(record.error, { cache: 'hit' });
+    if (record.kind === 'error') throw answered(rebuildError(record.error, { cache: 'hit' }), acquisition.value);
     if (record.kind === 'bypass' && record.reason === SECRET_BYPASS) this.#secretNotStored(plan);
-    const answer = this.#answer(record, acquisition.stale ? 'stale' : 'hit');
+    const answer = this.#answer(record, acquisition.stale ? 'stale' : 'hit', acquisition.value);
     return answer ?? this.#bypass(next, args);
+  }
+
+  /** Ends the cached output of a marked command's key, without calling the service. */
+  async #invalidate(context: HandlerContext, args: HandlerArgs, invalidation: Invalidation): Promise<HandlerResult> {
+    const plan = context.commandName === undefined ? undefined : this.#plans.get(context.commandName);
+    const input = args.input as Record<string, unknown>;
+    if (plan === undefined || this.#isCacheTable(input)) {
+      throw new InvalidOptionsError(`invalidate: ${context.commandName ?? 'the command'} is not cached by this client (cached: ${[...this.#plans.keys()].join(', ')})`);
+    }
+    // A cache from an older copy of the package (a layer's, a bundle's) cannot end a value.
+    if (typeof (this.#cache as Partial<Pick<DynamoCache, 'invalidate'>>).invalidate !== 'function') throw new InvalidOptionsError('invalidate needs a DynamoCache of a version that has invalidate()');
+    const key = await this.#keyOf(context, plan, input);
+    const { rejected } = invalidation;
+    if (rejected !== undefined && rejected.version === undefined) {
+      // Not an answer from the cache: nothing of it is cached to end.
+      invalidation.ended = false;
+    } else {
+      const id = rejected === undefined ? key : `${key}\n${rejected.version}`;
+      let pending = this.#invalidating.get(id);
+      if (pending === undefined) {
+        const ifValue = rejected === undefined ? undefined : (value: unknown) => versionOf(value) === rejected.version;
+        pending = this.#cache.invalidate(key, { ifValue }).finally(() => this.#invalidating.delete(id));
+        this.#invalidating.set(id, pending);
+      }
+      invalidation.ended = await pending;
+    }
+    return { output: { $metadata: {} }, response: undefined };
   }
 
   /** The caller's turn: calls the service, stores what can be stored, answers stale on throttling. */
@@ -350,7 +445,8 @@ class AwsReadCache {
       this.#cache.logger.warn('dynamo-cache: SDK output not cached', { command: plan.name, errorMessage: (error as Error).message });
       await turn.abandon().catch(() => {});
     }
-    return { ...result, output: withStatus(outcome.output, outcome.cached ? 'miss' : 'bypass') };
+    const output = withStatus(outcome.output, outcome.cached ? 'miss' : 'bypass');
+    return { ...result, output: outcome.cached ? answered(output, outcome.stored) : output };
   }
 
   /**
@@ -394,8 +490,9 @@ class AwsReadCache {
   async #recover(turn: FetchTurn<unknown>, plan: CommandPlan, error: unknown): Promise<HandlerResult> {
     const notFound = plan.negativeTtlSeconds > 0 ? notFoundError(error) : undefined;
     if (notFound !== undefined) {
-      await turn.fulfil(encodeRecord({ kind: 'error', error: notFound }), { ttlSeconds: plan.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 }).catch(() => turn.abandon().catch(() => {}));
-      throw error;
+      const stored = encodeRecord({ kind: 'error', error: notFound });
+      await turn.fulfil(stored, { ttlSeconds: plan.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 }).catch(() => turn.abandon().catch(() => {}));
+      throw typeof error === 'object' && error !== null ? answered(error, stored) : error;
     }
     if (!isThrottlingOrTransient(error)) {
       await turn.abandon();
@@ -404,7 +501,7 @@ class AwsReadCache {
     const fallback = await turn.fail(error);
     let stale: HandlerResult | undefined;
     try {
-      stale = fallback === undefined ? undefined : this.#answer(decodeRecord(fallback.value), 'stale');
+      stale = fallback === undefined ? undefined : this.#answer(decodeRecord(fallback.value), 'stale', fallback.value);
     } catch {
       // An unreadable stale value is no answer: the service's error stands.
     }
@@ -412,12 +509,12 @@ class AwsReadCache {
     return stale;
   }
 
-  /** The answer from a cached output (a fresh stream for its body), or `undefined` for a bypass record. */
-  #answer(record: CachedRecord, status: AwsCacheStatus): HandlerResult | undefined {
+  /** The answer from a cached output (a fresh stream for its body), or `undefined` for a bypass record; `stored` is the value it came from. */
+  #answer(record: CachedRecord, status: AwsCacheStatus, stored: unknown): HandlerResult | undefined {
     if (record.kind !== 'output' || (record.body !== undefined && this.#mixin === undefined)) return undefined;
     const output = { ...record.output };
     if (record.body !== undefined) output[record.body.member] = bodyOf(record.body.bytes, this.#mixin!);
-    return { output: withStatus(output, status), response: undefined };
+    return { output: answered(withStatus(output, status), stored), response: undefined };
   }
 
   async #bypass(next: Handler, args: HandlerArgs): Promise<HandlerResult> {
@@ -473,6 +570,21 @@ class AwsReadCache {
     this.#warned.add(id);
     this.#cache.logger.warn(message, error === undefined ? {} : { errorMessage: (error as Error).message });
   }
+}
+
+/** `answer`, remembered as answered from the stored value `stored` (see `ANSWERED`). */
+function answered<T extends object>(answer: T, stored: unknown): T {
+  ANSWERED.set(answer, stored);
+  return answer;
+}
+
+/** What tells one stored value from another: its JSON text, or its bytes' SHA-256. */
+function versionOf(stored: unknown): string {
+  return stored instanceof Uint8Array ? `bytes:${createHash('sha256').update(stored).digest('base64url')}` : `json:${JSON.stringify(stored)}`;
+}
+
+function isAbortError(error: unknown): boolean {
+  return (error as Error | undefined)?.name === 'AbortError';
 }
 
 /** The output with `$metadata.cache` set. */

@@ -44,7 +44,19 @@ export interface TokenRequestOptions {
  * Resolves a valid Bearer access token: from the cache while one is fresh, else from the token endpoint (one
  * caller across the fleet). Rejects with `TokenEndpointError` when no valid token can be had.
  */
-export type TokenProvider = (options?: TokenRequestOptions) => Promise<string>;
+export interface TokenProvider {
+  (options?: TokenRequestOptions): Promise<string>;
+  /**
+   * Drops a token the resource server rejected (it answered 401 with it: revoked, a signing key rotated) so that
+   * the next call gets a new one: requested once across the fleet, and only if the cache still holds the
+   * rejected token, so that a 401 storm from the whole fleet makes one token request. This provider never answers
+   * the rejected token again, not even as a stale fallback; other environments stop at their own 401 (and
+   * invalidate), or when their memory tier rereads the cache (`memory.ttlSeconds`). Never rejects for a cache
+   * problem (logged): the rejected token is still never answered here.
+   * @throws InvalidOptionsError when `rejectedToken` is not a non-empty string.
+   */
+  invalidate(rejectedToken: string): Promise<void>;
+}
 
 /** The defaults of {@link ClientCredentialsTokenOptions}. */
 export const CLIENT_CREDENTIALS_DEFAULTS = { skewSeconds: 60, defaultExpiresInSeconds: 300, timeoutMs: 5000 } as const;
@@ -60,6 +72,14 @@ interface StoredToken {
   readonly accessToken: string;
   readonly expiresAtMs: number;
 }
+
+/** Rejected tokens a provider remembers, so as never to answer them again: the last few are enough, each is refreshed away at once. */
+const REMEMBERED_REJECTIONS = 16;
+/**
+ * Times a call asks the cache again after it answered a rejected token (read before its invalidation ended):
+ * a read sent before the invalidation may still refill this environment's memory tier once or twice.
+ */
+const REJECTED_RETRIES = 3;
 
 /** A scope-token of RFC 6749 section 3.3: printable ASCII without space, `"` or `\`. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -78,10 +98,13 @@ const TOKEN_OPTION_NAMES = ['cache', 'tokenUrl', 'clientId', 'clientSecret', 'sc
  * current token is answered while it is still valid, never after its real expiry.
  *
  * Tokens are stored encrypted when the cache has `encryption`; without it, a warning is logged once, here.
+ * A token the resource server rejects is dropped with `invalidate` (see {@link TokenProvider}).
  *
  * @example
  * const accessToken = clientCredentialsToken({ cache, tokenUrl: 'https://auth.example.com/oauth2/token', clientId, clientSecret: () => readSecret() });
- * const response = await fetch(api, { headers: { authorization: `Bearer ${await accessToken()}` } });
+ * const token = await accessToken();
+ * const response = await fetch(api, { headers: { authorization: `Bearer ${token}` } });
+ * if (response.status === 401) await accessToken.invalidate(token); // the next accessToken() gets a new one
  * @throws InvalidOptionsError for bad options.
  */
 export function clientCredentialsToken(options: ClientCredentialsTokenOptions): TokenProvider {
@@ -101,6 +124,32 @@ export function clientCredentialsToken(options: ClientCredentialsTokenOptions): 
     ...(settings.lease === undefined ? {} : { lease: settings.lease }),
   };
 
+  // Tokens rejected by a resource server (oldest first), and the invalidations in flight, by token: concurrent 401s share one.
+  const rejected = new Set<string>();
+  const invalidations = new Map<string, Promise<void>>();
+  /** A valid token no resource server rejected. */
+  const usable = (value: unknown): string | undefined => (isValid(value) && !rejected.has(value.accessToken) ? value.accessToken : undefined);
+
+  const invalidate = async (rejectedToken: string): Promise<void> => {
+    if (typeof rejectedToken !== 'string' || rejectedToken === '') throw new InvalidOptionsError('invalidate() needs the rejected access token, a non-empty string');
+    rejected.delete(rejectedToken);
+    rejected.add(rejectedToken);
+    if (rejected.size > REMEMBERED_REJECTIONS) rejected.delete(rejected.values().next().value!);
+    let pending = invalidations.get(rejectedToken);
+    if (pending === undefined) {
+      // Only if the cache still holds the rejected token: once another environment stored a new one, it stays.
+      // A cache from an older copy of the package has no invalidate: this provider still never answers the token.
+      pending = Promise.resolve(cache.invalidate?.(key, { ifValue: (value) => (value as Partial<StoredToken> | undefined)?.accessToken === rejectedToken }))
+        .then(
+          () => undefined,
+          (error: unknown) => cache.logger.warn('dynamo-cache: rejected access token not invalidated in the cache', { errorMessage: (error as Error)?.message }),
+        )
+        .finally(() => invalidations.delete(rejectedToken));
+      invalidations.set(rejectedToken, pending);
+    }
+    await pending;
+  };
+
   const storeFetched = async (turn: FetchTurn<StoredToken>, signal: AbortSignal | undefined): Promise<string> => {
     let token: StoredToken;
     try {
@@ -111,7 +160,8 @@ export function clientCredentialsToken(options: ClientCredentialsTokenOptions): 
         throw error;
       }
       const fallback = await turn.fail(error);
-      if (fallback !== undefined && isValid(fallback.value)) return fallback.value.accessToken;
+      const stale = usable(fallback?.value);
+      if (stale !== undefined) return stale;
       throw error;
     }
     try {
@@ -124,19 +174,28 @@ export function clientCredentialsToken(options: ClientCredentialsTokenOptions): 
     return token.accessToken;
   };
 
-  return async (requestOptions = {}) => {
+  const provide = async (requestOptions: TokenRequestOptions = {}): Promise<string> => {
     const { signal } = requestOptions;
     if (signal?.aborted) throw abortError(signal);
-    const acquisition = await underSignal(signal, (own) => cache.acquire<StoredToken>(key, own === undefined ? policy : { ...policy, signal: own }), (late) => {
-      if (!late.found) return late.abandon();
-    });
-    if (!acquisition.found) return storeFetched(acquisition, signal);
-    if (isValid(acquisition.value)) return acquisition.value.accessToken;
-    // Unreadable, or expired within the cache's rounding of its last window: fetch and store, without the lease.
-    const token = await requestToken(settings, signal);
-    await cache.set(key, token, lifetimeOf(token, settings.skewSeconds));
-    return token.accessToken;
+    for (let attempt = 1; ; attempt++) {
+      const acquisition = await underSignal(signal, (own) => cache.acquire<StoredToken>(key, own === undefined ? policy : { ...policy, signal: own }), (late) => {
+        if (!late.found) return late.abandon();
+      });
+      if (!acquisition.found) return storeFetched(acquisition, signal);
+      const cached = usable(acquisition.value);
+      if (cached !== undefined) return cached;
+      // A rejected token read before its invalidation ended: end it, and ask again.
+      if (attempt <= REJECTED_RETRIES && isValid(acquisition.value)) {
+        await invalidate(acquisition.value.accessToken);
+        continue;
+      }
+      // Unreadable, expired within the cache's rounding of its last window, or rejected still: fetch and store, without the lease.
+      const token = await requestToken(settings, signal);
+      await cache.set(key, token, lifetimeOf(token, settings.skewSeconds));
+      return token.accessToken;
+    }
   };
+  return Object.assign(provide, { invalidate });
 }
 
 /**

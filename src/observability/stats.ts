@@ -15,9 +15,12 @@ export interface CacheStats {
   dynamoHits: number;
   /** Values stored in DynamoDB. */
   writes: number;
-  /** Items deleted. */
+  /** Items deleted, and values ended by `invalidate`. */
   deletes: number;
-  /** Times a fetcher (`getOrSet`, `wrap`) was called, or a fetch turn handed out (`acquire`: the middleware runs the handler). */
+  /**
+   * Times a fetcher (`getOrSet`, `wrap`) was called, or a fetch turn handed out (`acquire`: the middleware runs
+   * the handler); for `getOrSetMany`, the keys its `fetchMany` calls were asked for.
+   */
   fetches: number;
   /** `getOrSet`/`wrap` calls that joined a fetch already in flight in this process instead of starting one. */
   coalesced: number;

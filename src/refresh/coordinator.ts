@@ -10,7 +10,7 @@ import type { CacheLogger } from '../observability/logger.ts';
 import type { EarlyRefreshOptions, LeaseOptions } from '../options.ts';
 import type { CallBudget } from '../resilience/dynamo-guard.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
-import type { TwoTierStore } from '../storage/two-tier-store.ts';
+import type { LeaseReadResult, ReadResult, TwoTierStore } from '../storage/two-tier-store.ts';
 
 /** How one `getOrSet` (or memoized request) treats freshness, refreshes and "not found". */
 export interface RefreshPolicy extends Lifetime {
@@ -28,6 +28,8 @@ export interface Turn {
   readonly fallback: CacheEntry | undefined;
   /** The write replaces only a value fresh until no later than this (the one this turn saw); `undefined`: unconditionally. */
   readonly notFresherThanMs: number | undefined;
+  /** The value the key held when the turn was handed out (stale, or fresh for an early refresh), for the fetch to see. */
+  readonly previous?: CacheEntry | undefined;
   readonly startedAt: number;
   /** What bounds the turn's own DynamoDB requests (its write, its lease's release). */
   readonly call: CallBudget;
@@ -39,6 +41,16 @@ type KnownSlot = Slot & { storageKey: string };
 export type Resolution =
   | { readonly found: true; readonly entry: CacheEntry; readonly stale: boolean; readonly source: 'memory' | 'dynamo'; readonly decoded?: Decoded | undefined }
   | { readonly found: false; readonly turn: Turn };
+
+/** What a caller that already read the key (a batch) passes to `resolve`. */
+export interface ResolveFrom {
+  /** The key's item as read (one BatchGetItem for many keys), after a miss in the memory tier: `resolve` looks in neither again. */
+  readonly read?: ReadResult | undefined;
+  /** Called once when the caller starts waiting for another caller's refresh (it lost the lease). */
+  readonly onWait?: (() => void) | undefined;
+  /** How a waiter rereads the key and its lease (a batch polls all its waiting keys together). Default: `readWithLease`. */
+  readonly poll?: ((slot: Slot & { storageKey: string }, call: CallBudget) => Promise<LeaseReadResult>) | undefined;
+}
 
 /**
  * Decides, for one key, whether the caller answers from the cache or fetches, so that a fleet of
@@ -67,8 +79,9 @@ export class RefreshCoordinator {
   }
 
   /** Answers from the memory tier or DynamoDB, or hands the caller a turn to fetch. */
-  async resolve(slot: Slot, policy: RefreshPolicy, call: CallBudget): Promise<Resolution> {
-    const memory = this.#store.fromMemory(slot, Date.now());
+  async resolve(slot: Slot, policy: RefreshPolicy, call: CallBudget, from: ResolveFrom = {}): Promise<Resolution> {
+    // A caller that read the key itself checked the memory tier first (which the read has filled since).
+    const memory = from.read === undefined ? this.#store.fromMemory(slot, Date.now()) : undefined;
     // Checked here, not only inside #earlyRefresh, so that a memory hit without early refresh awaits nothing.
     if (memory !== undefined) {
       const early = policy.earlyRefresh === false ? undefined : await this.#earlyRefresh(slot, memory, true, policy, policy.earlyRefresh.beta, call);
@@ -76,7 +89,7 @@ export class RefreshCoordinator {
     }
     // The namespace generation is unknown (DynamoDB unreachable, already logged): fetch; the value is kept in memory.
     if (!hasStorageKey(slot)) return this.#miss(slot, call, undefined, undefined, undefined);
-    const read = await this.#store.read(slot, call);
+    const read = from.read ?? (await this.#store.read(slot, call));
     // DynamoDB is failing (already logged): coordinating through it is pointless, the caller fetches.
     if (!read.ok) return this.#miss(slot, call, undefined, undefined, undefined);
     const now = Date.now();
@@ -88,8 +101,8 @@ export class RefreshCoordinator {
     const staleIfError = entry !== undefined && withinStaleWindow(entry, now, policy.staleIfErrorSeconds) ? entry : undefined;
     // An unreadable item cannot take part in the lease's condition: the fetch simply overwrites it.
     if (read.state.corrupt) return this.#miss(slot, call, undefined, staleIfError, undefined);
-    if (policy.lease === false) return this.#miss(slot, call, undefined, staleIfError, read.state.seenFreshMs);
-    return this.#leaseOrWait(slot, read.state, policy, policy.lease, staleIfError, call);
+    if (policy.lease === false) return this.#miss(slot, call, undefined, staleIfError, read.state.seenFreshMs, entry);
+    return this.#leaseOrWait(slot, read.state, policy, policy.lease, staleIfError, call, from);
   }
 
   /**
@@ -154,6 +167,7 @@ export class RefreshCoordinator {
     lease: Required<LeaseOptions>,
     staleIfError: CacheEntry | undefined,
     call: CallBudget,
+    from: ResolveFrom,
   ): Promise<Resolution> {
     const waitUntil = Date.now() + lease.waitMs;
     // The caller's deadline (already less the margin kept for its fetcher) may end the wait first.
@@ -184,13 +198,13 @@ export class RefreshCoordinator {
         }
         const owner = this.#newOwner();
         const attempt = await this.#store.acquireLease(slot, { owner, nowMs: now, untilMs: now + lease.ttlMs, forFreshMs: state.seenFreshMs }, call);
-        if (!attempt.ok) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
+        if (!attempt.ok) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs, state.entry);
         if (attempt.acquired) {
           this.#stats.increment('leaseWins');
-          return this.#miss(slot, call, owner, staleIfError, state.seenFreshMs);
+          return this.#miss(slot, call, owner, staleIfError, state.seenFreshMs, state.entry);
         }
         // A lease nobody can vouch for (encryption on, signature missing): fetch without coordination.
-        if (attempt.untrusted) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
+        if (attempt.untrusted) return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs, state.entry);
         holder = attempt.lease;
         if (holder !== undefined && holder.untilMs > Date.now()) waitedOn = holder.owner;
       }
@@ -201,6 +215,7 @@ export class RefreshCoordinator {
       if (!waited) {
         waited = true;
         this.#stats.increment('leaseWaits');
+        from.onWait?.();
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) return this.#waitedTooLong(slot, lease, staleIfError, state, call, cutByDeadline);
@@ -208,13 +223,13 @@ export class RefreshCoordinator {
       // one key does not load its partition (a poll is one strongly consistent BatchGetItem of two items).
       await pauseFor(Math.min(remaining, pause / 2 + Math.random() * (pause / 2)), call.signal);
       pause = Math.min(pause * 2, lease.maxPollMs);
-      const poll = await this.#store.readWithLease(slot, call);
+      const poll = await (from.poll === undefined ? this.#store.readWithLease(slot, call) : from.poll(slot, call));
       if (!poll.ok && poll.failure === 'aborted') throw call.signal?.reason;
       // Cut at the deadline: the wait is over.
       if (!poll.ok && poll.failure === 'deadline') continue;
       // A throttled poll says "read less", not "DynamoDB is down": keep waiting rather than join the herd.
       if (!poll.ok && poll.failure === 'throttle') continue;
-      if (!poll.ok) return this.#miss(slot, call, undefined, staleIfError, undefined);
+      if (!poll.ok) return this.#miss(slot, call, undefined, staleIfError, undefined, state.entry);
       if (poll.state.corrupt) return this.#miss(slot, call, undefined, staleIfError, undefined);
       state = poll.state;
       holder = poll.lease;
@@ -235,7 +250,7 @@ export class RefreshCoordinator {
       this.#stats.increment('staleIfError');
       return this.#hit(staleIfError, 'dynamo', true, undefined, true);
     }
-    return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs);
+    return this.#miss(slot, call, undefined, staleIfError, state.seenFreshMs, state.entry);
   }
 
   /**
@@ -260,7 +275,7 @@ export class RefreshCoordinator {
       }
     }
     this.#stats.increment('earlyRefreshes');
-    return { found: false, turn: { slot, owner, fallback: entry, notFresherThanMs: entry.freshUntilMs, startedAt: now, call } };
+    return { found: false, turn: { slot, owner, fallback: entry, notFresherThanMs: entry.freshUntilMs, startedAt: now, call, previous: entry } };
   }
 
   /** A lease owner id unique across the fleet: this instance's random prefix and a counter. */
@@ -277,9 +292,9 @@ export class RefreshCoordinator {
     return { found: true, entry, stale, source, decoded };
   }
 
-  #miss(slot: Slot, call: CallBudget, owner: string | undefined, fallback: CacheEntry | undefined, notFresherThanMs: number | undefined): Resolution {
+  #miss(slot: Slot, call: CallBudget, owner: string | undefined, fallback: CacheEntry | undefined, notFresherThanMs: number | undefined, previous?: CacheEntry): Resolution {
     this.#stats.increment('misses');
-    return { found: false, turn: { slot, owner, fallback, notFresherThanMs, startedAt: Date.now(), call } };
+    return { found: false, turn: { slot, owner, fallback, notFresherThanMs, startedAt: Date.now(), call, previous } };
   }
 }
 

@@ -59,6 +59,11 @@ export function callBudget(options: CallOptions, marginMs: number): CallBudget {
   return { signal, untilMs: deadline === undefined ? undefined : deadlineMs(deadline) - marginMs };
 }
 
+/** Where an answer found in the cache came from, as `onResult` names it. */
+export function sourceOf(found: { readonly stale: boolean; readonly source: 'memory' | 'dynamo' }): CacheSource {
+  return found.stale ? 'stale' : found.source === 'memory' ? 'memory' : 'dynamodb';
+}
+
 /** Calls `onResult`, when given, with where the answer for `key` came from. */
 export function reportResult(options: ResultOptions, key: string, source: CacheSource): void {
   options.onResult?.({ key, source, fromCache: source === 'memory' || source === 'dynamodb' || source === 'stale' });

@@ -78,20 +78,34 @@ export class DynamoStore {
    * someone else. Resolves whether the item was written.
    */
   put(item: Item, notFresherThanMs?: number, call?: CallBudget): Promise<Outcome<boolean>> {
+    return this.#putIf(item, notFresherThanMs === undefined ? undefined : 'attribute_not_exists(#fresh) OR #fresh <= :seen', notFresherThanMs ?? 0, call);
+  }
+
+  /**
+   * Replaces the item with `item` only if the stored one still has the freshness `seenFreshMs` (`dc_fresh`; `0`:
+   * none, an item the original service wrote): "if it still holds the value I saw". Resolves whether it did.
+   */
+  putIfUnchanged(item: Item, seenFreshMs: number, call?: CallBudget): Promise<Outcome<boolean>> {
+    return this.#putIf(item, seenFreshMs === 0 ? 'attribute_exists(#key) AND attribute_not_exists(#fresh)' : '#fresh = :seen', seenFreshMs, call);
+  }
+
+  /** A PutItem, conditional on `condition` over `#fresh` (`dc_fresh`), `#key` and `:seen` when given; resolves whether it was written. */
+  #putIf(item: Item, condition: string | undefined, seenFreshMs: number, call: CallBudget | undefined): Promise<Outcome<boolean>> {
     const { client, tableName, attributes } = this.#s;
-    const condition =
-      notFresherThanMs === undefined
+    const names = { '#fresh': META.freshUntil, ...(condition?.includes('#key') ? { '#key': attributes.key } : {}) };
+    const conditional =
+      condition === undefined
         ? {}
         : {
-            ConditionExpression: 'attribute_not_exists(#fresh) OR #fresh <= :seen',
-            ExpressionAttributeNames: { '#fresh': META.freshUntil },
-            ExpressionAttributeValues: { ':seen': { N: String(notFresherThanMs) } },
+            ConditionExpression: condition,
+            ExpressionAttributeNames: names,
+            ...(condition.includes(':seen') ? { ExpressionAttributeValues: { ':seen': { N: String(seenFreshMs) } } } : {}),
           };
     return this.#s.guard.run(
       'PutItem',
       async ({ http }) => {
         try {
-          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...condition }), http);
+          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...conditional }), http);
           return true;
         } catch (error) {
           if (!isConditionalCheckFailure(error)) throw error;
@@ -126,12 +140,13 @@ export class DynamoStore {
   async batchGet(
     storageKeys: readonly string[],
     options: { consistent?: boolean; timeoutMs?: number; call?: CallBudget } = {},
-  ): Promise<{ items: Map<string, Item>; complete: boolean; failure?: FailureKind }> {
+  ): Promise<{ items: Map<string, Item>; complete: boolean; failure?: FailureKind; unread: ReadonlySet<string> }> {
     const { consistent = this.#s.consistentRead, timeoutMs, call } = options;
     const { client, tableName, attributes } = this.#s;
     const found = new Map<string, Item>();
+    const sliced = slices(storageKeys, BATCH_GET_LIMIT);
     const outcomes = await Promise.all(
-      slices(storageKeys, BATCH_GET_LIMIT).map((slice) =>
+      sliced.map((slice) =>
         this.#s.guard.run(
           'BatchGetItem',
           ({ signal, http }) =>
@@ -153,16 +168,28 @@ export class DynamoStore {
         ),
       ),
     );
-    // `complete`: every request succeeded, so a key absent from `items` is absent from the table.
+    // `complete`: every request succeeded, so a key absent from `items` is absent from the table; `unread`: the
+    // keys of the requests that failed, found or not.
     const failed = outcomes.find((outcome) => !outcome.ok);
-    return failed === undefined || failed.ok ? { items: found, complete: true } : { items: found, complete: false, failure: failed.kind };
+    if (failed === undefined || failed.ok) return { items: found, complete: true, unread: new Set() };
+    const unread = new Set(sliced.flatMap((slice, index) => (outcomes[index]!.ok ? [] : slice.filter((key) => !found.has(key)))));
+    return { items: found, complete: false, failure: failed.kind, unread };
   }
 
   /** Writes `items` with BatchWriteItem, 25 per request, in parallel, retrying `UnprocessedItems`. Resolves whether all were written. */
   async batchWrite(items: readonly Item[], timeoutMs?: number, call?: CallBudget): Promise<boolean> {
+    return (await this.batchPut(items, timeoutMs, call)).every((written) => written);
+  }
+
+  /**
+   * As `batchWrite`, resolving for each item whether it was written: the items of a request that failed (its
+   * retries and budget spent) count as not written, though some may have been.
+   */
+  async batchPut(items: readonly Item[], timeoutMs?: number, call?: CallBudget): Promise<boolean[]> {
     const { client, tableName } = this.#s;
+    const sliced = slices(items, BATCH_WRITE_LIMIT);
     const outcomes = await Promise.all(
-      slices(items, BATCH_WRITE_LIMIT).map((slice) =>
+      sliced.map((slice) =>
         this.#s.guard.run(
           'BatchWriteItem',
           ({ signal, http }) =>
@@ -180,7 +207,7 @@ export class DynamoStore {
         ),
       ),
     );
-    return outcomes.every((outcome) => outcome.ok);
+    return sliced.flatMap((slice, index) => slice.map(() => outcomes[index]!.ok));
   }
 
   /** Sends `pending` and then whatever comes back unprocessed, backing off between rounds, until none is left. */

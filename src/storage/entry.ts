@@ -1,4 +1,4 @@
-import type { Payload } from '../codec/value-codec.ts';
+import { decodePayload, type Payload } from '../codec/value-codec.ts';
 import type { Deadlines, Timing } from '../refresh/freshness.ts';
 import type { ChunkedBody, StoredBody, StoredRecord } from './item.ts';
 
@@ -22,6 +22,11 @@ export function take(decoded: Decoded | undefined): Decoded | undefined {
   if (decoded === undefined || decoded.taken) return undefined;
   decoded.taken = true;
   return decoded;
+}
+
+/** The value of an entry, decoded: a fresh copy (`undefined` for a cached "not found"). */
+export function decodeEntry(entry: CacheEntry): unknown {
+  return entry.payload === undefined ? undefined : decodePayload(entry.payload);
 }
 
 /** What one item holds once read. */

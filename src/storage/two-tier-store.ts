@@ -82,6 +82,15 @@ export interface TwoTierSettings {
 }
 
 const NOTHING: ItemState = { entry: undefined, seenFreshMs: 0 };
+/** A slot whose namespace generation could not be read: its value is kept in memory only. */
+const UNKNOWN_GENERATION = Symbol('unknown generation');
+
+/** A value sealed for its item, and its stored size. */
+interface Sealed {
+  readonly storageKey: string;
+  readonly body: StoredBody | undefined;
+  readonly size: number;
+}
 /** A chunk read failed for a DynamoDB reason (already logged): the value is unavailable, not corrupt. */
 const UNAVAILABLE = Symbol('unavailable');
 
@@ -115,31 +124,57 @@ export class TwoTierStore {
 
   /** Reads the slot's item and its lease item in one strongly consistent BatchGetItem (a lease waiter's poll). */
   async readWithLease(slot: Slot & { storageKey: string }, call: CallBudget): Promise<LeaseReadResult> {
-    const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
-    const { items, complete, failure } = await this.#s.dynamo.batchGet([slot.storageKey, leaseKey], { consistent: true, call });
-    if (!complete) return { ok: false, failure: failure ?? 'server' };
-    const state = await this.#decode(slot, items.get(slot.storageKey), call);
-    if (state === UNAVAILABLE) return { ok: false, failure: 'server' };
-    const lease = await this.#trustedLease(leaseKey, items.get(leaseKey), call);
-    return { ok: true, state, lease: lease === 'untrusted' ? undefined : lease };
+    return (await this.readEachWithLease([slot], call)).get(slot.storageKey)!;
+  }
+
+  /**
+   * `readWithLease` for many slots (the waiters of a batch), in strongly consistent BatchGetItem requests of 50
+   * slots (100 items) each: each slot's result by storage key.
+   */
+  async readEachWithLease(slots: ReadonlyArray<Slot & { storageKey: string }>, call: CallBudget): Promise<Map<string, LeaseReadResult>> {
+    // A value's key and its lease's side by side, so that a request holds both (100 keys: an even number).
+    const pairs = slots.map((slot) => ({ slot, leaseKey: this.#s.keys.leaseKey(slot.storageKey) }));
+    const { items, unread, failure = 'server' } = await this.#s.dynamo.batchGet(
+      pairs.flatMap(({ slot, leaseKey }) => [slot.storageKey, leaseKey]),
+      { consistent: true, call },
+    );
+    const results = new Map<string, LeaseReadResult>();
+    await Promise.all(
+      pairs.map(async ({ slot, leaseKey }) => {
+        if (unread.has(slot.storageKey) || unread.has(leaseKey)) return results.set(slot.storageKey, { ok: false, failure });
+        const state = await this.#decode(slot, items.get(slot.storageKey), call);
+        if (state === UNAVAILABLE) return results.set(slot.storageKey, { ok: false, failure: 'server' });
+        const lease = await this.#trustedLease(leaseKey, items.get(leaseKey), call);
+        return results.set(slot.storageKey, { ok: true, state, lease: lease === 'untrusted' ? undefined : lease });
+      }),
+    );
+    return results;
   }
 
   /** Reads many slots' items (absent and failed ones are left out), by storage key. */
   async readMany(slots: ReadonlyArray<Slot & { storageKey: string }>, call: CallBudget): Promise<Map<string, ItemState>> {
-    const { items } = await this.#s.dynamo.batchGet(
+    const states = new Map<string, ItemState>();
+    for (const [storageKey, read] of await this.readEach(slots, call)) if (read.ok && read.state !== NOTHING) states.set(storageKey, read.state);
+    return states;
+  }
+
+  /**
+   * Reads many slots' items with BatchGetItem (100 keys per request, `UnprocessedKeys` retried within the budget),
+   * as `read` does one: each slot's result by storage key, `ok: false` for those whose request failed.
+   */
+  async readEach(slots: ReadonlyArray<Slot & { storageKey: string }>, call: CallBudget): Promise<Map<string, ReadResult>> {
+    const { items, unread, failure = 'server' } = await this.#s.dynamo.batchGet(
       slots.map((slot) => slot.storageKey),
       { call },
     );
-    const states = new Map<string, ItemState>();
+    const results = new Map<string, ReadResult>();
     await Promise.all(
       slots.map(async (slot) => {
-        const item = items.get(slot.storageKey);
-        if (item === undefined) return;
-        const state = await this.#decode(slot, item, call);
-        if (state !== UNAVAILABLE) states.set(slot.storageKey, state);
+        const state = unread.has(slot.storageKey) ? UNAVAILABLE : await this.#decode(slot, items.get(slot.storageKey), call);
+        results.set(slot.storageKey, state === UNAVAILABLE ? { ok: false, failure: unread.has(slot.storageKey) ? failure : 'server' } : { ok: true, state });
       }),
     );
-    return states;
+    return results;
   }
 
   /**
@@ -150,32 +185,119 @@ export class TwoTierStore {
    */
   async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, call: CallBudget, options: WriteOptions = {}): Promise<boolean> {
     const { fetchMs, notFresherThanMs } = options;
-    let body: StoredBody | undefined;
-    let size = 0;
-    if (slot.storageKey !== undefined) {
-      try {
-        body = await this.#s.codec.seal(payload, { storageKey: slot.storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs }, call);
-      } catch (error) {
-        this.#s.stats.increment('errors');
-        this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: slot.storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
-        return false;
-      }
-      size = body === undefined ? 0 : bodyBytes(body);
-      if (size > this.#s.maxValueBytes) {
-        this.#s.stats.increment('oversized');
-        this.#s.memory?.delete(slot.memoryKey);
-        this.#s.logger.warn('dynamo-cache: value too large to cache; not stored', { key: slot.storageKey, bytes: size, maxValueBytes: this.#s.maxValueBytes });
-        return false;
-      }
-    }
+    const sealed = await this.#seal(slot, payload, deadlines, fetchMs, call);
+    if (sealed === undefined) return false;
     this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs), slot.generation, Date.now());
-    if (slot.storageKey === undefined) return false;
-    const stored = body !== undefined && size > this.#s.inlineValueBytes ? await this.#writeChunks(body, deadlines, call) : body;
-    if (stored === false) return false;
-    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, slot.storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs)), notFresherThanMs, call);
+    if (sealed === UNKNOWN_GENERATION) return false;
+    const head = this.#headItem(sealed, payload, deadlines, fetchMs, call);
+    const item = head instanceof Promise ? await head : head;
+    if (item === undefined) return false;
+    const outcome = await this.#s.dynamo.put(item, notFresherThanMs, call);
     if (!outcome.ok) return false;
     if (outcome.value) this.#s.stats.increment('writes');
     return outcome.value;
+  }
+
+  /**
+   * Stores many payloads as `write` does each, unconditionally (a plain `set`): in memory, then in DynamoDB with
+   * BatchWriteItem (25 items per request, `UnprocessedItems` retried with backoff within the budget). A value
+   * larger than one item is written on its own (its chunks, then its head). Resolves, for each entry, whether
+   * DynamoDB stored it.
+   */
+  async writeMany(entries: ReadonlyArray<{ readonly slot: Slot; readonly payload: Payload; readonly deadlines: Deadlines }>, call: CallBudget): Promise<boolean[]> {
+    const sealed = await Promise.all(entries.map(({ slot, payload, deadlines }) => this.#seal(slot, payload, deadlines, undefined, call)));
+    const written = entries.map(() => false);
+    const batch: Array<{ index: number; item: Item }> = [];
+    const alone: Array<Promise<void>> = [];
+    entries.forEach(({ slot, payload, deadlines }, index) => {
+      const body = sealed[index];
+      if (body === undefined) return;
+      this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines), slot.generation, Date.now());
+      if (body === UNKNOWN_GENERATION) return;
+      const head = this.#headItem(body, payload, deadlines, undefined, call);
+      if (!(head instanceof Promise)) {
+        batch.push({ index, item: head });
+        return;
+      }
+      alone.push(
+        head.then(async (item) => {
+          const outcome = item === undefined ? undefined : await this.#s.dynamo.put(item, undefined, call);
+          written[index] = outcome?.ok === true && outcome.value;
+        }),
+      );
+    });
+    const [batchWritten] = await Promise.all([
+      this.#s.dynamo.batchPut(
+        batch.map(({ item }) => item),
+        undefined,
+        call,
+      ),
+      ...alone,
+    ]);
+    batch.forEach(({ index }, at) => (written[index] = batchWritten[at]!));
+    this.#s.stats.increment('writes', written.filter(Boolean).length);
+    return written;
+  }
+
+  /**
+   * The stored form of a payload for the slot: sealed (compressed, encrypted) and measured. `undefined` (logged,
+   * counted) when it cannot be stored: its keys are unavailable, or it exceeds `maxValueBytes` (then it is
+   * dropped from memory too); `UNKNOWN_GENERATION` when the slot has no storage key (memory only).
+   */
+  async #seal(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget): Promise<Sealed | typeof UNKNOWN_GENERATION | undefined> {
+    const { storageKey } = slot;
+    if (storageKey === undefined) return UNKNOWN_GENERATION;
+    let body: StoredBody | undefined;
+    try {
+      body = await this.#s.codec.seal(payload, { storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs }, call);
+    } catch (error) {
+      this.#s.stats.increment('errors');
+      this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+      return undefined;
+    }
+    const size = body === undefined ? 0 : bodyBytes(body);
+    if (size > this.#s.maxValueBytes) {
+      this.#s.stats.increment('oversized');
+      this.#s.memory?.delete(slot.memoryKey);
+      this.#s.logger.warn('dynamo-cache: value too large to cache; not stored', { key: storageKey, bytes: size, maxValueBytes: this.#s.maxValueBytes });
+      return undefined;
+    }
+    return { storageKey, body, size };
+  }
+
+  /**
+   * The item that holds a sealed value: the value itself (at once: no promise on the common path), or, for a
+   * large one, the head of its chunks, once they are written; `undefined` when they could not be.
+   */
+  #headItem(sealed: Sealed, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget): Item | Promise<Item | undefined> {
+    const { storageKey, body, size } = sealed;
+    const head = (stored: StoredBody | ChunkedBody | undefined) => toItem(this.#s.attributes, storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs));
+    if (body === undefined || size <= this.#s.inlineValueBytes) return head(body);
+    return this.#writeChunks(body, deadlines, call).then((chunked) => (chunked === false ? undefined : head(chunked)));
+  }
+
+  /**
+   * Ends the value under the slot, if DynamoDB still holds the one read here and `matches` accepts it: it is never
+   * answered again, fresh or stale, and the next refresh wins its lease at once. The item is replaced, on the
+   * condition that its freshness (`dc_fresh`) is still the one read, by an item without a value that keeps that
+   * freshness (read as a miss by every version, and by the original service): a lease still standing from the
+   * value's own refresh is then over, where after a delete the next refresh would wait for it to expire. The
+   * entry is dropped from this environment's memory tier either way. Resolves whether this call ended a value.
+   */
+  async invalidate(slot: Slot, matches: ((payload: Payload | undefined) => boolean) | undefined, call: CallBudget): Promise<boolean> {
+    this.#s.memory?.delete(slot.memoryKey);
+    if (slot.storageKey === undefined) return false;
+    const read = await this.read(slot as Slot & { storageKey: string }, call, true);
+    // The read copies a fresh value into memory: it goes again, whatever the outcome.
+    this.#s.memory?.delete(slot.memoryKey);
+    const entry = read.ok ? read.state.entry : undefined;
+    if (!read.ok || entry === undefined || (matches !== undefined && !matches(entry.payload))) return false;
+    const seen = read.state.seenFreshMs;
+    const ended = toItem(this.#s.attributes, slot.storageKey, { body: undefined, negative: false, expiresAt: Math.ceil(entry.expiresAtMs / 1000), ...(seen === 0 ? {} : { freshUntilMs: seen }) });
+    const outcome = await this.#s.dynamo.putIfUnchanged(ended, seen, call);
+    this.#s.memory?.delete(slot.memoryKey);
+    if (outcome.ok && outcome.value) this.#s.stats.increment('deletes');
+    return outcome.ok && outcome.value;
   }
 
   /** Removes the entry from memory and DynamoDB (a large value's chunks expire with their TTL). */

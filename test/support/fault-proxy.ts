@@ -1,4 +1,5 @@
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { crc32 } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -28,6 +29,12 @@ export interface Faults {
   responseDelayMs?: number;
   /** Throttle exactly the next N matching requests, then pass. */
   throttleNext?: number;
+  /**
+   * BatchWriteItem and BatchGetItem: leave each item (key) of a request unprocessed with this probability, as
+   * DynamoDB does at capacity. The rest reach DynamoDB; the answer lists the others in `UnprocessedItems`
+   * (`UnprocessedKeys`), for the client to send again.
+   */
+  unprocessedRate?: number;
   /** Restrict faults to these operations (`GetItem`, `PutItem`, ...). */
   operations?: readonly string[];
 }
@@ -123,6 +130,7 @@ export class FaultProxy {
     if (applies && faults.latencyMs) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
     if (res.destroyed || req.socket.destroyed) return;
     if (applies) {
+      if (faults.unprocessedRate && (operation === 'BatchWriteItem' || operation === 'BatchGetItem')) return this.#partly(req, res, body, operation, faults.unprocessedRate);
       if (faults.throttleNext !== undefined && faults.throttleNext > 0) {
         faults.throttleNext -= 1;
         return this.#throttle(res, faults.throttleError);
@@ -144,6 +152,58 @@ export class FaultProxy {
       }
     }
     this.#forward(req, res, body, applies ? faults.responseDelayMs : undefined);
+  }
+
+  /** Sends DynamoDB part of a batch request and answers the rest as unprocessed, in DynamoDB's shape. */
+  async #partly(req: IncomingMessage, res: ServerResponse, body: Buffer, operation: 'BatchWriteItem' | 'BatchGetItem', rate: number): Promise<void> {
+    const input = JSON.parse(body.toString()) as { RequestItems: Record<string, unknown> };
+    const sent: Record<string, unknown> = {};
+    const left: Record<string, unknown> = {};
+    let leftCount = 0;
+    for (const [table, requests] of Object.entries(input.RequestItems)) {
+      const items = operation === 'BatchWriteItem' ? (requests as unknown[]) : (requests as { Keys: unknown[] }).Keys;
+      const kept = items.filter(() => !hit(rate));
+      const unprocessed = items.filter((item) => !kept.includes(item));
+      leftCount += unprocessed.length;
+      const asRequests = (list: unknown[]) => (operation === 'BatchWriteItem' ? list : { ...(requests as object), Keys: list });
+      if (kept.length > 0) sent[table] = asRequests(kept);
+      if (unprocessed.length > 0) left[table] = asRequests(unprocessed);
+    }
+    for (let n = 0; n < leftCount; n++) this.#count('unprocessed');
+    const unprocessedName = operation === 'BatchWriteItem' ? 'UnprocessedItems' : 'UnprocessedKeys';
+    let output: Record<string, unknown> = operation === 'BatchWriteItem' ? {} : { Responses: {} };
+    if (Object.keys(sent).length > 0) {
+      const forwarded = Buffer.from(JSON.stringify({ ...input, RequestItems: sent }));
+      const answer = await this.#exchange(req, forwarded).catch(() => undefined);
+      if (answer === undefined) {
+        res.destroy();
+        return;
+      }
+      if (answer.status !== 200) {
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body);
+        return;
+      }
+      output = JSON.parse(answer.body.toString()) as Record<string, unknown>;
+    }
+    const merged = Buffer.from(JSON.stringify({ ...output, [unprocessedName]: { ...(output[unprocessedName] as object | undefined), ...left } }));
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'content-length': merged.byteLength, 'x-amz-crc32': String(crc32(merged)), 'x-amzn-requestid': 'fault-proxy' });
+    res.end(merged);
+  }
+
+  /** Sends `body` to DynamoDB with `req`'s headers, and reads the whole answer. */
+  #exchange(req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+    const target = new URL(this.#target());
+    return new Promise((resolve, reject) => {
+      const upstream = httpRequest(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, 'content-length': String(body.byteLength) }, agent: this.#agent },
+        (answer) => {
+          readBody(answer).then((data) => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, body: data }), reject);
+        },
+      );
+      upstream.on('error', reject);
+      upstream.end(body);
+    });
   }
 
   #throttle(res: ServerResponse, error: ThrottleError = 'ProvisionedThroughputExceededException'): void {
