@@ -282,6 +282,29 @@ describe('circuit breaker', () => {
     },
   );
 
+  it('throttling of one key (a hot partition) does not open the circuit; throttling across keys does', async () => {
+    const tableName = await db.newTable();
+    const { cache: writer } = await db.newCache({ tableName });
+    for (const key of ['hot', 'a', 'b', 'c']) await writer.set(key, key);
+    const { cache } = await db.newCache({ tableName, endpoint: proxy.endpoint, memory: false, timeoutMs: 150, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 60_000 } });
+    expect(await cache.get('hot')).toBe('hot'); // a running environment: it knows the namespace generation
+    proxy.setFaults({ throttleRate: 1 });
+    for (let i = 0; i < 5; i++) expect(await cache.get('hot')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ circuit: 'closed', circuitOpened: 0, throttles: 5 });
+    for (const key of ['a', 'b']) await cache.get(key);
+    expect(cache.stats()).toMatchObject({ circuit: 'open', circuitOpened: 1 }); // three keys throttled in a row: the table's limit
+  });
+
+  it('a batch whose items stay unprocessed until its budget ends failed for throttling, not a timeout', async () => {
+    const client = new DynamoDBClient(localClientConfig('http://127.0.0.1:9'));
+    const mock = mockClient(client);
+    mock.on(GetItemCommand).resolves({});
+    mock.on(BatchGetItemCommand).callsFake(async (input: { RequestItems: Record<string, { Keys: unknown[] }> }) => ({ UnprocessedKeys: input.RequestItems }));
+    const cache = new DynamoCache({ tableName: 'ttt', client, memory: false, timeoutMs: 150, logger: new Logger({ logLevel: 'SILENT' }) });
+    expect(await cache.getMany(['a', 'b'])).toEqual(new Map());
+    expect(cache.stats()).toMatchObject({ throttles: 1, timeouts: 0 });
+  });
+
   it('client errors such as a ValidationException do not open the circuit', async () => {
     const { cache, logger } = await cacheBehindProxy(await db.newTable(), { breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });
     proxy.setFaults({ validationErrorRate: 1, operations: ['PutItem'] });
