@@ -65,6 +65,8 @@ export interface FleetOutcome {
   /** Failures by error name. */
   readonly failures: Readonly<Record<string, number>>;
   readonly upstreamCalls: number;
+  /** From the first invocation to the end of the last, ms (the last ones may end after `durationMs`). */
+  readonly elapsedMs: number;
   /** Invocation latency, ms. */
   readonly p50: number;
   readonly p99: number;
@@ -109,6 +111,7 @@ export async function runFleet(run: FleetRun): Promise<FleetOutcome> {
       }
     }),
   );
+  const elapsedMs = performance.now() - started;
   timers.forEach(clearTimeout);
   latencies.sort((a, b) => a - b);
   return {
@@ -117,6 +120,7 @@ export async function runFleet(run: FleetRun): Promise<FleetOutcome> {
     failedAfterFill,
     failures,
     upstreamCalls: run.upstream.calls,
+    elapsedMs,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     max: latencies.at(-1) ?? Number.NaN,

@@ -114,6 +114,18 @@ export class PartitionModel implements RequestModel {
       .sort((a, b) => Math.max(b.peakReadUnits / b.readLimit, b.peakWriteUnits / b.writeLimit) - Math.max(a.peakReadUnits / a.readLimit, a.peakWriteUnits / a.writeLimit));
   }
 
+  /**
+   * Changes the limits of one partition key from now on (another tenant's keys got hot on its partition, say); its
+   * peaks are counted from now on.
+   */
+  limit(key: string, limits: { readonly readPerSecond?: number; readonly writePerSecond?: number }): void {
+    const partition = this.#partition(key);
+    partition.readSlots.clear();
+    partition.writeSlots.clear();
+    if (limits.readPerSecond !== undefined) partition.read.setRate(limits.readPerSecond, limits.readPerSecond * this.#burstSeconds);
+    if (limits.writePerSecond !== undefined) partition.write.setRate(limits.writePerSecond, limits.writePerSecond * this.#burstSeconds);
+  }
+
   decide(operation: string, body: Buffer): ModelDecision {
     this.requests.set(operation, (this.requests.get(operation) ?? 0) + 1);
     const delayMs = this.#latency();
@@ -352,8 +364,8 @@ interface Partition {
 
 /** Capacity refilled continuously at `rate` units per second up to `capacity`; it may go below zero (a large write). */
 class TokenBucket {
-  readonly rate: number;
-  readonly #capacity: number;
+  rate: number;
+  #capacity: number;
   #tokens: number;
   #at = Date.now();
 
@@ -369,6 +381,13 @@ class TokenBucket {
     if (this.#tokens < least) return false;
     this.#tokens -= charge;
     return true;
+  }
+
+  setRate(rate: number, capacity: number): void {
+    this.#refill();
+    this.rate = rate;
+    this.#capacity = capacity;
+    this.#tokens = Math.min(this.#tokens, capacity);
   }
 
   take(units: number): void {
