@@ -54,20 +54,36 @@ describe('throttling injected at the HTTP level', () => {
     expect(throttled.stats()).toMatchObject({ hits: 1, errors: 0, retries: 2 });
   });
 
-  it('set resolves false, getOrSet falls back to the fetcher, delete resolves false: nothing throws', async () => {
+  it('set resolves false, delete resolves false, getMany misses: nothing throws', async () => {
     const { cache } = await cacheBehindProxy(await db.newTable());
     proxy.setFaults({ throttleRate: 1 });
     await expect(cache.set('k', 'v')).resolves.toBe(false);
-    await expect(cache.getOrSet('k', async () => 'from upstream')).resolves.toBe('from upstream');
     await expect(cache.delete('k')).resolves.toBe(false);
     await expect(cache.getMany(['a', 'b'])).resolves.toEqual(new Map());
     // A fresh environment first reads the namespace generation; when that fails the call treats DynamoDB as
-    // unavailable (one failed request, one time budget), and for a second does not ask again.
+    // unavailable (one failed request, one time budget), and for a while does not ask again.
     expect(cache.stats().errors).toBe(1);
     expect(proxy.count('GetItem')).toBe(3); // one read of the generation, retried twice, then nothing
     await new Promise((resolve) => setTimeout(resolve, 1100));
     await expect(cache.get('k')).resolves.toBeUndefined();
     expect(cache.stats().errors).toBe(2);
+  });
+
+  // Issue 20: throttling used to send getOrSet to its fetcher at once, which across a fleet is a stampede.
+  it('getOrSet under throttling waits for DynamoDB (within lease.waitMs) before it calls the fetcher, once, and says so', async () => {
+    const { cache, logger } = await cacheBehindProxy(await db.newTable(), { memory: {}, lease: { waitMs: 600 } });
+    proxy.setFaults({ throttleRate: 1 });
+    const fetcher = vi.fn(async () => 'from upstream');
+    const { value, ms } = await elapsed(() => cache.getOrSet('k', fetcher));
+    expect(value).toBe('from upstream');
+    expect(fetcher).toHaveBeenCalledTimes(1);
+    expect(ms).toBeGreaterThanOrEqual(550); // it asked DynamoDB again while the wait lasted
+    expect(proxy.count('GetItem')).toBeGreaterThan(3);
+    expect(cache.stats().uncoordinatedFetches).toBe(1);
+    expect(logger.warnings.some((w) => /fetching without the refresh lease/.test(w.message))).toBe(true);
+    // The value is in memory: the next calls answer from it, without the fetcher.
+    expect(await cache.getOrSet('k', fetcher)).toBe('from upstream');
+    expect(fetcher).toHaveBeenCalledTimes(1);
   });
 
   it('the memory tier keeps serving what was set while DynamoDB is throttled', async () => {

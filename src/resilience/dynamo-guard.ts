@@ -233,10 +233,11 @@ export class DynamoGuard {
       const value = await new Promise<T>((resolve, reject) => {
         end = reject;
         timer = setTimeout(() => {
-          // One turn of grace: an answer that arrived while the event loop was busy (a CPU-starved function) is
-          // read in this turn's I/O phase, after timers; it is taken rather than thrown away for a timeout.
+          // The verdict is the budget's from now on (a request's own timeout firing in this turn is this one), but
+          // it takes effect after one turn of grace: an answer that arrived while the event loop was busy (a
+          // CPU-starved function) is read in this turn's I/O phase, after timers, and is taken rather than thrown away.
+          cut ??= expiry === 'timeout' && throttled ? 'throttle' : expiry;
           grace = setImmediate(() => {
-            cut ??= expiry === 'timeout' && throttled ? 'throttle' : expiry;
             controller.abort();
             reject(controller.signal.reason);
           });

@@ -21,8 +21,16 @@ export class FleetUpstream {
     this.#failingUntil = Date.now() + ms;
   }
 
+  /** Answers 429 to every call for `ms` from its `call`th call (a storm that comes after the first fill, however slow that was). */
+  refuseFrom(call: number, ms: number): void {
+    this.#stormAt = { call, ms };
+  }
+
+  #stormAt: { call: number; ms: number } | undefined;
+
   readonly fetch = async (): Promise<unknown> => {
     this.calls += 1;
+    if (this.calls === this.#stormAt?.call) this.refuseFor(this.#stormAt.ms);
     await sleep(this.#latencyMs);
     if (Date.now() < this.#failingUntil) {
       this.refused += 1;
@@ -60,7 +68,7 @@ export interface FleetOutcome {
   readonly invocations: number;
   /** Invocations that ended with an error (no value). */
   readonly failed: number;
-  /** Of `failed`: invocations after the first value reached any environment. */
+  /** Of `failed`: invocations of an environment that had had a value already (it holds one to answer, stale or not). */
   readonly failedAfterFill: number;
   /** Failures by error name. */
   readonly failures: Readonly<Record<string, number>>;
@@ -84,7 +92,6 @@ export async function runFleet(run: FleetRun): Promise<FleetOutcome> {
   const failures: Record<string, number> = {};
   let failed = 0;
   let failedAfterFill = 0;
-  let filledAt = Number.POSITIVE_INFINITY;
   const started = performance.now();
   const endAt = started + run.durationMs;
   const periodMs = 1000 / run.ratePerSecond;
@@ -92,6 +99,7 @@ export async function runFleet(run: FleetRun): Promise<FleetOutcome> {
   await Promise.all(
     run.caches.map(async (cache) => {
       let next = started + (run.together ? 0 : Math.random() * periodMs);
+      let filled = false;
       for (;;) {
         const wait = next - performance.now();
         if (wait > 0) await sleep(wait);
@@ -99,10 +107,10 @@ export async function runFleet(run: FleetRun): Promise<FleetOutcome> {
         if (begin >= endAt) return;
         try {
           await cache.getOrSet(run.key, run.upstream.fetch, run.options);
-          filledAt = Math.min(filledAt, performance.now());
+          filled = true;
         } catch (error) {
           failed += 1;
-          if (begin > filledAt) failedAfterFill += 1;
+          if (filled) failedAfterFill += 1;
           const name = (error as Error)?.name ?? 'unknown';
           failures[name] = (failures[name] ?? 0) + 1;
         }
