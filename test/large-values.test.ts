@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
 import { localClientConfig } from './support/dynalite.ts';
+import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { httpApiEvent, lambdaContext } from './support/http-events.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
@@ -149,6 +150,25 @@ describe('spread values: a large value a fleet shares is spread over partitions'
     expect(await cache.set('plain', plain)).toBe(true);
     expect((await rawItem(tableName, 'plain')).cached_value?.B).toBeDefined();
     expect(await cache.get('plain')).toEqual(plain);
+  });
+
+  it('pieces that DynamoDB throttles are waited for, not fetched around', async () => {
+    const proxy = await FaultProxy.start(db.endpoint);
+    try {
+      const { cache: writer, tableName } = await db.newCache({ memory: false });
+      const shared = value();
+      await writer.getOrSet('shared', async () => shared, { ttlSeconds: 60 });
+      const { cache: reader } = await db.newCache({ tableName, endpoint: proxy.endpoint, memory: false, timeoutMs: 200, largeValueTimeoutMs: 200, lease: { waitMs: 10_000 } });
+      await reader.get('warm-up'); // it knows the namespace generation
+      proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] }); // the head reads, its pieces are throttled
+      setTimeout(() => proxy.setFaults({}), 600);
+      const fetcher = vi.fn(async () => 'fetched');
+      expect(await reader.getOrSet('shared', fetcher, { ttlSeconds: 60 })).toEqual(shared);
+      expect(fetcher).not.toHaveBeenCalled();
+      expect(reader.stats().throttles).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('spreadValueBytes: false keeps a refresh in one item; a spread value is read by a cache that does not spread', async () => {

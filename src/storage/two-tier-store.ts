@@ -94,8 +94,18 @@ export interface TwoTierSettings {
 const NOTHING: ItemState = { entry: undefined, seenFreshMs: 0 };
 /** The item size one read unit covers (strongly consistent; half a unit eventually consistent). */
 const READ_UNIT_BYTES = 4096;
-/** A chunk read failed for a DynamoDB reason (already logged): the value is unavailable, not corrupt. */
-const UNAVAILABLE = Symbol('unavailable');
+/** A chunk read failed for a DynamoDB reason (already logged), or the keys to open the value: unavailable, not corrupt. */
+interface Unavailable {
+  readonly unavailable: FailureKind;
+}
+
+function unavailable(failure: FailureKind | undefined): Unavailable {
+  return { unavailable: failure ?? 'server' };
+}
+
+function isUnavailable<T extends object>(value: T | Unavailable): value is Unavailable {
+  return 'unavailable' in value;
+}
 
 /**
  * The memory tier and the DynamoDB table as one store of entries. Writes seal values (compression,
@@ -132,7 +142,7 @@ export class TwoTierStore {
     // Nothing stored (every miss): no decoding, and no promise to wait for.
     const state = outcome.value === undefined ? NOTHING : await this.#decode(slot, outcome.value, call);
     // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
-    return state === UNAVAILABLE ? { ok: false, failure: 'server' } : { ok: true, state };
+    return isUnavailable(state) ? { ok: false, failure: state.unavailable } : { ok: true, state };
   }
 
   /**
@@ -146,7 +156,7 @@ export class TwoTierStore {
     const { items, complete, failure } = await this.#s.dynamo.batchGet([slot.storageKey, leaseKey], { call, once: true });
     if (!complete) return { ok: false, failure: failure ?? 'server' };
     const state = await this.#decode(slot, items.get(slot.storageKey), call);
-    if (state === UNAVAILABLE) return { ok: false, failure: 'server' };
+    if (isUnavailable(state)) return { ok: false, failure: state.unavailable };
     const lease = await this.#trustedLease(leaseKey, items.get(leaseKey), call);
     return { ok: true, state, lease: lease === 'untrusted' ? undefined : lease };
   }
@@ -163,7 +173,7 @@ export class TwoTierStore {
         const item = items.get(slot.storageKey);
         if (item === undefined) return;
         const state = await this.#decode(slot, item, call);
-        if (state !== UNAVAILABLE) states.set(slot.storageKey, state);
+        if (!isUnavailable(state)) states.set(slot.storageKey, state);
       }),
     );
     return states;
@@ -334,18 +344,18 @@ export class TwoTierStore {
   }
 
   /** Reads a large value's chunks in one BatchGetItem round trip and checks the whole against its checksum. */
-  async #readChunks(chunked: ChunkedBody, call: CallBudget): Promise<StoredBody | typeof UNAVAILABLE> {
+  async #readChunks(chunked: ChunkedBody, call: CallBudget): Promise<StoredBody | Unavailable> {
     const keys = Array.from({ length: chunked.count }, (_, index) => this.#s.keys.chunkKey(chunked.generation, index));
     const timeoutMs = this.#s.largeValueTimeoutMs;
     // Eventually consistent (half the units): a chunk is written once, under a key of its own, so a read returns it
     // whole or not at all. Chunks are written just before their head, so a lagging read may miss some: those are
     // read again, consistently.
-    const { items, complete } = await this.#s.dynamo.batchGet(keys, { timeoutMs, call });
-    if (!complete) return UNAVAILABLE;
+    const { items, complete, failure } = await this.#s.dynamo.batchGet(keys, { timeoutMs, call });
+    if (!complete) return unavailable(failure);
     const missing = keys.filter((key) => !items.has(key));
     if (missing.length > 0) {
       const again = await this.#s.dynamo.batchGet(missing, { consistent: true, timeoutMs, call });
-      if (!again.complete) return UNAVAILABLE;
+      if (!again.complete) return unavailable(again.failure);
       for (const [key, item] of again.items) items.set(key, item);
     }
     const pieces = keys.map((key, index) => {
@@ -382,7 +392,7 @@ export class TwoTierStore {
     try {
       record = fromItem(this.#s.attributes, item);
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
-      if (body === UNAVAILABLE) return { ok: false };
+      if (body !== undefined && isUnavailable(body)) return { ok: false };
       const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
       if (body === undefined && !record.negative) return { ok: true, record, storedBytes, ...lease };
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(storageKey, record), call);
@@ -398,7 +408,7 @@ export class TwoTierStore {
     }
   }
 
-  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined, call: CallBudget): Promise<ItemState | typeof UNAVAILABLE> {
+  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined, call: CallBudget): Promise<ItemState | Unavailable> {
     if (item === undefined) return NOTHING;
     const seenFreshMs = claimedFreshness(item);
     try {
@@ -407,7 +417,7 @@ export class TwoTierStore {
       // No value and no "not found": an empty item (an earlier version's lease left it).
       if (record.body === undefined && record.chunked === undefined && !record.negative) return { entry: undefined, seenFreshMs };
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
-      if (body === UNAVAILABLE) return UNAVAILABLE;
+      if (body !== undefined && isUnavailable(body)) return body;
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record), call);
       // Parsed here so a corrupt JSON payload is a miss now, not an exception in a caller later; the caller
       // that read it gets this parse, so a hit parses once.
@@ -419,7 +429,8 @@ export class TwoTierStore {
       // The item may be fine: the keys to read it are what is missing. DynamoDB is as good as unavailable.
       if (error instanceof KeysUnavailableError) {
         this.#keysUnavailable(slot.storageKey, error);
-        return UNAVAILABLE;
+        // Not DynamoDB's doing: nothing to wait out.
+        return unavailable('client');
       }
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
       this.#s.stats.increment('errors');
