@@ -8,7 +8,7 @@ import { LeaseWaitTimeoutError } from '../errors.ts';
 import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { EarlyRefreshOptions, LeaseOptions } from '../options.ts';
-import type { CallBudget, FailureKind } from '../resilience/dynamo-guard.ts';
+import { morePatience, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
 import { jittered, pauseFor } from '../resilience/abort.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
 import type { TwoTierStore } from '../storage/two-tier-store.ts';
@@ -45,8 +45,6 @@ export type Resolution =
 export const FAILED_REFRESH_RETRY_MS = 1000;
 /** The first pause of a recheck put off without `lease` options, in ms (`lease.maxPollMs` otherwise); it doubles while DynamoDB fails. */
 const DEFER_BASE_MS = 250;
-/** After timeouts, a waiter's requests get up to this many times the cache's time budget (doubling). */
-const MAX_PATIENCE = 8;
 /** The longest pause between a waiter's polls while DynamoDB throttles them or is slow, in ms. */
 const MAX_PRESSED_POLL_MS = 1000;
 /** The longest a recheck is put off while DynamoDB fails, in ms. */
@@ -157,7 +155,7 @@ export class RefreshCoordinator {
     let written = false;
     // The fleet waits for this write: DynamoDB throttling or slow is given a second chance, with more time.
     // A refresh's value is the fleet's: spread over pieces when large (see `spreadValueBytes`).
-    const conditional = { notFresherThanMs: turn.notFresherThanMs, patienceMs: 2 * this.#timeoutMs, spread: true };
+    const conditional = { notFresherThanMs: turn.notFresherThanMs, patienceMs: morePatience(undefined, this.#timeoutMs), spread: true };
     if (payload !== undefined) {
       // The fetch time is kept only for early refresh, its one reader: otherwise it is bytes every write pays for.
       const fetchMs = policy.earlyRefresh === false ? undefined : Math.round(now - turn.startedAt);
@@ -245,7 +243,7 @@ export class RefreshCoordinator {
     const budget = (): CallBudget => (patience === undefined ? bounded : { ...bounded, timeoutMs: patience });
     // Under pressure the pauses grow past `maxPollMs`: a fleet of waiters polling a throttled partition is its load.
     const pressed = (failure: FailureKind) => {
-      if (failure === 'timeout') patience = Math.min((patience ?? this.#timeoutMs) * 2, MAX_PATIENCE * this.#timeoutMs);
+      if (failure === 'timeout') patience = morePatience(patience, this.#timeoutMs);
       pause = Math.min(pause * 2, MAX_PRESSED_POLL_MS);
     };
     for (;;) {

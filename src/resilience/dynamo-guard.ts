@@ -115,6 +115,17 @@ export interface CallBudget {
 /** How much later than its budget's end a request's own `requestTimeout` ends it (the budget decides first). */
 const REQUEST_TIMEOUT_SLACK_MS = 25;
 
+/** After timeouts, a caller that waits on DynamoDB gives each request up to this many times the cache's budget. */
+const MAX_PATIENCE = 8;
+
+/**
+ * The time budget of the next request of a caller that waits on a slow DynamoDB (one that timed out under
+ * `currentMs`, or the cache's own `timeoutMs` when `undefined`): twice as long, up to eight times `timeoutMs`.
+ */
+export function morePatience(currentMs: number | undefined, timeoutMs: number): number {
+  return Math.min((currentMs ?? timeoutMs) * 2, MAX_PATIENCE * timeoutMs);
+}
+
 /** No bound beyond the operation's own time budget. */
 export const UNBOUNDED: CallBudget = Object.freeze({});
 

@@ -1,15 +1,13 @@
 import type { CacheLogger } from '../observability/logger.ts';
 import type { DynamoStore } from './dynamo-store.ts';
 import { jittered, pauseFor } from '../resilience/abort.ts';
-import { UNBOUNDED, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
+import { UNBOUNDED, morePatience, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
 import { META } from './item.ts';
 
 /** After a failed read DynamoDB is not asked again for this long (a failure that says it is down or refuses). */
 const FAILED_READ_BACKOFF_MS = 1000;
 /** After a throttled or timed-out read: the first pause before asking again, doubled (with jitter) up to the above. */
 const PRESSURE_BACKOFF_MS = 100;
-/** After timeouts, a read's time budget doubles up to this many times the cache's own. */
-const MAX_PATIENCE = 8;
 
 /** The caller operation that needed the generation, named in the warning if reading it fails. */
 export interface GenerationCaller {
@@ -43,8 +41,8 @@ export class NamespaceGeneration {
   /** Why the last read failed, while the generation is unknown; reads under pressure in a row, for the backoff. */
   #failure: FailureKind | undefined;
   #pressured = 0;
-  /** The time budget of the last read that timed out (0: the cache's own), doubled for the next. */
-  #patienceMs = 0;
+  /** The time budget of the last read that timed out (`undefined`: none did), doubled for the next. */
+  #patienceMs: number | undefined;
   #reading: Promise<number | undefined> | undefined;
 
   constructor(dynamo: DynamoStore, metaKey: string, refreshMs: number, logger: CacheLogger, timeoutMs: number) {
@@ -100,12 +98,12 @@ export class NamespaceGeneration {
   async #read(caller: GenerationCaller, call: CallBudget): Promise<number | undefined> {
     // A failure is logged under the caller's operation and key: that is what the user did, the metadata item is only how.
     // After a timeout, the next read is given twice the time budget (doubling): a slow DynamoDB is waited for.
-    const patient = this.#failure === 'timeout' ? { ...call, timeoutMs: Math.min(this.#patienceMs * 2, MAX_PATIENCE * this.#timeoutMs) } : call;
+    const patient = this.#failure === 'timeout' ? { ...call, timeoutMs: morePatience(this.#patienceMs, this.#timeoutMs) } : call;
     const outcome = await this.#dynamo.get(this.#metaKey, { detail: { ...caller, reading: `namespace generation (${this.#metaKey})` }, call: patient });
     if (!outcome.ok) {
       // A caller's deadline or abort says nothing about DynamoDB: the next caller may read at once.
       if (outcome.kind === 'deadline' || outcome.kind === 'aborted') return undefined;
-      this.#patienceMs = outcome.kind === 'timeout' ? Math.max(this.#timeoutMs, patient.timeoutMs ?? 0) : 0;
+      this.#patienceMs = outcome.kind === 'timeout' ? (patient.timeoutMs ?? this.#timeoutMs) : undefined;
       this.#failure = outcome.kind;
       const pressure = outcome.kind === 'throttle' || outcome.kind === 'timeout';
       this.#pressured = pressure ? this.#pressured + 1 : 0;
@@ -126,7 +124,7 @@ export class NamespaceGeneration {
     this.#rereadAt = Date.now() + this.#refreshMs * (1 - 0.1 * Math.random());
     this.#failure = undefined;
     this.#pressured = 0;
-    this.#patienceMs = 0;
+    this.#patienceMs = undefined;
     return this.#known;
   }
 }
