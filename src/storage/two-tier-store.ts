@@ -141,7 +141,7 @@ export class TwoTierStore {
     if (!outcome.ok) return { ok: false, failure: outcome.kind };
     // Nothing stored (every miss): no decoding, and no promise to wait for.
     const state = outcome.value === undefined ? NOTHING : await this.#decode(slot, outcome.value, call);
-    // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
+    // Chunks that could not be read (or the keys to open them) fail the read with their own reason, already logged.
     return isUnavailable(state) ? { ok: false, failure: state.unavailable } : { ok: true, state };
   }
 
