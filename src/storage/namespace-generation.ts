@@ -3,6 +3,7 @@ import type { DynamoStore } from './dynamo-store.ts';
 import { jittered, pauseFor } from '../resilience/abort.ts';
 import { UNBOUNDED, morePatience, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
 import { META } from './item.ts';
+import { RECHECK_SPREAD } from './memory-tier.ts';
 
 /** After a failed read DynamoDB is not asked again for this long (a failure that says it is down or refuses). */
 const FAILED_READ_BACKOFF_MS = 1000;
@@ -121,7 +122,7 @@ export class NamespaceGeneration {
   #remember(generation: number): number {
     // Generations only grow: a lagging answer never takes a flush back.
     this.#known = Math.max(this.#known ?? 0, generation);
-    this.#rereadAt = Date.now() + this.#refreshMs * (1 - 0.1 * Math.random());
+    this.#rereadAt = Date.now() + this.#refreshMs * (1 - RECHECK_SPREAD * Math.random());
     this.#failure = undefined;
     this.#pressured = 0;
     this.#patienceMs = undefined;
