@@ -45,6 +45,8 @@ export type Resolution =
 export const FAILED_REFRESH_RETRY_MS = 1000;
 /** The first pause of a recheck put off without `lease` options, in ms (`lease.maxPollMs` otherwise); it doubles while DynamoDB fails. */
 const DEFER_BASE_MS = 250;
+/** How long a coordinating caller's timeout makes the others of its environment start with its longer budget, in ms. */
+const SLOW_REMEMBERED_MS = 10_000;
 /** The longest pause between a waiter's polls while DynamoDB throttles them or is slow, in ms. */
 const MAX_PRESSED_POLL_MS = 1000;
 /** The longest a recheck is put off while DynamoDB fails, in ms. */
@@ -85,6 +87,8 @@ export class RefreshCoordinator {
   readonly #timeoutMs: number;
   readonly #ownerPrefix = randomUUID();
   #turns = 0;
+  /** DynamoDB timed out on a waiting caller lately: the budget its next requests start from, and until when. */
+  #slow: { budgetMs: number; untilMs: number } | undefined;
 
   constructor(store: TwoTierStore, stats: StatsRecorder, logger: CacheLogger, timeoutMs: number) {
     this.#store = store;
@@ -120,7 +124,10 @@ export class RefreshCoordinator {
     }
     // Past its freshness, what memory holds is a fallback and the lease decides: the value and its lease in one request.
     const withLease = held !== undefined && !isFresh(held.entry, now) && policy.lease !== false;
-    const read = withLease ? await this.#store.readWithLease(slot, call) : await this.#store.read(slot, call);
+    // DynamoDB was slow a moment ago and nothing held could answer if it is again: the read gets the longer budget.
+    const slowMs = this.#patience(now);
+    const patient = slowMs === undefined || answers(held, now, policy, 'failing') ? call : { ...call, timeoutMs: slowMs };
+    const read = withLease ? await this.#store.readWithLease(slot, patient) : await this.#store.read(slot, patient);
     if (!read.ok) return this.#dynamoFailed(slot, held, read.failure, policy, call, now);
     const { entry } = read.state;
     if (entry !== undefined && isFresh(entry, Date.now())) {
@@ -238,12 +245,15 @@ export class RefreshCoordinator {
     let pause = lease.pollMs;
     let waited = false;
     // A longer time budget for each request, once one timed out: a slow DynamoDB is waited for, not given up on.
-    let patience: number | undefined;
+    let patience = this.#patience(Date.now());
     const bounded = { ...call, untilMs: deadline };
     const budget = (): CallBudget => (patience === undefined ? bounded : { ...bounded, timeoutMs: patience });
     // Under pressure the pauses grow past `maxPollMs`: a fleet of waiters polling a throttled partition is its load.
     const pressed = (failure: FailureKind) => {
-      if (failure === 'timeout') patience = morePatience(patience, this.#timeoutMs);
+      if (failure === 'timeout') {
+        patience = morePatience(patience, this.#timeoutMs);
+        this.#slow = { budgetMs: patience, untilMs: Date.now() + SLOW_REMEMBERED_MS };
+      }
       pause = Math.min(pause * 2, MAX_PRESSED_POLL_MS);
     };
     for (;;) {
@@ -423,12 +433,10 @@ export class RefreshCoordinator {
 
   /** What memory holds, when it may answer for `reason`: fresh, or stale within the window the reason allows. */
   #fromHeld(held: Held | undefined, now: number, policy: RefreshPolicy, reason: DeferReason): Resolution | undefined {
-    if (held === undefined) return undefined;
-    if (isFresh(held.entry, now)) return this.#hit(held.entry, 'memory', false);
-    const window = reason === 'refreshing' ? policy.staleWhileRevalidateSeconds : Math.max(policy.staleWhileRevalidateSeconds, policy.staleIfErrorSeconds);
-    if (!withinStaleWindow(held.entry, now, window)) return undefined;
+    if (!answers(held, now, policy, reason)) return undefined;
+    if (isFresh(held!.entry, now)) return this.#hit(held!.entry, 'memory', false);
     if (reason === 'failing') this.#stats.increment('staleIfError');
-    return this.#hit(held.entry, 'memory', true, undefined, reason === 'failing');
+    return this.#hit(held!.entry, 'memory', true, undefined, reason === 'failing');
   }
 
   /** Answers a value within `staleIfErrorSeconds` because a refresh failed, and keeps answering it from memory until the fleet tries again. */
@@ -437,6 +445,11 @@ export class RefreshCoordinator {
     const until = retryAtMs === undefined ? Date.now() + FAILED_REFRESH_RETRY_MS : retryAtMs;
     this.#store.defer(slot, until + jittered(FAILED_REFRESH_RETRY_MS), 'failing');
     return this.#hit(fallback.entry, fallback.source, true, undefined, true);
+  }
+
+  /** The longer time budget a coordinating request starts from while DynamoDB was slow lately, if it was. */
+  #patience(now: number): number | undefined {
+    return this.#slow !== undefined && now < this.#slow.untilMs ? this.#slow.budgetMs : undefined;
   }
 
   /** How long to put a recheck off: from `lease.maxPollMs`, doubling for each time in a row DynamoDB failed, jittered. */
@@ -497,6 +510,13 @@ export class RefreshCoordinator {
     this.#stats.increment('misses');
     return { found: false, turn: { slot, owner, fallback, notFresherThanMs, startedAt: Date.now(), call } };
   }
+}
+
+/** Whether what memory holds may answer for `reason`: fresh, or stale within the window the reason allows. */
+function answers(held: Held | undefined, now: number, policy: RefreshPolicy, reason: DeferReason): boolean {
+  if (held === undefined) return false;
+  const window = reason === 'refreshing' ? policy.staleWhileRevalidateSeconds : Math.max(policy.staleWhileRevalidateSeconds, policy.staleIfErrorSeconds);
+  return isFresh(held.entry, now) || withinStaleWindow(held.entry, now, window);
 }
 
 /** The newest of the value read and the value held in memory that is within `seconds` past its freshness. */
