@@ -386,7 +386,8 @@ class CircuitBreaker {
 
   succeeded(probe: boolean): void {
     this.#failures = 0;
-    this.#pressedKeys.clear();
+    // Checked first: every successful operation passes here, and clearing even an empty set costs.
+    if (this.#pressedKeys.size > 0) this.#pressedKeys.clear();
     if (probe) {
       this.#state = 'closed';
       this.#events.closed();
