@@ -203,8 +203,10 @@ export class FaultProxy {
         res.writeHead(status, { ...kept, 'content-length': String(settled.byteLength), 'x-amz-crc32': String(crc32(settled)) });
         res.end(settled);
       };
-      if (responseDelayMs) setTimeout(() => void answer(), responseDelayMs);
-      else void answer();
+      // An answer the model cannot read ends the connection (the client sees a network error), never the process.
+      const answered = () => answer().catch(() => res.destroy());
+      if (responseDelayMs) setTimeout(() => void answered(), responseDelayMs);
+      else void answered();
     });
     upstream.on('error', () => res.destroy());
     upstream.end(body);
