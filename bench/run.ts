@@ -15,6 +15,7 @@ import { coldStart } from './scenarios/cold-start.ts';
 import { compressionTradeOff } from './scenarios/compression.ts';
 import { deadline } from './scenarios/deadline.ts';
 import { faults } from './scenarios/faults.ts';
+import { fleet } from './scenarios/fleet.ts';
 import { concurrency, hitLatency, missThenSet } from './scenarios/latency.ts';
 import { manyKeys } from './scenarios/many-keys.ts';
 import { middleware } from './scenarios/middleware.ts';
@@ -34,6 +35,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['stampede', stampede],
   ['deadline', deadline],
   ['faults', faults],
+  ['fleet', fleet],
   ['value-size', valueSizes],
   ['compression', compressionTradeOff],
   ['distinct-keys', distinctKeys],

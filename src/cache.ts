@@ -239,10 +239,11 @@ export class DynamoCache {
       maxValueBytes: resolved.maxValueBytes,
       largeValueTimeoutMs: resolved.largeValueTimeoutMs,
       inlineValueBytes: resolved.inlineValueBytes,
+      spreadValueBytes: resolved.spreadValueBytes,
       stats: this.#stats,
       logger: resolved.logger,
     });
-    this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger);
+    this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger, resolved.timeoutMs);
     this.#batch = new BatchRefresh({
       store: this.#store,
       refresh: this.#refresh,
@@ -252,7 +253,7 @@ export class DynamoCache {
     });
     // A flush elsewhere goes unseen at most as long as a memory-tier entry may: the same bound for both.
     const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
-    this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger);
+    this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger, resolved.timeoutMs);
     this.ready = resolved.prefetch.length === 0 || this.disabled ? Promise.resolve() : this.#prefetch(resolved.prefetch);
   }
 
@@ -303,8 +304,9 @@ export class DynamoCache {
     call.signal?.throwIfAborted();
     const entry = memory ?? read?.entry;
     if (entry === undefined) return this.#missed(options, key);
-    reportResult(options, key, memory === undefined ? 'dynamodb' : 'memory');
-    return this.#answer(entry, memory === undefined ? 'dynamo' : 'memory', read?.decoded) as T | undefined;
+    const source = read?.source ?? 'memory';
+    reportResult(options, key, source === 'memory' ? 'memory' : 'dynamodb');
+    return this.#answer(entry, source, read?.decoded) as T | undefined;
   }
 
   /**
@@ -400,7 +402,8 @@ export class DynamoCache {
       reportResult(options, key, 'fetcher');
       return { found: false, previous: undefined, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
     }
-    const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call), policy, call);
+    const memoryKey = this.#keys.storageKey(key, 0);
+    const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call, memoryKey), policy, call, { settle: this.#settle(key, 'acquire', call, memoryKey) });
     if (!resolution.found && call.signal?.aborted) {
       await this.#refresh.abandon(resolution.turn); // gives a lease won just now back
       call.signal.throwIfAborted();
@@ -689,6 +692,11 @@ export class DynamoCache {
     return generation.then((known) => this.#keys.slot(key, known, memoryKey));
   }
 
+  /** Waits, for a caller that coordinates through the lease, for a namespace generation DynamoDB was too busy to give (see `NamespaceGeneration.settle`). */
+  #settle(key: string, operation: string, call: CallBudget, memoryKey: string): (untilMs: number) => Promise<Slot> {
+    return async (untilMs) => this.#keys.slot(key, await this.#generation.settle({ operation, key: memoryKey }, call, untilMs), memoryKey);
+  }
+
   /** Checks a call's options (type and names) and returns its budget. */
   #call(operation: string, options: CallOptions, known: readonly string[]): CallBudget {
     this.#checkOptions(operation, options, known);
@@ -718,7 +726,7 @@ export class DynamoCache {
 
   async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget): Promise<Answer> {
     const slot = this.#slot(key, 'getOrSet', call, memoryKey);
-    const resolution = await this.#refresh.resolve(slot instanceof Promise ? await slot : slot, policy, call);
+    const resolution = await this.#refresh.resolve(slot instanceof Promise ? await slot : slot, policy, call, { settle: this.#settle(key, 'getOrSet', call, memoryKey) });
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
     if (call.signal?.aborted) {
       // Every caller gave up: no fetch, and a lease won just now goes back at once.
@@ -787,12 +795,19 @@ export class DynamoCache {
     }
   }
 
-  /** A fresh entry from DynamoDB (which also fills the memory tier), with its decoded value, or `undefined`. */
-  async #readFresh(slot: Slot, call: CallBudget): Promise<{ entry: CacheEntry; decoded: Decoded | undefined } | undefined> {
-    if (slot.storageKey === undefined) return undefined;
-    const read = await this.#store.read(slot as Slot & { storageKey: string }, call);
-    const entry = read.ok ? read.state.entry : undefined;
-    return entry !== undefined && isFresh(entry, Date.now()) ? { entry, decoded: read.ok ? read.state.decoded : undefined } : undefined;
+  /**
+   * A fresh entry from DynamoDB (which also fills the memory tier), with its decoded value; or, when DynamoDB
+   * cannot be read, the fresh entry memory still holds past its recheck; or `undefined`.
+   */
+  async #readFresh(slot: Slot, call: CallBudget): Promise<{ entry: CacheEntry; source: 'memory' | 'dynamo'; decoded?: Decoded | undefined } | undefined> {
+    const read = slot.storageKey === undefined ? undefined : await this.#store.read(slot as Slot & { storageKey: string }, call);
+    if (read?.ok) {
+      const entry = read.state.entry;
+      return entry !== undefined && isFresh(entry, Date.now()) ? { entry, source: 'dynamo', decoded: read.state.decoded } : undefined;
+    }
+    const now = Date.now();
+    const held = this.#store.held(slot, now)?.entry;
+    return held !== undefined && isFresh(held, now) ? { entry: held, source: 'memory' } : undefined;
   }
 
   /** Counts a hit and decodes the caller's copy (`undefined` for a cached "not found"). */

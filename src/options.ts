@@ -98,6 +98,15 @@ export interface DynamoCacheOptions {
   /** Time budget of reading or writing a large value's chunks, in ms. Default `3000`. */
   largeValueTimeoutMs?: number | undefined;
   /**
+   * Largest stored (compressed, encrypted) value a refresh (`getOrSet`, `wrap`, `acquire`, the middleware: the
+   * values a fleet shares) keeps in one item, in bytes; a larger one is spread over piece items of one read unit
+   * each (4 KB), each its own partition, behind a small head item. A hot value's readers then share the partitions
+   * of its pieces instead of all reading one, and a refresh's waiters poll the head. It costs one more round trip
+   * to read or write such a value. `set` keeps a value in one item up to DynamoDB's item limit whatever this is.
+   * `false`: never spread. Default `16384` (16 KiB).
+   */
+  spreadValueBytes?: number | false | undefined;
+  /**
    * Time kept free for the caller before a call's `deadline` (a Lambda context's remaining time, or an epoch
    * ms), in ms: the cache's own work (DynamoDB requests, waiting on another caller's refresh) stops this long
    * before the deadline, so the fetcher or the handler still has time to run. Default `500`.
@@ -128,7 +137,7 @@ export interface DynamoCacheOptions {
 export const CACHE_OPTION_NAMES = [
   'tableName', 'client', 'clientConfig', 'namespace', 'defaultTtlSeconds', 'memory', 'attributes', 'logger', 'consistentRead', 'timeoutMs',
   'retry', 'breaker', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'negativeTtlSeconds', 'lease', 'earlyRefresh', 'compression',
-  'encryption', 'hashKeys', 'maxValueBytes', 'largeValueTimeoutMs', 'deadlineMarginMs', 'disabled', 'metrics', 'prefetch',
+  'encryption', 'hashKeys', 'maxValueBytes', 'largeValueTimeoutMs', 'spreadValueBytes', 'deadlineMarginMs', 'disabled', 'metrics', 'prefetch',
 ] as const satisfies ReadonlyArray<keyof DynamoCacheOptions>;
 
 /** The refresh lease (see `DynamoCacheOptions.lease`). */
@@ -195,6 +204,7 @@ export interface ResolvedOptions {
   readonly maxValueBytes: number;
   readonly largeValueTimeoutMs: number;
   readonly inlineValueBytes: number;
+  readonly spreadValueBytes: number | false;
   readonly deadlineMarginMs: number;
   readonly disabled: boolean;
   readonly metrics: CacheMetrics | undefined;
@@ -203,6 +213,9 @@ export interface ResolvedOptions {
 
 /** The default of `maxValueBytes`: Lambda's 6 MB response limit. */
 export const DEFAULT_MAX_VALUE_BYTES = 6 * 1024 * 1024;
+
+/** The default of `spreadValueBytes`. */
+export const DEFAULT_SPREAD_VALUE_BYTES = 16 * 1024;
 
 /** The default of `timeoutMs`. */
 export const DEFAULT_TIMEOUT_MS = 300;
@@ -267,6 +280,7 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
     maxValueBytes: positiveInteger('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
     largeValueTimeoutMs: positiveInteger('largeValueTimeoutMs', options.largeValueTimeoutMs ?? 3000),
     inlineValueBytes: Math.min(INLINE_VALUE_BYTES, (options as { [INLINE_LIMIT_FOR_TESTS]?: number })[INLINE_LIMIT_FOR_TESTS] ?? INLINE_VALUE_BYTES),
+    spreadValueBytes: options.spreadValueBytes === false ? false : positiveInteger('spreadValueBytes', options.spreadValueBytes ?? DEFAULT_SPREAD_VALUE_BYTES),
     deadlineMarginMs: nonNegativeNumber('deadlineMarginMs', options.deadlineMarginMs ?? 500),
     disabled,
     metrics: resolveMetrics(options.metrics),

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awsCacheStatusOf, cacheAwsClient, type CachedCommandOptions } from '../src/aws-clients/cache-aws-client.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
+import { FAILED_REFRESH_RETRY_MS } from '../src/refresh/coordinator.ts';
 import { AwsJsonServer, ServiceFault } from './support/aws-json-server.ts';
 import { localClientConfig, untilActive } from './support/dynalite.ts';
 import { localAwsConfig } from './support/local-aws.ts';
@@ -221,7 +222,8 @@ describe('cacheAwsClient with the real SSM and Secrets Manager clients', () => {
     const stale = await client.send(new GetParameterCommand({ Name: '/feature/flag' }));
     expect(awsCacheStatusOf(stale)).toBe('stale');
     expect(stale.Parameter!.Value).toBe('AQICAHh-ciphertext');
-    // Healed: the next call refreshes.
+    // Healed: the next call once the failed refresh's backoff is over refreshes (the fleet leaves a failing service alone meanwhile).
+    await sleep(2 * FAILED_REFRESH_RETRY_MS);
     const fresh = await client.send(new GetParameterCommand({ Name: '/feature/flag' }));
     expect(awsCacheStatusOf(fresh)).toBe('miss');
     expect(ssm.count('GetParameter')).toBe(3);

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoCache } from '../src/middleware/dynamo-cache-middleware.ts';
 import { localClientConfig, scanAll as scanTable } from './support/dynalite.ts';
+import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
 import { httpApiEvent, lambdaContext } from './support/http-events.ts';
 import { RecordingLogger } from './support/recording-logger.ts';
@@ -119,3 +120,64 @@ describe('large values', () => {
     expect(cache.stats().memoryHits).toBe(1);
   });
 });
+
+describe('spread values: a large value a fleet shares is spread over partitions', () => {
+  const value = () => ({ rows: randomBytes(30 * 1024).toString('base64') }); // about 40 KB, 30 KB compressed
+
+  it('a refresh stores a value over spreadValueBytes as pieces of one read unit each, behind a small head; a plain set keeps it whole', async () => {
+    const { cache, tableName } = await db.newCache({ memory: false });
+    const shared = value();
+    expect(await cache.getOrSet('shared', async () => shared, { ttlSeconds: 60 })).toEqual(shared);
+    expect(await cache.get('shared')).toEqual(shared);
+    const head = await rawItem(tableName, 'shared');
+    expect(head.cached_value).toBeUndefined();
+    const pieces = (await scanAll(tableName)).filter((item) => item.dc_enc?.S === 'chunk');
+    expect(pieces.length).toBe(Number(head.dc_chunks!.N));
+    expect(pieces.length).toBeGreaterThanOrEqual(7);
+    for (const piece of pieces) expect(itemBytes(piece)).toBeLessThanOrEqual(4096); // each a single read unit
+    expect(itemBytes(head)).toBeLessThan(1024); // what every reader reads, and a refresh's waiters poll
+
+    const plain = value();
+    expect(await cache.set('plain', plain)).toBe(true);
+    expect((await rawItem(tableName, 'plain')).cached_value?.B).toBeDefined();
+    expect(await cache.get('plain')).toEqual(plain);
+  });
+
+  it('pieces that DynamoDB throttles are waited for, not fetched around', async () => {
+    const proxy = await FaultProxy.start(db.endpoint);
+    try {
+      const { cache: writer, tableName } = await db.newCache({ memory: false });
+      const shared = value();
+      await writer.getOrSet('shared', async () => shared, { ttlSeconds: 60 });
+      const { cache: reader } = await db.newCache({ tableName, endpoint: proxy.endpoint, memory: false, timeoutMs: 200, largeValueTimeoutMs: 200, lease: { waitMs: 10_000 } });
+      await reader.get('warm-up'); // it knows the namespace generation
+      proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] }); // the head reads, its pieces are throttled
+      setTimeout(() => proxy.setFaults({}), 600);
+      const fetcher = vi.fn(async () => 'fetched');
+      expect(await reader.getOrSet('shared', fetcher, { ttlSeconds: 60 })).toEqual(shared);
+      expect(fetcher).not.toHaveBeenCalled();
+      expect(reader.stats().throttles).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('spreadValueBytes: false keeps a refresh in one item; a spread value is read by a cache that does not spread', async () => {
+    const tableName = await db.newTable();
+    const { cache: whole } = await db.newCache({ tableName, memory: false, spreadValueBytes: false });
+    const { cache: spreading } = await db.newCache({ tableName, memory: false });
+    const shared = value();
+    await whole.getOrSet('one', async () => shared, { ttlSeconds: 60 });
+    expect((await rawItem(tableName, 'one')).cached_value?.B).toBeDefined();
+    await spreading.getOrSet('two', async () => shared, { ttlSeconds: 60 });
+    expect(await whole.get('two')).toEqual(shared);
+    expect(await spreading.get('one')).toEqual(shared);
+  });
+});
+
+/** An item's size as DynamoDB counts it (names and values; numbers as their text, a slight overestimate). */
+function itemBytes(item: Record<string, AttributeValue>): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(item)) bytes += name.length + (value.S?.length ?? value.N?.length ?? value.B?.byteLength ?? 1);
+  return bytes;
+}

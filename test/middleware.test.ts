@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import { dynamoCache, type DynamoCacheMiddlewareOptions } from '../src/middleware/dynamo-cache-middleware.ts';
+import { FAILED_REFRESH_RETRY_MS } from '../src/refresh/coordinator.ts';
 import { localClientConfig } from './support/dynalite.ts';
 import { FaultProxy } from './support/fault-proxy.ts';
 import { useDynalite } from './support/fixtures.ts';
@@ -480,6 +481,7 @@ describe('thundering herds and failing handlers', () => {
     expect(afterThrow.statusCode).toBe(200);
     expect(JSON.parse(afterThrow.body)).toEqual({ data: 'good' });
     expect(Number(header(afterThrow, 'Age'))).toBeGreaterThanOrEqual(60);
+    vi.setSystemTime(Date.now() + 2 * FAILED_REFRESH_RETRY_MS); // a failed refresh leaves the upstream alone this long
     mode = '503';
     const after503 = await invoke(httpApiEvent({ path: '/data' }));
     expect(JSON.parse(after503.body)).toEqual({ data: 'good' });

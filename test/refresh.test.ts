@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OriginalCacheService } from '../bench/baselines/original-cache-service.ts';
-import type { DynamoCache } from '../src/cache.ts';
+import type { DynamoCache, GetOrSetOptions } from '../src/cache.ts';
+import { FAILED_REFRESH_RETRY_MS } from '../src/refresh/coordinator.ts';
 import { LeaseWaitTimeoutError } from '../src/errors.ts';
 import { shouldRefreshEarly } from '../src/refresh/freshness.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
@@ -20,7 +21,7 @@ async function fleet(n: number, tableName: string, options: DynamoCacheOptions =
   return Promise.all(Array.from({ length: n }, async () => (await db.newCache({ tableName, ...options })).cache));
 }
 
-const sum = (caches: DynamoCache[], counter: 'fetches' | 'leaseWins' | 'leaseWaits' | 'staleHits' | 'leaseWaitTimeouts' | 'earlyRefreshes' | 'staleIfError') =>
+const sum = (caches: DynamoCache[], counter: 'fetches' | 'leaseWins' | 'leaseWaits' | 'staleHits' | 'leaseWaitTimeouts' | 'earlyRefreshes' | 'staleIfError' | 'uncoordinatedFetches') =>
   caches.reduce((total, cache) => total + cache.stats()[counter], 0);
 
 /** An upstream that counts its calls and answers after `delayMs`. */
@@ -215,6 +216,68 @@ describe('cross-environment lease', () => {
     expect(await new OriginalCacheService(db.client, tableName).get('k')).toBeUndefined();
     expect(await reader!.get('k')).toBeUndefined();
     expect(reader!.stats().corruptItems).toBe(0);
+  });
+});
+
+describe('at fleet scale: expiry spread and a failing upstream left alone', () => {
+  /** Every cache calls `getOrSet` every 20 ms for `ms`; resolves the times (epoch ms) the fetcher ran. */
+  async function invokeFor(caches: DynamoCache[], ms: number, options: GetOrSetOptions): Promise<number[]> {
+    const fetchedAt: number[] = [];
+    const until = Date.now() + ms;
+    await Promise.all(
+      caches.map(async (cache) => {
+        while (Date.now() < until) {
+          await cache.getOrSet('k', async () => {
+            fetchedAt.push(Date.now());
+            return { at: Date.now() };
+          }, options);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }),
+    );
+    return fetchedAt;
+  }
+
+  it('without a stale window, a value about to expire is refreshed ahead of its expiry, once, by the first environment to recheck it', async () => {
+    const tableName = await db.newTable();
+    const caches = await fleet(5, tableName);
+    await caches[0]!.set('k', { at: 0 }, { ttlSeconds: 2 }); // rechecked over its last 200 ms
+    const fetched = await invokeFor(caches, 2300, { ttlSeconds: 10 });
+    expect(fetched).toHaveLength(1);
+    expect(sum(caches, 'earlyRefreshes')).toBe(1); // taken while the value was still fresh
+  });
+
+  it('with a stale-while-revalidate window, it is refreshed once past its end, while the fleet answers it stale', async () => {
+    const tableName = await db.newTable();
+    const caches = await fleet(5, tableName, { staleWhileRevalidateSeconds: 30 });
+    await caches[0]!.set('k', { at: 0 }, { ttlSeconds: 1 });
+    const fetched = await invokeFor(caches, 1500, { ttlSeconds: 10 });
+    expect(fetched).toHaveLength(1);
+    expect(sum(caches, 'earlyRefreshes')).toBe(0); // at its end, not ahead of it
+    expect(sum(caches, 'leaseWaits')).toBe(0); // the stale value answers meanwhile
+  });
+
+  it.each([
+    ['with its memory tier', {}],
+    ['without one (a cold environment)', { memory: false as const }],
+  ])('after a refresh failed, an environment %s answers its stale value within staleIfErrorSeconds without calling the upstream, until the failed lease says', async (_name, options: DynamoCacheOptions) => {
+    const tableName = await db.newTable();
+    const [first, second] = await fleet(2, tableName, options);
+    const lifetime = { ttlSeconds: 60, staleIfErrorSeconds: 300 };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await first!.set('k', 'still-good', lifetime);
+    await second!.get('k'); // the second environment holds it in memory too, when it has a memory tier
+    vi.setSystemTime(Date.now() + 120_000); // stale, inside the stale-if-error window
+    const failing = vi.fn(async () => {
+      throw new TooManyRequests('upstream 429');
+    });
+    expect(await first!.getOrSet('k', failing, lifetime)).toBe('still-good');
+    expect(await second!.getOrSet('k', failing, lifetime)).toBe('still-good');
+    expect(await second!.getOrSet('k', failing, lifetime)).toBe('still-good');
+    expect(failing).toHaveBeenCalledTimes(1); // the second environment left the upstream alone
+    expect(second!.stats().staleIfError).toBe(2);
+    vi.setSystemTime(Date.now() + FAILED_REFRESH_RETRY_MS * 2 + 1);
+    expect(await second!.getOrSet('k', async () => 'recovered', lifetime)).toBe('recovered');
   });
 });
 

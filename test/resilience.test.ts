@@ -54,20 +54,36 @@ describe('throttling injected at the HTTP level', () => {
     expect(throttled.stats()).toMatchObject({ hits: 1, errors: 0, retries: 2 });
   });
 
-  it('set resolves false, getOrSet falls back to the fetcher, delete resolves false: nothing throws', async () => {
+  it('set resolves false, delete resolves false, getMany misses: nothing throws', async () => {
     const { cache } = await cacheBehindProxy(await db.newTable());
     proxy.setFaults({ throttleRate: 1 });
     await expect(cache.set('k', 'v')).resolves.toBe(false);
-    await expect(cache.getOrSet('k', async () => 'from upstream')).resolves.toBe('from upstream');
     await expect(cache.delete('k')).resolves.toBe(false);
     await expect(cache.getMany(['a', 'b'])).resolves.toEqual(new Map());
     // A fresh environment first reads the namespace generation; when that fails the call treats DynamoDB as
-    // unavailable (one failed request, one time budget), and for a second does not ask again.
+    // unavailable (one failed request, one time budget), and for a while does not ask again.
     expect(cache.stats().errors).toBe(1);
     expect(proxy.count('GetItem')).toBe(3); // one read of the generation, retried twice, then nothing
     await new Promise((resolve) => setTimeout(resolve, 1100));
     await expect(cache.get('k')).resolves.toBeUndefined();
     expect(cache.stats().errors).toBe(2);
+  });
+
+  // Issue 20: throttling used to send getOrSet to its fetcher at once, which across a fleet is a stampede.
+  it('getOrSet under throttling waits for DynamoDB (within lease.waitMs) before it calls the fetcher, once, and says so', async () => {
+    const { cache, logger } = await cacheBehindProxy(await db.newTable(), { memory: {}, lease: { waitMs: 600 } });
+    proxy.setFaults({ throttleRate: 1 });
+    const fetcher = vi.fn(async () => 'from upstream');
+    const { value, ms } = await elapsed(() => cache.getOrSet('k', fetcher));
+    expect(value).toBe('from upstream');
+    expect(fetcher).toHaveBeenCalledTimes(1);
+    expect(ms).toBeGreaterThanOrEqual(550); // it asked DynamoDB again while the wait lasted
+    expect(proxy.count('GetItem')).toBeGreaterThan(3);
+    expect(cache.stats().uncoordinatedFetches).toBe(1);
+    expect(logger.warnings.some((w) => /fetching without the refresh lease/.test(w.message))).toBe(true);
+    // The value is in memory: the next calls answer from it, without the fetcher.
+    expect(await cache.getOrSet('k', fetcher)).toBe('from upstream');
+    expect(fetcher).toHaveBeenCalledTimes(1);
   });
 
   it('the memory tier keeps serving what was set while DynamoDB is throttled', async () => {
@@ -281,6 +297,29 @@ describe('circuit breaker', () => {
       for (const [key, value] of Object.entries(values)) expect(await cache.get(key)).toEqual(value);
     },
   );
+
+  it('throttling of one key (a hot partition) does not open the circuit; throttling across keys does', async () => {
+    const tableName = await db.newTable();
+    const { cache: writer } = await db.newCache({ tableName });
+    for (const key of ['hot', 'a', 'b', 'c']) await writer.set(key, key);
+    const { cache } = await db.newCache({ tableName, endpoint: proxy.endpoint, memory: false, timeoutMs: 150, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 60_000 } });
+    expect(await cache.get('hot')).toBe('hot'); // a running environment: it knows the namespace generation
+    proxy.setFaults({ throttleRate: 1 });
+    for (let i = 0; i < 5; i++) expect(await cache.get('hot')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ circuit: 'closed', circuitOpened: 0, throttles: 5 });
+    for (const key of ['a', 'b']) await cache.get(key);
+    expect(cache.stats()).toMatchObject({ circuit: 'open', circuitOpened: 1 }); // three keys throttled in a row: the table's limit
+  });
+
+  it('a batch whose items stay unprocessed until its budget ends failed for throttling, not a timeout', async () => {
+    const client = new DynamoDBClient(localClientConfig('http://127.0.0.1:9'));
+    const mock = mockClient(client);
+    mock.on(GetItemCommand).resolves({});
+    mock.on(BatchGetItemCommand).callsFake(async (input: { RequestItems: Record<string, { Keys: unknown[] }> }) => ({ UnprocessedKeys: input.RequestItems }));
+    const cache = new DynamoCache({ tableName: 'ttt', client, memory: false, timeoutMs: 150, logger: new Logger({ logLevel: 'SILENT' }) });
+    expect(await cache.getMany(['a', 'b'])).toEqual(new Map());
+    expect(cache.stats()).toMatchObject({ throttles: 1, timeouts: 0 });
+  });
 
   it('client errors such as a ValidationException do not open the circuit', async () => {
     const { cache, logger } = await cacheBehindProxy(await db.newTable(), { breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } });

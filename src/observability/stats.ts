@@ -55,8 +55,14 @@ export interface CacheStats {
   leaseWaits: number;
   /** Waits that ran out (`lease.waitMs`) before the value appeared. */
   leaseWaitTimeouts: number;
-  /** Fresh values refreshed early by XFetch. */
+  /** Fresh values refreshed early: ahead of their expiry by the first environment to recheck them, or by XFetch. */
   earlyRefreshes: number;
+  /**
+   * Fetches made without the refresh lease although it is on, because DynamoDB could not coordinate them: it is
+   * down (5xx, network, open circuit) or refused (permissions, keys), its namespace generation could not be
+   * read, or a wait for another caller's refresh ran out. DynamoDB merely throttling or slow is waited out instead.
+   */
+  uncoordinatedFetches: number;
   /** DynamoDB requests not sent because the call's deadline (less `deadlineMarginMs`) left no time: each became a miss or a `false`. */
   deadlineSkips: number;
   /**
@@ -123,6 +129,7 @@ export class StatsRecorder {
     leaseWaits: 0,
     leaseWaitTimeouts: 0,
     earlyRefreshes: 0,
+    uncoordinatedFetches: 0,
     deadlineSkips: 0,
     secretsNotStored: 0,
   };

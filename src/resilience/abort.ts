@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
  * A caller's `AbortSignal`, as the AWS SDK and `fetch` accept it: the standard one, or any object with the
  * same `aborted`, `reason` and event listener methods.
@@ -59,4 +61,18 @@ export function underSignal<T>(signal: AbortSignalLike | undefined, start: (sign
   return start(signal).catch((error: unknown) => {
     throw signal.aborted ? abortError(signal) : error;
   });
+}
+
+/** Sleeps `ms`; a caller's abort ends it at once, rejecting with the caller's reason. */
+export async function pauseFor(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal === undefined ? undefined : { signal });
+  } catch (error) {
+    throw signal?.aborted ? signal.reason : error;
+  }
+}
+
+/** A pause of about `ms`, drawn between half and all of it, so that callers started together do not come back together. */
+export function jittered(ms: number): number {
+  return ms / 2 + Math.random() * (ms / 2);
 }

@@ -108,6 +108,22 @@ function opensCircuit(kind: FailureKind, error: unknown): boolean {
 export interface CallBudget {
   readonly signal?: AbortSignal | undefined;
   readonly untilMs?: number | undefined;
+  /** A longer time budget for each operation than the cache's (a caller waiting out a slow DynamoDB asks with more patience). */
+  readonly timeoutMs?: number | undefined;
+}
+
+/** How much later than its budget's end a request's own `requestTimeout` ends it (the budget decides first). */
+const REQUEST_TIMEOUT_SLACK_MS = 25;
+
+/** After timeouts, a caller that waits on DynamoDB gives each request up to this many times the cache's budget. */
+const MAX_PATIENCE = 8;
+
+/**
+ * The time budget of the next request of a caller that waits on a slow DynamoDB (one that timed out under
+ * `currentMs`, or the cache's own `timeoutMs` when `undefined`): twice as long, up to eight times `timeoutMs`.
+ */
+export function morePatience(currentMs: number | undefined, timeoutMs: number): number {
+  return Math.min((currentMs ?? timeoutMs) * 2, MAX_PATIENCE * timeoutMs);
 }
 
 /** No bound beyond the operation's own time budget. */
@@ -120,6 +136,8 @@ export const UNBOUNDED: CallBudget = Object.freeze({});
 export interface Attempt {
   readonly signal: AbortSignal;
   readonly http: { readonly abortSignal?: AbortSignal; readonly requestTimeout?: number };
+  /** Says the operation is being throttled (a batch's unprocessed items): if its budget runs out, that is why. */
+  throttled(): void;
 }
 
 /** The result of a guarded operation: never an exception. */
@@ -194,7 +212,7 @@ export class DynamoGuard {
    */
   async run<T>(operation: string, fn: (attempt: Attempt) => Promise<T>, detail?: Record<string, unknown>, timeoutMs?: number, call: CallBudget = UNBOUNDED): Promise<Outcome<T>> {
     if (call.signal?.aborted) return { ok: false, kind: 'aborted', error: call.signal.reason };
-    let budgetMs = timeoutMs ?? this.#settings.timeoutMs;
+    let budgetMs = Math.max(timeoutMs ?? this.#settings.timeoutMs, call.timeoutMs ?? 0);
     let expiry: FailureKind = 'timeout';
     if (call.untilMs !== undefined) {
       const leftMs = Math.floor(call.untilMs - Date.now());
@@ -209,7 +227,9 @@ export class DynamoGuard {
     if (probe === undefined) return this.#failed(operation, 'circuit-open', undefined, detail);
     const controller = new AbortController();
     let cut: FailureKind | undefined;
+    let throttled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let grace: ReturnType<typeof setImmediate> | undefined;
     let end: ((reason: unknown) => void) | undefined;
     const onCallerAbort = () => {
       cut = 'aborted';
@@ -224,20 +244,33 @@ export class DynamoGuard {
       const value = await new Promise<T>((resolve, reject) => {
         end = reject;
         timer = setTimeout(() => {
-          cut ??= expiry;
-          controller.abort();
-          reject(controller.signal.reason);
+          // The verdict is the budget's from now on (a request's own timeout firing in this turn is this one), but
+          // it takes effect after one turn of grace: an answer that arrived while the event loop was busy (a
+          // CPU-starved function) is read in this turn's I/O phase, after timers, and is taken rather than thrown away.
+          cut ??= expiry === 'timeout' && throttled ? 'throttle' : expiry;
+          grace = setImmediate(() => {
+            controller.abort();
+            reject(controller.signal.reason);
+          });
         }, budgetMs);
-        const endMs = Date.now() + budgetMs;
+        // The request's own timeout (a client the cache made) ends it just after the budget's verdict, not before.
+        const endMs = Date.now() + budgetMs + REQUEST_TIMEOUT_SLACK_MS;
         const bySignal = this.#settings.cancel === 'signal' || call.signal !== undefined;
-        this.#attempts(fn, controller.signal, bySignal ? () => ({ abortSignal: controller.signal }) : () => ({ requestTimeout: Math.max(1, Math.ceil(endMs - Date.now())) })).then(resolve, reject);
+        const http = bySignal ? () => ({ abortSignal: controller.signal }) : () => ({ requestTimeout: Math.max(1, Math.ceil(endMs - Date.now())) });
+        const onThrottle = () => {
+          throttled = true;
+        };
+        this.#attempts(fn, controller.signal, http, onThrottle).then(resolve, reject);
       });
       if (breaker !== undefined) breaker.succeeded(probe);
       return { ok: true, value };
     } catch (error) {
       const kind = cut ?? classifyFailure(error);
       if (breaker !== undefined) {
-        if (opensCircuit(kind, error)) breaker.failed(probe);
+        // Throttling or slowness of one partition says nothing of the table: each counts once per key in a run of
+        // failures, so that only pressure across several keys (the table's or the account's limit, a DynamoDB
+        // that answers nothing) opens the circuit, and a hot key's waiters keep coordinating through DynamoDB.
+        if (opensCircuit(kind, error)) breaker.failed(probe, kind === 'throttle' || kind === 'timeout' ? String(detail?.key ?? operation) : undefined);
         // DynamoDB answered (a client error), or the caller left: as far as the circuit knows, it works.
         else if (kind !== 'aborted' && kind !== 'deadline') breaker.succeeded(probe);
         else breaker.released(probe);
@@ -245,16 +278,17 @@ export class DynamoGuard {
       return this.#failed(operation, kind, kind === 'aborted' ? call.signal?.reason : error, detail);
     } finally {
       clearTimeout(timer);
+      clearImmediate(grace);
       call.signal?.removeEventListener('abort', onCallerAbort);
     }
   }
 
   /** Calls `fn`, retrying throttling, 5xx and network errors with backoff until `signal` ends the budget. */
-  async #attempts<T>(fn: (attempt: Attempt) => Promise<T>, signal: AbortSignal, http: () => Attempt['http']): Promise<T> {
+  async #attempts<T>(fn: (attempt: Attempt) => Promise<T>, signal: AbortSignal, http: () => Attempt['http'], throttled: () => void): Promise<T> {
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn({ signal, http: http() });
+        return await fn({ signal, http: http(), throttled });
       } catch (error) {
         if (signal.aborted || this.#backoff === undefined || attempt >= this.#settings.retry.maxAttempts || !isRetryable(classifyFailure(error))) throw error;
         backoff = backoff === undefined ? this.#backoff.next() : backoff.next(undefined);
@@ -316,7 +350,8 @@ interface BreakerEvents {
 }
 
 /**
- * Consecutive-failure circuit breaker: `consecutiveFailures` failed operations in a row open it; after
+ * Consecutive-failure circuit breaker: `consecutiveFailures` failed operations in a row open it (throttles and
+ * timeouts counted once per partition key: a hot or slow key is not a table that is down); after
  * `halfOpenAfterMs` one operation is let through as a probe (the others are still skipped), and its outcome
  * closes the circuit or opens it again. The same rules as cockatiel's `ConsecutiveBreaker` with
  * `halfOpenAfter`, without a promise per call.
@@ -326,6 +361,8 @@ class CircuitBreaker {
   readonly #events: BreakerEvents;
   #state: 'closed' | 'open' | 'half-open' = 'closed';
   #failures = 0;
+  /** Keys throttled or timed out in the current run of failures. */
+  readonly #pressedKeys = new Set<string>();
   #openedAt = 0;
 
   constructor(options: Required<BreakerOptions>, events: BreakerEvents) {
@@ -349,13 +386,20 @@ class CircuitBreaker {
 
   succeeded(probe: boolean): void {
     this.#failures = 0;
+    // Checked first: every successful operation passes here, and clearing even an empty set costs.
+    if (this.#pressedKeys.size > 0) this.#pressedKeys.clear();
     if (probe) {
       this.#state = 'closed';
       this.#events.closed();
     }
   }
 
-  failed(probe: boolean): void {
+  /** An operation failed; `pressedKey` when DynamoDB throttled it or was too slow, which counts once per key until a success. */
+  failed(probe: boolean, pressedKey?: string): void {
+    if (!probe && pressedKey !== undefined) {
+      if (this.#pressedKeys.has(pressedKey)) return;
+      this.#pressedKeys.add(pressedKey);
+    }
     if (probe || ++this.#failures >= this.#options.consecutiveFailures) this.#open();
   }
 
@@ -371,6 +415,7 @@ class CircuitBreaker {
     this.#state = 'open';
     this.#openedAt = Date.now();
     this.#failures = 0;
+    this.#pressedKeys.clear();
     this.#events.opened();
   }
 }

@@ -134,22 +134,25 @@ export class DynamoStore {
 
   /**
    * The items under `storageKeys` (distinct), by key: BatchGetItem in slices of 100, sent in parallel,
-   * with `UnprocessedKeys` retried with backoff inside the budget. Items found before a slice fails or
-   * runs out of budget are still returned; the keys left unread are misses.
+   * with `UnprocessedKeys` retried with backoff inside the budget (`once`: not retried, the read is then
+   * incomplete, `throttle`: a poll that asks again later itself). Items found before a slice fails or runs out
+   * of budget are still returned; the keys left unread are misses.
    */
   async batchGet(
     storageKeys: readonly string[],
-    options: { consistent?: boolean; timeoutMs?: number; call?: CallBudget } = {},
+    options: { consistent?: boolean; timeoutMs?: number; call?: CallBudget; once?: boolean } = {},
   ): Promise<{ items: Map<string, Item>; complete: boolean; failure?: FailureKind; unread: ReadonlySet<string> }> {
-    const { consistent = this.#s.consistentRead, timeoutMs, call } = options;
+    const { consistent = this.#s.consistentRead, timeoutMs, call, once = false } = options;
     const { client, tableName, attributes } = this.#s;
     const found = new Map<string, Item>();
     const sliced = slices(storageKeys, BATCH_GET_LIMIT);
+    // Keys DynamoDB left unprocessed (throttled) in a read made `once`.
+    const unprocessed = new Set<string>();
     const outcomes = await Promise.all(
       sliced.map((slice) =>
         this.#s.guard.run(
           'BatchGetItem',
-          ({ signal, http }) =>
+          ({ signal, http, throttled }) =>
             this.#untilProcessed(
               slice.filter((key) => !found.has(key)).map((key) => this.#key(key)),
               async (keys) => {
@@ -158,22 +161,27 @@ export class DynamoStore {
                   const key = item[attributes.key]?.S;
                   if (key !== undefined) found.set(key, item);
                 }
-                return output.UnprocessedKeys?.[tableName]?.Keys ?? [];
+                const left = output.UnprocessedKeys?.[tableName]?.Keys ?? [];
+                if (!once || left.length === 0) return left;
+                for (const key of left) if (key[attributes.key]?.S !== undefined) unprocessed.add(key[attributes.key]!.S!);
+                return [];
               },
               signal,
+              throttled,
             ),
-          { keys: slice.length },
+          { key: slice[0], keys: slice.length },
           timeoutMs,
           call,
         ),
       ),
     );
     // `complete`: every request succeeded, so a key absent from `items` is absent from the table; `unread`: the
-    // keys of the requests that failed, found or not.
+    // keys of the requests that failed, or left unprocessed by a read made `once`, that were not found.
     const failed = outcomes.find((outcome) => !outcome.ok);
-    if (failed === undefined || failed.ok) return { items: found, complete: true, unread: new Set() };
-    const unread = new Set(sliced.flatMap((slice, index) => (outcomes[index]!.ok ? [] : slice.filter((key) => !found.has(key)))));
-    return { items: found, complete: false, failure: failed.kind, unread };
+    const unread = new Set(unprocessed);
+    for (const [index, slice] of sliced.entries()) if (!outcomes[index]!.ok) for (const key of slice) if (!found.has(key)) unread.add(key);
+    if (failed !== undefined && !failed.ok) return { items: found, complete: false, failure: failed.kind, unread };
+    return unread.size > 0 ? { items: found, complete: false, failure: 'throttle', unread } : { items: found, complete: true, unread };
   }
 
   /** Writes `items` with BatchWriteItem, 25 per request, in parallel, retrying `UnprocessedItems`. Resolves whether all were written. */
@@ -192,7 +200,7 @@ export class DynamoStore {
       sliced.map((slice) =>
         this.#s.guard.run(
           'BatchWriteItem',
-          ({ signal, http }) =>
+          ({ signal, http, throttled }) =>
             this.#untilProcessed(
               slice.map((item): WriteRequest => ({ PutRequest: { Item: item } })),
               async (requests) => {
@@ -200,8 +208,9 @@ export class DynamoStore {
                 return output.UnprocessedItems?.[tableName] ?? [];
               },
               signal,
+              throttled,
             ),
-          { items: slice.length },
+          { key: slice[0]?.[this.#s.attributes.key]?.S, items: slice.length },
           timeoutMs,
           call,
         ),
@@ -211,9 +220,10 @@ export class DynamoStore {
   }
 
   /** Sends `pending` and then whatever comes back unprocessed, backing off between rounds, until none is left. */
-  async #untilProcessed<T>(pending: T[], send: (batch: T[]) => Promise<T[]>, abortSignal: AbortSignal): Promise<void> {
+  async #untilProcessed<T>(pending: T[], send: (batch: T[]) => Promise<T[]>, abortSignal: AbortSignal, throttled: () => void): Promise<void> {
     for (let round = 0; pending.length > 0; round++) {
       if (round > 0) {
+        throttled();
         this.#s.stats.increment('retries');
         // Unprocessed requests mean the table is at capacity: back off (exponential, full jitter) before asking again.
         await sleep(Math.random() * Math.min(200, 10 * 2 ** round), undefined, { signal: abortSignal });

@@ -35,6 +35,8 @@ export const META = {
   signature: 'dc_sig',
   /** On a lease item: `true` when the holder's refresh failed (the lease then ends at once), so its waiters may answer stale. */
   leaseFailed: 'dc_failed',
+  /** On a failed lease item: epoch ms until which callers with a value to answer (within `staleIfErrorSeconds`) answer it rather than refresh again. */
+  leaseRetry: 'dc_retry',
   /** How long the fetch that produced the value took, in ms (for probabilistic early refresh). */
   fetchMs: 'dc_fetch_ms',
   /** On the head item of a large value: how many chunk items hold it. */
@@ -89,6 +91,11 @@ export interface Lease {
    * A lease given back without it (deleted) ended without a value for another reason, which a stale value must not hide.
    */
   readonly failed?: boolean;
+  /**
+   * On a failed lease: epoch ms before which no caller that has a value to answer (within `staleIfErrorSeconds`)
+   * refreshes again, so a failing upstream is asked about once per backoff across the fleet, not once per caller.
+   */
+  readonly retryAtMs?: number;
   /** `<key id>:<HMAC>` with encryption. */
   readonly signature?: string;
 }
@@ -189,6 +196,7 @@ export function leaseItem(names: AttributeNames, leaseKey: string, lease: Lease)
     [META.leaseFor]: { N: String(lease.forFreshMs) },
   };
   if (lease.failed === true) item[META.leaseFailed] = { BOOL: true };
+  if (lease.retryAtMs !== undefined) item[META.leaseRetry] = { N: String(lease.retryAtMs) };
   if (lease.signature !== undefined) item[META.signature] = { S: lease.signature };
   return item;
 }
@@ -201,7 +209,15 @@ export function leaseOf(item: Record<string, AttributeValue> | undefined): Lease
   const owner = item[META.leaseOwner]?.S;
   if (!Number.isFinite(untilMs) || !Number.isFinite(forFreshMs) || owner === undefined) return undefined;
   const signature = item[META.signature]?.S;
-  return { untilMs, owner, forFreshMs, ...(item[META.leaseFailed]?.BOOL === true ? { failed: true } : {}), ...(signature === undefined ? {} : { signature }) };
+  const retryAtMs = Number(item[META.leaseRetry]?.N);
+  return {
+    untilMs,
+    owner,
+    forFreshMs,
+    ...(item[META.leaseFailed]?.BOOL === true ? { failed: true } : {}),
+    ...(Number.isFinite(retryAtMs) ? { retryAtMs } : {}),
+    ...(signature === undefined ? {} : { signature }),
+  };
 }
 
 function chunkedBody(item: Record<string, AttributeValue>, marker: string | undefined): ChunkedBody {

@@ -6,7 +6,7 @@ import { hasExpired } from '../refresh/expiry.ts';
 import type { Deadlines } from '../refresh/freshness.ts';
 import type { KeyMapper, Slot } from './keys.ts';
 import type { CacheLogger } from '../observability/logger.ts';
-import type { MemoryTier } from './memory-tier.ts';
+import type { DeferReason, Held, MemoryTier } from './memory-tier.ts';
 import type { DynamoStore, Item } from './dynamo-store.ts';
 import {
   CorruptItemError,
@@ -38,7 +38,8 @@ export type LeaseReadResult = { readonly ok: true; readonly state: ItemState; re
  * the caller then fetches without coordination rather than wait on a lease nobody may hold.
  */
 export type LeaseResult =
-  | { readonly ok: false }
+  /** Not taken, for `failure` (`client` too when the encryption keys could not sign it). */
+  | { readonly ok: false; readonly failure: FailureKind }
   | { readonly ok: true; readonly acquired: true }
   | { readonly ok: true; readonly acquired: false; readonly lease: Lease | undefined; readonly untrusted: boolean };
 
@@ -57,6 +58,13 @@ export interface WriteOptions {
   readonly fetchMs?: number | undefined;
   /** Write only if the stored value is fresh until no later than this (the freshness the refresh saw). */
   readonly notFresherThanMs?: number | undefined;
+  /**
+   * A write DynamoDB throttled or was too slow for is tried once more with this time budget (a refresh's write,
+   * which is conditional, so a second attempt never undoes a first that was applied after all).
+   */
+  readonly patienceMs?: number | undefined;
+  /** A value the fleet shares (a refresh's): spread over piece items above `spreadValueBytes`. */
+  readonly spread?: boolean | undefined;
 }
 
 /** Settings of a {@link TwoTierStore}. */
@@ -77,6 +85,8 @@ export interface TwoTierSettings {
    * attribute names included); a larger value is split into chunk items of this size.
    */
   readonly inlineValueBytes: number;
+  /** Largest stored value kept in one item below `inlineValueBytes`; a larger one is spread over pieces of one read unit (`false`: never). */
+  readonly spreadValueBytes: number | false;
   readonly stats: StatsRecorder;
   readonly logger: CacheLogger;
 }
@@ -91,8 +101,20 @@ interface Sealed {
   readonly body: StoredBody | undefined;
   readonly size: number;
 }
-/** A chunk read failed for a DynamoDB reason (already logged): the value is unavailable, not corrupt. */
-const UNAVAILABLE = Symbol('unavailable');
+/** The item size one read unit covers (strongly consistent; half a unit eventually consistent). */
+const READ_UNIT_BYTES = 4096;
+/** A chunk read failed for a DynamoDB reason (already logged), or the keys to open the value: unavailable, not corrupt. */
+interface Unavailable {
+  readonly unavailable: FailureKind;
+}
+
+function unavailable(failure: FailureKind | undefined): Unavailable {
+  return { unavailable: failure ?? 'server' };
+}
+
+function isUnavailable<T extends object>(value: T | Unavailable): value is Unavailable {
+  return 'unavailable' in value;
+}
 
 /**
  * The memory tier and the DynamoDB table as one store of entries. Writes seal values (compression,
@@ -107,9 +129,19 @@ export class TwoTierStore {
     this.#s = settings;
   }
 
-  /** The fresh entry this environment holds in memory for the slot, if any. */
+  /** The fresh entry this environment holds in memory for the slot, before its recheck, if any. */
   fromMemory(slot: Slot, nowMs: number): CacheEntry | undefined {
     return this.#s.memory?.get(slot.memoryKey, slot.generation, nowMs);
+  }
+
+  /** Whatever this environment holds in memory for the slot: fresh, due for its recheck, or stale within its storage expiry. */
+  held(slot: Slot, nowMs: number): Held | undefined {
+    return this.#s.memory?.held(slot.memoryKey, slot.generation, nowMs);
+  }
+
+  /** Puts off the recheck of the slot's entry in memory (see `MemoryTier.defer`). */
+  defer(slot: Slot, untilMs: number, reason: DeferReason): void {
+    this.#s.memory?.defer(slot.memoryKey, untilMs, reason);
   }
 
   /** Reads the slot's item from DynamoDB; a fresh entry is copied into the memory tier. */
@@ -118,32 +150,37 @@ export class TwoTierStore {
     if (!outcome.ok) return { ok: false, failure: outcome.kind };
     // Nothing stored (every miss): no decoding, and no promise to wait for.
     const state = outcome.value === undefined ? NOTHING : await this.#decode(slot, outcome.value, call);
-    // Chunks that could not be read are a failure of DynamoDB, already logged with its kind.
-    return state === UNAVAILABLE ? { ok: false, failure: 'server' } : { ok: true, state };
+    // Chunks that could not be read (or the keys to open them) fail the read with their own reason, already logged.
+    return isUnavailable(state) ? { ok: false, failure: state.unavailable } : { ok: true, state };
   }
 
-  /** Reads the slot's item and its lease item in one strongly consistent BatchGetItem (a lease waiter's poll). */
+  /**
+   * Reads the slot's item and its lease item in one BatchGetItem (a lease waiter's poll), eventually
+   * consistent unless `consistentRead`: a poll that lags only polls again, and the lease is taken by a
+   * conditional write, which never lags. A throttled item is not asked for again here: the poll is throttled,
+   * and its caller asks again after its own pause.
+   */
   async readWithLease(slot: Slot & { storageKey: string }, call: CallBudget): Promise<LeaseReadResult> {
     return (await this.readEachWithLease([slot], call)).get(slot.storageKey)!;
   }
 
   /**
-   * `readWithLease` for many slots (the waiters of a batch), in strongly consistent BatchGetItem requests of 50
-   * slots (100 items) each: each slot's result by storage key.
+   * `readWithLease` for many slots (the waiters of a batch), in BatchGetItem requests of 50 slots (100 items)
+   * each, read as `readWithLease` reads: each slot's result by storage key.
    */
   async readEachWithLease(slots: ReadonlyArray<Slot & { storageKey: string }>, call: CallBudget): Promise<Map<string, LeaseReadResult>> {
     // A value's key and its lease's side by side, so that a request holds both (100 keys: an even number).
     const pairs = slots.map((slot) => ({ slot, leaseKey: this.#s.keys.leaseKey(slot.storageKey) }));
     const { items, unread, failure = 'server' } = await this.#s.dynamo.batchGet(
       pairs.flatMap(({ slot, leaseKey }) => [slot.storageKey, leaseKey]),
-      { consistent: true, call },
+      { call, once: true },
     );
     const results = new Map<string, LeaseReadResult>();
     await Promise.all(
       pairs.map(async ({ slot, leaseKey }) => {
         if (unread.has(slot.storageKey) || unread.has(leaseKey)) return results.set(slot.storageKey, { ok: false, failure });
         const state = await this.#decode(slot, items.get(slot.storageKey), call);
-        if (state === UNAVAILABLE) return results.set(slot.storageKey, { ok: false, failure: 'server' });
+        if (isUnavailable(state)) return results.set(slot.storageKey, { ok: false, failure: state.unavailable });
         const lease = await this.#trustedLease(leaseKey, items.get(leaseKey), call);
         return results.set(slot.storageKey, { ok: true, state, lease: lease === 'untrusted' ? undefined : lease });
       }),
@@ -170,8 +207,9 @@ export class TwoTierStore {
     const results = new Map<string, ReadResult>();
     await Promise.all(
       slots.map(async (slot) => {
-        const state = unread.has(slot.storageKey) ? UNAVAILABLE : await this.#decode(slot, items.get(slot.storageKey), call);
-        results.set(slot.storageKey, state === UNAVAILABLE ? { ok: false, failure: unread.has(slot.storageKey) ? failure : 'server' } : { ok: true, state });
+        if (unread.has(slot.storageKey)) return results.set(slot.storageKey, { ok: false, failure });
+        const state = await this.#decode(slot, items.get(slot.storageKey), call);
+        return results.set(slot.storageKey, isUnavailable(state) ? { ok: false, failure: state.unavailable } : { ok: true, state });
       }),
     );
     return results;
@@ -189,10 +227,13 @@ export class TwoTierStore {
     if (sealed === undefined) return false;
     this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs), slot.generation, Date.now());
     if (sealed === UNKNOWN_GENERATION) return false;
-    const head = this.#headItem(sealed, payload, deadlines, fetchMs, call);
+    const head = this.#headItem(sealed, payload, deadlines, fetchMs, call, options.spread === true);
     const item = head instanceof Promise ? await head : head;
     if (item === undefined) return false;
-    const outcome = await this.#s.dynamo.put(item, notFresherThanMs, call);
+    let outcome = await this.#s.dynamo.put(item, notFresherThanMs, call);
+    if (!outcome.ok && options.patienceMs !== undefined && (outcome.kind === 'throttle' || outcome.kind === 'timeout')) {
+      outcome = await this.#s.dynamo.put(item, notFresherThanMs, { ...call, timeoutMs: options.patienceMs });
+    }
     if (!outcome.ok) return false;
     if (outcome.value) this.#s.stats.increment('writes');
     return outcome.value;
@@ -269,11 +310,12 @@ export class TwoTierStore {
    * The item that holds a sealed value: the value itself (at once: no promise on the common path), or, for a
    * large one, the head of its chunks, once they are written; `undefined` when they could not be.
    */
-  #headItem(sealed: Sealed, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget): Item | Promise<Item | undefined> {
+  #headItem(sealed: Sealed, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget, spread = false): Item | Promise<Item | undefined> {
     const { storageKey, body, size } = sealed;
     const head = (stored: StoredBody | ChunkedBody | undefined) => toItem(this.#s.attributes, storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs));
-    if (body === undefined || size <= this.#s.inlineValueBytes) return head(body);
-    return this.#writeChunks(body, deadlines, call).then((chunked) => (chunked === false ? undefined : head(chunked)));
+    const pieceBytes = body === undefined ? undefined : this.#pieceBytes(size, spread);
+    if (pieceBytes === undefined) return head(body);
+    return this.#writeChunks(body!, deadlines, call, pieceBytes).then((chunked) => (chunked === false ? undefined : head(chunked)));
   }
 
   /**
@@ -309,19 +351,29 @@ export class TwoTierStore {
     return outcome.ok;
   }
 
+  /** Reads the slot's lease item alone (small: half a read unit eventually consistent); `undefined` when there is none or it cannot be trusted. */
+  async readLease(slot: Slot & { storageKey: string }, call: CallBudget): Promise<{ ok: true; lease: Lease | undefined } | { ok: false; failure: FailureKind }> {
+    const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
+    const outcome = await this.#s.dynamo.get(leaseKey, { call });
+    if (!outcome.ok) return { ok: false, failure: outcome.kind };
+    const lease = await this.#trustedLease(leaseKey, outcome.value, call);
+    return { ok: true, lease: lease === 'untrusted' ? undefined : lease };
+  }
+
   /** Tries to take the refresh lease of the slot's value (see `DynamoStore.acquireLease`). */
   async acquireLease(slot: Slot & { storageKey: string }, request: LeaseRequest, call: CallBudget): Promise<LeaseResult> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
     const lease = { untilMs: request.untilMs, owner: request.owner, forFreshMs: request.forFreshMs };
     // Unsigned without encryption: built at once, with no promise to wait for on every miss.
     const mine = this.#s.keyring === undefined ? leaseItem(this.#s.attributes, leaseKey, lease) : await this.#signedLeaseItem(leaseKey, lease, call);
-    if (mine === undefined) return { ok: false };
+    if (mine === undefined) return { ok: false, failure: 'client' };
     const outcome = await this.#s.dynamo.acquireLease(mine, request.nowMs, call);
     if (!outcome.ok) {
-      // Cut short by the caller, the write may still have been applied: give back the lease it may hold, so the
-      // fleet does not wait for it to expire (the release is conditional on the owner, so it is safe either way).
-      if (outcome.kind === 'aborted' || outcome.kind === 'deadline') void this.#s.dynamo.releaseLease(leaseKey, request.owner);
-      return { ok: false };
+      // Cut short (by the caller or the time budget), the write may still have been applied: give back the lease it
+      // may hold, so the fleet does not wait for it to expire (the release is conditional on the owner, so it is
+      // safe either way; a caller that tries again does so under another owner).
+      if (outcome.kind === 'aborted' || outcome.kind === 'deadline' || outcome.kind === 'timeout') void this.#s.dynamo.releaseLease(leaseKey, request.owner);
+      return { ok: false, failure: outcome.kind };
     }
     if (outcome.value.acquired) return { ok: true, acquired: true };
     let item = outcome.value.item;
@@ -337,7 +389,7 @@ export class TwoTierStore {
    * Gives back a lease (best effort: a failure only means the lease runs out by itself). With `failed`, the
    * lease is not deleted but ended as failed (see `Lease.failed`), for the refresh's waiters to see why.
    */
-  async releaseLease(slot: Slot & { storageKey: string }, owner: string, call: CallBudget, failed?: { forFreshMs: number }): Promise<void> {
+  async releaseLease(slot: Slot & { storageKey: string }, owner: string, call: CallBudget, failed?: { forFreshMs: number; retryAtMs: number }): Promise<void> {
     const leaseKey = this.#s.keys.leaseKey(slot.storageKey);
     if (failed === undefined) {
       await this.#s.dynamo.releaseLease(leaseKey, owner, call);
@@ -345,7 +397,7 @@ export class TwoTierStore {
     }
     // Already over (the next caller takes the turn at once, as after a delete); only waiters read the mark.
     // Without a signature the mark would be ignored as forged: deleting the lease is the next best thing.
-    const ended = await this.#signedLeaseItem(leaseKey, { untilMs: Date.now() - 1, owner, forFreshMs: failed.forFreshMs, failed: true }, call);
+    const ended = await this.#signedLeaseItem(leaseKey, { untilMs: Date.now() - 1, owner, forFreshMs: failed.forFreshMs, failed: true, retryAtMs: failed.retryAtMs }, call);
     await this.#s.dynamo.releaseLease(leaseKey, owner, call, ended);
   }
 
@@ -382,15 +434,30 @@ export class TwoTierStore {
   }
 
   /**
-   * Writes a large body as chunk items under a new generation id, before the head item that points to
+   * The size of the chunks a stored value of `size` bytes is split into, or `undefined` to keep it in one item:
+   * above DynamoDB's item limit, chunks as large as an item; above `spreadValueBytes`, a value the fleet shares (a
+   * refresh's, `spread`) in pieces of one read unit (4 KB with their key and attributes), each its own partition,
+   * so that a hot value's readers spread over as many partitions as it has pieces, and read its small head item
+   * (and poll it) rather than the whole value.
+   */
+  #pieceBytes(size: number, spread: boolean): number | undefined {
+    if (size > this.#s.inlineValueBytes) return this.#s.inlineValueBytes;
+    if (!spread || this.#s.spreadValueBytes === false || size <= this.#s.spreadValueBytes) return undefined;
+    const { attributes, keys } = this.#s;
+    // The chunk key's own part (`#dc:c:<uuid>:<index>`), the expiry's digits, the marker and their names, with room to spare.
+    const overhead = Buffer.byteLength(keys.prefix) + Buffer.byteLength(attributes.key + attributes.value + attributes.expiresAt) + 48 + 12 + 11 + 32;
+    return READ_UNIT_BYTES - overhead;
+  }
+
+  /**
+   * Writes a large or spread body as chunk items under a new generation id, before the head item that points to
    * them is written: a reader sees the old head with its old chunks or the new head with its new chunks,
    * never a mix. Old chunks are left for DynamoDB's TTL, since a reader may still be reading them.
    */
-  async #writeChunks(body: StoredBody, deadlines: Deadlines, call: CallBudget): Promise<ChunkedBody | false> {
+  async #writeChunks(body: StoredBody, deadlines: Deadlines, call: CallBudget, size: number): Promise<ChunkedBody | false> {
     const bytes = typeof body.data === 'string' ? Buffer.from(body.data) : body.data;
     const generation = randomUUID();
     const items: Item[] = [];
-    const size = this.#s.inlineValueBytes;
     for (let offset = 0, index = 0; offset < bytes.byteLength; offset += size, index++) {
       items.push(chunkItem(this.#s.attributes, this.#s.keys.chunkKey(generation, index), bytes.subarray(offset, offset + size), deadlines.expiresAtSeconds));
     }
@@ -399,11 +466,20 @@ export class TwoTierStore {
   }
 
   /** Reads a large value's chunks in one BatchGetItem round trip and checks the whole against its checksum. */
-  async #readChunks(chunked: ChunkedBody, call: CallBudget): Promise<StoredBody | typeof UNAVAILABLE> {
+  async #readChunks(chunked: ChunkedBody, call: CallBudget): Promise<StoredBody | Unavailable> {
     const keys = Array.from({ length: chunked.count }, (_, index) => this.#s.keys.chunkKey(chunked.generation, index));
-    // Consistent: chunks are written just before their head, and an eventually consistent read may miss them.
-    const { items, complete } = await this.#s.dynamo.batchGet(keys, { consistent: true, timeoutMs: this.#s.largeValueTimeoutMs, call });
-    if (!complete) return UNAVAILABLE;
+    const timeoutMs = this.#s.largeValueTimeoutMs;
+    // Eventually consistent (half the units): a chunk is written once, under a key of its own, so a read returns it
+    // whole or not at all. Chunks are written just before their head, so a lagging read may miss some: those are
+    // read again, consistently.
+    const { items, complete, failure } = await this.#s.dynamo.batchGet(keys, { timeoutMs, call });
+    if (!complete) return unavailable(failure);
+    const missing = keys.filter((key) => !items.has(key));
+    if (missing.length > 0) {
+      const again = await this.#s.dynamo.batchGet(missing, { consistent: true, timeoutMs, call });
+      if (!again.complete) return unavailable(again.failure);
+      for (const [key, item] of again.items) items.set(key, item);
+    }
     const pieces = keys.map((key, index) => {
       const item = items.get(key);
       if (item === undefined) throw new CorruptItemError(`chunk ${index + 1} of ${chunked.count} is missing`);
@@ -438,7 +514,7 @@ export class TwoTierStore {
     try {
       record = fromItem(this.#s.attributes, item);
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
-      if (body === UNAVAILABLE) return { ok: false };
+      if (body !== undefined && isUnavailable(body)) return { ok: false };
       const storedBytes = record.chunked?.size ?? (body === undefined ? 0 : bodyBytes(body));
       if (body === undefined && !record.negative) return { ok: true, record, storedBytes, ...lease };
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(storageKey, record), call);
@@ -454,7 +530,7 @@ export class TwoTierStore {
     }
   }
 
-  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined, call: CallBudget): Promise<ItemState | typeof UNAVAILABLE> {
+  async #decode(slot: Slot & { storageKey: string }, item: Item | undefined, call: CallBudget): Promise<ItemState | Unavailable> {
     if (item === undefined) return NOTHING;
     const seenFreshMs = claimedFreshness(item);
     try {
@@ -463,7 +539,7 @@ export class TwoTierStore {
       // No value and no "not found": an empty item (an earlier version's lease left it).
       if (record.body === undefined && record.chunked === undefined && !record.negative) return { entry: undefined, seenFreshMs };
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
-      if (body === UNAVAILABLE) return UNAVAILABLE;
+      if (body !== undefined && isUnavailable(body)) return body;
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record), call);
       // Parsed here so a corrupt JSON payload is a miss now, not an exception in a caller later; the caller
       // that read it gets this parse, so a hit parses once.
@@ -475,7 +551,8 @@ export class TwoTierStore {
       // The item may be fine: the keys to read it are what is missing. DynamoDB is as good as unavailable.
       if (error instanceof KeysUnavailableError) {
         this.#keysUnavailable(slot.storageKey, error);
-        return UNAVAILABLE;
+        // Not DynamoDB's doing: nothing to wait out.
+        return unavailable('client');
       }
       if (!(error instanceof CorruptItemError) && !(error instanceof SyntaxError)) throw error;
       this.#s.stats.increment('errors');
@@ -499,9 +576,11 @@ function bindingOf(storageKey: string, record: StoredRecord): ItemBinding {
 
 /** What a lease's signature covers: the lease item's key and every field that gives the lease its meaning. */
 function leaseText(leaseKey: string, lease: Lease): string {
-  const fields = ['dynamo-cache/lease/v1', leaseKey, lease.untilMs, lease.owner, lease.forFreshMs];
+  const fields: Array<string | number> = ['dynamo-cache/lease/v1', leaseKey, lease.untilMs, lease.owner, lease.forFreshMs];
   // Appended only when set, so leases signed by earlier versions still verify.
-  return JSON.stringify(lease.failed === true ? [...fields, 'failed'] : fields);
+  if (lease.failed === true) fields.push('failed');
+  if (lease.retryAtMs !== undefined) fields.push('retry', lease.retryAtMs);
+  return JSON.stringify(fields);
 }
 
 function checksum(bytes: Uint8Array): string {

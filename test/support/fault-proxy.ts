@@ -39,9 +39,22 @@ export interface Faults {
   operations?: readonly string[];
 }
 
+/** What a model of DynamoDB in the proxy (see `PartitionModel`) decides for one request that passed the faults. */
+export type ModelDecision =
+  /** Answer after `delayMs`, without DynamoDB (a throttle, as DynamoDB answers it). */
+  | { readonly answer: { readonly status: number; readonly body: string }; readonly delayMs?: number }
+  /** Forward `body` after `delayMs`; `settle`, when given, reads DynamoDB's answer and returns the one to send. */
+  | { readonly forward: Buffer; readonly delayMs?: number; readonly settle?: (status: number, body: Buffer) => Buffer };
+
+/** A model the proxy consults for every request (after its faults): capacity, latency, replication. */
+export interface RequestModel {
+  decide(operation: string, body: Buffer): ModelDecision;
+}
+
 /**
  * An HTTP proxy in front of a DynamoDB endpoint that injects DynamoDB-shaped faults, so the real SDK's
- * error parsing, abort and connection handling run. Counts requests per operation.
+ * error parsing, abort and connection handling run. Counts requests per operation. A {@link RequestModel}
+ * (`setModel`) can stand between it and DynamoDB: the partition model, a replicating Region.
  */
 export class FaultProxy {
   /** Requests seen, by DynamoDB operation (`GetItem`...), faulted ones included. */
@@ -49,6 +62,7 @@ export class FaultProxy {
   /** Faults injected, by kind. */
   readonly injected = new Map<string, number>();
   #faults: Faults = {};
+  #model: RequestModel | undefined;
   readonly #server: Server;
   readonly #target: () => string;
   readonly #agent = new Agent({ keepAlive: true });
@@ -78,6 +92,11 @@ export class FaultProxy {
   /** Replaces the current faults (`{}` heals everything). */
   setFaults(faults: Faults): void {
     this.#faults = { ...faults };
+  }
+
+  /** Puts `model` between the proxy and DynamoDB (`undefined`: none). */
+  setModel(model: RequestModel | undefined): void {
+    this.#model = model;
   }
 
   /**
@@ -151,7 +170,11 @@ export class FaultProxy {
         return this.#fail(res, 503, 'unavailable', 'com.amazon.coral.availability#ServiceUnavailableException', 'Service unavailable');
       }
     }
-    this.#forward(req, res, body, applies ? faults.responseDelayMs : undefined);
+    const decision = this.#model?.decide(operation, body);
+    if (decision?.delayMs) await sleep(decision.delayMs);
+    if (res.destroyed || req.socket.destroyed) return;
+    if (decision !== undefined && 'answer' in decision) return this.#send(res, decision.answer.status, decision.answer.body);
+    this.#forward(req, res, decision?.forward ?? body, applies ? faults.responseDelayMs : undefined, decision?.settle);
   }
 
   /** Sends DynamoDB part of a batch request and answers the rest as unprocessed, in DynamoDB's shape. */
@@ -212,25 +235,38 @@ export class FaultProxy {
 
   #fail(res: ServerResponse, status: number, kind: string, type: string, message: string): void {
     this.#count(kind);
-    const payload = JSON.stringify({ __type: type, message });
+    this.#send(res, status, JSON.stringify({ __type: type, message }));
+  }
+
+  #send(res: ServerResponse, status: number, payload: string): void {
+    if (res.destroyed) return;
     res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'content-length': Buffer.byteLength(payload), 'x-amzn-requestid': 'fault-proxy' });
     res.end(payload);
   }
 
-  #forward(req: IncomingMessage, res: ServerResponse, body: Buffer, responseDelayMs?: number): void {
+  #forward(req: IncomingMessage, res: ServerResponse, body: Buffer, responseDelayMs?: number, settle?: (status: number, body: Buffer) => Buffer): void {
     const target = new URL(this.#target());
-    const upstream = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
-      (upstreamRes) => {
-        const answer = () => {
+    const headers = { ...req.headers, 'content-length': String(body.byteLength) };
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: this.#agent }, (upstreamRes) => {
+      const answer = async () => {
+        if (settle === undefined) {
           if (res.destroyed) return upstreamRes.resume();
           res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-          upstreamRes.pipe(res);
-        };
-        if (responseDelayMs) setTimeout(answer, responseDelayMs);
-        else answer();
-      },
-    );
+          return upstreamRes.pipe(res);
+        }
+        // The model reads the whole answer (and may rewrite it: UnprocessedKeys), so its checksum is DynamoDB's again.
+        const status = upstreamRes.statusCode ?? 502;
+        const settled = settle(status, await readBody(upstreamRes));
+        if (res.destroyed) return;
+        const { 'transfer-encoding': _chunked, ...kept } = upstreamRes.headers;
+        res.writeHead(status, { ...kept, 'content-length': String(settled.byteLength), 'x-amz-crc32': String(crc32(settled)) });
+        res.end(settled);
+      };
+      // An answer the model cannot read ends the connection (the client sees a network error), never the process.
+      const answered = () => answer().catch(() => res.destroy());
+      if (responseDelayMs) setTimeout(() => void answered(), responseDelayMs);
+      else void answered();
+    });
     upstream.on('error', () => res.destroy());
     upstream.end(body);
   }
