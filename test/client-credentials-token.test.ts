@@ -334,16 +334,19 @@ describe('clientCredentialsToken', () => {
   });
 
   it('a rejected token is never answered again, not even as the stale fallback when the endpoint fails', async () => {
-    server.setExpiresIn(2);
-    const [env, other] = await fleet(2, { skewSeconds: 1 });
+    server.setExpiresIn(6);
+    const [env, other] = await fleet(2, { skewSeconds: 3 });
     expect(await env!.token()).toBe('token-1');
     expect(await other!.token()).toBe('token-1');
-    await sleep(1100); // past expires_in - skew: token-1 is the stale fallback while a refresh fails
+    await sleep(3100); // past expires_in - skew: token-1 is the stale fallback while a refresh fails
     server.setOutage({ status: 503 });
     expect(await other!.token()).toBe('token-1'); // stale-if-error, before it is rejected
     await env!.token.invalidate('token-1');
     await expect(env!.token()).rejects.toBeInstanceOf(TokenEndpointError);
-    // The cache holds it no more: another environment does not answer it either, once its memory rereads the cache.
+    // The cache holds it no more: another environment does not answer it either, once its memory rereads the
+    // cache. After the failed refresh it answered token-1 from memory, without asking, until the fleet tries the
+    // endpoint again (FAILED_REFRESH_RETRY_MS, jittered: at most 2 s); token-1 is still within its real lifetime.
+    await sleep(2100);
     await expect(other!.token()).rejects.toBeInstanceOf(TokenEndpointError);
     server.setOutage(undefined);
     expect(await env!.token()).toBe('token-2');

@@ -366,6 +366,26 @@ describe('stale-if-error', () => {
   });
 
   it.each([
+    ['delete', (cache: DynamoCache) => cache.delete('token')],
+    ['invalidate', (cache: DynamoCache) => cache.invalidate('token')],
+  ])('a value another environment removed (%s) is no stale fallback here, though this environment still held it in memory', async (_name, remove) => {
+    const tableName = await db.newTable();
+    const [remover, holder] = await fleet(2, tableName);
+    const lifetime = { ttlSeconds: 60, staleIfErrorSeconds: 300 };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await remover!.set('token', 'revoked', lifetime);
+    expect(await holder!.getOrSet('token', async () => 'unused', lifetime)).toBe('revoked'); // now in the holder's memory
+    vi.setSystemTime(Date.now() + 120_000); // stale, inside the stale-if-error window
+    expect(await remove(remover!)).toBe(true);
+    const failing = vi.fn(async () => {
+      throw new TooManyRequests('upstream answered 429');
+    });
+    await expect(holder!.getOrSet('token', failing, lifetime)).rejects.toBeInstanceOf(TooManyRequests);
+    expect(failing).toHaveBeenCalledTimes(1);
+    expect(holder!.stats().staleIfError).toBe(0);
+  });
+
+  it.each([
     ['in clear', {}],
     ['with encryption (the mark is signed)', { encryption: { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' } }],
   ])("a waiter answers the stale value when the holder's refresh failed: the lease says so (%s)", async (_name, options: DynamoCacheOptions) => {

@@ -105,7 +105,10 @@ export class BatchRefresh {
       for (const { key, slot } of keys) {
         let waits = false;
         const read = slot.storageKey === undefined ? undefined : reads.get(slot.storageKey);
-        const outcome: Promise<Outcome> = this.#s.refresh
+        // Made before `resolve` runs: it may start waiting (and call onWait) before its first await.
+        let settle!: (outcome: Outcome) => void;
+        const outcome = new Promise<Outcome>((resolve) => (settle = resolve));
+        this.#s.refresh
           .resolve(slot, batchPolicy, call, {
             read,
             onWait: () => {
@@ -117,8 +120,8 @@ export class BatchRefresh {
             poll: rounds.poll,
           })
           .then(
-            (resolution) => ({ key, resolution }),
-            (error: unknown) => ({ key, error }),
+            (resolution) => settle({ key, resolution }),
+            (error: unknown) => settle({ key, error }),
           );
         void outcome.then((result) => {
           if (waits) {

@@ -121,7 +121,7 @@ export class RefreshCoordinator {
       return early ?? this.#hit(memory, 'memory', false);
     }
     const now = Date.now();
-    const held = this.#store.held(slot, now);
+    let held = this.#store.held(slot, now);
     // Put off: answered from memory while another environment refreshes, or DynamoDB or the refresh fails.
     if (held?.deferred !== undefined && now < held.recheckAtMs) {
       const kept = this.#fromHeld(held, now, policy, held.deferred);
@@ -142,6 +142,8 @@ export class RefreshCoordinator {
     const read = from.read ?? (withLease ? await this.#store.readWithLease(slot, patient) : await this.#store.read(slot, patient));
     if (!read.ok) return this.#dynamoFailed(slot, held, read.failure, policy, call, now, from);
     const { entry } = read.state;
+    // DynamoDB holds no value (deleted, ended by `invalidate`): what memory held is gone too, never a fallback.
+    if (entry === undefined && read.state.corrupt !== true) held = undefined;
     if (entry !== undefined && isFresh(entry, Date.now())) {
       // What this environment held is still what is stored, and it ends soon. With a stale-while-revalidate window
       // the fleet may answer it past its end while one caller refreshes it: come back then, at a time of this
@@ -365,6 +367,7 @@ export class RefreshCoordinator {
       if (poll.state.corrupt) return this.#miss(slot, call, undefined, newest(Date.now(), policy.staleIfErrorSeconds, poll.state, held)?.entry, undefined, held?.entry);
       state = poll.state;
       holder = poll.lease;
+      if (state.entry === undefined && state.corrupt !== true) held = undefined;
       known = true;
       mayTake = true;
     }

@@ -149,7 +149,7 @@ export class TwoTierStore {
     const outcome = await this.#s.dynamo.get(slot.storageKey, { consistent, call });
     if (!outcome.ok) return { ok: false, failure: outcome.kind };
     // Nothing stored (every miss): no decoding, and no promise to wait for.
-    const state = outcome.value === undefined ? NOTHING : await this.#decode(slot, outcome.value, call);
+    const state = outcome.value === undefined ? this.#nothing(slot) : await this.#decode(slot, outcome.value, call);
     // Chunks that could not be read (or the keys to open them) fail the read with their own reason, already logged.
     return isUnavailable(state) ? { ok: false, failure: state.unavailable } : { ok: true, state };
   }
@@ -531,13 +531,13 @@ export class TwoTierStore {
   }
 
   async #decode(slot: Slot & { storageKey: string }, item: Item | undefined, call: CallBudget): Promise<ItemState | Unavailable> {
-    if (item === undefined) return NOTHING;
+    if (item === undefined) return this.#nothing(slot);
     const seenFreshMs = claimedFreshness(item);
     try {
       const record = fromItem(this.#s.attributes, item);
-      if (hasExpired(record.expiresAt, Date.now())) return { entry: undefined, seenFreshMs };
-      // No value and no "not found": an empty item (an earlier version's lease left it).
-      if (record.body === undefined && record.chunked === undefined && !record.negative) return { entry: undefined, seenFreshMs };
+      if (hasExpired(record.expiresAt, Date.now())) return this.#nothing(slot, seenFreshMs);
+      // No value and no "not found": a value ended by `invalidate`, or an empty item (an earlier version's lease left it).
+      if (record.body === undefined && record.chunked === undefined && !record.negative) return this.#nothing(slot, seenFreshMs);
       const body = record.chunked === undefined ? record.body : await this.#readChunks(record.chunked, call);
       if (body !== undefined && isUnavailable(body)) return body;
       const payload = await this.#s.codec.open(body, record.negative ?? false, bindingOf(slot.storageKey, record), call);
@@ -560,6 +560,15 @@ export class TwoTierStore {
       this.#s.logger.warn('dynamo-cache: unreadable cache item treated as a miss', { key: slot.storageKey, errorName: error.name, errorMessage: error.message });
       return { entry: undefined, seenFreshMs, corrupt: true };
     }
+  }
+
+  /**
+   * DynamoDB holds no value for the slot (absent, deleted, ended by `invalidate`, expired): what this environment
+   * still holds of it goes too, so that it never stands in as a stale fallback for a value the fleet removed.
+   */
+  #nothing(slot: Slot, seenFreshMs = 0): ItemState {
+    this.#s.memory?.delete(slot.memoryKey);
+    return seenFreshMs === 0 ? NOTHING : { entry: undefined, seenFreshMs };
   }
 
   /** The encryption keys could not be had (failed, slow, or the call ran out): counted and logged, a miss. */
