@@ -26,6 +26,8 @@ import { SingleFlight } from './refresh/single-flight.ts';
 import { StatsRecorder, type CacheStats } from './observability/stats.ts';
 import { countingRequests, traceMethods } from './observability/tracing.ts';
 import { TwoTierStore } from './storage/two-tier-store.ts';
+import { assertTags } from './invalidation/tags.ts';
+import { TagStates, type CapturedTags, type InvalidationMode } from './invalidation/tag-states.ts';
 
 /** Options of `get`. */
 export interface GetOptions extends CallOptions, ResultOptions {}
@@ -38,6 +40,12 @@ export interface SetOptions extends CallOptions {
   staleWhileRevalidateSeconds?: number | undefined;
   /** Seconds after `ttlSeconds` during which `getOrSet` answers with the stale value when the refresh fails. Default: the instance's. */
   staleIfErrorSeconds?: number | undefined;
+  /**
+   * Tags of the value, for `invalidateTags`: at most 64, each 1-256 characters (code points) without control
+   * characters; letter case counts. Each costs one small item per tag in the table (written once) and a read of
+   * its state per environment per `memory.ttlSeconds`. Default: none.
+   */
+  tags?: readonly string[] | undefined;
 }
 
 /** Options of `getOrSet` (and `wrap`, and `acquire`). */
@@ -51,7 +59,9 @@ export interface GetOrSetOptions extends SetOptions, ResultOptions {
 }
 
 /** Options of `wrap`. */
-export interface WrapOptions<TArgs extends unknown[]> extends Omit<GetOrSetOptions, keyof CallOptions> {
+export interface WrapOptions<TArgs extends unknown[]> extends Omit<GetOrSetOptions, keyof CallOptions | 'tags'> {
+  /** The tags of a call's value, or a function of its arguments that gives them (`(id) => [`user:${id}`]`). Default: none. */
+  tags?: readonly string[] | ((...args: TArgs) => readonly string[]) | undefined;
   /**
    * The cache key of a call. Default: the function's name and its arguments as JSON
    * (`loadUser:["42"]`), which needs a named function and JSON arguments.
@@ -67,10 +77,21 @@ export interface WrapOptions<TArgs extends unknown[]> extends Omit<GetOrSetOptio
 /** Options of `getMany` and `delete`. */
 export type ManyOptions = CallOptions;
 
+/** Options of `invalidateTags`. */
+export interface InvalidateTagsOptions extends CallOptions {
+  /**
+   * `'expire'`: the tags' values are never served again, fresh or stale. `'stale'` (soft purge): they are no
+   * longer fresh, but `getOrSet`, `wrap` and the middleware answer with them, as stale, within their stale
+   * windows (counted from the purge) while one caller refreshes each. Default `'expire'`.
+   */
+  mode?: InvalidationMode | undefined;
+}
+
 const GET_OPTIONS = [...CALL_OPTION_NAMES, 'onResult'] as const;
-const SET_OPTIONS = [...CALL_OPTION_NAMES, 'ttlSeconds', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds'] as const;
+const SET_OPTIONS = [...CALL_OPTION_NAMES, 'ttlSeconds', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'tags'] as const;
 const GET_OR_SET_OPTIONS = [...SET_OPTIONS, 'onResult', 'negativeTtlSeconds', 'lease', 'earlyRefresh'] as const;
 const WRAP_OPTIONS = [...GET_OR_SET_OPTIONS.filter((name) => name !== 'signal' && name !== 'deadline'), 'key', 'callOptions'] as const;
+const INVALIDATE_OPTIONS = [...CALL_OPTION_NAMES, 'mode'] as const;
 
 /** Marks a `DynamoCache` across copies of this package (ESM and CommonJS builds, a layer and a bundle): `instanceof` cannot. */
 const BRAND = Symbol.for('dynamo-cache.DynamoCache');
@@ -175,6 +196,7 @@ export class DynamoCache {
   readonly #refresh: RefreshCoordinator;
   readonly #guard: DynamoGuard;
   readonly #generation: NamespaceGeneration;
+  readonly #tags: TagStates;
   readonly #stats: StatsRecorder;
   /**
    * `getOrSet` calls in flight in this process, by memory key (the key whatever the namespace generation):
@@ -207,6 +229,10 @@ export class DynamoCache {
       guard: this.#guard,
       stats: this.#stats,
     });
+    // A flush, a delete or an invalidation elsewhere goes unseen at most as long as a memory-tier entry may: one bound for all.
+    const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
+    const keyring = resolved.keyring;
+    this.#tags = new TagStates({ dynamo, keys: this.#keys, attributes: resolved.attributes, keyring, refreshMs: refreshSeconds * 1000, stats: this.#stats, logger: resolved.logger });
     this.#store = new TwoTierStore({
       memory: this.#memory,
       dynamo,
@@ -220,10 +246,9 @@ export class DynamoCache {
       inlineValueBytes: resolved.inlineValueBytes,
       stats: this.#stats,
       logger: resolved.logger,
+      tags: this.#tags,
     });
     this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger);
-    // A flush elsewhere goes unseen at most as long as a memory-tier entry may: the same bound for both.
-    const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
     this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger);
     this.ready = resolved.prefetch.length === 0 || this.disabled ? Promise.resolve() : this.#prefetch(resolved.prefetch);
   }
@@ -290,9 +315,13 @@ export class DynamoCache {
     assertKey(key);
     const call = this.#call('set', options, SET_OPTIONS);
     const lifetime = this.#lifetime(options);
+    const tags = tagsOf(options);
     const payload = encodeValue(value);
     if (this.disabled) return false;
-    const written = await this.#store.write(await this.#slot(key, 'set', call), payload, deadlinesFor(lifetime, Date.now()), call);
+    const slot = await this.#slot(key, 'set', call);
+    const deadlines = deadlinesFor(lifetime, Date.now());
+    const stamps = tags === undefined ? undefined : await this.#tags.stamps(tags, undefined, deadlines.expiresAtSeconds, call);
+    const written = tags !== undefined && stamps === undefined ? this.#notStored(slot) : await this.#store.write(slot, payload, deadlines, call, { tags: stamps });
     call.signal?.throwIfAborted();
     return written;
   }
@@ -315,6 +344,7 @@ export class DynamoCache {
     const call = this.#call('getOrSet', options, GET_OR_SET_OPTIONS);
     assertResultHook(options);
     const policy = this.#policy(options);
+    const tags = tagsOf(options);
     if (this.disabled) {
       this.#stats.increment('fetches');
       const value = await fetcher();
@@ -324,7 +354,7 @@ export class DynamoCache {
     }
     const memoryKey = this.#keys.storageKey(key, 0);
     if (this.#inflight.has(memoryKey)) this.#stats.increment('coalesced');
-    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, own));
+    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, tags, own));
     reportResult(options, key, answer.source);
     // The first caller gets the value decoded once already (or the fetcher's own); joiners decode their own copy.
     const decoded = take(answer.decoded);
@@ -340,14 +370,20 @@ export class DynamoCache {
     if (typeof fn !== 'function') throw new InvalidOptionsError('wrap needs a function');
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('wrap options must be an object');
     assertKnownOptions('wrap()', options, WRAP_OPTIONS);
-    const { key, callOptions, ...getOrSetOptions } = options;
+    const { key, callOptions, tags, ...getOrSetOptions } = options;
     if (key === undefined && fn.name === '') throw new InvalidOptionsError('wrap needs options.key for an anonymous function');
     if (key !== undefined && typeof key !== 'function') throw new InvalidOptionsError('wrap options.key must be a function');
     if (callOptions !== undefined && typeof callOptions !== 'function') throw new InvalidOptionsError('wrap options.callOptions must be a function');
+    if (typeof tags !== 'function') tagsOf({ tags });
     assertResultHook(getOrSetOptions);
     this.#policy(getOrSetOptions);
     const keyOf = key ?? ((...args: TArgs) => `${fn.name}:${JSON.stringify(args)}`);
-    return (...args: TArgs) => this.getOrSet(keyOf(...args), () => fn(...args), callOptions === undefined ? getOrSetOptions : { ...getOrSetOptions, ...callOptions(...args) });
+    return (...args: TArgs) =>
+      this.getOrSet(keyOf(...args), () => fn(...args), {
+        ...getOrSetOptions,
+        ...(tags === undefined ? {} : { tags: typeof tags === 'function' ? tags(...args) : tags }),
+        ...callOptions?.(...args),
+      });
   }
 
   /**
@@ -362,10 +398,12 @@ export class DynamoCache {
     const call = this.#call('acquire', options, GET_OR_SET_OPTIONS);
     assertResultHook(options);
     const policy = this.#policy(options);
+    const tags = tagsOf(options);
     if (this.disabled) {
       reportResult(options, key, 'fetcher');
       return { found: false, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
     }
+    if (tags !== undefined) this.#tags.prefetch(tags, call);
     const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call), policy, call);
     if (!resolution.found && call.signal?.aborted) {
       await this.#refresh.abandon(resolution.turn); // gives a lease won just now back
@@ -380,6 +418,8 @@ export class DynamoCache {
     reportResult(options, key, 'fetcher');
     this.#stats.increment('fetches');
     const turn = resolution.turn;
+    // The states the value will be stamped with are taken now, before the caller fetches (see #fetch).
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
     let ended = false;
     const end = () => {
       if (ended) throw new InvalidOptionsError('a fetch turn can be ended only once');
@@ -388,10 +428,12 @@ export class DynamoCache {
     return {
       found: false,
       fulfil: async (value, setOptions) => {
-        // Encoded first: a value that cannot be stored throws with the turn still open, so it can be abandoned.
+        // Checked first: a value that cannot be stored throws with the turn still open, so it can be abandoned.
         const payload = value === undefined ? undefined : encodeValue(value);
+        const stored = setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) };
+        const storedTags = setOptions?.tags === undefined ? tags : tagsOf(setOptions);
         end();
-        return this.#refresh.complete(turn, payload, setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) });
+        return this.#complete(turn, payload, stored, storedTags, captured);
       },
       fail: async (error) => {
         end();
@@ -458,6 +500,29 @@ export class DynamoCache {
     const deleted = await this.#store.delete(await this.#slot(key, 'delete', call), call);
     call.signal?.throwIfAborted();
     return deleted;
+  }
+
+  /**
+   * Invalidates every value stored with any of `tags`, by any function that shares the table and namespace:
+   * one write per tag. This environment sees it at once; others within `memory.ttlSeconds` (30 s by default),
+   * when they read the tags' state again: from then on no environment answers such a value as fresh (with
+   * `mode: 'stale'`, `getOrSet` may answer it as stale within its stale windows while one caller refreshes it).
+   * Values written after the invalidation are not affected. Resolves `false` when a state could not be written
+   * (logged), or the cache is disabled.
+   * @throws InvalidOptionsError when `tags` is not an array of valid tags, or for a bad option.
+   * @throws the signal's reason when `options.signal` aborts.
+   */
+  async invalidateTags(tags: readonly string[], options: InvalidateTagsOptions = {}): Promise<boolean> {
+    const call = this.#call('invalidateTags', options, INVALIDATE_OPTIONS);
+    const list = assertTags('invalidateTags() tags', tags, Number.POSITIVE_INFINITY);
+    const mode = options.mode ?? 'expire';
+    if (mode !== 'expire' && mode !== 'stale') throw new InvalidOptionsError(`invalidateTags() mode must be 'expire' or 'stale', got ${String(mode)}`);
+    if (this.disabled) return false;
+    const done = list.length === 0 || (await this.#tags.invalidate(list, mode, call));
+    call.signal?.throwIfAborted();
+    if (done) this.#options.logger.debug('dynamo-cache: tags invalidated', { tags: list.length, mode });
+    else this.#options.logger.warn('dynamo-cache: tags not invalidated; other environments may answer their values until they expire', { tags: list.length, mode });
+    return done;
   }
 
   /**
@@ -552,7 +617,9 @@ export class DynamoCache {
     return undefined;
   }
 
-  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, call: CallBudget): Promise<Answer> {
+  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: () => T | Promise<T>, policy: RefreshPolicy, tags: readonly string[] | undefined, call: CallBudget): Promise<Answer> {
+    // Read alongside the value: a value under tags new to this environment costs no second round trip in a row.
+    if (tags !== undefined) this.#tags.prefetch(tags, call);
     const slot = this.#slot(key, 'getOrSet', call, memoryKey);
     const resolution = await this.#refresh.resolve(slot instanceof Promise ? await slot : slot, policy, call);
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
@@ -561,11 +628,14 @@ export class DynamoCache {
       await this.#refresh.abandon(resolution.turn);
       call.signal.throwIfAborted();
     }
-    return this.#fetch(resolution.turn, fetcher, policy);
+    return this.#fetch(resolution.turn, fetcher, policy, tags);
   }
 
-  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy): Promise<Answer> {
+  async #fetch<T>(turn: Turn, fetcher: () => T | Promise<T>, policy: RefreshPolicy, tags: readonly string[] | undefined): Promise<Answer> {
     this.#stats.increment('fetches');
+    // Taken before the fetch: an invalidation that lands while it runs leaves the value stamped with the old
+    // states, so it is not fresh after all (it may hold data from before the change).
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
     let value: T;
     try {
       value = await fetcher();
@@ -581,9 +651,31 @@ export class DynamoCache {
       await this.#refresh.abandon(turn);
       throw error;
     }
-    await this.#refresh.complete(turn, payload, policy);
+    await this.#complete(turn, payload, policy, tags, captured);
     // The fetcher's value itself goes to the first caller (the cache keeps only its encoded copy).
     return { payload, source: 'fetcher', decoded: { value } };
+  }
+
+  /**
+   * Ends a fetch turn by storing `payload` (see `RefreshCoordinator.complete`), stamped with its tags' states
+   * (those `captured` when the fetch started). A value whose tags' states cannot be had is not stored.
+   */
+  async #complete(turn: Turn, payload: Payload | undefined, policy: RefreshPolicy, tags: readonly string[] | undefined, captured: Promise<CapturedTags | undefined> | undefined): Promise<boolean> {
+    const stored = payload !== undefined || policy.negativeTtlSeconds > 0;
+    if (tags === undefined || !stored) return this.#refresh.complete(turn, payload, policy);
+    const lifetime = payload === undefined ? { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 } : policy;
+    const tagStamps = await this.#tags.stamps(tags, await captured, deadlinesFor(lifetime, Date.now()).expiresAtSeconds, turn.call);
+    if (tagStamps !== undefined) return this.#refresh.complete(turn, payload, { ...policy, tagStamps });
+    this.#notStored(turn.slot);
+    await this.#refresh.abandon(turn);
+    return false;
+  }
+
+  /** A tagged value whose tags' states could not be read or written: stored nowhere, and an older one dropped from memory. */
+  #notStored(slot: Slot): false {
+    this.#memory?.delete(slot.memoryKey);
+    this.#options.logger.warn("dynamo-cache: value not stored: its tags' state could not be read or written", { key: slot.storageKey ?? slot.memoryKey });
+    return false;
   }
 
   /** Reads the `prefetch` keys into the memory tier; failures are logged (by the reads) and swallowed: INIT never fails for the cache. */
@@ -640,7 +732,7 @@ export class DynamoCache {
 
 // Each operation is an OpenTelemetry span when a tracer provider is registered (the number: the index of
 // the options argument, where the span's `onResult` goes; -1: none).
-traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, delete: -1, clear: -1 });
+traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, delete: -1, clear: -1, invalidateTags: -1 });
 
 /** What a `getOrSet` flight resolves: the payload, where it came from, and a decoded value for its first caller. */
 interface Answer {
@@ -652,6 +744,13 @@ interface Answer {
 /** Where a found answer came from, as `onResult` names it. */
 function sourceOf(resolution: { readonly stale: boolean; readonly source: 'memory' | 'dynamo' }): CacheSource {
   return resolution.stale ? 'stale' : resolution.source === 'memory' ? 'memory' : 'dynamodb';
+}
+
+/** The checked tags of a call's options, or `undefined` for none. */
+function tagsOf(options: { readonly tags?: readonly string[] | undefined }): readonly string[] | undefined {
+  if (options.tags === undefined) return undefined;
+  const tags = assertTags('tags', options.tags);
+  return tags.length === 0 ? undefined : tags;
 }
 
 function decodeEntry(entry: CacheEntry): unknown {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Payload } from '../codec/value-codec.ts';
 import type { CacheEntry, Decoded, ItemState } from '../storage/entry.ts';
 import type { Slot } from '../storage/keys.ts';
-import type { Lease } from '../storage/item.ts';
+import type { Lease, TagStamps } from '../storage/item.ts';
 import { LeaseWaitTimeoutError } from '../errors.ts';
 import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
 import type { CacheLogger } from '../observability/logger.ts';
@@ -17,6 +17,8 @@ export interface RefreshPolicy extends Lifetime {
   readonly negativeTtlSeconds: number;
   readonly lease: Required<LeaseOptions> | false;
   readonly earlyRefresh: Required<EarlyRefreshOptions> | false;
+  /** The tags the fetched value is stored with, stamped with their states' tokens (see `TagStates`). */
+  readonly tagStamps?: TagStamps | undefined;
 }
 
 /** The caller's turn to fetch: it must end with `complete`, `fail` or `abandon`. */
@@ -101,7 +103,7 @@ export class RefreshCoordinator {
   async complete(turn: Turn, payload: Payload | undefined, policy: RefreshPolicy): Promise<boolean> {
     const now = Date.now();
     let written = false;
-    const conditional = { notFresherThanMs: turn.notFresherThanMs };
+    const conditional = { notFresherThanMs: turn.notFresherThanMs, tags: policy.tagStamps };
     if (payload !== undefined) {
       // The fetch time is kept only for early refresh, its one reader: otherwise it is bytes every write pays for.
       const fetchMs = policy.earlyRefresh === false ? undefined : Math.round(now - turn.startedAt);

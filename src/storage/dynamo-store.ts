@@ -27,6 +27,13 @@ export type LeaseAttempt =
 /** The condition of taking a lease (see `DynamoStore.acquireLease`), over `#for`/`#lease` and `:for`/`:now`. */
 export const LEASE_CONDITION = 'attribute_not_exists(#for) OR #for < :for OR attribute_not_exists(#lease) OR #lease < :now';
 
+/** The condition of a conditional write: a ConditionExpression with its attribute names and values. */
+export interface WriteCondition {
+  readonly expression: string;
+  readonly names: Record<string, string>;
+  readonly values?: Record<string, AttributeValue>;
+}
+
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
 /** BatchWriteItem's limit on items per request. */
@@ -78,20 +85,23 @@ export class DynamoStore {
    * someone else. Resolves whether the item was written.
    */
   put(item: Item, notFresherThanMs?: number, call?: CallBudget): Promise<Outcome<boolean>> {
-    const { client, tableName, attributes } = this.#s;
-    const condition =
+    const condition: WriteCondition | undefined =
       notFresherThanMs === undefined
-        ? {}
-        : {
-            ConditionExpression: 'attribute_not_exists(#fresh) OR #fresh <= :seen',
-            ExpressionAttributeNames: { '#fresh': META.freshUntil },
-            ExpressionAttributeValues: { ':seen': { N: String(notFresherThanMs) } },
-          };
+        ? undefined
+        : { expression: 'attribute_not_exists(#fresh) OR #fresh <= :seen', names: { '#fresh': META.freshUntil }, values: { ':seen': { N: String(notFresherThanMs) } } };
+    return this.putIf(item, condition, call);
+  }
+
+  /** Writes (replaces) `item` when `condition` holds (always without one). Resolves whether it was written. */
+  putIf(item: Item, condition: WriteCondition | undefined, call?: CallBudget): Promise<Outcome<boolean>> {
+    const { client, tableName, attributes } = this.#s;
+    const expression =
+      condition === undefined ? {} : { ConditionExpression: condition.expression, ExpressionAttributeNames: condition.names, ExpressionAttributeValues: condition.values };
     return this.#s.guard.run(
       'PutItem',
       async ({ http }) => {
         try {
-          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...condition }), http);
+          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...expression }), http);
           return true;
         } catch (error) {
           if (!isConditionalCheckFailure(error)) throw error;

@@ -22,9 +22,11 @@ import {
   type Lease,
   type StoredBody,
   type StoredRecord,
+  type TagStamps,
 } from './item.ts';
 import { UNBOUNDED, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
+import type { TagStates } from '../invalidation/tag-states.ts';
 
 /** The result of reading one item: its state, or `ok: false` and why when DynamoDB failed (already logged and counted). */
 export type ReadResult = { readonly ok: true; readonly state: ItemState } | { readonly ok: false; readonly failure: FailureKind };
@@ -57,6 +59,8 @@ export interface WriteOptions {
   readonly fetchMs?: number | undefined;
   /** Write only if the stored value is fresh until no later than this (the freshness the refresh saw). */
   readonly notFresherThanMs?: number | undefined;
+  /** The value's tags, stamped with their states' tokens (see `TagStates`). */
+  readonly tags?: TagStamps | undefined;
 }
 
 /** Settings of a {@link TwoTierStore}. */
@@ -79,6 +83,8 @@ export interface TwoTierSettings {
   readonly inlineValueBytes: number;
   readonly stats: StatsRecorder;
   readonly logger: CacheLogger;
+  /** Judges tagged entries before they are answered (a tagged entry without it is never answered). */
+  readonly tags?: TagStates | undefined;
 }
 
 const NOTHING: ItemState = { entry: undefined, seenFreshMs: 0 };
@@ -100,7 +106,9 @@ export class TwoTierStore {
 
   /** The fresh entry this environment holds in memory for the slot, if any. */
   fromMemory(slot: Slot, nowMs: number): CacheEntry | undefined {
-    return this.#s.memory?.get(slot.memoryKey, slot.generation, nowMs);
+    const entry = this.#s.memory?.get(slot.memoryKey, slot.generation, nowMs);
+    // A tagged entry only while its tags' states, known here, still hold its tokens.
+    return entry?.tags === undefined ? entry : this.#s.tags?.fresh(entry, nowMs);
   }
 
   /** Reads the slot's item from DynamoDB; a fresh entry is copied into the memory tier. */
@@ -149,12 +157,12 @@ export class TwoTierStore {
    * kept in memory either); also `false`, silently, when `notFresherThanMs` found a newer value in place.
    */
   async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, call: CallBudget, options: WriteOptions = {}): Promise<boolean> {
-    const { fetchMs, notFresherThanMs } = options;
+    const { fetchMs, notFresherThanMs, tags } = options;
     let body: StoredBody | undefined;
     let size = 0;
     if (slot.storageKey !== undefined) {
       try {
-        body = await this.#s.codec.seal(payload, { storageKey: slot.storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs }, call);
+        body = await this.#s.codec.seal(payload, { storageKey: slot.storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs, tags }, call);
       } catch (error) {
         this.#s.stats.increment('errors');
         this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: slot.storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
@@ -168,11 +176,11 @@ export class TwoTierStore {
         return false;
       }
     }
-    this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs), slot.generation, Date.now());
+    this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs, tags), slot.generation, Date.now());
     if (slot.storageKey === undefined) return false;
     const stored = body !== undefined && size > this.#s.inlineValueBytes ? await this.#writeChunks(body, deadlines, call) : body;
     if (stored === false) return false;
-    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, slot.storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs)), notFresherThanMs, call);
+    const outcome = await this.#s.dynamo.put(toItem(this.#s.attributes, slot.storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs, tags)), notFresherThanMs, call);
     if (!outcome.ok) return false;
     if (outcome.value) this.#s.stats.increment('writes');
     return outcome.value;
@@ -346,7 +354,10 @@ export class TwoTierStore {
       // Parsed here so a corrupt JSON payload is a miss now, not an exception in a caller later; the caller
       // that read it gets this parse, so a hit parses once.
       const decoded = payload?.kind === 'json' ? { value: JSON.parse(payload.data) as unknown } : undefined;
-      const entry: CacheEntry = { payload, ...timingOf(record) };
+      let entry: CacheEntry | undefined = record.tags === undefined ? { payload, ...timingOf(record) } : { payload, ...timingOf(record), tags: record.tags };
+      // Invalidated by a tag (or its state unreadable): no value; soft-invalidated: stale (and so not kept in memory).
+      if (entry.tags !== undefined) entry = this.#s.tags === undefined ? undefined : await this.#s.tags.judge(entry, call);
+      if (entry === undefined) return { entry, seenFreshMs };
       this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
       return { entry, seenFreshMs, decoded };
     } catch (error) {
@@ -372,7 +383,7 @@ export class TwoTierStore {
 
 /** What a stored record's encryption is bound to. */
 function bindingOf(storageKey: string, record: StoredRecord): ItemBinding {
-  return { storageKey, expiresAt: record.expiresAt, freshUntilMs: record.freshUntilMs, fetchMs: record.fetchMs };
+  return { storageKey, expiresAt: record.expiresAt, freshUntilMs: record.freshUntilMs, fetchMs: record.fetchMs, tags: record.tags };
 }
 
 /** What a lease's signature covers: the lease item's key and every field that gives the lease its meaning. */

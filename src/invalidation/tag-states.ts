@@ -1,0 +1,369 @@
+import { randomBytes } from 'node:crypto';
+import type { Keyring } from '../codec/encryption.ts';
+import type { CacheLogger } from '../observability/logger.ts';
+import type { StatsRecorder } from '../observability/stats.ts';
+import type { CallBudget } from '../resilience/dynamo-guard.ts';
+import type { DynamoStore, Item, WriteCondition } from '../storage/dynamo-store.ts';
+import type { CacheEntry } from '../storage/entry.ts';
+import type { AttributeNames, TagStamps } from '../storage/item.ts';
+import type { KeyMapper } from '../storage/keys.ts';
+import { TAG_ATTRIBUTES, presentToken, tagItem, tagStateOf, tagStateText, type TagState } from './tag-item.ts';
+
+/** How `invalidateTags` treats the values of a tag: never served again, or served stale while one caller refreshes. */
+export type InvalidationMode = 'expire' | 'stale';
+
+/** The tokens a fetch turn captured when it started: a value is stamped with the states it was fetched under. */
+export type CapturedTags = ReadonlyMap<string, string>;
+
+/** Settings of {@link TagStates}. */
+export interface TagStatesSettings {
+  readonly dynamo: DynamoStore;
+  readonly keys: KeyMapper;
+  readonly attributes: AttributeNames;
+  /** With encryption, tag items are signed and unsigned ones ignored (as leases are). */
+  readonly keyring: Keyring | undefined;
+  /** How long a state read here is relied on before it is read again: `memory.ttlSeconds`. */
+  readonly refreshMs: number;
+  readonly stats: StatsRecorder;
+  readonly logger: CacheLogger;
+}
+
+/** What this environment knows of one tag. */
+interface Known {
+  /** The state values are judged by; `undefined` when there is none to trust: no item, one that does not authenticate, or one older than seen here. */
+  readonly state: TagState | undefined;
+  /** The token of the item in the table as last seen, trusted or not (`undefined`: no item; `null`: an item without one): a replacement is conditional on it. */
+  readonly present: string | null | undefined;
+  /** The highest version seen here: state only moves forward, an older item put back is not taken for the truth. */
+  readonly maxVersion: number;
+  /** When it was learnt (the start of the read that found it, or the write), epoch ms. */
+  readonly learntMs: number;
+  /** Until when (epoch ms) it may be relied on: learnt + `refreshMs`. */
+  readonly untilMs: number;
+}
+
+/** Tags whose state one environment remembers; beyond that the oldest learnt is forgotten (and read again when met). */
+const MAX_KNOWN_TAGS = 10_000;
+/** After a failed read, no tag state is read again for this long: one failure costs one time budget, not one per call. */
+const FAILED_READ_BACKOFF_MS = 1000;
+/** A tag item lives at least this long; a value that would outlive it extends it first (one write, about once a week per tag in use). */
+const TAG_LIFETIME_SECONDS = 7 * 24 * 3600;
+/** A tag item is extended when it would expire less than this after a value written under it. */
+const EXTEND_MARGIN_SECONDS = 24 * 3600;
+/** Earlier states whose values a soft purge keeps servable stale. */
+const MAX_SOFT_TOKENS = 8;
+/** Conditional writes of one state before giving up (each lost to a concurrent writer). */
+const WRITE_ATTEMPTS = 3;
+
+/**
+ * The invalidation state of tags, as one execution environment knows it.
+ *
+ * Each tag has one small item holding its state: a version and a random token. A value written with the tag
+ * records the token (its stamp); it is fresh only while the tag's item exists with that same token. An
+ * invalidation writes a new state (a new token, a higher version; one write): every value of the old token
+ * stops being fresh at once, for every function that shares the table and namespace. In soft mode the new
+ * state lists the old token as soft: its values are served stale, within their stale windows, while one caller
+ * refreshes them (the lease).
+ *
+ * Deleting a tag item (by hand, or by DynamoDB's TTL) leaves no state: values recording any token are then
+ * invalid, never valid again (a later write creates a new state with a new token). Each environment remembers
+ * the highest version it saw, so an old item put back is ignored (and replaced on the next write under the
+ * tag); a cold environment cannot tell an old item put back from the truth. With encryption the items are
+ * signed (as leases are), so nobody without the keys can write a state this cache accepts.
+ *
+ * States are read with strongly consistent reads, for all the tags a value needs at once (BatchGetItem), and
+ * relied on for `refreshMs` (`memory.ttlSeconds`): an invalidation elsewhere is seen here within it, the bound
+ * the cache gives `delete` and a namespace flush. Reads and writes never throw: a state that cannot be read
+ * makes its values misses, a value whose tags' state cannot be read or written is not stored.
+ */
+export class TagStates {
+  readonly #s: TagStatesSettings;
+  readonly #known = new Map<string, Known>();
+  readonly #reading = new Map<string, Promise<void>>();
+  #retryAtMs = 0;
+
+  constructor(settings: TagStatesSettings) {
+    this.#s = settings;
+  }
+
+  /**
+   * The entry when each of its tags is known, now, to hold the token it records; otherwise `undefined`
+   * (invalidated, soft-invalidated, or a state not known: the memory tier serves fresh values only, and the
+   * caller reads DynamoDB instead). Synchronous: the memory tier's hit path awaits nothing.
+   */
+  fresh(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
+    for (const [id, token] of entry.tags ?? []) {
+      const known = this.#known.get(id);
+      if (known === undefined || known.untilMs <= nowMs || known.state?.token !== token) return undefined;
+    }
+    return entry;
+  }
+
+  /**
+   * The entry as its tags allow it to be answered: as it is; stale from the time of a soft purge of one of its
+   * tags (its freshness cut there, so its stale windows run from then); or `undefined` when a tag was
+   * invalidated, or its state cannot be read. States not known here are read first (one BatchGetItem).
+   */
+  judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Promise<CacheEntry | undefined> {
+    const now = Date.now();
+    const unknown = (entry.tags ?? []).filter(([id]) => !this.#reliable(id, now)).map(([id]) => id);
+    if (unknown.length === 0) return this.#verdict(entry, now);
+    return this.#load(unknown, call).then(() => this.#verdict(entry, Date.now()));
+  }
+
+  /** Starts reading the states of `tags` not known here, without waiting: a read of a value under them then finds them known, or being read. */
+  prefetch(tags: readonly string[], call: CallBudget): void {
+    const now = Date.now();
+    const unknown = tags.map((tag) => this.#s.keys.tagId(tag)).filter((id) => !this.#reliable(id, now));
+    if (unknown.length > 0) void this.#load(unknown, call);
+  }
+
+  /**
+   * The current token of each tag, creating the tag's item when it has none (or replacing one this environment
+   * cannot trust): what a value fetched from now on is stamped with. `undefined` when a state could not be
+   * read or written (logged).
+   */
+  capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
+    return this.#capture(
+      tags.map((tag) => this.#s.keys.tagId(tag)),
+      call,
+    );
+  }
+
+  /**
+   * The stamps of a value written with `tags` that expires at `expiresAtSeconds`: the tokens `captured` when
+   * its fetch started (for the tags it has), the current ones for the others. A tag item that would expire
+   * before the value is extended first. `undefined` when a state could not be had: the value must not be stored.
+   */
+  async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget): Promise<TagStamps | undefined> {
+    const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
+    const missing = ids.filter((id) => captured?.get(id) === undefined);
+    const current = missing.length === 0 ? captured : await this.#capture(missing, call);
+    if (current === undefined) return undefined;
+    const stamps = ids.map((id): [string, string] => [id, captured?.get(id) ?? current.get(id)!]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    await Promise.all(stamps.map(([id, token]) => this.#outlive(id, token, expiresAtSeconds, call)));
+    return stamps;
+  }
+
+  /**
+   * Invalidates `tags`: one conditional write of a new state each, in parallel (two or three when another
+   * writer got in first; a soft purge reads the state first when it is not known here). This environment
+   * sees it at once. Resolves whether every state was written; one that was not is dropped here (its values
+   * are misses in this environment, and the next value written under the tag replaces the state).
+   */
+  async invalidate(tags: readonly string[], mode: InvalidationMode, call: CallBudget): Promise<boolean> {
+    const written = await Promise.all([...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))].map((id) => this.#invalidate(id, mode, call)));
+    return written.every(Boolean);
+  }
+
+  async #capture(ids: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
+    const now = Date.now();
+    await this.#load(
+      ids.filter((id) => !this.#reliable(id, now)),
+      call,
+    );
+    const tokens = await Promise.all(ids.map((id) => this.#usableToken(id, call)));
+    if (tokens.some((token) => token === undefined)) return undefined;
+    return new Map(ids.map((id, index) => [id, tokens[index]!]));
+  }
+
+  #reliable(id: string, nowMs: number): boolean {
+    const known = this.#known.get(id);
+    return known !== undefined && known.untilMs > nowMs;
+  }
+
+  #verdict(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
+    let softSinceMs = Number.POSITIVE_INFINITY;
+    for (const [id, token] of entry.tags ?? []) {
+      const known = this.#known.get(id);
+      const state = known !== undefined && known.untilMs > nowMs ? known.state : undefined;
+      if (state?.token === token) continue;
+      if (state === undefined || !state.soft.includes(token)) return undefined;
+      softSinceMs = Math.min(softSinceMs, state.version);
+    }
+    if (softSinceMs === Number.POSITIVE_INFINITY) return entry;
+    // Stale from the purge on (and from now at the latest, should this clock lag the purger's).
+    return { ...entry, freshUntilMs: Math.min(entry.freshUntilMs, softSinceMs, nowMs) };
+  }
+
+  /** Reads the states of `ids`, sharing reads already in flight; a read failed a moment ago is not repeated yet. */
+  async #load(ids: readonly string[], call: CallBudget): Promise<void> {
+    const waits: Array<Promise<void>> = [];
+    const toRead: string[] = [];
+    for (const id of ids) {
+      const reading = this.#reading.get(id);
+      if (reading !== undefined) waits.push(reading);
+      else toRead.push(id);
+    }
+    if (toRead.length > 0 && Date.now() >= this.#retryAtMs) {
+      const reading = this.#read(toRead, call);
+      for (const id of toRead) this.#reading.set(id, reading);
+      waits.push(
+        reading.finally(() => {
+          for (const id of toRead) if (this.#reading.get(id) === reading) this.#reading.delete(id);
+        }),
+      );
+    }
+    await Promise.all(waits);
+  }
+
+  /** One strongly consistent BatchGetItem of the states of `ids`. Never rejects: what could not be read stays unknown. */
+  async #read(ids: readonly string[], call: CallBudget): Promise<void> {
+    const startedMs = Date.now();
+    const keys = ids.map((id) => this.#s.keys.tagKey(id));
+    const { items, complete, failure } = await this.#s.dynamo.batchGet(keys, { consistent: true, call });
+    await Promise.all(
+      ids.map(async (id, index) => {
+        const item = items.get(keys[index]!);
+        // Absent from an incomplete answer: not read, rather than not there.
+        if (item !== undefined || complete) await this.#learn(id, keys[index]!, item, startedMs, call);
+      }),
+    );
+    // A caller's deadline or abort says nothing about DynamoDB.
+    if (!complete && failure !== 'deadline' && failure !== 'aborted') this.#retryAtMs = Date.now() + FAILED_READ_BACKOFF_MS;
+  }
+
+  /** Takes in what a read started at `readMs` found under `tagKey`. */
+  async #learn(id: string, tagKey: string, item: Item | undefined, readMs: number, call: CallBudget): Promise<void> {
+    const previous = this.#known.get(id);
+    // This environment wrote a state after the read started: the read may predate it.
+    if (previous !== undefined && previous.learntMs > readMs) return;
+    const maxVersion = previous?.maxVersion ?? 0;
+    const found = tagStateOf(this.#s.attributes, item);
+    const trust = found === undefined ? (item === undefined ? 'absent' : 'malformed') : await this.#trust(tagKey, found, call);
+    if (trust === 'unavailable') return;
+    let state: TagState | undefined;
+    if (trust === 'trusted' && found!.version >= maxVersion) state = found;
+    else if (trust === 'trusted') this.#s.logger.warn('dynamo-cache: a tag item older than one seen before is back; its values stay invalid here until the tag is written again', { key: tagKey });
+    else if (trust !== 'absent') this.#corrupt(tagKey, trust === 'malformed' ? 'not a well-formed tag item' : 'does not authenticate');
+    this.#remember(id, { state, present: item === undefined ? undefined : presentToken(item), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs });
+  }
+
+  async #trust(tagKey: string, state: TagState, call: CallBudget): Promise<'trusted' | 'forged' | 'unavailable'> {
+    const keyring = this.#s.keyring;
+    if (keyring === undefined) return 'trusted';
+    try {
+      return state.signature !== undefined && (await keyring.verify(tagStateText(tagKey, state), state.signature, call)) ? 'trusted' : 'forged';
+    } catch (error) {
+      // Without the keys nothing can be vouched for: the state stays unknown (its values are misses).
+      this.#failed('dynamo-cache: encryption keys unavailable; tag state not read', tagKey, error);
+      return 'unavailable';
+    }
+  }
+
+  /** The token of the tag's state; when it has none this environment can use, a new state, written in its place. */
+  async #usableToken(id: string, call: CallBudget): Promise<string | undefined> {
+    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+      const known = this.#known.get(id);
+      if (known === undefined || known.untilMs <= Date.now()) return undefined; // could not be read (logged)
+      if (known.state !== undefined) return known.state.token;
+      const written = await this.#write(id, this.#next(known, undefined), replacing(known.present, this.#s.attributes), call);
+      if (written === undefined) return undefined;
+      if (!written) await this.#read([id], call); // another writer got in first: take its state
+    }
+    return undefined;
+  }
+
+  async #invalidate(id: string, mode: InvalidationMode, call: CallBudget): Promise<boolean> {
+    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+      let known = this.#known.get(id);
+      // A soft purge names the state it succeeds, so it must know it; a hard one needs only to be newer than whatever is there.
+      if (mode === 'stale' && (known === undefined || known.untilMs <= Date.now())) {
+        await this.#read([id], call);
+        known = this.#known.get(id);
+        if (known === undefined || known.untilMs <= Date.now()) return false;
+      }
+      const next = this.#next(known, mode === 'stale' ? known!.state : undefined);
+      const condition = mode === 'expire' && attempt === 0 ? olderThan(next.version, this.#s.attributes) : replacing(known?.present, this.#s.attributes);
+      const written = await this.#write(id, next, condition, call);
+      if (written === true) return true;
+      if (written === undefined) {
+        // Not recorded: this environment still stops serving the tag's values, and the next write under the tag retries.
+        this.#remember(id, { state: undefined, present: known?.present, maxVersion: known?.maxVersion ?? 0, learntMs: Date.now() });
+        return false;
+      }
+      await this.#read([id], call);
+    }
+    this.#s.logger.warn('dynamo-cache: tag not invalidated: other writers kept replacing its state', { key: this.#s.keys.tagKey(id) });
+    return false;
+  }
+
+  /** A new state after what is `known` (newer than any version seen here), keeping `softOf`'s values servable stale. */
+  #next(known: Known | undefined, softOf: TagState | undefined): TagState {
+    const now = Date.now();
+    return {
+      version: Math.max((known?.maxVersion ?? 0) + 1, now),
+      token: randomBytes(12).toString('base64url'),
+      soft: softOf === undefined ? [] : [softOf.token, ...softOf.soft].slice(0, MAX_SOFT_TOKENS),
+      expiresAt: Math.max(Math.ceil(now / 1000) + TAG_LIFETIME_SECONDS, softOf?.expiresAt ?? 0),
+    };
+  }
+
+  /** Writes `state` when `condition` holds: `true` (and known here at once), `false` (the condition failed), `undefined` (DynamoDB failed or the keys to sign it are missing; logged). */
+  async #write(id: string, state: TagState, condition: WriteCondition, call: CallBudget): Promise<boolean | undefined> {
+    const tagKey = this.#s.keys.tagKey(id);
+    let signed = state;
+    if (this.#s.keyring !== undefined) {
+      try {
+        signed = { ...state, signature: await this.#s.keyring.sign(tagStateText(tagKey, state), call) };
+      } catch (error) {
+        this.#failed('dynamo-cache: tag state could not be signed', tagKey, error);
+        return undefined;
+      }
+    }
+    const writtenMs = Date.now();
+    const outcome = await this.#s.dynamo.putIf(tagItem(this.#s.attributes, tagKey, signed), condition, call);
+    if (!outcome.ok) return undefined;
+    if (outcome.value) {
+      const maxVersion = Math.max(this.#known.get(id)?.maxVersion ?? 0, state.version);
+      this.#remember(id, { state: signed, present: state.token, maxVersion, learntMs: writtenMs });
+    }
+    return outcome.value;
+  }
+
+  /** Makes the tag's item outlive a value stamped with `token` expiring at `expiresAtSeconds` (best effort: failing, the value is only invalid early). */
+  async #outlive(id: string, token: string, expiresAtSeconds: number, call: CallBudget): Promise<void> {
+    const state = this.#known.get(id)?.state;
+    if (state === undefined || state.token !== token || state.expiresAt >= expiresAtSeconds + EXTEND_MARGIN_SECONDS) return;
+    const extended = { ...state, expiresAt: expiresAtSeconds + TAG_LIFETIME_SECONDS };
+    await this.#write(id, extended, sameState(state), call);
+  }
+
+  #remember(id: string, known: Omit<Known, 'untilMs'>): void {
+    this.#known.delete(id);
+    if (this.#known.size >= MAX_KNOWN_TAGS) this.#known.delete(this.#known.keys().next().value!);
+    this.#known.set(id, { ...known, untilMs: known.learntMs + this.#s.refreshMs });
+  }
+
+  #corrupt(tagKey: string, why: string): void {
+    this.#s.stats.increment('errors');
+    this.#s.stats.increment('corruptItems');
+    this.#s.logger.warn(`dynamo-cache: tag item ${why}; its values are invalid until the tag is written again`, { key: tagKey });
+  }
+
+  #failed(message: string, tagKey: string, error: unknown): void {
+    this.#s.stats.increment('errors');
+    this.#s.logger.warn(message, { key: tagKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+  }
+}
+
+/** The write replaces exactly the item last seen: none, one without a token, or the one with this token. */
+function replacing(present: string | null | undefined, names: AttributeNames): WriteCondition {
+  if (present === undefined) return { expression: 'attribute_not_exists(#key)', names: { '#key': names.key } };
+  if (present === null) return { expression: 'attribute_exists(#key) AND attribute_not_exists(#token)', names: { '#key': names.key, '#token': TAG_ATTRIBUTES.token } };
+  return { expression: '#token = :token', names: { '#token': TAG_ATTRIBUTES.token }, values: { ':token': { S: present } } };
+}
+
+/** The write replaces any state older than `version`, or none. */
+function olderThan(version: number, names: AttributeNames): WriteCondition {
+  return { expression: 'attribute_not_exists(#key) OR #version < :version', names: { '#key': names.key, '#version': TAG_ATTRIBUTES.version }, values: { ':version': { N: String(version) } } };
+}
+
+/** The write replaces `state` itself (same token, same version): only its expiry changes. */
+function sameState(state: TagState): WriteCondition {
+  return {
+    expression: '#token = :token AND #version = :version',
+    names: { '#token': TAG_ATTRIBUTES.token, '#version': TAG_ATTRIBUTES.version },
+    values: { ':token': { S: state.token }, ':version': { N: String(state.version) } },
+  };
+}
