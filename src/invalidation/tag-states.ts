@@ -79,7 +79,8 @@ const WRITE_ATTEMPTS = 3;
 export class TagStates {
   readonly #s: TagStatesSettings;
   readonly #known = new Map<string, Known>();
-  readonly #reading = new Map<string, Promise<void>>();
+  /** Reads in flight, by tag id, with the time each started. */
+  readonly #reading = new Map<string, { readonly startedMs: number; readonly done: Promise<void> }>();
   #retryAtMs = 0;
 
   constructor(settings: TagStatesSettings) {
@@ -102,20 +103,28 @@ export class TagStates {
   /**
    * The entry as its tags allow it to be answered: as it is; stale from the time of a soft purge of one of its
    * tags (its freshness cut there, so its stale windows run from then); or `undefined` when a tag was
-   * invalidated, or its state cannot be read. States not known here are read first (one BatchGetItem).
+   * invalidated, or its state cannot be read. States not known here are read first (one BatchGetItem), and so
+   * are states the entry was written under that are newer than what this environment knows (a state's
+   * version, in its token, is the time it was written): such an entry tells of an invalidation, or a new tag,
+   * before `refreshMs` is over.
    */
   judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Promise<CacheEntry | undefined> {
     const now = Date.now();
-    const unknown = (entry.tags ?? []).filter(([id]) => !this.#reliable(id, now)).map(([id]) => id);
-    if (unknown.length === 0) return this.#verdict(entry, now);
-    return this.#load(unknown, call).then(() => this.#verdict(entry, Date.now()));
+    const reads: Array<readonly [id: string, notBeforeMs: number]> = [];
+    for (const [id, token] of entry.tags ?? []) {
+      const known = this.#known.get(id);
+      if (known === undefined || known.untilMs <= now) reads.push([id, 0]);
+      else if (known.state?.token !== token && versionOf(token) > known.learntMs) reads.push([id, versionOf(token)]);
+    }
+    if (reads.length === 0) return this.#verdict(entry, now);
+    return this.#load(reads, call).then(() => this.#verdict(entry, Date.now()));
   }
 
   /** Starts reading the states of `tags` not known here, without waiting: a read of a value under them then finds them known, or being read. */
   prefetch(tags: readonly string[], call: CallBudget): void {
     const now = Date.now();
     const unknown = tags.map((tag) => this.#s.keys.tagId(tag)).filter((id) => !this.#reliable(id, now));
-    if (unknown.length > 0) void this.#load(unknown, call);
+    if (unknown.length > 0) void this.#load(unknown.map((id) => [id, 0]), call);
   }
 
   /**
@@ -159,7 +168,7 @@ export class TagStates {
   async #capture(ids: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
     const now = Date.now();
     await this.#load(
-      ids.filter((id) => !this.#reliable(id, now)),
+      ids.filter((id) => !this.#reliable(id, now)).map((id) => [id, 0]),
       call,
     );
     const tokens = await Promise.all(ids.map((id) => this.#usableToken(id, call)));
@@ -186,20 +195,25 @@ export class TagStates {
     return { ...entry, freshUntilMs: Math.min(entry.freshUntilMs, softSinceMs, nowMs) };
   }
 
-  /** Reads the states of `ids`, sharing reads already in flight; a read failed a moment ago is not repeated yet. */
-  async #load(ids: readonly string[], call: CallBudget): Promise<void> {
+  /**
+   * Reads the states of tags (by id), sharing reads in flight that started no earlier than asked; a read failed
+   * a moment ago is not repeated yet.
+   */
+  async #load(requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<void> {
     const waits: Array<Promise<void>> = [];
     const toRead: string[] = [];
-    for (const id of ids) {
+    for (const [id, notBeforeMs] of requests) {
       const reading = this.#reading.get(id);
-      if (reading !== undefined) waits.push(reading);
+      if (reading !== undefined && reading.startedMs >= notBeforeMs) waits.push(reading.done);
       else toRead.push(id);
     }
-    if (toRead.length > 0 && Date.now() >= this.#retryAtMs) {
-      const reading = this.#read(toRead, call);
+    const startedMs = Date.now();
+    if (toRead.length > 0 && startedMs >= this.#retryAtMs) {
+      const done = this.#read(toRead, call);
+      const reading = { startedMs, done };
       for (const id of toRead) this.#reading.set(id, reading);
       waits.push(
-        reading.finally(() => {
+        done.finally(() => {
           for (const id of toRead) if (this.#reading.get(id) === reading) this.#reading.delete(id);
         }),
       );
@@ -291,9 +305,11 @@ export class TagStates {
   /** A new state after what is `known` (newer than any version seen here), keeping `softOf`'s values servable stale. */
   #next(known: Known | undefined, softOf: TagState | undefined): TagState {
     const now = Date.now();
+    const version = Math.max((known?.maxVersion ?? 0) + 1, now);
     return {
-      version: Math.max((known?.maxVersion ?? 0) + 1, now),
-      token: randomBytes(12).toString('base64url'),
+      version,
+      // The version leads the token, so that a value's stamp tells which state it was written under (see `judge`).
+      token: `${version.toString(36)}.${randomBytes(12).toString('base64url')}`,
       soft: softOf === undefined ? [] : [softOf.token, ...softOf.soft].slice(0, MAX_SOFT_TOKENS),
       expiresAt: Math.max(Math.ceil(now / 1000) + TAG_LIFETIME_SECONDS, softOf?.expiresAt ?? 0),
     };
@@ -345,6 +361,12 @@ export class TagStates {
     this.#s.stats.increment('errors');
     this.#s.logger.warn(message, { key: tagKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
   }
+}
+
+/** The version a state's token starts with (0 for a token without one). */
+function versionOf(token: string): number {
+  const version = Number.parseInt(token.slice(0, token.indexOf('.')), 36);
+  return Number.isFinite(version) ? version : 0;
 }
 
 /** The write replaces exactly the item last seen: none, one without a token, or the one with this token. */
