@@ -160,6 +160,49 @@ describe('a PUT through one function invalidates another function’s GET respon
   });
 });
 
+describe('from a DynamoDB Streams consumer of the application’s table (examples/stream-invalidation)', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  /** The example as Lambda runs it: configured by the environment, on this file's dynalite. */
+  async function streamConsumer(tableName: string) {
+    vi.stubEnv('DYNAMO_CACHE_TABLE', tableName);
+    vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', db.endpoint);
+    vi.stubEnv('AWS_REGION', 'us-east-1');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'local');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'local');
+    // @ts-expect-error: plain JavaScript, as deployed with the layer (it imports the built package by its name)
+    const { handler } = (await import('../examples/stream-invalidation/index.mjs')) as { handler: (event: unknown) => Promise<void> };
+    return handler;
+  }
+
+  const change = (pk: string, sequence: string) => ({ eventName: 'MODIFY', eventSource: 'aws:dynamodb', dynamodb: { Keys: { pk: { S: pk }, sk: { S: 'PROFILE' } }, SequenceNumber: sequence } });
+
+  it('a changed user item invalidates its tagged values and its memoized responses in every function', async () => {
+    const { reader, tableName } = await twoFunctions();
+    const { cache } = await db.newCache({ tableName, memory: { ttlSeconds: 10 } });
+    await cache.set('profile:42', { name: 'Ada' }, { tags: ['user:42'] });
+    await cache.set('profile:7', { name: 'Grace' }, { tags: ['user:7'] });
+    const handler = await streamConsumer(tableName);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await warm(reader, [get('/users/42', '/users/{id}'), get('/users/7', '/users/{id}'), get('/users')]);
+    await handler({ Records: [change('USER#42', '100'), change('ORDER#9', '101')] });
+    afterMemoryTtl();
+    expect(await cacheStatus(reader.invoke, get('/users/42', '/users/{id}'))).toBe('Miss');
+    expect(await cacheStatus(reader.invoke, get('/users'))).toBe('Miss');
+    expect(await cacheStatus(reader.invoke, get('/users/7', '/users/{id}'))).toBe('Hit');
+    expect(await cache.get('profile:42')).toBeUndefined();
+    expect(await cache.get('profile:7')).toEqual({ name: 'Grace' });
+  });
+
+  it('a batch whose invalidation cannot be recorded fails, for Lambda to retry it', async () => {
+    const handler = await streamConsumer('no-such-table');
+    await expect(handler({ Records: [change('USER#42', '100'), change('ORDER#9', '101')] })).rejects.toThrow('1 of 2 invalidations not recorded; the batch is retried');
+  });
+});
+
 describe('soft purge of responses', () => {
   it('a rule with mode: stale: the stale response is answered while exactly one environment runs the handler', async () => {
     const tableName = await db.newTable();
