@@ -19,6 +19,7 @@ import { concurrency, hitLatency, missThenSet } from './scenarios/latency.ts';
 import { middleware } from './scenarios/middleware.ts';
 import { distinctKeys, valueSizes } from './scenarios/scaling.ts';
 import { stampede } from './scenarios/stampede.ts';
+import { tagCosts } from './scenarios/tags.ts';
 import { performanceTargets } from './scenarios/targets.ts';
 import { startTarget } from './support/dynamo-target.ts';
 import { headlineItem, renderSection, type BenchContext, type Section } from './support/report.ts';
@@ -37,6 +38,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['compression', compressionTradeOff],
   ['distinct-keys', distinctKeys],
   ['concurrency', concurrency],
+  ['tags', tagCosts],
   ['cold-start', coldStart],
   ['targets', performanceTargets],
 ];

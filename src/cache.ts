@@ -27,7 +27,7 @@ import { StatsRecorder, type CacheStats } from './observability/stats.ts';
 import { countingRequests, traceMethods } from './observability/tracing.ts';
 import { TwoTierStore } from './storage/two-tier-store.ts';
 import { assertTags } from './invalidation/tags.ts';
-import { TagStates, type CapturedTags, type InvalidationMode } from './invalidation/tag-states.ts';
+import { TagStates, invalidationMode, type CapturedTags, type InvalidationMode } from './invalidation/tag-states.ts';
 
 /** Options of `get`. */
 export interface GetOptions extends CallOptions, ResultOptions {}
@@ -515,13 +515,11 @@ export class DynamoCache {
   async invalidateTags(tags: readonly string[], options: InvalidateTagsOptions = {}): Promise<boolean> {
     const call = this.#call('invalidateTags', options, INVALIDATE_OPTIONS);
     const list = assertTags('invalidateTags() tags', tags, Number.POSITIVE_INFINITY);
-    const mode = options.mode ?? 'expire';
-    if (mode !== 'expire' && mode !== 'stale') throw new InvalidOptionsError(`invalidateTags() mode must be 'expire' or 'stale', got ${String(mode)}`);
+    const mode = invalidationMode('invalidateTags() mode', options.mode);
     if (this.disabled) return false;
     const done = list.length === 0 || (await this.#tags.invalidate(list, mode, call));
     call.signal?.throwIfAborted();
-    if (done) this.#options.logger.debug('dynamo-cache: tags invalidated', { tags: list.length, mode });
-    else this.#options.logger.warn('dynamo-cache: tags not invalidated; other environments may answer their values until they expire', { tags: list.length, mode });
+    if (!done) this.#options.logger.warn('dynamo-cache: tags not invalidated', { tags: list.length, mode });
     return done;
   }
 
@@ -674,7 +672,7 @@ export class DynamoCache {
   /** A tagged value whose tags' states could not be read or written: stored nowhere, and an older one dropped from memory. */
   #notStored(slot: Slot): false {
     this.#memory?.delete(slot.memoryKey);
-    this.#options.logger.warn("dynamo-cache: value not stored: its tags' state could not be read or written", { key: slot.storageKey ?? slot.memoryKey });
+    this.#options.logger.warn("dynamo-cache: value not stored: its tags' state is unavailable", { key: slot.storageKey ?? slot.memoryKey });
     return false;
   }
 

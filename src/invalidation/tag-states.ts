@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { InvalidOptionsError } from '../errors.ts';
 import type { Keyring } from '../codec/encryption.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
@@ -11,6 +12,12 @@ import { TAG_ATTRIBUTES, presentToken, tagItem, tagStateOf, tagStateText, type T
 
 /** How `invalidateTags` treats the values of a tag: never served again, or served stale while one caller refreshes. */
 export type InvalidationMode = 'expire' | 'stale';
+
+/** Checks a `mode` option (`'expire'` when absent). */
+export function invalidationMode(name: string, mode: unknown): InvalidationMode {
+  if (mode === undefined || mode === 'expire' || mode === 'stale') return mode ?? 'expire';
+  throw new InvalidOptionsError(`${name} must be 'expire' or 'stale', got ${String(mode)}`);
+}
 
 /** The tokens a fetch turn captured when it started: a value is stamped with the states it was fetched under. */
 export type CapturedTags = ReadonlyMap<string, string>;
@@ -93,9 +100,11 @@ export class TagStates {
    * caller reads DynamoDB instead). Synchronous: the memory tier's hit path awaits nothing.
    */
   fresh(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
-    for (const [id, token] of entry.tags ?? []) {
-      const known = this.#known.get(id);
-      if (known === undefined || known.untilMs <= nowMs || known.state?.token !== token) return undefined;
+    const stamps = entry.tags ?? [];
+    // An index loop: no iterator per memory hit.
+    for (let i = 0; i < stamps.length; i++) {
+      const known = this.#known.get(stamps[i]![0]);
+      if (known === undefined || known.untilMs <= nowMs || known.state?.token !== stamps[i]![1]) return undefined;
     }
     return entry;
   }
@@ -161,8 +170,10 @@ export class TagStates {
    * are misses in this environment, and the next value written under the tag replaces the state).
    */
   async invalidate(tags: readonly string[], mode: InvalidationMode, call: CallBudget): Promise<boolean> {
-    const written = await Promise.all([...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))].map((id) => this.#invalidate(id, mode, call)));
-    return written.every(Boolean);
+    const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
+    if (mode === 'stale') await this.#load(ids.filter((id) => !this.#reliable(id, Date.now())).map((id) => [id, 0]), call);
+    const tokens = await Promise.all(ids.map((id) => this.#replace(id, mode, call)));
+    return tokens.every((token) => token !== undefined);
   }
 
   async #capture(ids: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
@@ -171,7 +182,7 @@ export class TagStates {
       ids.filter((id) => !this.#reliable(id, now)).map((id) => [id, 0]),
       call,
     );
-    const tokens = await Promise.all(ids.map((id) => this.#usableToken(id, call)));
+    const tokens = await Promise.all(ids.map((id) => this.#replace(id, undefined, call)));
     if (tokens.some((token) => token === undefined)) return undefined;
     return new Map(ids.map((id, index) => [id, tokens[index]!]));
   }
@@ -246,10 +257,12 @@ export class TagStates {
     const found = tagStateOf(this.#s.attributes, item);
     const trust = found === undefined ? (item === undefined ? 'absent' : 'malformed') : await this.#trust(tagKey, found, call);
     if (trust === 'unavailable') return;
-    let state: TagState | undefined;
-    if (trust === 'trusted' && found!.version >= maxVersion) state = found;
-    else if (trust === 'trusted') this.#s.logger.warn('dynamo-cache: a tag item older than one seen before is back; its values stay invalid here until the tag is written again', { key: tagKey });
-    else if (trust !== 'absent') this.#corrupt(tagKey, trust === 'malformed' ? 'not a well-formed tag item' : 'does not authenticate');
+    const state = trust === 'trusted' && found!.version >= maxVersion ? found : undefined;
+    if (state === undefined && trust !== 'absent') {
+      if (trust !== 'trusted') this.#s.stats.increment('corruptItems');
+      const why = trust === 'trusted' ? 'is older than one seen before' : trust === 'forged' ? 'does not authenticate' : 'is malformed';
+      this.#failed(`dynamo-cache: tag item ${why}; its values are invalid until the tag is written again`, tagKey);
+    }
     this.#remember(id, { state, present: item === undefined ? undefined : presentToken(item), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs });
   }
 
@@ -265,41 +278,38 @@ export class TagStates {
     }
   }
 
-  /** The token of the tag's state; when it has none this environment can use, a new state, written in its place. */
-  async #usableToken(id: string, call: CallBudget): Promise<string | undefined> {
+  /**
+   * Writes a new state for the tag, conditional on the one there (again after another writer's, up to 3
+   * times): an invalidation (`mode`), or, without one, a first state where there is none this environment can
+   * use (a usable one is kept). Resolves the token in place after it, or `undefined` when it could not be had
+   * (the state unknown, DynamoDB failing: logged).
+   */
+  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget): Promise<string | undefined> {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       const known = this.#known.get(id);
-      if (known === undefined || known.untilMs <= Date.now()) return undefined; // could not be read (logged)
-      if (known.state !== undefined) return known.state.token;
-      const written = await this.#write(id, this.#next(known, undefined), replacing(known.present, this.#s.attributes), call);
-      if (written === undefined) return undefined;
-      if (!written) await this.#read([id], call); // another writer got in first: take its state
+      // A first state and a soft purge follow the state they replace, so they need it; a hard purge only has to be newer than whatever is there.
+      if (mode !== 'expire' && (known === undefined || known.untilMs <= Date.now())) return undefined;
+      if (mode === undefined && known!.state !== undefined) return known!.state.token;
+      const next = this.#next(known, mode === 'stale' ? known!.state : undefined);
+      const present = known?.present;
+      const condition =
+        mode === 'expire' && attempt === 0
+          ? this.#condition('attribute_not_exists(#key) OR #version < :version', { ':version': { N: String(next.version) } })
+          : present === undefined
+            ? this.#condition('attribute_not_exists(#key)')
+            : present === null
+              ? this.#condition('attribute_exists(#key) AND attribute_not_exists(#token)')
+              : this.#condition('#token = :token', { ':token': { S: present } });
+      const written = await this.#write(id, next, condition, call);
+      if (written) return next.token;
+      if (written === undefined) {
+        // An invalidation not recorded: this environment still stops serving the tag's values, and the next write under the tag retries it.
+        if (mode !== undefined) this.#remember(id, { state: undefined, present, maxVersion: known?.maxVersion ?? 0, learntMs: Date.now() });
+        return undefined;
+      }
+      await this.#read([id], call); // another writer got in first: take its state
     }
     return undefined;
-  }
-
-  async #invalidate(id: string, mode: InvalidationMode, call: CallBudget): Promise<boolean> {
-    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-      let known = this.#known.get(id);
-      // A soft purge names the state it succeeds, so it must know it; a hard one needs only to be newer than whatever is there.
-      if (mode === 'stale' && (known === undefined || known.untilMs <= Date.now())) {
-        await this.#read([id], call);
-        known = this.#known.get(id);
-        if (known === undefined || known.untilMs <= Date.now()) return false;
-      }
-      const next = this.#next(known, mode === 'stale' ? known!.state : undefined);
-      const condition = mode === 'expire' && attempt === 0 ? olderThan(next.version, this.#s.attributes) : replacing(known?.present, this.#s.attributes);
-      const written = await this.#write(id, next, condition, call);
-      if (written === true) return true;
-      if (written === undefined) {
-        // Not recorded: this environment still stops serving the tag's values, and the next write under the tag retries.
-        this.#remember(id, { state: undefined, present: known?.present, maxVersion: known?.maxVersion ?? 0, learntMs: Date.now() });
-        return false;
-      }
-      await this.#read([id], call);
-    }
-    this.#s.logger.warn('dynamo-cache: tag not invalidated: other writers kept replacing its state', { key: this.#s.keys.tagKey(id) });
-    return false;
   }
 
   /** A new state after what is `known` (newer than any version seen here), keeping `softOf`'s values servable stale. */
@@ -342,7 +352,13 @@ export class TagStates {
     const state = this.#known.get(id)?.state;
     if (state === undefined || state.token !== token || state.expiresAt >= expiresAtSeconds + EXTEND_MARGIN_SECONDS) return;
     const extended = { ...state, expiresAt: expiresAtSeconds + TAG_LIFETIME_SECONDS };
-    await this.#write(id, extended, sameState(state), call);
+    await this.#write(id, extended, this.#condition('#token = :token AND #version = :version', { ':token': { S: token }, ':version': { N: String(state.version) } }), call);
+  }
+
+  /** A write condition on the tag item's key, token and version (`#key`, `#token`, `#version`, as it names them). */
+  #condition(expression: string, values?: WriteCondition['values']): WriteCondition {
+    const all = { '#key': this.#s.attributes.key, '#token': TAG_ATTRIBUTES.token, '#version': TAG_ATTRIBUTES.version };
+    return { expression, names: Object.fromEntries(Object.entries(all).filter(([name]) => expression.includes(name))), ...(values === undefined ? {} : { values }) };
   }
 
   #remember(id: string, known: Omit<Known, 'untilMs'>): void {
@@ -351,15 +367,10 @@ export class TagStates {
     this.#known.set(id, { ...known, untilMs: known.learntMs + this.#s.refreshMs });
   }
 
-  #corrupt(tagKey: string, why: string): void {
+  /** Counts and logs an absorbed failure (or an item not taken for the truth). */
+  #failed(message: string, tagKey: string, error?: unknown): void {
     this.#s.stats.increment('errors');
-    this.#s.stats.increment('corruptItems');
-    this.#s.logger.warn(`dynamo-cache: tag item ${why}; its values are invalid until the tag is written again`, { key: tagKey });
-  }
-
-  #failed(message: string, tagKey: string, error: unknown): void {
-    this.#s.stats.increment('errors');
-    this.#s.logger.warn(message, { key: tagKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+    this.#s.logger.warn(message, { key: tagKey, ...(error === undefined ? {} : { errorName: (error as Error)?.name, errorMessage: (error as Error)?.message }) });
   }
 }
 
@@ -367,25 +378,4 @@ export class TagStates {
 function versionOf(token: string): number {
   const version = Number.parseInt(token.slice(0, token.indexOf('.')), 36);
   return Number.isFinite(version) ? version : 0;
-}
-
-/** The write replaces exactly the item last seen: none, one without a token, or the one with this token. */
-function replacing(present: string | null | undefined, names: AttributeNames): WriteCondition {
-  if (present === undefined) return { expression: 'attribute_not_exists(#key)', names: { '#key': names.key } };
-  if (present === null) return { expression: 'attribute_exists(#key) AND attribute_not_exists(#token)', names: { '#key': names.key, '#token': TAG_ATTRIBUTES.token } };
-  return { expression: '#token = :token', names: { '#token': TAG_ATTRIBUTES.token }, values: { ':token': { S: present } } };
-}
-
-/** The write replaces any state older than `version`, or none. */
-function olderThan(version: number, names: AttributeNames): WriteCondition {
-  return { expression: 'attribute_not_exists(#key) OR #version < :version', names: { '#key': names.key, '#version': TAG_ATTRIBUTES.version }, values: { ':version': { N: String(version) } } };
-}
-
-/** The write replaces `state` itself (same token, same version): only its expiry changes. */
-function sameState(state: TagState): WriteCondition {
-  return {
-    expression: '#token = :token AND #version = :version',
-    names: { '#token': TAG_ATTRIBUTES.token, '#version': TAG_ATTRIBUTES.version },
-    values: { ':token': { S: state.token }, ':version': { N: String(state.version) } },
-  };
 }

@@ -1,5 +1,5 @@
 import { InvalidOptionsError } from '../errors.ts';
-import type { InvalidationMode } from '../invalidation/tag-states.ts';
+import { invalidationMode, type InvalidationMode } from '../invalidation/tag-states.ts';
 import { assertKnownOptions } from '../known-options.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { HttpRequestView } from './http-event.ts';
@@ -44,7 +44,7 @@ export class InvalidationRules {
 
   /** @throws InvalidOptionsError for a malformed rule. */
   constructor(rules: unknown, ownPath: boolean) {
-    if (rules !== undefined && (typeof rules !== 'object' || rules === null || Array.isArray(rules))) throw new InvalidOptionsError('response.invalidates must map unsafe routes ("PUT /users/{id}") to what they invalidate');
+    if (rules !== undefined && (typeof rules !== 'object' || rules === null || Array.isArray(rules))) throw new InvalidOptionsError('response.invalidates must map routes ("PUT /users/{id}") to what they invalidate');
     this.#rules = new RouteTable(Object.entries((rules ?? {}) as Record<string, unknown>).map(([routeKey, rule]) => [routeKey, compileRule(routeKey, rule)]));
     this.#ownPath = ownPath;
   }
@@ -58,7 +58,7 @@ export class InvalidationRules {
       // The rule's parameters could not be had (a path the rule matched by its template only): its routes are invalidated whole.
       targets[rule.mode].push(...rule.targets.map((target) => targetTag(target, params ?? {})));
       const tags = rule.tags?.(params, event, logger);
-      if (rule.tags !== undefined && tags === undefined) logger.warn('dynamo-cache: the tags of an invalidation rule could not be had; its routes are still invalidated', { method: request.method });
+      if (rule.tags !== undefined && tags === undefined) logger.warn("dynamo-cache: an invalidation rule's tags could not be had", { method: request.method });
       targets[rule.mode].push(...(tags ?? []));
     }
     const distinct = { expire: [...new Set(targets.expire)], stale: [...new Set(targets.stale)].filter((tag) => !targets.expire.includes(tag)) };
@@ -69,13 +69,12 @@ export class InvalidationRules {
 function compileRule(routeKey: string, rule: unknown): CompiledRule {
   const where = `response.invalidates["${routeKey}"]`;
   const pattern = parseRouteKey(routeKey, 'response.invalidates key');
-  if (SAFE_METHODS.has(pattern.method)) throw new InvalidOptionsError(`${where}: a ${pattern.method} changes nothing, so it invalidates nothing (use POST, PUT, PATCH, DELETE or ANY)`);
+  if (SAFE_METHODS.has(pattern.method)) throw new InvalidOptionsError(`${where}: a ${pattern.method} changes nothing, so it invalidates nothing`);
   const options: InvalidationRule = Array.isArray(rule) ? { routes: rule } : (rule as InvalidationRule);
   if (typeof options !== 'object' || options === null) throw new InvalidOptionsError(`${where} must be an array of routes or { routes, tags, mode }`);
   assertKnownOptions(where, options, ['routes', 'tags', 'mode']);
   if (options.routes !== undefined && !Array.isArray(options.routes)) throw new InvalidOptionsError(`${where}.routes must be an array of routes`);
-  const mode = options.mode ?? 'expire';
-  if (mode !== 'expire' && mode !== 'stale') throw new InvalidOptionsError(`${where}.mode must be 'expire' or 'stale', got ${String(mode)}`);
+  const mode = invalidationMode(`${where}.mode`, options.mode);
   return {
     pattern,
     targets: (options.routes ?? []).map((target) => parseTarget(target, `${where} route`)),

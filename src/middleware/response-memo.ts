@@ -361,7 +361,7 @@ export class ResponseMemo {
     if (policy.tags !== undefined && own === undefined) return undefined;
     const tags = [...new Set([...implied, ...(own ?? [])])];
     if (tags.length <= MAX_TAGS_PER_VALUE) return tags;
-    this.#cache.logger.warn(`dynamo-cache: a response would have ${tags.length} tags, more than ${MAX_TAGS_PER_VALUE}; not memoized`);
+    this.#cache.logger.warn(`dynamo-cache: over ${MAX_TAGS_PER_VALUE} tags; not memoized`);
     return undefined;
   }
 
@@ -548,7 +548,7 @@ export class ResponseMemo {
     const modes = (Object.entries(plan.targets) as Array<[InvalidationMode, readonly string[]]>).filter(([, tags]) => tags.length > 0);
     const recorded = await Promise.all(modes.map(([mode, tags]) => this.#cache.invalidateTags(tags, { mode, ...plan.call })));
     if (!recorded.every(Boolean)) {
-      this.#cache.logger.warn('dynamo-cache: invalidation not recorded; other environments may answer from the stored responses it names until they expire', { key: plan.key });
+      this.#cache.logger.warn('dynamo-cache: invalidation not recorded; other environments may answer stored responses until they expire', { key: plan.key });
     }
   }
 

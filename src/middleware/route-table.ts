@@ -114,20 +114,10 @@ export function apiPathsOf(request: HttpRequestView): string[] {
 }
 
 /**
- * The values of `pattern`'s parameters in `request` (decoded), or `undefined` when they cannot be had: API
- * Gateway's own, when its route template has the pattern's shape (by position: the names may differ), else
- * from the request's API path matched against the pattern (literals in any letter case).
+ * The values of `pattern`'s parameters in `request` (decoded), or `undefined` when it does not match: from its
+ * API paths (see `apiPathsOf`; the one rebuilt from API Gateway's route template holds its path parameters).
  */
 export function paramsOf(pattern: RoutePattern, request: HttpRequestView): Record<string, string> | undefined {
-  if (pattern.params.length === 0) return {};
-  if (request.routeTemplate !== undefined && request.pathParameters !== undefined) {
-    const template = parseSegments(request.routeTemplate);
-    if (shapeOf(template) === pattern.shape) {
-      const names = template.flatMap((segment) => (segment.kind === 'literal' ? [] : [segment.name]));
-      const values = names.map((name) => request.pathParameters?.[name]);
-      if (values.every((value) => typeof value === 'string')) return Object.fromEntries(pattern.params.map((name, index) => [name, values[index] as string]));
-    }
-  }
   for (const path of apiPathsOf(request)) {
     const params = capture(pattern, path.split('/').slice(1).filter((segment) => segment !== ''));
     if (params !== undefined) return params;

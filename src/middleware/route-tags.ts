@@ -54,7 +54,7 @@ export function impliedTags(request: HttpRequestView, route: RoutePattern | unde
  */
 export function parseTarget(target: string, where: string): RoutePattern {
   const pattern = parseRouteKey(target, where, 'GET');
-  if (!STORED_METHODS.has(pattern.method)) throw new InvalidOptionsError(`${where} ${JSON.stringify(target)}: only GET responses are stored (a HEAD is answered from them), so only GET routes can be invalidated`);
+  if (!STORED_METHODS.has(pattern.method)) throw new InvalidOptionsError(`${where} ${JSON.stringify(target)}: only GET responses are stored`);
   return pattern;
 }
 
@@ -80,14 +80,11 @@ export function compileTags(option: unknown, params: readonly string[], where: s
       let tags: unknown;
       try {
         tags = option(event);
+        if (tags === undefined || (Array.isArray(tags) && tags.every((tag) => tagProblem(tag) === undefined))) return tags && [...(tags as string[])];
       } catch (error) {
-        logger.warn(`dynamo-cache: ${where} threw; the response is not memoized`, { errorMessage: (error as Error)?.message });
-        return undefined;
+        tags = (error as Error)?.message;
       }
-      if (tags === undefined) return undefined;
-      const problem = Array.isArray(tags) ? tags.map(tagProblem).find((p) => p !== undefined) : 'it must return an array of strings';
-      if (problem === undefined) return [...(tags as string[])];
-      logger.warn(`dynamo-cache: ${where} gave a bad tag (${problem}); the response is not memoized`);
+      logger.warn(`dynamo-cache: ${where} threw or gave no array of valid tags; not memoized`, { result: String(tags).slice(0, 100) });
       return undefined;
     };
   }
