@@ -231,8 +231,7 @@ export class DynamoCache {
     });
     // A flush, a delete or an invalidation elsewhere goes unseen at most as long as a memory-tier entry may: one bound for all.
     const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
-    const keyring = resolved.keyring;
-    this.#tags = new TagStates({ dynamo, keys: this.#keys, attributes: resolved.attributes, keyring, refreshMs: refreshSeconds * 1000, stats: this.#stats, logger: resolved.logger });
+    this.#tags = new TagStates({ dynamo, keys: this.#keys, attributes: resolved.attributes, keyring: resolved.keyring, refreshMs: refreshSeconds * 1000, stats: this.#stats, logger: resolved.logger });
     this.#store = new TwoTierStore({
       memory: this.#memory,
       dynamo,

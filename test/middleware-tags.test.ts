@@ -249,15 +249,16 @@ describe('tag fields in responses', () => {
     expect(header(hit, 'X-Cache')).toBe('Hit');
   });
 
-  it('removeTagHeaders: false passes them on (to a CDN in front); tagHeaders: false ignores them', async () => {
-    const kept = await setupMiddy(db, usersApi(), { response: { removeTagHeaders: false } });
+  it('removeTagHeaders: false passes them on (to a CDN in front), and they are still the stored response’s tags', async () => {
+    const kept = await setupMiddy(db, usersApi(), { memory: { ttlSeconds: 10 }, response: { removeTagHeaders: false } });
+    vi.useFakeTimers({ toFake: ['Date'] });
     expect(header(await kept.invoke(get('/teams/1', '/teams/{id}')), 'Cache-Tag')).toBe('user:42, user:7');
-    expect(header(await kept.invoke(get('/teams/1', '/teams/{id}')), 'Surrogate-Key')).toBe('team:1');
-    const ignoring = await setupMiddy(db, usersApi(), { response: { tagHeaders: false } });
-    await ignoring.invoke(get('/teams/1', '/teams/{id}'));
-    const { cache } = await db.newCache({ tableName: ignoring.tableName });
-    await cache.invalidateTags(['user:7']);
-    expect(await cacheStatus(ignoring.invoke, get('/teams/1', '/teams/{id}'))).toBe('Hit');
+    const hit = await kept.invoke(get('/teams/1', '/teams/{id}'));
+    expect([header(hit, 'X-Cache'), header(hit, 'Surrogate-Key')]).toEqual(['Hit', 'team:1']);
+    const { cache } = await db.newCache({ tableName: kept.tableName });
+    await cache.invalidateTags(['team:1']);
+    afterMemoryTtl();
+    expect(await cacheStatus(kept.invoke, get('/teams/1', '/teams/{id}'))).toBe('Miss');
   });
 
   it('a response listing a tag that cannot be stored is not memoized (it could not be invalidated by it)', async () => {

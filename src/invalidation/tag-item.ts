@@ -55,11 +55,6 @@ export function tagStateOf(names: AttributeNames, item: Record<string, Attribute
   return { version, token, soft: (soft as string[] | undefined) ?? [], expiresAt, ...(signature === undefined ? {} : { signature }) };
 }
 
-/** The token of the tag item in the table, whatever its shape (`null`: an item without one), for a write conditional on it. */
-export function presentToken(item: Record<string, AttributeValue>): string | null {
-  return item[TAG_ATTRIBUTES.token]?.S ?? null;
-}
-
 /** What a tag state's signature covers: the item's key and every field that decides which values are valid. */
 export function tagStateText(tagKey: string, state: TagState): string {
   return JSON.stringify(['dynamo-cache/tag/v1', tagKey, state.version, state.token, state.soft]);

@@ -8,7 +8,7 @@ import type { DynamoStore, Item, WriteCondition } from '../storage/dynamo-store.
 import type { CacheEntry } from '../storage/entry.ts';
 import type { AttributeNames, TagStamps } from '../storage/item.ts';
 import type { KeyMapper } from '../storage/keys.ts';
-import { TAG_ATTRIBUTES, presentToken, tagItem, tagStateOf, tagStateText, type TagState } from './tag-item.ts';
+import { TAG_ATTRIBUTES, tagItem, tagStateOf, tagStateText, type TagState } from './tag-item.ts';
 
 /** How `invalidateTags` treats the values of a tag: never served again, or served stale while one caller refreshes. */
 export type InvalidationMode = 'expire' | 'stale';
@@ -100,13 +100,7 @@ export class TagStates {
    * caller reads DynamoDB instead). Synchronous: the memory tier's hit path awaits nothing.
    */
   fresh(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
-    const stamps = entry.tags ?? [];
-    // An index loop: no iterator per memory hit.
-    for (let i = 0; i < stamps.length; i++) {
-      const known = this.#known.get(stamps[i]![0]);
-      if (known === undefined || known.untilMs <= nowMs || known.state?.token !== stamps[i]![1]) return undefined;
-    }
-    return entry;
+    return this.#verdict(entry, nowMs) === entry ? entry : undefined;
   }
 
   /**
@@ -194,8 +188,11 @@ export class TagStates {
 
   #verdict(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
     let softSinceMs = Number.POSITIVE_INFINITY;
-    for (const [id, token] of entry.tags ?? []) {
-      const known = this.#known.get(id);
+    const stamps = entry.tags ?? [];
+    // An index loop: no iterator per memory hit.
+    for (let i = 0; i < stamps.length; i++) {
+      const token = stamps[i]![1];
+      const known = this.#known.get(stamps[i]![0]);
       const state = known !== undefined && known.untilMs > nowMs ? known.state : undefined;
       if (state?.token === token) continue;
       if (state === undefined || !state.soft.includes(token)) return undefined;
@@ -263,7 +260,7 @@ export class TagStates {
       const why = trust === 'trusted' ? 'is older than one seen before' : trust === 'forged' ? 'does not authenticate' : 'is malformed';
       this.#failed(`dynamo-cache: tag item ${why}; its values are invalid until the tag is written again`, tagKey);
     }
-    this.#remember(id, { state, present: item === undefined ? undefined : presentToken(item), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs });
+    this.#remember(id, { state, present: item === undefined ? undefined : (item[TAG_ATTRIBUTES.token]?.S ?? null), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs });
   }
 
   async #trust(tagKey: string, state: TagState, call: CallBudget): Promise<'trusted' | 'forged' | 'unavailable'> {

@@ -61,8 +61,7 @@ export class InvalidationRules {
       if (rule.tags !== undefined && tags === undefined) logger.warn("dynamo-cache: an invalidation rule's tags could not be had", { method: request.method });
       targets[rule.mode].push(...(tags ?? []));
     }
-    const distinct = { expire: [...new Set(targets.expire)], stale: [...new Set(targets.stale)].filter((tag) => !targets.expire.includes(tag)) };
-    return distinct.expire.length + distinct.stale.length === 0 ? undefined : distinct;
+    return targets.expire.length + targets.stale.length === 0 ? undefined : targets;
   }
 }
 

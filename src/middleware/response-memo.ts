@@ -125,11 +125,10 @@ export interface ResponseMemoOptions {
    */
   routeTags?: boolean | undefined;
   /**
-   * Tags listed by the handler's response in `Cache-Tag` (comma-separated) and `Surrogate-Key` (space-separated)
-   * are the stored response's tags too. Default `true`.
+   * The handler's `Cache-Tag` (comma-separated) and `Surrogate-Key` (space-separated) list tags of the stored
+   * response; they are taken out of responses before they go to clients (and to the cache). `false`: passed
+   * on, to a CDN in front. Default `true`.
    */
-  tagHeaders?: boolean | undefined;
-  /** `Cache-Tag` and `Surrogate-Key` are taken out of responses before they go to clients (and to the cache). `false`: passed on, to a CDN in front. Default `true`. */
   removeTagHeaders?: boolean | undefined;
   /**
    * HTTP-proxy mode: store only responses with explicit freshness (`s-maxage`, `max-age` or `Expires`), as a
@@ -168,7 +167,7 @@ export interface ResponseMemoOptions {
 const RESPONSE_OPTION_NAMES = [
   'ttlSeconds', 'routes', 'vary', 'statusCodes', 'shared', 'credentialHeaders', 'honorClientNoCache', 'key', 'jmesPathFunctions', 'keyPrefix',
   'keyByDomain', 'keyByStage', 'invalidateOnUnsafeMethods', 'requireFreshness', 'statusHeaders', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds',
-  'revalidate', 'targetedFields', 'removeTargetedFields', 'invalidates', 'tags', 'routeTags', 'tagHeaders', 'removeTagHeaders',
+  'revalidate', 'targetedFields', 'removeTargetedFields', 'invalidates', 'tags', 'routeTags', 'removeTagHeaders',
 ] as const satisfies ReadonlyArray<keyof ResponseMemoOptions>;
 
 /** Names of every `RouteOptions` property. */
@@ -263,7 +262,6 @@ export class ResponseMemo {
   readonly #keyByStage: boolean;
   readonly #invalidation: InvalidationRules;
   readonly #routeTags: boolean;
-  readonly #tagHeaders: boolean;
   readonly #status: StatusHeaders;
   /** The targeted fields (and tag fields) clients never see (lower case). */
   readonly #removedFields: readonly string[];
@@ -306,7 +304,6 @@ export class ResponseMemo {
     this.#keyByStage = booleanOption('response.keyByStage', options.keyByStage ?? true);
     this.#invalidation = new InvalidationRules(options.invalidates, booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true));
     this.#routeTags = booleanOption('response.routeTags', options.routeTags ?? true);
-    this.#tagHeaders = booleanOption('response.tagHeaders', options.tagHeaders ?? true);
     const removeTagHeaders = booleanOption('response.removeTagHeaders', options.removeTagHeaders ?? true);
     this.#removedFields = removeTagHeaders ? [...removedTargetedFields, ...TAG_HEADERS] : removedTargetedFields;
     this.#status = new StatusHeaders(options.statusHeaders);
@@ -454,7 +451,7 @@ export class ResponseMemo {
     if (headersOf(response).etag === undefined && takesGeneratedEtag(plan.http.method, response)) setHeader(response, 'ETag', etagFor(response));
     let stored = false;
     // A HEAD's response is not stored: a HEAD is answered from its GET's, which carries the content.
-    if (!plan.head) stored = (await this.#storeResponse(plan, plan.http, response, validators, this.#tagHeaders ? headerTags(response) : [])).stored;
+    if (!plan.head) stored = (await this.#storeResponse(plan, plan.http, response, validators, headerTags(response))).stored;
     const sent = this.#forClient(response);
     this.#status.write(sent, { kind: 'miss', forward: plan.forward ?? 'uri-miss', stored });
     return this.#conditional(plan.http, sent);
@@ -473,7 +470,7 @@ export class ResponseMemo {
     const response = freshened(withTargetedFields(stored), answer);
     // The handler's validators, as the 304 updates them: the stored response also carries a generated ETag.
     const validators = { ...stored.validators, ...validatorsOf(answer) };
-    const tags = [...new Set([...(stored.tags ?? []), ...(this.#tagHeaders ? headerTags(answer) : [])])];
+    const tags = [...new Set([...(stored.tags ?? []), ...headerTags(answer)])];
     const { stored: stillStored, ttlSeconds } = await this.#storeResponse(plan, http, response, validators, tags);
     const sent = this.#forClient(response);
     this.#status.write(sent, { kind: 'revalidated', ageSeconds: ageOf(headersOf(answer).age) ?? 0, ttlSeconds, stored: stillStored });
