@@ -112,6 +112,35 @@ describe('tags on values', () => {
     expect(await other!.getOrSet('user:42', async () => ({ calls: ++calls }), { tags: ['user:42'] })).toEqual({ calls: 2 });
   });
 
+  it('a new tag gets its item only with a value stored under it: a fetch that stores nothing writes nothing', async () => {
+    const { cache, tableName } = await db.newCache();
+    await expect(cache.getOrSet('k', async () => Promise.reject(new Error('upstream down')), { tags: ['new-tag'] })).rejects.toThrow('upstream down');
+    expect(await cache.getOrSet('absent', async () => undefined, { tags: ['new-tag'] })).toBeUndefined();
+    const items = (await db.client.send(new ScanCommand({ TableName: tableName }))).Items ?? [];
+    expect(items.filter((item) => item.id!.S!.includes('#dc:t:'))).toEqual([]);
+    // Two values under the new tag fetched at once here: both stored, under the state the first created.
+    const [a, b] = await Promise.all([cache.getOrSet('a', async () => 1, { tags: ['fresh-tag'] }), cache.getOrSet('b', async () => 2, { tags: ['fresh-tag'] })]);
+    expect([a, b]).toEqual([1, 2]);
+    const [reader] = await fleet(1, tableName);
+    expect([await reader!.get('a'), await reader!.get('b')]).toEqual([1, 2]);
+  });
+
+  it('a new tag invalidated while a value under it is fetched: that value is not stored (it may predate the change)', async () => {
+    const tableName = await db.newTable();
+    const [reader, writer] = await fleet(2, tableName, { memory: false });
+    const value = await reader!.getOrSet(
+      'doc',
+      async () => {
+        await writer!.invalidateTags(['brand-new']); // its first state is an invalidation, written during the fetch
+        return { stale: true };
+      },
+      { tags: ['brand-new'] },
+    );
+    expect(value).toEqual({ stale: true });
+    const [other] = await fleet(1, tableName, { memory: false });
+    expect(await other!.get('doc')).toBeUndefined();
+  });
+
   it('20 environments holding a tagged value in memory: none answers it fresh once memory.ttlSeconds has passed', async () => {
     const tableName = await db.newTable();
     const envs = await fleet(20, tableName, { memory: { ttlSeconds: 5 } });

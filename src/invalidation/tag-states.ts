@@ -19,8 +19,11 @@ export function invalidationMode(name: string, mode: unknown): InvalidationMode 
   throw new InvalidOptionsError(`${name} must be 'expire' or 'stale', got ${String(mode)}`);
 }
 
-/** The tokens a fetch turn captured when it started: a value is stamped with the states it was fetched under. */
-export type CapturedTags = ReadonlyMap<string, string>;
+/**
+ * The tokens a fetch turn captured when it started, by tag id (`null`: the tag had no state then): a value is
+ * stamped with the states it was fetched under.
+ */
+export type CapturedTags = ReadonlyMap<string, string | null>;
 
 /** Settings of {@link TagStates}. */
 export interface TagStatesSettings {
@@ -47,6 +50,8 @@ interface Known {
   readonly learntMs: number;
   /** Until when (epoch ms) it may be relied on: learnt + `refreshMs`. */
   readonly untilMs: number;
+  /** `state` is the first state of the tag, written by this environment where there was none. */
+  readonly createdHere?: boolean;
 }
 
 /** Tags whose state one environment remembers; beyond that the oldest learnt is forgotten (and read again when met). */
@@ -131,28 +136,43 @@ export class TagStates {
   }
 
   /**
-   * The current token of each tag, creating the tag's item when it has none (or replacing one this environment
-   * cannot trust): what a value fetched from now on is stamped with. `undefined` when a state could not be
-   * read or written (logged).
+   * The current token of each tag (`null` for a tag with no state this environment can use), read when not
+   * known: the states a value fetched from now on is stamped with. Nothing is written: a fetch whose value is
+   * not stored leaves no item. `undefined` when a state could not be read (logged).
    */
-  capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
-    return this.#capture(
-      tags.map((tag) => this.#s.keys.tagId(tag)),
+  async capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
+    const ids = tags.map((tag) => this.#s.keys.tagId(tag));
+    const now = Date.now();
+    await this.#load(
+      ids.filter((id) => !this.#reliable(id, now)).map((id) => [id, 0]),
       call,
     );
+    const captured = new Map<string, string | null>();
+    for (const id of ids) {
+      const known = this.#known.get(id);
+      if (known === undefined || known.untilMs <= Date.now()) return undefined;
+      captured.set(id, known.state?.token ?? null);
+    }
+    return captured;
   }
 
   /**
    * The stamps of a value written with `tags` that expires at `expiresAtSeconds`: the tokens `captured` when
-   * its fetch started (for the tags it has), the current ones for the others. A tag item that would expire
-   * before the value is extended first. `undefined` when a state could not be had: the value must not be stored.
+   * its fetch started, the current ones for tags not captured. A tag that had no state at the capture gets one
+   * now, which must be this write's own: a state someone else wrote in between may be an invalidation the
+   * value predates. A tag item that would expire before the value is extended first. `undefined` when a state
+   * could not be had: the value must not be stored.
    */
   async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget): Promise<TagStamps | undefined> {
     const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
-    const missing = ids.filter((id) => captured?.get(id) === undefined);
-    const current = missing.length === 0 ? captured : await this.#capture(missing, call);
-    if (current === undefined) return undefined;
-    const stamps = ids.map((id): [string, string] => [id, captured?.get(id) ?? current.get(id)!]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const now = Date.now();
+    await this.#load(
+      ids.filter((id) => captured?.get(id) === undefined && !this.#reliable(id, now)).map((id) => [id, 0]),
+      call,
+    );
+    const tokens = await Promise.all(ids.map((id) => (typeof captured?.get(id) === 'string' ? captured.get(id)! : this.#replace(id, undefined, call, captured?.get(id) === null))));
+    if (tokens.some((token) => token === undefined)) return undefined;
+    const stamps = ids.map((id, index): [string, string] => [id, tokens[index]!]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     await Promise.all(stamps.map(([id, token]) => this.#outlive(id, token, expiresAtSeconds, call)));
     return stamps;
   }
@@ -168,17 +188,6 @@ export class TagStates {
     if (mode === 'stale') await this.#load(ids.filter((id) => !this.#reliable(id, Date.now())).map((id) => [id, 0]), call);
     const tokens = await Promise.all(ids.map((id) => this.#replace(id, mode, call)));
     return tokens.every((token) => token !== undefined);
-  }
-
-  async #capture(ids: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
-    const now = Date.now();
-    await this.#load(
-      ids.filter((id) => !this.#reliable(id, now)).map((id) => [id, 0]),
-      call,
-    );
-    const tokens = await Promise.all(ids.map((id) => this.#replace(id, undefined, call)));
-    if (tokens.some((token) => token === undefined)) return undefined;
-    return new Map(ids.map((id, index) => [id, tokens[index]!]));
   }
 
   #reliable(id: string, nowMs: number): boolean {
@@ -260,7 +269,8 @@ export class TagStates {
       const why = trust === 'trusted' ? 'is older than one seen before' : trust === 'forged' ? 'does not authenticate' : 'is malformed';
       this.#failed(`dynamo-cache: tag item ${why}; its values are invalid until the tag is written again`, tagKey);
     }
-    this.#remember(id, { state, present: item === undefined ? undefined : (item[TAG_ATTRIBUTES.token]?.S ?? null), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs });
+    const createdHere = previous?.createdHere === true && state !== undefined && previous.state?.token === state.token;
+    this.#remember(id, { state, present: item === undefined ? undefined : (item[TAG_ATTRIBUTES.token]?.S ?? null), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs, createdHere });
   }
 
   async #trust(tagKey: string, state: TagState, call: CallBudget): Promise<'trusted' | 'forged' | 'unavailable'> {
@@ -278,15 +288,16 @@ export class TagStates {
   /**
    * Writes a new state for the tag, conditional on the one there (again after another writer's, up to 3
    * times): an invalidation (`mode`), or, without one, a first state where there is none this environment can
-   * use (a usable one is kept). Resolves the token in place after it, or `undefined` when it could not be had
-   * (the state unknown, DynamoDB failing: logged).
+   * use (a usable one is kept, unless `own`: then only this write's state will do). Resolves the token in
+   * place after it, or `undefined` when it could not be had (the state unknown, DynamoDB failing: logged).
    */
-  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget): Promise<string | undefined> {
+  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget, own = false): Promise<string | undefined> {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       const known = this.#known.get(id);
       // A first state and a soft purge follow the state they replace, so they need it; a hard purge only has to be newer than whatever is there.
       if (mode !== 'expire' && (known === undefined || known.untilMs <= Date.now())) return undefined;
-      if (mode === undefined && known!.state !== undefined) return known!.state.token;
+      // A state written since the capture by someone else may be an invalidation; one this environment created could not follow one.
+      if (mode === undefined && known!.state !== undefined) return own && known!.createdHere !== true ? undefined : known!.state.token;
       const next = this.#next(known, mode === 'stale' ? known!.state : undefined);
       const present = known?.present;
       const condition =
@@ -297,7 +308,7 @@ export class TagStates {
             : present === null
               ? this.#condition('attribute_exists(#key) AND attribute_not_exists(#token)')
               : this.#condition('#token = :token', { ':token': { S: present } });
-      const written = await this.#write(id, next, condition, call);
+      const written = await this.#write(id, next, condition, call, mode === undefined);
       if (written) return next.token;
       if (written === undefined) {
         // An invalidation not recorded: this environment still stops serving the tag's values, and the next write under the tag retries it.
@@ -323,7 +334,7 @@ export class TagStates {
   }
 
   /** Writes `state` when `condition` holds: `true` (and known here at once), `false` (the condition failed), `undefined` (DynamoDB failed or the keys to sign it are missing; logged). */
-  async #write(id: string, state: TagState, condition: WriteCondition, call: CallBudget): Promise<boolean | undefined> {
+  async #write(id: string, state: TagState, condition: WriteCondition, call: CallBudget, createdHere = false): Promise<boolean | undefined> {
     const tagKey = this.#s.keys.tagKey(id);
     let signed = state;
     if (this.#s.keyring !== undefined) {
@@ -338,8 +349,10 @@ export class TagStates {
     const outcome = await this.#s.dynamo.putIf(tagItem(this.#s.attributes, tagKey, signed), condition, call);
     if (!outcome.ok) return undefined;
     if (outcome.value) {
-      const maxVersion = Math.max(this.#known.get(id)?.maxVersion ?? 0, state.version);
-      this.#remember(id, { state: signed, present: state.token, maxVersion, learntMs: writtenMs });
+      const known = this.#known.get(id);
+      const maxVersion = Math.max(known?.maxVersion ?? 0, state.version);
+      // An extension keeps the state (and whether it was created here).
+      this.#remember(id, { state: signed, present: state.token, maxVersion, learntMs: writtenMs, createdHere: createdHere || (known?.createdHere === true && known.state?.token === state.token) });
     }
     return outcome.value;
   }
