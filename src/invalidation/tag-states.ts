@@ -130,9 +130,10 @@ export class TagStates {
 
   /** Starts reading the states of `tags` not known here, without waiting: a read of a value under them then finds them known, or being read. */
   prefetch(tags: readonly string[], call: CallBudget): void {
-    const now = Date.now();
-    const unknown = tags.map((tag) => this.#s.keys.tagId(tag)).filter((id) => !this.#reliable(id, now));
-    if (unknown.length > 0) void this.#load(unknown.map((id) => [id, 0]), call);
+    void this.#loadUnknown(
+      tags.map((tag) => this.#s.keys.tagId(tag)),
+      call,
+    );
   }
 
   /**
@@ -142,11 +143,7 @@ export class TagStates {
    */
   async capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
     const ids = tags.map((tag) => this.#s.keys.tagId(tag));
-    const now = Date.now();
-    await this.#load(
-      ids.filter((id) => !this.#reliable(id, now)).map((id) => [id, 0]),
-      call,
-    );
+    await this.#loadUnknown(ids, call);
     const captured = new Map<string, string | null>();
     for (const id of ids) {
       const known = this.#known.get(id);
@@ -165,9 +162,8 @@ export class TagStates {
    */
   async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget): Promise<TagStamps | undefined> {
     const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
-    const now = Date.now();
-    await this.#load(
-      ids.filter((id) => captured?.get(id) === undefined && !this.#reliable(id, now)).map((id) => [id, 0]),
+    await this.#loadUnknown(
+      ids.filter((id) => captured?.get(id) === undefined),
       call,
     );
     const tokens = await Promise.all(ids.map((id) => (typeof captured?.get(id) === 'string' ? captured.get(id)! : this.#replace(id, undefined, call, captured?.get(id) === null))));
@@ -185,14 +181,18 @@ export class TagStates {
    */
   async invalidate(tags: readonly string[], mode: InvalidationMode, call: CallBudget): Promise<boolean> {
     const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
-    if (mode === 'stale') await this.#load(ids.filter((id) => !this.#reliable(id, Date.now())).map((id) => [id, 0]), call);
+    if (mode === 'stale') await this.#loadUnknown(ids, call);
     const tokens = await Promise.all(ids.map((id) => this.#replace(id, mode, call)));
     return tokens.every((token) => token !== undefined);
   }
 
-  #reliable(id: string, nowMs: number): boolean {
-    const known = this.#known.get(id);
-    return known !== undefined && known.untilMs > nowMs;
+  /** Reads the states of `ids` this environment cannot rely on now. */
+  #loadUnknown(ids: readonly string[], call: CallBudget): Promise<void> {
+    const now = Date.now();
+    return this.#load(
+      ids.filter((id) => !((this.#known.get(id)?.untilMs ?? 0) > now)).map((id) => [id, 0]),
+      call,
+    );
   }
 
   #verdict(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
