@@ -61,6 +61,8 @@ export class InvalidationRules {
       if (rule.tags !== undefined && tags === undefined) logger.warn("dynamo-cache: an invalidation rule's tags could not be had", { method: request.method });
       targets[rule.mode].push(...(tags ?? []));
     }
+    // A tag named in both modes expires: a soft purge racing it could leave the values it ends servable.
+    targets.stale = targets.stale.filter((tag) => !targets.expire.includes(tag));
     return targets.expire.length + targets.stale.length === 0 ? undefined : targets;
   }
 }
