@@ -124,7 +124,8 @@ export const cacheableTiered: ContenderKind = {
   },
 };
 
-function dynamoCacheKind(name: string, namespace: string, options: DynamoCacheOptions): ContenderKind {
+/** dynamo-cache with `options` in its own `namespace`; with `tagsOf`, each value stored with the tags it gives for its key. */
+export function dynamoCacheKind(name: string, namespace: string, options: DynamoCacheOptions, tagsOf?: (key: string) => string[]): ContenderKind {
   return {
     name,
     create(target, meter) {
@@ -132,8 +133,8 @@ function dynamoCacheKind(name: string, namespace: string, options: DynamoCacheOp
       const cache = new DynamoCache({ tableName: target.tableName, client, namespace, logger: quietLogger, ...options });
       return {
         get: (key) => cache.get(key),
-        set: (key, value, ttlSeconds) => cache.set(key, value, { ttlSeconds }),
-        getOrSet: (key, load, ttlSeconds) => cache.getOrSet(key, load, { ttlSeconds }),
+        set: (key, value, ttlSeconds) => cache.set(key, value, { ttlSeconds, tags: tagsOf?.(key) }),
+        getOrSet: (key, load, ttlSeconds) => cache.getOrSet(key, load, { ttlSeconds, tags: tagsOf?.(key) }),
         close: () => client.destroy(),
       };
     },

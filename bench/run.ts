@@ -21,6 +21,7 @@ import { manyKeys } from './scenarios/many-keys.ts';
 import { middleware } from './scenarios/middleware.ts';
 import { distinctKeys, valueSizes } from './scenarios/scaling.ts';
 import { stampede } from './scenarios/stampede.ts';
+import { tagCosts } from './scenarios/tags.ts';
 import { performanceTargets } from './scenarios/targets.ts';
 import { startTarget } from './support/dynamo-target.ts';
 import { headlineItem, renderSection, type BenchContext, type Section } from './support/report.ts';
@@ -41,6 +42,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Section>]> = [
   ['distinct-keys', distinctKeys],
   ['concurrency', concurrency],
   ['get-or-set-many', manyKeys],
+  ['tags', tagCosts],
   ['cold-start', coldStart],
   ['targets', performanceTargets],
 ];

@@ -27,6 +27,8 @@ import { StatsRecorder, type CacheStats } from './observability/stats.ts';
 import { countingRequests, traceMethods } from './observability/tracing.ts';
 import { BatchRefresh, valuesOf, type BatchKey, type FetchMany, type KeyAnswer } from './refresh/batch-refresh.ts';
 import { TwoTierStore } from './storage/two-tier-store.ts';
+import { assertTags } from './invalidation/tags.ts';
+import { TagStates, invalidationMode, type CapturedTags, type InvalidationMode, type Tagging } from './invalidation/tag-states.ts';
 
 /** Options of `get`. */
 export interface GetOptions extends CallOptions, ResultOptions {}
@@ -38,6 +40,12 @@ export interface SetOptions<T = unknown> extends CallOptions, StaleWindows {
    * Zero or less stores an already-expired item. Default: `defaultTtlSeconds`.
    */
   ttlSeconds?: TtlSeconds<T> | undefined;
+  /**
+   * Tags of the value, for `invalidateTags`: at most 64, each 1-256 characters (code points) without control
+   * characters; letter case counts. Each costs one small item per tag in the table (written once) and a read of
+   * its state per environment per `memory.ttlSeconds`. Default: none.
+   */
+  tags?: readonly string[] | undefined;
 }
 
 /** Options of `getOrSet` (and `wrap`, and `acquire`). */
@@ -51,7 +59,9 @@ export interface GetOrSetOptions<T = unknown> extends SetOptions<T>, ResultOptio
 }
 
 /** Options of `wrap`. */
-export interface WrapOptions<TArgs extends unknown[], TResult = unknown> extends Omit<GetOrSetOptions<TResult>, keyof CallOptions> {
+export interface WrapOptions<TArgs extends unknown[], TResult = unknown> extends Omit<GetOrSetOptions<TResult>, keyof CallOptions | 'tags'> {
+  /** The tags of a call's value, or a function of its arguments that gives them (`(id) => [`user:${id}`]`). Default: none. */
+  tags?: readonly string[] | ((...args: TArgs) => readonly string[]) | undefined;
   /**
    * The cache key of a call. Default: the function's name and its arguments as JSON
    * (`loadUser:["42"]`), which needs a named function and JSON arguments.
@@ -79,11 +89,22 @@ export interface InvalidateOptions<T = unknown> extends CallOptions {
   ifValue?: ((value: T) => boolean) | undefined;
 }
 
+/** Options of `invalidateTags`. */
+export interface InvalidateTagsOptions extends CallOptions {
+  /**
+   * `'expire'`: the tags' values are never served again, fresh or stale. `'stale'` (soft purge): they are no
+   * longer fresh, but `getOrSet`, `wrap` and the middleware answer with them, as stale, within their stale
+   * windows (counted from the purge) while one caller refreshes each. Default `'expire'`.
+   */
+  mode?: InvalidationMode | undefined;
+}
+
 const GET_OPTIONS = [...CALL_OPTION_NAMES, 'onResult'] as const;
-const SET_OPTIONS = [...CALL_OPTION_NAMES, 'ttlSeconds', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds'] as const;
+const SET_OPTIONS = [...CALL_OPTION_NAMES, 'ttlSeconds', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'tags'] as const;
 const GET_OR_SET_OPTIONS = [...SET_OPTIONS, 'onResult', 'negativeTtlSeconds', 'lease', 'earlyRefresh'] as const;
 const GET_OR_SET_MANY_OPTIONS = GET_OR_SET_OPTIONS.filter((name) => name !== 'earlyRefresh');
 const INVALIDATE_OPTIONS = [...CALL_OPTION_NAMES, 'ifValue'] as const;
+const INVALIDATE_TAGS_OPTIONS = [...CALL_OPTION_NAMES, 'mode'] as const;
 const WRAP_OPTIONS = [...GET_OR_SET_OPTIONS.filter((name) => name !== 'signal' && name !== 'deadline'), 'key', 'callOptions'] as const;
 
 /** Marks a `DynamoCache` across copies of this package (ESM and CommonJS builds, a layer and a bundle): `instanceof` cannot. */
@@ -195,6 +216,7 @@ export class DynamoCache {
   readonly #refresh: RefreshCoordinator;
   readonly #guard: DynamoGuard;
   readonly #generation: NamespaceGeneration;
+  readonly #tags: TagStates;
   readonly #stats: StatsRecorder;
   readonly #batch: BatchRefresh;
   /**
@@ -228,6 +250,9 @@ export class DynamoCache {
       guard: this.#guard,
       stats: this.#stats,
     });
+    // A flush, a delete or an invalidation elsewhere goes unseen at most as long as a memory-tier entry may: one bound for all.
+    const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
+    this.#tags = new TagStates({ dynamo, keys: this.#keys, attributes: resolved.attributes, keyring: resolved.keyring, refreshMs: refreshSeconds * 1000, stats: this.#stats, logger: resolved.logger });
     this.#store = new TwoTierStore({
       memory: this.#memory,
       dynamo,
@@ -242,6 +267,7 @@ export class DynamoCache {
       spreadValueBytes: resolved.spreadValueBytes,
       stats: this.#stats,
       logger: resolved.logger,
+      tags: this.#tags,
     });
     this.#refresh = new RefreshCoordinator(this.#store, this.#stats, resolved.logger, resolved.timeoutMs);
     this.#batch = new BatchRefresh({
@@ -249,10 +275,8 @@ export class DynamoCache {
       refresh: this.#refresh,
       stats: this.#stats,
       marginMs: resolved.deadlineMarginMs,
-      endFetch: (turn, payload, decide) => this.#endFetch(turn, payload, decide),
+      endFetch: (turn, payload, decide, tagged) => this.#endFetch(turn, payload, decide, tagged),
     });
-    // A flush elsewhere goes unseen at most as long as a memory-tier entry may: the same bound for both.
-    const refreshSeconds = resolved.memory === false ? MEMORY_TIER_DEFAULTS.ttlSeconds : resolved.memory.ttlSeconds;
     this.#generation = new NamespaceGeneration(dynamo, this.#keys.metaKey, refreshSeconds * 1000, resolved.logger, resolved.timeoutMs);
     this.ready = resolved.prefetch.length === 0 || this.disabled ? Promise.resolve() : this.#prefetch(resolved.prefetch);
   }
@@ -322,8 +346,12 @@ export class DynamoCache {
     const base = this.#lifetime(options);
     const payload = encodeValue(value);
     const lifetime = typeof options.ttlSeconds === 'function' ? { ...base, ttlSeconds: ttlOfValue(options.ttlSeconds, value, key) } : base;
+    const tags = tagsOf(options);
     if (this.disabled) return false;
-    const written = await this.#store.write(await this.#slot(key, 'set', call), payload, deadlinesFor(lifetime, Date.now()), call);
+    const slot = await this.#slot(key, 'set', call);
+    const deadlines = deadlinesFor(lifetime, Date.now());
+    const stamps = tags === undefined ? undefined : await this.#tags.stamps(tags, undefined, deadlines.expiresAtSeconds, call);
+    const written = tags !== undefined && stamps === undefined ? this.#notStored(slot) : await this.#store.write(slot, payload, deadlines, call, { tags: stamps });
     call.signal?.throwIfAborted();
     return written;
   }
@@ -351,6 +379,7 @@ export class DynamoCache {
     const call = this.#call('getOrSet', options, GET_OR_SET_OPTIONS);
     assertResultHook(options);
     const policy = this.#policy(options);
+    const tags = tagsOf(options);
     if (this.disabled) {
       this.#stats.increment('fetches');
       const value = await fetcher(new SingleFetchContext<TPrevious>(undefined, call, this.#options.deadlineMarginMs));
@@ -360,7 +389,7 @@ export class DynamoCache {
     }
     const memoryKey = this.#keys.storageKey(key, 0);
     if (this.#inflight.has(memoryKey)) this.#stats.increment('coalesced');
-    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, options.ttlSeconds, own));
+    const answer = await this.#inflight.run(memoryKey, call, (own) => this.#resolveOrFetch(key, memoryKey, fetcher, policy, options.ttlSeconds, tags, own));
     reportResult(options, key, answer.source);
     // The first caller gets the value decoded once already (or the fetcher's own); joiners decode their own copy.
     const decoded = take(answer.decoded);
@@ -376,14 +405,20 @@ export class DynamoCache {
     if (typeof fn !== 'function') throw new InvalidOptionsError('wrap needs a function');
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('wrap options must be an object');
     assertKnownOptions('wrap()', options, WRAP_OPTIONS);
-    const { key, callOptions, ...getOrSetOptions } = options;
+    const { key, callOptions, tags, ...getOrSetOptions } = options;
     if (key === undefined && fn.name === '') throw new InvalidOptionsError('wrap needs options.key for an anonymous function');
     if (key !== undefined && typeof key !== 'function') throw new InvalidOptionsError('wrap options.key must be a function');
     if (callOptions !== undefined && typeof callOptions !== 'function') throw new InvalidOptionsError('wrap options.callOptions must be a function');
+    if (typeof tags !== 'function') tagsOf({ tags });
     assertResultHook(getOrSetOptions);
     this.#policy(getOrSetOptions);
     const keyOf = key ?? ((...args: TArgs) => `${fn.name}:${JSON.stringify(args)}`);
-    return (...args: TArgs) => this.getOrSet(keyOf(...args), () => fn(...args), callOptions === undefined ? getOrSetOptions : { ...getOrSetOptions, ...callOptions(...args) });
+    return (...args: TArgs) =>
+      this.getOrSet(keyOf(...args), () => fn(...args), {
+        ...getOrSetOptions,
+        ...(tags === undefined ? {} : { tags: typeof tags === 'function' ? tags(...args) : tags }),
+        ...callOptions?.(...args),
+      });
   }
 
   /**
@@ -398,10 +433,12 @@ export class DynamoCache {
     const call = this.#call('acquire', options, GET_OR_SET_OPTIONS);
     assertResultHook(options);
     const policy = this.#policy(options);
+    const tags = tagsOf(options);
     if (this.disabled) {
       reportResult(options, key, 'fetcher');
       return { found: false, previous: undefined, fulfil: async () => false, fail: async () => undefined, abandon: async () => {} };
     }
+    if (tags !== undefined) this.#tags.prefetch(tags, call);
     const memoryKey = this.#keys.storageKey(key, 0);
     const resolution = await this.#refresh.resolve(await this.#slot(key, 'acquire', call, memoryKey), policy, call, { settle: this.#settle(key, 'acquire', call, memoryKey) });
     if (!resolution.found && call.signal?.aborted) {
@@ -417,6 +454,8 @@ export class DynamoCache {
     reportResult(options, key, 'fetcher');
     this.#stats.increment('fetches');
     const turn = resolution.turn;
+    // The states the value will be stamped with are taken now, before the caller fetches (see #fetch).
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
     let ended = false;
     const end = () => {
       if (ended) throw new InvalidOptionsError('a fetch turn can be ended only once');
@@ -431,8 +470,9 @@ export class DynamoCache {
         if (setOptions !== undefined) this.#checkOptions('fulfil', setOptions, SET_OPTIONS);
         const base = setOptions === undefined ? policy : { ...policy, ...this.#lifetime({ ...policy, ...setOptions }) };
         const ttl = setOptions?.ttlSeconds ?? options.ttlSeconds;
+        const storedTags = setOptions?.tags === undefined ? tags : tagsOf(setOptions);
         end();
-        return this.#endFetch(turn, payload, () => policyFor(base, key, value, undefined, ttl));
+        return this.#endFetch(turn, payload, () => policyFor(base, key, value, undefined, ttl), tagging(storedTags, captured));
       },
       fail: async (error) => {
         end();
@@ -511,6 +551,7 @@ export class DynamoCache {
     const call = this.#call('getOrSetMany', options, GET_OR_SET_MANY_OPTIONS);
     assertResultHook(options);
     const policy = this.#policy(options);
+    const tags = tagsOf(options);
     const answers = new Map<string, KeyAnswer>();
     if (distinct.length === 0) return new Map();
     if (this.disabled) {
@@ -530,7 +571,11 @@ export class DynamoCache {
         if (entry === undefined) missing.push({ key, slot });
         else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
       }
-      if (missing.length > 0) for (const [key, answer] of await this.#batch.run(missing, fetchMany, policy, options.ttlSeconds, call)) answers.set(key, answer);
+      if (missing.length > 0) {
+        // The tags' states are taken before anything is fetched, as getOrSet takes them (see #fetch).
+        const tagged = tags === undefined ? undefined : tagging(tags, this.#tags.capture(tags, call));
+        for (const [key, answer] of await this.#batch.run(missing, fetchMany, policy, options.ttlSeconds, call, tagged)) answers.set(key, answer);
+      }
       call.signal?.throwIfAborted();
     }
     const result = new Map<string, T>();
@@ -555,6 +600,7 @@ export class DynamoCache {
   async setMany<T>(entries: ReadonlyMap<string, T> | Iterable<readonly [string, T]> | Readonly<Record<string, T>>, options: SetOptions<T> = {}): Promise<boolean> {
     const call = this.#call('setMany', options, SET_OPTIONS);
     const base = this.#lifetime(options);
+    const tags = tagsOf(options);
     const ttl = options.ttlSeconds;
     const prepared = [...entriesOf<T>(entries)].map(([key, value]) => {
       assertKey(key);
@@ -573,8 +619,16 @@ export class DynamoCache {
       call,
     );
     const now = Date.now();
+    const writes = prepared.map(({ key, payload, lifetime }) => ({ slot: this.#keys.slot(key, generation), payload, deadlines: deadlinesFor(lifetime, now) }));
+    // One stamp for every entry: their tags' states outlive the last of them.
+    const stamps = tags === undefined ? undefined : await this.#tags.stamps(tags, undefined, Math.max(...writes.map(({ deadlines }) => deadlines.expiresAtSeconds)), call);
+    if (tags !== undefined && stamps === undefined) {
+      for (const { slot } of writes) this.#notStored(slot);
+      call.signal?.throwIfAborted();
+      return false;
+    }
     const written = await this.#store.writeMany(
-      prepared.map(({ key, payload, lifetime }) => ({ slot: this.#keys.slot(key, generation), payload, deadlines: deadlinesFor(lifetime, now) })),
+      writes.map((write) => ({ ...write, tags: stamps })),
       call,
     );
     call.signal?.throwIfAborted();
@@ -615,6 +669,27 @@ export class DynamoCache {
     const deleted = await this.#store.delete(await this.#slot(key, 'delete', call), call);
     call.signal?.throwIfAborted();
     return deleted;
+  }
+
+  /**
+   * Invalidates every value stored with any of `tags`, by any function that shares the table and namespace:
+   * one write per tag. This environment sees it at once; others within `memory.ttlSeconds` (30 s by default),
+   * when they read the tags' state again: from then on no environment answers such a value as fresh (with
+   * `mode: 'stale'`, `getOrSet` may answer it as stale within its stale windows while one caller refreshes it).
+   * Values written after the invalidation are not affected. Resolves `false` when a state could not be written
+   * (logged), or the cache is disabled.
+   * @throws InvalidOptionsError when `tags` is not an array of valid tags, or for a bad option.
+   * @throws the signal's reason when `options.signal` aborts.
+   */
+  async invalidateTags(tags: readonly string[], options: InvalidateTagsOptions = {}): Promise<boolean> {
+    const call = this.#call('invalidateTags', options, INVALIDATE_TAGS_OPTIONS);
+    const list = assertTags('invalidateTags() tags', tags, Number.POSITIVE_INFINITY);
+    const mode = invalidationMode('invalidateTags() mode', options.mode);
+    if (this.disabled) return false;
+    const done = list.length === 0 || (await this.#tags.invalidate(list, mode, call));
+    call.signal?.throwIfAborted();
+    if (!done) this.#options.logger.warn('dynamo-cache: tags not invalidated', { tags: list.length, mode });
+    return done;
   }
 
   /**
@@ -724,7 +799,9 @@ export class DynamoCache {
     return undefined;
   }
 
-  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget): Promise<Answer> {
+  async #resolveOrFetch<T>(key: string, memoryKey: string, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, tags: readonly string[] | undefined, call: CallBudget): Promise<Answer> {
+    // Read alongside the value: a value under tags new to this environment costs no second round trip in a row.
+    if (tags !== undefined) this.#tags.prefetch(tags, call);
     const slot = this.#slot(key, 'getOrSet', call, memoryKey);
     const resolution = await this.#refresh.resolve(slot instanceof Promise ? await slot : slot, policy, call, { settle: this.#settle(key, 'getOrSet', call, memoryKey) });
     if (resolution.found) return { payload: resolution.entry.payload, source: sourceOf(resolution), decoded: resolution.decoded };
@@ -733,11 +810,14 @@ export class DynamoCache {
       await this.#refresh.abandon(resolution.turn);
       call.signal.throwIfAborted();
     }
-    return this.#fetch(key, resolution.turn, fetcher, policy, ttl);
+    return this.#fetch(key, resolution.turn, fetcher, policy, ttl, tags);
   }
 
-  async #fetch<T>(key: string, turn: Turn, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined): Promise<Answer> {
+  async #fetch<T>(key: string, turn: Turn, fetcher: Fetcher<T>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, tags: readonly string[] | undefined): Promise<Answer> {
     this.#stats.increment('fetches');
+    // Taken before the fetch: an invalidation that lands while it runs leaves the value stamped with the old
+    // states, so it is not fresh after all (it may hold data from before the change).
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
     const context = new SingleFetchContext(turn.previous, turn.call, this.#options.deadlineMarginMs);
     let value: T;
     try {
@@ -754,7 +834,7 @@ export class DynamoCache {
       await this.#refresh.abandon(turn);
       throw error;
     }
-    await this.#endFetch(turn, payload, context.skipped ? undefined : () => context.policyFor(policy, key, value, ttl));
+    await this.#endFetch(turn, payload, context.skipped ? undefined : () => context.policyFor(policy, key, value, ttl), tagging(tags, captured));
     // The fetcher's value itself goes to the first caller (the cache keeps only its encoded copy).
     return { payload, source: 'fetcher', decoded: { value } };
   }
@@ -764,9 +844,11 @@ export class DynamoCache {
    * `noStore`), the lease then given back at once so that environments waiting for this fetch take their own
    * turn. When `decide` throws `InvalidOptionsError` (a `ttlSeconds` function that threw or returned no finite
    * number), the answer is not stored either: the fetch happened, so the caller still gets it, and nothing is
-   * stored with a TTL nobody chose; logged, and counted in `errors`. Resolves whether DynamoDB stored it.
+   * stored with a TTL nobody chose; logged, and counted in `errors`. A tagged answer is stamped with its tags'
+   * states (those captured when the fetch started); when they cannot be had, it is not stored either (see
+   * `#notStored`). Resolves whether DynamoDB stored it.
    */
-  async #endFetch(turn: Turn, payload: Payload | undefined, decide: (() => RefreshPolicy) | undefined): Promise<boolean> {
+  async #endFetch(turn: Turn, payload: Payload | undefined, decide: (() => RefreshPolicy) | undefined, tagged?: Tagging): Promise<boolean> {
     let policy: RefreshPolicy | undefined;
     try {
       policy = decide?.();
@@ -782,7 +864,21 @@ export class DynamoCache {
       await this.#refresh.abandon(turn);
       return false;
     }
-    return this.#refresh.complete(turn, payload, policy);
+    const stored = payload !== undefined || policy.negativeTtlSeconds > 0;
+    if (tagged === undefined || !stored) return this.#refresh.complete(turn, payload, policy);
+    const lifetime = payload === undefined ? { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 } : policy;
+    const tagStamps = await this.#tags.stamps(tagged.tags, await tagged.captured, deadlinesFor(lifetime, Date.now()).expiresAtSeconds, turn.call);
+    if (tagStamps !== undefined) return this.#refresh.complete(turn, payload, { ...policy, tagStamps });
+    this.#notStored(turn.slot);
+    await this.#refresh.abandon(turn);
+    return false;
+  }
+
+  /** A tagged value whose tags' states could not be read or written: stored nowhere, and an older one dropped from memory. */
+  #notStored(slot: Slot): false {
+    this.#memory?.delete(slot.memoryKey);
+    this.#options.logger.warn("dynamo-cache: value not stored: its tags' state is unavailable", { key: slot.storageKey ?? slot.memoryKey });
+    return false;
   }
 
   /** Reads the `prefetch` keys into the memory tier; failures are logged (by the reads) and swallowed: INIT never fails for the cache. */
@@ -848,7 +944,18 @@ export class DynamoCache {
 
 // Each operation is an OpenTelemetry span when a tracer provider is registered (the number: the index of
 // the options argument, where the span's `onResult` goes; -1: none).
-traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, getOrSetMany: -1, setMany: -1, invalidate: -1, delete: -1, clear: -1 });
+traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, getOrSetMany: -1, setMany: -1, invalidate: -1, invalidateTags: -1, delete: -1, clear: -1 });
+
+function tagging(tags: readonly string[] | undefined, captured: Promise<CapturedTags | undefined> | undefined): Tagging | undefined {
+  return tags === undefined ? undefined : { tags, captured };
+}
+
+/** The checked tags of a call's options, or `undefined` for none. */
+function tagsOf(options: { readonly tags?: readonly string[] | undefined }): readonly string[] | undefined {
+  if (options.tags === undefined) return undefined;
+  const tags = assertTags('tags', options.tags);
+  return tags.length === 0 ? undefined : tags;
+}
 
 /** What a `getOrSet` flight resolves: the payload, where it came from, and a decoded value for its first caller. */
 interface Answer {

@@ -13,6 +13,7 @@ export {
   type GetOrSetManyOptions,
   type GetOrSetOptions,
   type InvalidateOptions,
+  type InvalidateTagsOptions,
   type ManyOptions,
   type SetOptions,
   type WrapOptions,
@@ -32,7 +33,10 @@ export { DEFAULT_MAX_VALUE_BYTES, DEFAULT_TIMEOUT_MS, DEFAULT_TTL_SECONDS, LEASE
 export { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './storage/item.ts';
 export type { BreakerOptions, CircuitStatus, RetryOptions } from './resilience/dynamo-guard.ts';
 export type { CacheMetrics, CacheStats } from './observability/stats.ts';
-export { dynamoCache, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
+export { dynamoCache, invalidateRoutes, type DynamoCacheContext, type DynamoCacheMiddlewareOptions } from './middleware/dynamo-cache-middleware.ts';
+export type { InvalidationMode } from './invalidation/tag-states.ts';
+export type { InvalidationRule } from './middleware/invalidation-rules.ts';
+export type { TagsOption } from './middleware/route-tags.ts';
 export type { HttpEventSource, HttpRequestView } from './middleware/http-event.ts';
 export type { MemoKey } from './middleware/custom-key.ts';
 export type { ResponseMemoOptions, ResponseResult, ResponseSource, RouteOptions } from './middleware/response-memo.ts';

@@ -137,6 +137,34 @@ describe.concurrent('dynamo-cache CLI', () => {
     expect(JSON.parse((await cmd('--json', '--namespace', 'other', 'get', 'a')).stdout).value).toBe(2);
   });
 
+  it('invalidate --tag: the values of the tag are misses for the library; --soft serves them stale while one caller refreshes; --route reaches memoized responses', async () => {
+    const { table, cmd } = await withTable('--namespace', 'app');
+    const writer = libraryCache(table, { namespace: 'app', memory: false });
+    await writer.set('profile:42', { name: 'Ada' }, { tags: ['user:42'], staleWhileRevalidateSeconds: 60 });
+    await writer.set('profile:7', { name: 'Grace' }, { tags: ['user:7'], staleWhileRevalidateSeconds: 60 });
+    expect(await cmd('invalidate', '--tag', 'user:42')).toMatchObject({
+      code: 0,
+      stdout: 'invalidated tag user:42: other environments see it within their memory tier TTL (30 s by default)\n',
+    });
+    const reader = libraryCache(table, { namespace: 'app', memory: false });
+    expect(await reader.get('profile:42')).toBeUndefined();
+    expect(await reader.get('profile:7')).toEqual({ name: 'Grace' });
+    const soft = await cmd('--json', 'invalidate', '--tag', 'user:7', '--soft');
+    expect(JSON.parse(soft.stdout)).toEqual({ tags: ['user:7'], routes: [], mode: 'stale', invalidated: true });
+    const [refresher, late] = [libraryCache(table, { namespace: 'app', memory: false }), libraryCache(table, { namespace: 'app', memory: false })];
+    expect(await late.get('profile:7')).toBeUndefined();
+    const turn = await refresher.acquire('profile:7', { staleWhileRevalidateSeconds: 60 }); // wins the lease and holds it
+    expect(turn.found).toBe(false);
+    expect(await late.getOrSet('profile:7', async () => ({ name: 'new' }), { staleWhileRevalidateSeconds: 60 })).toEqual({ name: 'Grace' });
+    expect(late.stats().staleHits).toBe(1);
+    if (!turn.found) await turn.abandon();
+    const routes = await cmd('invalidate', '--route', 'GET /users/42', '--route', 'GET /users/{id}');
+    expect(routes.stdout).toBe('invalidated route GET /users/42, route GET /users/{id}: other environments see it within their memory tier TTL (30 s by default)\n');
+    expect(await cmd('invalidate')).toMatchObject({ code: 2, stderr: 'dynamo-cache: nothing to invalidate: give --tag <tag> or --route "GET /path" (each repeatable)\n' });
+    expect(await cmd('invalidate', '--tag', '')).toMatchObject({ code: 2, stderr: 'dynamo-cache: invalidateTags() tags[0]: a tag must not be empty\n' });
+    expect(await cmd('invalidate', '--route', 'POST /users')).toMatchObject({ code: 2 });
+  });
+
   it('scan reports items, expired-but-not-deleted items, sizes, largest keys and namespaces', async () => {
     const { table, cmd } = await withTable();
     await cmd('--namespace', 'svc', 'set', 'a', '"x"');
@@ -285,6 +313,7 @@ describe.concurrent('dynamo-cache CLI', () => {
       ['set beside application items', ['set', 'greeting', '"hello"']],
       ['delete', ['delete', 'order-1']],
       ['flush', ['flush', '--yes']],
+      ['invalidate', ['invalidate', '--tag', 'user:42']],
     ])('%s is refused, and nothing is written', async (_name, args) => {
       const { table, cmd, order } = await applicationTable();
       const before = await order();

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { IdentityComponent, IdentitySource } from '../src/middleware/identity.ts';
 import { canonicalJson } from '../src/middleware/canonical-json.ts';
-import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from '../src/middleware/memo-key.ts';
+import { eventMemoKey, httpMemoKey, type HttpKeyParts } from '../src/middleware/memo-key.ts';
 
 // A small alphabet full of separators, so that two generated tuples often differ only in where a
 // separator sits (the shape of every injection: `/me|principal:x` against `/me` plus a principal).
@@ -20,7 +20,6 @@ const parts: fc.Arbitrary<HttpKeyParts> = fc.record({
   method: fc.constantFrom('GET', 'GET '),
   domain: nullable(text),
   stage: nullable(text),
-  generation: nullable(text),
   resource,
   vary: fc.array(fc.tuple(text, nullable(text)), { maxLength: 2 }),
   identity: nullable(identity),
@@ -54,7 +53,6 @@ describe('memo keys', () => {
           a,
           { ...a, domain: a.domain === null ? '' : null },
           { ...a, stage: a.stage === null ? '' : null },
-          { ...a, generation: a.generation === null ? '' : null },
           { ...a, identity: a.identity === null ? [] : null },
           { ...a, vary: [...a.vary, ['x', null]] },
           { ...a, vary: [...a.vary, ['x', '']] },
@@ -84,19 +82,18 @@ describe('memo keys', () => {
   });
 
   it('the crafted path of an anonymous request never reaches a signed-in user’s key', () => {
-    const victim: HttpKeyParts = { prefix: 'fn', method: 'GET', domain: 'api.example.com', stage: '$default', generation: '0', resource: ['url', '/me', []], vary: [], identity: [['jwt', '{"sub":"alice"}']] };
+    const victim: HttpKeyParts = { prefix: 'fn', method: 'GET', domain: 'api.example.com', stage: '$default', resource: ['url', '/me', []], vary: [], identity: [['jwt', '{"sub":"alice"}']] };
     const attacker: HttpKeyParts = { ...victim, resource: ['url', `/me|principal:${'0'.repeat(64)}`, []], identity: [] };
     expect(httpMemoKey(attacker)).not.toBe(httpMemoKey(victim));
   });
 
   it('keeps the prefix readable, hashes everything else', () => {
-    const key = httpMemoKey({ prefix: 'orders-api', method: 'GET', domain: null, stage: null, generation: null, resource: ['url', '/secret/path', [['token', 'abc']]], vary: [], identity: [] });
+    const key = httpMemoKey({ prefix: 'orders-api', method: 'GET', domain: null, stage: null, resource: ['url', '/secret/path', [['token', 'abc']]], vary: [], identity: [] });
     expect(key).toMatch(/^orders-api:http:[0-9a-f]{64}$/);
-    expect(generationKey('orders-api', '/secret/path')).toMatch(/^orders-api:http-generation:[0-9a-f]{64}$/);
   });
 
   it('a shared route, an anonymous caller and absent vs empty headers are all told apart', () => {
-    const base: HttpKeyParts = { prefix: 'fn', method: 'GET', domain: null, stage: null, generation: null, resource: ['url', '/x', []], vary: [['accept-language', null]], identity: [] };
+    const base: HttpKeyParts = { prefix: 'fn', method: 'GET', domain: null, stage: null, resource: ['url', '/x', []], vary: [['accept-language', null]], identity: [] };
     const keys = new Set([httpMemoKey(base), httpMemoKey({ ...base, identity: null }), httpMemoKey({ ...base, vary: [['accept-language', '']] }), httpMemoKey({ ...base, vary: [] })]);
     expect(keys.size).toBe(4);
   });
@@ -105,7 +102,7 @@ describe('memo keys', () => {
     expect(eventMemoKey('fn', '1')).not.toBe(eventMemoKey('fn', 1));
     expect(eventMemoKey('fn', '[1]')).not.toBe(eventMemoKey('fn', [1]));
     expect(eventMemoKey('fn', { a: 1, b: { c: 2, d: 3 } })).toBe(eventMemoKey('fn', { b: { d: 3, c: 2 }, a: 1 }));
-    const custom = (value: unknown): HttpKeyParts => ({ prefix: 'fn', method: 'GET', domain: null, stage: null, generation: null, resource: ['key', value], vary: [], identity: [] });
+    const custom = (value: unknown): HttpKeyParts => ({ prefix: 'fn', method: 'GET', domain: null, stage: null, resource: ['key', value], vary: [], identity: [] });
     expect(httpMemoKey(custom({ a: 1, b: 2 }))).toBe(httpMemoKey(custom({ b: 2, a: 1 })));
     expect(httpMemoKey(custom('x'))).not.toBe(httpMemoKey({ ...custom('x'), resource: ['url', 'x', []] }));
   });

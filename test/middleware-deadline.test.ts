@@ -123,7 +123,7 @@ describe('the invocation deadline bounds the middleware', () => {
     const late = await invoke(event, lambdaContext('users-api', 300)); // less than the 500 ms margin
     expect(late.response?.statusCode).toBe(200);
     expect(proxy.count()).toBe(0);
-    // Its path-generation read was cut by the deadline, which says nothing about DynamoDB: it is read again at once.
+    // Its reads (the namespace generation, its tags' states) were cut by the deadline, which says nothing about DynamoDB: they are read again at once.
     const first = await invoke(event, lambdaContext());
     const second = await invoke(event, lambdaContext());
     expect(header(first.response!, 'X-Cache')).toBe('Miss');

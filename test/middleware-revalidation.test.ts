@@ -201,7 +201,6 @@ describe('the stored-response format is a contract', () => {
       method: 'GET',
       domain: event.requestContext.domainName,
       stage: event.requestContext.stage,
-      generation: null,
       resource: ['url', '/legacy', []],
       vary: [],
       identity: [],

@@ -150,6 +150,28 @@ describe('template.yaml', () => {
     });
   });
 
+  describe('StreamInvalidationFunction', () => {
+    const fn = resources.StreamInvalidationFunction!;
+
+    it('exists only with InvalidationStreamArn, and consumes that stream, a failed batch retried bisected', () => {
+      expect(fn.Condition).toBe('InvalidateFromStream');
+      expect(template.Conditions.InvalidateFromStream).toEqual({ 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'InvalidationStreamArn' }, ''] }] });
+      expect(template.Parameters.InvalidationStreamArn.Default).toBe('');
+      const { Type, Properties } = fn.Properties.Events.ItemChanges;
+      expect(Type).toBe('DynamoDB');
+      expect(Properties).toMatchObject({ Stream: { Ref: 'InvalidationStreamArn' }, StartingPosition: 'LATEST', BisectBatchOnFunctionError: true });
+    });
+
+    it('is the example consumer, through the layer, with the cache’s policy and environment only', () => {
+      expect(fn.Properties.Layers).toEqual([{ Ref: 'CacheLayer' }]);
+      const codeDir = join(root, fn.Properties.CodeUri);
+      expect(readdirSync(codeDir)).toEqual(['index.mjs']);
+      expect(readFileSync(join(codeDir, 'index.mjs'), 'utf8')).toMatch(/from 'dynamo-cache'/);
+      expect(fn.Properties.Policies).toEqual([{ Ref: 'CacheAccessPolicy' }]);
+      expect(fn.Properties.Environment.Variables).toEqual(resources.ExampleFunction!.Properties.Environment.Variables);
+    });
+  });
+
   describe('least privilege', () => {
     const dynamoStatements = () => statements().filter((s) => [s.Action].flat().some((a: string) => a.startsWith('dynamodb:')));
 

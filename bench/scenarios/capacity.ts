@@ -1,4 +1,4 @@
-import { KEY_VALUE_CONTENDERS, POWERTOOLS_NOTE } from '../contenders.ts';
+import { KEY_VALUE_CONTENDERS, POWERTOOLS_NOTE, type ContenderKind } from '../contenders.ts';
 import { groupedColumns } from '../support/charts.ts';
 import { count, type BenchContext, type Section } from '../support/report.ts';
 import { RequestMeter } from '../support/request-meter.ts';
@@ -8,6 +8,51 @@ const HIT_RATIOS = [0, 50, 90, 99];
 const ENVIRONMENTS = 10;
 const HOT_KEYS = 20;
 
+/** What one contender's fleet sent DynamoDB, per 1,000 invocations, at one hit ratio. */
+export interface FleetRequests {
+  readonly contender: string;
+  readonly hitRatio: number;
+  readonly requests: number;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly measuredHitRatio: number;
+}
+
+/**
+ * `invocations` get-or-sets by a fleet of 10 environments of `kind` (one meter for all), taking turns: hits
+ * on 20 hot keys written beforehand (not counted), misses on new keys; scaled to 1,000 invocations.
+ */
+export async function fleetRequests(ctx: BenchContext, kind: ContenderKind, hitRatio: number, invocations: number): Promise<FleetRequests> {
+  const seeder = kind.create(ctx.target, new RequestMeter());
+  for (let k = 0; k < HOT_KEYS; k++) await seeder.set(`hot-${hitRatio}-${k}`, VALUE_1KB, 3600);
+  seeder.close();
+  const meter = new RequestMeter();
+  const fleet = Array.from({ length: ENVIRONMENTS }, () => kind.create(ctx.target, meter));
+  let loads = 0;
+  for (let i = 0; i < invocations; i++) {
+    const hit = i % 100 < hitRatio;
+    const key = hit ? `hot-${hitRatio}-${i % HOT_KEYS}` : `cold-${hitRatio}-${i}`;
+    await fleet[i % ENVIRONMENTS]!.getOrSet(
+      key,
+      async () => {
+        loads += 1;
+        return VALUE_1KB;
+      },
+      3600,
+    );
+  }
+  fleet.forEach((env) => env.close());
+  const per1000 = 1000 / invocations;
+  return {
+    contender: kind.name,
+    hitRatio,
+    requests: meter.requests * per1000,
+    readUnits: meter.readUnits * per1000,
+    writeUnits: meter.writeUnits * per1000,
+    measuredHitRatio: 100 * (1 - loads / invocations),
+  };
+}
+
 /**
  * DynamoDB requests and capacity units per 1,000 invocations at a given hit ratio, counted by an SDK
  * middleware on every contender's clients (DynamoDB's own ConsumedCapacity, not an estimate). A fleet of 10
@@ -16,38 +61,11 @@ const HOT_KEYS = 20;
  */
 export async function capacity(ctx: BenchContext): Promise<Section> {
   const invocations = ctx.quick ? 400 : 1000;
-  const data: Array<{ contender: string; hitRatio: number; requests: number; readUnits: number; writeUnits: number; measuredHitRatio: number }> = [];
+  const data: FleetRequests[] = [];
   for (const hitRatio of HIT_RATIOS) {
     for (const kind of KEY_VALUE_CONTENDERS) {
       ctx.log(`capacity ${hitRatio}%: ${kind.name}`);
-      const seeder = kind.create(ctx.target, new RequestMeter());
-      for (let k = 0; k < HOT_KEYS; k++) await seeder.set(`hot-${hitRatio}-${k}`, VALUE_1KB, 3600);
-      seeder.close();
-      const meter = new RequestMeter();
-      const fleet = Array.from({ length: ENVIRONMENTS }, () => kind.create(ctx.target, meter));
-      let loads = 0;
-      for (let i = 0; i < invocations; i++) {
-        const hit = i % 100 < hitRatio;
-        const key = hit ? `hot-${hitRatio}-${i % HOT_KEYS}` : `cold-${hitRatio}-${i}`;
-        await fleet[i % ENVIRONMENTS]!.getOrSet(
-          key,
-          async () => {
-            loads += 1;
-            return VALUE_1KB;
-          },
-          3600,
-        );
-      }
-      fleet.forEach((env) => env.close());
-      const per1000 = 1000 / invocations;
-      data.push({
-        contender: kind.name,
-        hitRatio,
-        requests: meter.requests * per1000,
-        readUnits: meter.readUnits * per1000,
-        writeUnits: meter.writeUnits * per1000,
-        measuredHitRatio: 100 * (1 - loads / invocations),
-      });
+      data.push(await fleetRequests(ctx, kind, hitRatio, invocations));
     }
   }
   const rows = data.map((d) => [d.contender, `${d.hitRatio}%`, count(d.requests), d.readUnits.toFixed(1), d.writeUnits.toFixed(1), `${d.measuredHitRatio.toFixed(0)}%`]);

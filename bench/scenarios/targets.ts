@@ -7,14 +7,11 @@ import { rawSdk, type CacheContender } from '../contenders.ts';
 import { BUDGETS, LOAD_MODES, measureLayer } from '../size.ts';
 import { measureAlternating } from '../support/measure.ts';
 import { count, ms, type BenchContext, type Section } from '../support/report.ts';
-import { RequestMeter } from '../support/request-meter.ts';
+import { RequestMeter, UNMETERED as unmetered } from '../support/request-meter.ts';
 import { StubTransport } from '../support/stub-transport.ts';
 import { VALUE_1KB, saturate } from './latency.ts';
 
 const quietLogger = new Logger({ serviceName: 'bench', logLevel: 'SILENT' });
-
-/** A meter that counts nothing: asking DynamoDB for consumed capacity is work the targets must not add to either side. */
-const unmetered = { attach: () => unmetered } as unknown as RequestMeter;
 
 /**
  * dynamo-cache with its default options (memory tier off), as the targets mean it: a client of its own made

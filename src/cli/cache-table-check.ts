@@ -23,8 +23,8 @@ export function assertCacheKeySchema(table: TableDescription | undefined, tableN
 /**
  * Before a command writes: refuses a table holding items that are not cache items (an application's table with
  * the same key attribute), judged from the first items of a Scan and from the item the command would replace
- * (`storageKey`). A value, a cached "not found", a lease, a chunk or namespace
- * metadata is a cache item, as the original Python service's `id`/`cached_value`/`expires_at` items are.
+ * (`storageKey`). A value, a cached "not found", a lease, a chunk, namespace
+ * metadata or a tag's state is a cache item, as the original Python service's `id`/`cached_value`/`expires_at` items are.
  */
 export async function assertHoldsCacheItems(client: DynamoDBClient, tableName: string, attributes: AttributeNames, storageKey: string | undefined): Promise<void> {
   const refuse = (what: string) =>

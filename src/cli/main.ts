@@ -7,6 +7,7 @@
  *   dynamo-cache set report --file report.json      (or - to read standard input)
  *   dynamo-cache scan --rate 50
  *   dynamo-cache --namespace orders flush --yes
+ *   dynamo-cache invalidate --tag user:42 --route 'GET /users' [--soft]
  *   dynamo-cache local --port 8000
  *
  * Exit codes: 0 done, 1 DynamoDB/AWS failed (or did not answer within --timeout), 2 bad arguments or input (a
@@ -34,6 +35,7 @@ import { InvalidKeyError, InvalidOptionsError, InvalidValueError } from '../erro
 import type { CacheLogger } from '../observability/logger.ts';
 import { NAMESPACE_ENV, TABLE_ENV } from '../options.ts';
 import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from '../storage/item.ts';
+import { invalidateRoutes } from '../middleware/route-tags.ts';
 import { assertCacheKeySchema, assertHoldsCacheItems } from './cache-table-check.ts';
 import { CliError, EXIT, explain, type FailureContext } from './failures.ts';
 import { scanTable, type ScanStats } from './scan-stats.ts';
@@ -93,6 +95,9 @@ const positiveNumber = (what: string) => numberOption(`a positive number of ${wh
 const positiveInteger = numberOption('a positive integer', (value) => Number.isInteger(value) && value > 0);
 const port = numberOption('a port number from 0 to 65535', (value) => Number.isInteger(value) && value >= 0 && value <= 65535);
 
+/** Collects a repeatable option's values. */
+const repeatable = (value: string, all: string[] | undefined): string[] => [...(all ?? []), value];
+
 /** Keeps the cache's warnings: when an operation fails open, the last one says why. */
 class WarningLog implements CacheLogger {
   readonly warnings: Array<{ message: string; fields: Record<string, unknown> }> = [];
@@ -119,7 +124,7 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
     .option('--endpoint <url>', 'DynamoDB endpoint, e.g. http://127.0.0.1:8000 for `dynamo-cache local`')
     .option('--json', 'print JSON for scripts instead of text')
     .option('--key-file <path>', `encryption keys, one <id>=<base64 key> per line, to read and write encrypted values (also: $${KEYS_ENV})`)
-    .option('--key <id=base64>', `an encryption key (repeatable; visible in the process list: prefer --key-file or $${KEYS_ENV})`, (value: string, all: string[] | undefined) => [...(all ?? []), value])
+    .option('--key <id=base64>', `an encryption key (repeatable; visible in the process list: prefer --key-file or $${KEYS_ENV})`, repeatable)
     .option('--write-key <id>', 'the encryption key that encrypts `set` values (default: the first key)')
     .option('--hash-keys-secret-file <path>', `the HMAC secret, for a cache with hashed keys (also: $${HASH_KEYS_SECRET_ENV})`)
     .option('--hash-keys-secret <secret>', 'the HMAC secret (visible in the process list: prefer the file or the environment)')
@@ -250,6 +255,27 @@ export async function run(argv: readonly string[], io: CliIo = { stdout: process
       if (!(await cache.clear())) throw failure(log, context);
       const namespace = cache.namespace === '' ? '(none)' : cache.namespace;
       output(command, `flushed namespace ${namespace}: other environments see it within their memory tier TTL (30 s by default)`, { namespace: cache.namespace, flushed: true });
+    });
+
+  program
+    .command('invalidate')
+    .description('invalidate every value of tags and the memoized responses of routes, for every function sharing the table and namespace')
+    .option('--tag <tag>', 'a tag whose values to invalidate (repeatable)', repeatable)
+    .option('--route <route>', 'a route whose memoized responses to invalidate: "GET /users/42", or "GET /users/{id}" for all of them (repeatable)', repeatable)
+    .option('--soft', 'soft purge: the values are served stale, within their stale windows, while one caller refreshes each')
+    .option('--force', 'write even into a table holding items that are not cache items')
+    .action(async (options: { tag?: string[]; route?: string[]; soft?: boolean; force?: boolean }, command: Command) => {
+      const { tag: tags = [], route: routes = [] } = options;
+      if (tags.length === 0 && routes.length === 0) throw new CliError('nothing to invalidate: give --tag <tag> or --route "GET /path" (each repeatable)', EXIT.usage);
+      const mode = options.soft ? 'stale' : 'expire';
+      const opened = await openCache(globals(command), io.env);
+      const { cache, log, context } = opened;
+      await guardWrite(opened, { force: options.force === true });
+      const done = (tags.length === 0 || (await cache.invalidateTags(tags, { mode }))) && (routes.length === 0 || (await invalidateRoutes(cache, routes, { mode })));
+      if (!done) throw failure(log, context);
+      const what = [...tags.map((tag) => `tag ${tag}`), ...routes.map((route) => `route ${route}`)].join(', ');
+      const how = options.soft ? ' (soft: served stale while refreshed)' : '';
+      output(command, `invalidated ${what}${how}: other environments see it within their memory tier TTL (30 s by default)`, { tags, routes, mode, invalidated: true });
     });
 
   program
@@ -516,7 +542,7 @@ function formatScan(tableName: string, stats: ScanStats): string {
   const k = stats.kinds;
   return [
     `table ${tableName}: ${n(stats.items)} items, ${bytes(stats.bytes)}, ${n(stats.expiredNotDeleted)} expired but not yet deleted by TTL`,
-    `kinds: ${n(k.values)} values, ${n(k.notFound)} cached "not found", ${n(k.leases)} leases, ${n(k.chunks)} chunks, ${n(k.metadata)} namespace metadata, ${n(k.foreign)} other`,
+    `kinds: ${n(k.values)} values, ${n(k.notFound)} cached "not found", ${n(k.leases)} leases, ${n(k.chunks)} chunks, ${n(k.metadata)} namespace metadata, ${n(k.tags)} tag states, ${n(k.foreign)} other`,
     '',
     'size (up to)  items',
     ...stats.sizes.map((bucket) => `${bucket.upTo.padStart(12)}  ${n(bucket.items)}`),

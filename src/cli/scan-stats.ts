@@ -1,6 +1,7 @@
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RESERVED_MARKER } from '../storage/keys.ts';
+import { TAG_MARKER } from '../invalidation/tag-item.ts';
 import { CHUNK_MARKER, META, NEGATIVE_MARKER, type AttributeNames } from '../storage/item.ts';
 
 /** What a scan looks at and how gently. */
@@ -24,8 +25,8 @@ export interface ScanStats {
   bytes: number;
   /** Items whose expiry has passed but that DynamoDB's TTL has not deleted yet. */
   expiredNotDeleted: number;
-  /** Items by what they are: cached values, cached "not found", lone leases, chunks of large values, namespace metadata, and anything else. */
-  kinds: Record<'values' | 'notFound' | 'leases' | 'chunks' | 'metadata' | 'foreign', number>;
+  /** Items by what they are: cached values, cached "not found", lone leases, chunks of large values, namespace metadata, tag states, and anything else. */
+  kinds: Record<'values' | 'notFound' | 'leases' | 'chunks' | 'metadata' | 'tags' | 'foreign', number>;
   /** Items by size. */
   sizes: Array<{ upTo: string; items: number }>;
   /** The largest items (chunks count towards their own keys). */
@@ -54,7 +55,7 @@ export async function scanTable(options: ScanOptions): Promise<ScanStats> {
     items: 0,
     bytes: 0,
     expiredNotDeleted: 0,
-    kinds: { values: 0, notFound: 0, leases: 0, chunks: 0, metadata: 0, foreign: 0 },
+    kinds: { values: 0, notFound: 0, leases: 0, chunks: 0, metadata: 0, tags: 0, foreign: 0 },
     sizes: SIZE_BUCKETS.map(([upTo]) => ({ upTo, items: 0 })),
     largest: [],
     namespaces: [],
@@ -112,11 +113,12 @@ export async function scanTable(options: ScanOptions): Promise<ScanStats> {
   return stats;
 }
 
-/** What an item is: a cached value, a cached "not found", a lone lease, a chunk, namespace metadata, or `foreign` (not a cache item). */
+/** What an item is: a cached value, a cached "not found", a lone lease, a chunk, namespace metadata, a tag's state, or `foreign` (not a cache item). */
 export function itemKindOf(item: Record<string, AttributeValue>, key: string, attributes: AttributeNames): keyof ScanStats['kinds'] {
   const marker = item[META.encoding]?.S;
   if (key.endsWith(`${RESERVED_MARKER}meta`)) return 'metadata';
   if (marker === CHUNK_MARKER) return 'chunks';
+  if (marker === TAG_MARKER) return 'tags';
   if (marker === NEGATIVE_MARKER || marker?.startsWith(`${NEGATIVE_MARKER}+`)) return 'notFound';
   if (item[attributes.value] !== undefined || item[META.chunks] !== undefined) return 'values';
   if (item[META.lease] !== undefined) return 'leases';

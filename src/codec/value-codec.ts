@@ -1,7 +1,7 @@
 import { compress, compressionPays, decompress, mayPay, type CompressionOptions } from './compression.ts';
 import type { Keyring } from './encryption.ts';
 import { InvalidValueError } from '../errors.ts';
-import { CorruptItemError, NEGATIVE_MARKER, type StoredBody } from '../storage/item.ts';
+import { CorruptItemError, NEGATIVE_MARKER, type StoredBody, type TagStamps } from '../storage/item.ts';
 import { UNBOUNDED, type CallBudget } from '../resilience/dynamo-guard.ts';
 
 /**
@@ -151,6 +151,8 @@ export interface ItemBinding {
   readonly freshUntilMs?: number | undefined;
   /** `dc_fetch_ms` as stored. */
   readonly fetchMs?: number | undefined;
+  /** `dc_tags` as stored, sorted: a tag removed from an encrypted value's item must not free it from invalidation. */
+  readonly tags?: TagStamps | undefined;
 }
 
 /** Settings of a {@link ValueCodec}. */
@@ -269,7 +271,9 @@ export class ValueCodec {
 
 /** The authenticated data of an `aes256gcm2` item: the key, the full marker (with the key id) and the timing attributes, as a JSON array so no field can run into the next. */
 function associatedData(binding: ItemBinding, marker: string): string {
-  return JSON.stringify(['dynamo-cache/v2', binding.storageKey, marker, binding.expiresAt, binding.freshUntilMs ?? null, binding.fetchMs ?? null]);
+  const fields = ['dynamo-cache/v2', binding.storageKey, marker, binding.expiresAt, binding.freshUntilMs ?? null, binding.fetchMs ?? null];
+  // Appended only when there are tags, so items written without them (and by earlier versions) still decrypt.
+  return JSON.stringify(binding.tags === undefined ? fields : [...fields, binding.tags]);
 }
 
 /** The authenticated data of an `aes256gcm` item written by dynamo-cache 0.1. */

@@ -6,9 +6,10 @@ import { InvalidOptionsError } from '../errors.ts';
 import { powertoolsCommons } from '../on-demand.ts';
 import { traced } from '../observability/tracing.ts';
 import { assertKnownOptions } from '../known-options.ts';
-import { MEMORY_TIER_DEFAULTS } from '../storage/memory-tier.ts';
 import { CACHE_OPTION_NAMES, type DynamoCacheOptions } from '../options.ts';
 import { ResponseMemo, type MemoPlan, type ResponseMemoOptions, type ResponseResult } from './response-memo.ts';
+
+export { invalidateRoutes } from './route-tags.ts';
 
 /** Options of the `dynamoCache()` middleware. */
 export interface DynamoCacheMiddlewareOptions<TContextKey extends string = 'cache'> extends DynamoCacheOptions {
@@ -111,7 +112,7 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
   }
   const cache = given ?? new DynamoCache(cacheOptions);
   // Built even when the cache is disabled, so that bad response options fail in unit tests too.
-  const configured = options.response === false ? undefined : new ResponseMemo(cache, options.response, generationRefreshSeconds(options));
+  const configured = options.response === false ? undefined : new ResponseMemo(cache, options.response);
   // The kill switch: every request passes through untouched; only `context.cache` (a cache that always misses) is set.
   const memo = cache.disabled ? undefined : configured;
   let orderWarned = false;
@@ -223,13 +224,4 @@ function callOptionsOf(context: unknown): CallOptions {
 
 function hasDeadline(context: unknown): context is DeadlineSource {
   return typeof (context as Partial<DeadlineSource> | null | undefined)?.getRemainingTimeInMillis === 'function';
-}
-
-/**
- * How long an environment trusts a path's invalidation generation: the memory tier's TTL, the bound the
- * cache gives every change made elsewhere; the default one when the tier is off or the cache was passed in.
- */
-function generationRefreshSeconds(options: DynamoCacheMiddlewareOptions<string>): number {
-  if (options.cache !== undefined || typeof options.memory !== 'object' || options.memory === null) return MEMORY_TIER_DEFAULTS.ttlSeconds;
-  return options.memory.ttlSeconds ?? MEMORY_TIER_DEFAULTS.ttlSeconds;
 }

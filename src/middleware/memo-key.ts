@@ -5,9 +5,10 @@ import type { IdentityComponent } from './identity.ts';
 
 /**
  * Version tag heading every encoded key tuple: a change of the key layout changes it, so keys of two
- * layouts can never meet. (Keys written by versions before it had a different, plain-text shape.)
+ * layouts can never meet. (Keys written by versions before it had a different, plain-text shape.) Layout 2
+ * held the path's invalidation generation; its responses carry no tags, so layout 3 never reads them.
  */
-const KEY_LAYOUT = 'dynamo-cache/memo/2';
+const KEY_LAYOUT = 'dynamo-cache/memo/3';
 
 /** What a memoized HTTP response is stored under: a request's typed key components. */
 export interface HttpKeyParts {
@@ -19,8 +20,6 @@ export interface HttpKeyParts {
   readonly domain: string | null;
   /** The API Gateway stage, or `null` when not keyed by stage (or there is none). */
   readonly stage: string | null;
-  /** The path's invalidation generation, or `null` when invalidation is off. */
-  readonly generation: string | null;
   /**
    * What is asked for: the path exactly as the handler receives it (nothing decoded or folded) and the query pairs in their significant order, or
    * the result of a custom `key` (any JSON value; `"1"` and `1` differ).
@@ -39,7 +38,7 @@ export interface HttpKeyParts {
  * component tuples give distinct keys. The prefix stays readable so operators can tell functions apart.
  */
 export function httpMemoKey(parts: HttpKeyParts): string {
-  const tuple = [KEY_LAYOUT, parts.prefix, parts.method, parts.domain, parts.stage, parts.generation, parts.resource, parts.vary, parts.identity];
+  const tuple = [KEY_LAYOUT, parts.prefix, parts.method, parts.domain, parts.stage, parts.resource, parts.vary, parts.identity];
   // Only a custom key result can hold objects; without one, plain JSON is the canonical JSON, and cheaper.
   const encoded = parts.resource[0] === 'key' ? canonicalJson(tuple) : JSON.stringify(tuple);
   return `${parts.prefix}:http:${sha256(encoded)}`;
@@ -48,11 +47,6 @@ export function httpMemoKey(parts: HttpKeyParts): string {
 /** The memo key of a non-HTTP event by its custom `key` result: `<prefix>:event:<sha256 of [layout, prefix, result]>`. */
 export function eventMemoKey(prefix: string, custom: unknown): string {
   return `${prefix}:event:${sha256(canonicalJson([KEY_LAYOUT, prefix, custom]))}`;
-}
-
-/** The key of a path's invalidation generation (the path in its canonical, lower-case form). */
-export function generationKey(prefix: string, canonicalLowerPath: string): string {
-  return `${prefix}:http-generation:${sha256(JSON.stringify([KEY_LAYOUT, prefix, canonicalLowerPath]))}`;
 }
 
 /** Hex SHA-256, one-shot: cheaper than a Hash object on the hit path. */

@@ -25,11 +25,14 @@ import {
   type StoragePolicy,
 } from './http-response.ts';
 import { DEFAULT_CREDENTIAL_HEADERS, identityOf } from './identity.ts';
-import { eventMemoKey, generationKey, httpMemoKey, type HttpKeyParts } from './memo-key.ts';
-import { INITIAL_GENERATION, PathGenerations } from './path-generations.ts';
-import { canonicalPath } from './request-path.ts';
+import { MAX_TAGS_PER_VALUE, tagProblem } from '../invalidation/tags.ts';
+import type { InvalidationMode } from '../invalidation/tag-states.ts';
+import { InvalidationRules, SAFE_METHODS, type InvalidationRule, type InvalidationTargets } from './invalidation-rules.ts';
+import { eventMemoKey, httpMemoKey, type HttpKeyParts } from './memo-key.ts';
 import { conditionalFields, freshened, validatesStored, validatorsOf } from './revalidation.ts';
-import { RouteTable } from './route-table.ts';
+import { compileTags, impliedTags, type RequestTags, type TagsOption } from './route-tags.ts';
+import { RouteTable, paramsOf, parseRouteKey, type RoutePattern } from './route-table.ts';
+import { TAG_HEADERS, headerTags } from './tag-headers.ts';
 import { StatusHeaders, type CacheOutcome, type StatusHeaderOptions } from './status-headers.ts';
 import { isStoredResult, timingOf, type StoredHttpResponse, type StoredResult, type Validators } from './stored-response.ts';
 import { DEFAULT_REMOVED_TARGETED_FIELDS, DEFAULT_TARGETED_FIELDS } from './targeted-cache-control.ts';
@@ -51,6 +54,11 @@ export interface RouteOptions {
   staleIfErrorSeconds?: number | undefined;
   /** Revalidate stale responses through the handler (see `response.revalidate`). Default: `response.revalidate`. */
   revalidate?: boolean | undefined;
+  /**
+   * Tags of this route's stored responses, for `invalidateTags` and `invalidates`: templates filled from the
+   * route's path parameters (`['user:{id}']`), or a function of the event. Default: `response.tags`.
+   */
+  tags?: TagsOption | undefined;
 }
 
 /** Options of response memoization (`dynamoCache({ response })`). */
@@ -95,11 +103,33 @@ export interface ResponseMemoOptions {
   /** Key by the API Gateway stage, so `dev` never answers `prod`. Default `true`. */
   keyByStage?: boolean | undefined;
   /**
-   * A 2xx/3xx answer to an unsafe method (POST, PUT, PATCH, DELETE...) makes every stored GET/HEAD response
-   * of its path unreachable (RFC 9111 4.4); other environments see it within `memory.ttlSeconds`. Costs one
-   * write per such request and one read per path per environment per `memory.ttlSeconds`. Default `true`.
+   * A 2xx/3xx answer to an unsafe method (POST, PUT, PATCH, DELETE...) invalidates every stored GET/HEAD
+   * response of its path (RFC 9111 4.4), whichever function stored it; other environments see it within
+   * `memory.ttlSeconds`. Costs one write per such request. Default `true`.
    */
   invalidateOnUnsafeMethods?: boolean | undefined;
+  /**
+   * What a 2xx/3xx answer to an unsafe route invalidates besides its own path, by route key:
+   * `{ 'PUT /users/{id}': ['GET /users/{id}', 'GET /users'] }`, or `{ routes, tags, mode }` (see
+   * `InvalidationRule`). The routes' responses may be another function's. Default: none.
+   */
+  invalidates?: Record<string, readonly string[] | InvalidationRule> | undefined;
+  /**
+   * Tags of every stored response (routes may have their own): literal tags, or a function of the event. Default: none.
+   */
+  tags?: TagsOption | undefined;
+  /**
+   * Stored responses carry their path's and route's tags, so that an unsafe request, an `invalidates` rule or
+   * `invalidateRoutes`, in this function or another, can reach them. Costs a read of each tag's state per
+   * environment per `memory.ttlSeconds` and one write per new path. `false`: only explicit tags invalidate. Default `true`.
+   */
+  routeTags?: boolean | undefined;
+  /**
+   * The handler's `Cache-Tag` (comma-separated) and `Surrogate-Key` (space-separated) list tags of the stored
+   * response; they are taken out of responses before they go to clients (and to the cache). `false`: passed
+   * on, to a CDN in front. Default `true`.
+   */
+  removeTagHeaders?: boolean | undefined;
   /**
    * HTTP-proxy mode: store only responses with explicit freshness (`s-maxage`, `max-age` or `Expires`), as a
    * standards reverse proxy does. By default a response without any is stored for the route's `ttlSeconds`. Default `false`.
@@ -137,11 +167,11 @@ export interface ResponseMemoOptions {
 const RESPONSE_OPTION_NAMES = [
   'ttlSeconds', 'routes', 'vary', 'statusCodes', 'shared', 'credentialHeaders', 'honorClientNoCache', 'key', 'jmesPathFunctions', 'keyPrefix',
   'keyByDomain', 'keyByStage', 'invalidateOnUnsafeMethods', 'requireFreshness', 'statusHeaders', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds',
-  'revalidate', 'targetedFields', 'removeTargetedFields',
+  'revalidate', 'targetedFields', 'removeTargetedFields', 'invalidates', 'tags', 'routeTags', 'removeTagHeaders',
 ] as const satisfies ReadonlyArray<keyof ResponseMemoOptions>;
 
 /** Names of every `RouteOptions` property. */
-const ROUTE_OPTION_NAMES = ['ttlSeconds', 'shared', 'vary', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'revalidate'] as const satisfies ReadonlyArray<keyof RouteOptions>;
+const ROUTE_OPTION_NAMES = ['ttlSeconds', 'shared', 'vary', 'staleWhileRevalidateSeconds', 'staleIfErrorSeconds', 'revalidate', 'tags'] as const satisfies ReadonlyArray<keyof RouteOptions>;
 
 /**
  * Where the response to a memoized request came from: `memory` or `dynamodb` (a fresh stored response),
@@ -167,13 +197,19 @@ interface RoutePolicy extends StoragePolicy {
   readonly varyNames: readonly string[];
   readonly staleWhileRevalidateSeconds: number;
   readonly staleIfErrorSeconds: number;
+  /** The route's pattern (`undefined`: the defaults, no route matched). */
+  readonly pattern?: RoutePattern | undefined;
+  /** The tags of its responses (`tags`), given its parameters and the event. */
+  readonly tags?: RequestTags | undefined;
 }
 
 /** What `before` decided for a GET, a HEAD or a keyed non-HTTP event; kept in `request.internal` until `after` or `onError`. */
 export interface LookupPlan {
   readonly kind: 'lookup';
-  /** The memo key; while `pending`, the key of a path never invalidated (looked up while its generation is read). */
-  key: string;
+  /** The memo key. */
+  readonly key: string;
+  /** The stored response's tags known before the handler runs (its path's, its route's, the route's `tags`): their states are taken at once. */
+  readonly tags: readonly string[];
   readonly http: HttpRequestView | undefined;
   readonly policy: RoutePolicy;
   /** A HEAD: answered from its GET's stored response, and never stored itself. */
@@ -182,10 +218,6 @@ export interface LookupPlan {
   turn?: FetchTurn<StoredResult> | undefined;
   /** Why the handler runs when it does: `request` when the client's `no-cache` was honoured. */
   forward?: 'uri-miss' | 'request' | undefined;
-  /** The path's generation, still being read (first request for the path in this environment for a while), and the key it gives. */
-  pending?: { readonly generation: Promise<string | undefined>; readonly keyFor: (generation: string) => string } | undefined;
-  /** Nothing is answered or stored for this request after all: its path's generation could not be read. */
-  skipped?: boolean | undefined;
   /** What bounds every cache call made for this request: the invocation's deadline. */
   readonly call: CallOptions;
   /** Where the response came from, once known. */
@@ -194,13 +226,13 @@ export interface LookupPlan {
   revalidating?: StoredHttpResponse | undefined;
 }
 
-/** What `before` decided for an unsafe request: invalidate its path if it succeeds. */
+/** What `before` decided for an unsafe request: invalidate its path (and what its route's rule names) if it succeeds. */
 export interface InvalidationPlan {
   readonly kind: 'invalidate';
-  /** The generation item's key (for logs). */
+  /** For logs: the first tag it invalidates (a hash, no request data in clear). */
   readonly key: string;
-  /** The canonical, lower-case path. */
-  readonly path: string;
+  /** The tags to invalidate, by mode. */
+  readonly targets: InvalidationTargets;
   readonly http: HttpRequestView;
   /** What bounds the invalidation's write: the invocation's deadline. */
   readonly call: CallOptions;
@@ -213,12 +245,6 @@ export type MemoPlan = LookupPlan | InvalidationPlan;
 const ERROR_STATUSES = new Set([429, 500, 502, 503, 504]);
 
 const CACHEABLE_METHODS = new Set(['GET', 'HEAD']);
-
-/** Methods that change nothing (RFC 9110 9.2.1): every other one invalidates its path when it succeeds. */
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
-/** Added to a generation token's lifetime so it surely outlives every response stored under the previous one. */
-const GENERATION_LIFETIME_MARGIN_SECONDS = 60;
 
 /**
  * Response memoization: decides per request whether and under which key a result may be stored, answers
@@ -234,24 +260,21 @@ export class ResponseMemo {
   readonly #prefix: string;
   readonly #keyByDomain: boolean;
   readonly #keyByStage: boolean;
-  readonly #generations: PathGenerations | undefined;
+  readonly #invalidation: InvalidationRules;
+  readonly #routeTags: boolean;
   readonly #status: StatusHeaders;
-  /** The targeted fields clients never see (lower case). */
-  readonly #removedTargetedFields: readonly string[];
+  /** The targeted fields (and tag fields) clients never see (lower case). */
+  readonly #removedFields: readonly string[];
 
-  /**
-   * @param generationRefreshSeconds - How long an environment trusts a path's invalidation generation before
-   *   reading it again: the cache's `memory.ttlSeconds`.
-   * @throws InvalidOptionsError for a malformed option.
-   */
-  constructor(cache: DynamoCache, options: ResponseMemoOptions, generationRefreshSeconds: number) {
+  /** @throws InvalidOptionsError for a malformed option. */
+  constructor(cache: DynamoCache, options: ResponseMemoOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('response must be an object or false');
     assertKnownOptions('response', options, RESPONSE_OPTION_NAMES);
     this.#cache = cache;
     const vary = headerList('response.vary', options.vary ?? []);
     const targetedFields = fieldList('response.targetedFields', options.targetedFields ?? DEFAULT_TARGETED_FIELDS);
-    this.#removedTargetedFields = fieldList('response.removeTargetedFields', options.removeTargetedFields ?? DEFAULT_REMOVED_TARGETED_FIELDS);
-    const notTargeted = this.#removedTargetedFields.find((name) => !targetedFields.includes(name));
+    const removedTargetedFields = fieldList('response.removeTargetedFields', options.removeTargetedFields ?? DEFAULT_REMOVED_TARGETED_FIELDS);
+    const notTargeted = removedTargetedFields.find((name) => !targetedFields.includes(name));
     // RFC 9213 2.1: a targeted field this cache does not use must be passed through.
     if (notTargeted !== undefined) throw new InvalidOptionsError(`response.removeTargetedFields: ${notTargeted} is not in response.targetedFields, so it must be passed through`);
     const base: RoutePolicy = {
@@ -265,6 +288,7 @@ export class ResponseMemo {
       staleIfErrorSeconds: nonNegativeNumber('response.staleIfErrorSeconds', options.staleIfErrorSeconds ?? 0),
       revalidate: booleanOption('response.revalidate', options.revalidate ?? false),
       targetedFields,
+      tags: compileTags(options.tags, [], 'response.tags'),
     };
     this.#defaults = base;
     const routes = Object.entries(options.routes ?? {}).map(([routeKey, route]): [string, RoutePolicy | false] => [routeKey, routePolicy(routeKey, route, base)]);
@@ -278,12 +302,10 @@ export class ResponseMemo {
     if (typeof this.#prefix !== 'string') throw new InvalidOptionsError('response.keyPrefix must be a string');
     this.#keyByDomain = booleanOption('response.keyByDomain', options.keyByDomain ?? true);
     this.#keyByStage = booleanOption('response.keyByStage', options.keyByStage ?? true);
-    if (booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true)) {
-      const policies = [base, ...routes.map(([, policy]) => policy).filter((policy) => policy !== false)];
-      // A response kept for revalidation lives `ttlSeconds` more: a token must outlive it, or an expired token would bring it back.
-      const longestLife = Math.max(...policies.map((p) => p.ttlSeconds * (p.revalidate ? 2 : 1) + p.staleWhileRevalidateSeconds + p.staleIfErrorSeconds));
-      this.#generations = new PathGenerations(cache, this.#prefix, generationRefreshSeconds * 1000, longestLife + GENERATION_LIFETIME_MARGIN_SECONDS);
-    }
+    this.#invalidation = new InvalidationRules(options.invalidates, booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true));
+    this.#routeTags = booleanOption('response.routeTags', options.routeTags ?? true);
+    const removeTagHeaders = booleanOption('response.removeTagHeaders', options.removeTagHeaders ?? true);
+    this.#removedFields = removeTagHeaders ? [...removedTargetedFields, ...TAG_HEADERS] : removedTargetedFields;
     this.#status = new StatusHeaders(options.statusHeaders);
   }
 
@@ -296,12 +318,12 @@ export class ResponseMemo {
     const http = readHttpEvent(event);
     if (http === undefined) {
       const custom = this.#customKey(event, context);
-      return custom === undefined ? undefined : { kind: 'lookup', key: eventMemoKey(this.#prefix, custom), http, policy: this.#defaults, head: false, call };
+      const tags = custom === undefined ? undefined : this.#tagsOf(this.#defaults, undefined, event, []);
+      return tags === undefined ? undefined : { kind: 'lookup', key: eventMemoKey(this.#prefix, custom), tags, http, policy: this.#defaults, head: false, call };
     }
     if (!SAFE_METHODS.has(http.method)) {
-      if (this.#generations === undefined) return undefined;
-      const path = generationPath(http);
-      return { kind: 'invalidate', key: generationKey(this.#prefix, path), path, http, call };
+      const targets = this.#invalidation.targetsOf(http, event, this.#cache.logger);
+      return targets === undefined ? undefined : { kind: 'invalidate', key: targets.expire[0] ?? targets.stale[0]!, targets, http, call };
     }
     if (!CACHEABLE_METHODS.has(http.method)) return undefined;
     const policy = this.#routes.match(http) ?? this.#defaults;
@@ -315,7 +337,10 @@ export class ResponseMemo {
       if (custom === undefined) return undefined;
       resource = ['key', custom];
     }
-    const parts: Omit<HttpKeyParts, 'generation'> = {
+    const params = policy.pattern === undefined ? undefined : paramsOf(policy.pattern, http);
+    const tags = this.#tagsOf(policy, params, event, this.#routeTags ? impliedTags(http, policy.pattern) : []);
+    if (tags === undefined) return undefined;
+    const key = httpMemoKey({
       prefix: this.#prefix,
       method: 'GET', // a HEAD is answered from its GET's response
       domain: this.#keyByDomain ? (http.domain ?? null) : null,
@@ -323,15 +348,18 @@ export class ResponseMemo {
       resource,
       vary: policy.varyNames.map((name) => [name, http.headers[name] ?? null]),
       identity: policy.shared ? null : identityOf(http.source, http.requestContext, http.headers, this.#credentialHeaders),
-    };
-    const keyFor = (generation: string | null) => httpMemoKey({ ...parts, generation });
-    const planFor = (key: string): LookupPlan => ({ kind: 'lookup', key, http, policy, head: http.method === 'HEAD', call });
-    if (this.#generations === undefined) return planFor(keyFor(null));
-    const generation = this.#generations.current(generationPath(http), call);
-    if (generation === undefined) return undefined;
-    if (typeof generation === 'string') return planFor(keyFor(generation));
-    // Not known here yet: `lookup` reads it and, meanwhile, looks up the key of a path never invalidated (the usual case).
-    return { ...planFor(keyFor(INITIAL_GENERATION)), pending: { generation, keyFor } };
+    });
+    return { kind: 'lookup', key, tags, http, policy, head: http.method === 'HEAD', call };
+  }
+
+  /** The tags of a response to store under `policy`: `implied` and the route's own; `undefined` (not memoized) when those cannot be had. */
+  #tagsOf(policy: RoutePolicy, params: Readonly<Record<string, string>> | undefined, event: unknown, implied: readonly string[]): string[] | undefined {
+    const own = policy.tags?.(params, event, this.#cache.logger);
+    if (policy.tags !== undefined && own === undefined) return undefined;
+    const tags = [...new Set([...implied, ...(own ?? [])])];
+    if (tags.length <= MAX_TAGS_PER_VALUE) return tags;
+    this.#cache.logger.warn(`dynamo-cache: over ${MAX_TAGS_PER_VALUE} tags; not memoized`);
+    return undefined;
   }
 
   /**
@@ -345,22 +373,6 @@ export class ResponseMemo {
   async lookup(plan: LookupPlan): Promise<unknown> {
     const bypass = plan.http !== undefined && this.#honorClientNoCache && parseCacheControl(plan.http.headers['cache-control']).has('no-cache');
     if (bypass) plan.forward = 'request';
-    const pending = plan.pending;
-    if (pending === undefined) return bypass ? undefined : this.#find(plan);
-    plan.pending = undefined;
-    // Until the generation is known, `plan.key` may be the wrong key: nothing is answered or stored under it.
-    plan.skipped = true;
-    const [generation, found] = await Promise.all([pending.generation, bypass ? undefined : this.#find(plan)]);
-    if (generation === INITIAL_GENERATION) {
-      plan.skipped = false;
-      return found;
-    }
-    await this.#save(plan, undefined); // the guess was wrong: give its turn (and lease) back
-    plan.source = undefined;
-    plan.revalidating = undefined;
-    if (generation === undefined) return undefined;
-    plan.key = pending.keyFor(generation);
-    plan.skipped = false;
     return bypass ? undefined : this.#find(plan);
   }
 
@@ -380,7 +392,7 @@ export class ResponseMemo {
       const stored = await this.#cache.get<StoredResult>(plan.key, { ...plan.call, onResult: (result) => (source = responseSource(result.source)) });
       return stored === undefined ? undefined : this.#answer(plan, stored, source);
     }
-    const acquisition = await this.#cache.acquire<StoredResult>(plan.key, { ...this.#refreshOptions(plan.policy), ...plan.call });
+    const acquisition = await this.#cache.acquire<StoredResult>(plan.key, { ...this.#refreshOptions(plan.policy), ...(plan.tags.length === 0 ? {} : { tags: plan.tags }), ...plan.call });
     if (!acquisition.found) {
       plan.turn = acquisition;
       if (plan.policy.revalidate) plan.revalidating = await this.#revalidationBase(plan);
@@ -409,15 +421,11 @@ export class ResponseMemo {
    * send (for HTTP, with the status headers and an `ETag`, or a `304` when the client's conditional request
    * allows; a `304` answering a revalidation freshens the stored response, which is sent; a 5xx or 429 is
    * replaced by a stale response when `staleIfErrorSeconds` allows). For an invalidation plan, invalidates
-   * the path when the response is a 2xx or 3xx.
+   * its targets when the response is a 2xx or 3xx.
    */
   async store(plan: MemoPlan, result: unknown): Promise<unknown> {
     if (plan.kind === 'invalidate') {
       await this.#invalidate(plan, result);
-      return result;
-    }
-    if (plan.skipped === true) {
-      await this.#save(plan, undefined);
       return result;
     }
     if (plan.http === undefined) {
@@ -443,7 +451,7 @@ export class ResponseMemo {
     if (headersOf(response).etag === undefined && takesGeneratedEtag(plan.http.method, response)) setHeader(response, 'ETag', etagFor(response));
     let stored = false;
     // A HEAD's response is not stored: a HEAD is answered from its GET's, which carries the content.
-    if (!plan.head) stored = (await this.#storeResponse(plan, plan.http, response, validators)).stored;
+    if (!plan.head) stored = (await this.#storeResponse(plan, plan.http, response, validators, headerTags(response))).stored;
     const sent = this.#forClient(response);
     this.#status.write(sent, { kind: 'miss', forward: plan.forward ?? 'uri-miss', stored });
     return this.#conditional(plan.http, sent);
@@ -462,7 +470,8 @@ export class ResponseMemo {
     const response = freshened(withTargetedFields(stored), answer);
     // The handler's validators, as the 304 updates them: the stored response also carries a generated ETag.
     const validators = { ...stored.validators, ...validatorsOf(answer) };
-    const { stored: stillStored, ttlSeconds } = await this.#storeResponse(plan, http, response, validators);
+    const tags = [...new Set([...(stored.tags ?? []), ...headerTags(answer)])];
+    const { stored: stillStored, ttlSeconds } = await this.#storeResponse(plan, http, response, validators, tags);
     const sent = this.#forClient(response);
     this.#status.write(sent, { kind: 'revalidated', ageSeconds: ageOf(headersOf(answer).age) ?? 0, ttlSeconds, stored: stillStored });
     plan.source = 'revalidated';
@@ -473,22 +482,30 @@ export class ResponseMemo {
    * Stores `response` (the handler's, or a freshened one) when RFC 9111 and the route allow, ending the turn
    * either way. Resolves whether DynamoDB stored it, and the freshness it was given (0 when not stored).
    */
-  async #storeResponse(plan: LookupPlan, http: HttpRequestView, response: HttpResponse, validators: Validators | undefined): Promise<{ stored: boolean; ttlSeconds: number }> {
+  async #storeResponse(
+    plan: LookupPlan,
+    http: HttpRequestView,
+    response: HttpResponse,
+    validators: Validators | undefined,
+    tags: readonly string[],
+  ): Promise<{ stored: boolean; ttlSeconds: number }> {
     const sharedWithCredentials = plan.policy.shared && identityOf(http.source, http.requestContext, http.headers, this.#credentialHeaders).length > 0;
     const decision = decideStorage(http, response, plan.policy, { sharedWithCredentials, validated: validators !== undefined });
-    if (!decision.store) {
-      this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.reason });
+    // A tag that cannot be stored could not invalidate the response: it is not stored at all.
+    const badTag = tags.map(tagProblem).find((problem) => problem !== undefined) ?? (plan.tags.length + tags.length > MAX_TAGS_PER_VALUE ? `more than ${MAX_TAGS_PER_VALUE} tags` : undefined);
+    if (!decision.store || badTag !== undefined) {
+      this.#cache.logger.debug('dynamo-cache: response not stored', { key: plan.key, reason: decision.store ? `Cache-Tag or Surrogate-Key: ${badTag}` : decision.reason });
       await this.#save(plan, undefined);
       return { stored: false, ttlSeconds: 0 };
     }
-    const stored = await this.#save(plan, this.#record(response, decision, plan.policy.revalidate ? validators : undefined));
+    const stored = await this.#save(plan, this.#record(response, decision, plan.policy.revalidate ? validators : undefined, tags), tags);
     return { stored, ttlSeconds: decision.ttlSeconds };
   }
 
-  /** The record of a response to store: as clients get it (the removed targeted fields aside), with what revalidation needs. */
-  #record(response: HttpResponse, decision: StorageDecision & { store: true }, validators: Validators | undefined): StoredHttpResponse {
+  /** The record of a response to store: as clients get it (the removed fields aside), with what revalidation needs. */
+  #record(response: HttpResponse, decision: StorageDecision & { store: true }, validators: Validators | undefined, tags: readonly string[]): StoredHttpResponse {
     const headers = headersOf(response);
-    const targeted = Object.fromEntries(this.#removedTargetedFields.filter((name) => headers[name] !== undefined).map((name) => [name, headers[name]!]));
+    const targeted = Object.fromEntries(this.#removedFields.filter((name) => !TAG_HEADERS.includes(name) && headers[name] !== undefined).map((name) => [name, headers[name]!]));
     return {
       v: 1,
       kind: 'http',
@@ -500,12 +517,13 @@ export class ResponseMemo {
       ...(decision.noCache ? { noCache: true } : {}),
       ...(validators === undefined ? {} : { validators }),
       ...(Object.keys(targeted).length === 0 ? {} : { targeted }),
+      ...(tags.length === 0 ? {} : { tags }),
     };
   }
 
-  /** `response` as a client gets it: without the targeted fields meant for this cache alone. */
+  /** `response` as a client gets it: without the targeted fields meant for this cache alone, nor (by default) the tag fields. */
   #forClient(response: HttpResponse): HttpResponse {
-    return this.#removedTargetedFields.length === 0 ? response : withoutHeaders(response, this.#removedTargetedFields);
+    return this.#removedFields.length === 0 ? response : withoutHeaders(response, this.#removedFields);
   }
 
   /**
@@ -514,10 +532,6 @@ export class ResponseMemo {
    */
   async recover(plan: MemoPlan, error: unknown, status?: number): Promise<unknown> {
     if (plan.kind === 'invalidate') return undefined;
-    if (plan.skipped === true) {
-      await this.#save(plan, undefined);
-      return undefined;
-    }
     const turn = plan.turn;
     plan.turn = undefined;
     if (turn === undefined) return undefined;
@@ -528,16 +542,18 @@ export class ResponseMemo {
   async #invalidate(plan: InvalidationPlan, result: unknown): Promise<void> {
     const status = toHttpResponse(result, plan.http)?.statusCode;
     if (status === undefined || status < 200 || status >= 400) return;
-    if (!(await this.#generations!.invalidate(plan.path, plan.call))) {
-      this.#cache.logger.warn('dynamo-cache: invalidation not recorded; other environments may answer from stored responses of this path until they expire', {
-        key: plan.key,
-        path: plan.path,
-      });
+    const modes = (Object.entries(plan.targets) as Array<[InvalidationMode, readonly string[]]>).filter(([, tags]) => tags.length > 0);
+    const recorded = await Promise.all(modes.map(([mode, tags]) => this.#cache.invalidateTags(tags, { mode, ...plan.call })));
+    if (!recorded.every(Boolean)) {
+      this.#cache.logger.warn('dynamo-cache: invalidation not recorded; other environments may answer stored responses until they expire', { key: plan.key });
     }
   }
 
-  /** Ends the turn: stores `stored` (or nothing) and gives the lease back; without a turn, a plain `set`. Resolves whether DynamoDB stored it. */
-  async #save(plan: LookupPlan, stored: StoredResult | undefined): Promise<boolean> {
+  /**
+   * Ends the turn: stores `stored` (or nothing) with the plan's tags and `moreTags`, and gives the lease back;
+   * without a turn, a plain `set`. Resolves whether DynamoDB stored it.
+   */
+  async #save(plan: LookupPlan, stored: StoredResult | undefined, moreTags: readonly string[] = []): Promise<boolean> {
     const turn = plan.turn;
     plan.turn = undefined;
     try {
@@ -545,7 +561,8 @@ export class ResponseMemo {
         await turn?.abandon();
         return false;
       }
-      const options = lifetimeOf(stored, plan.policy);
+      const tags = moreTags.length === 0 ? plan.tags : [...plan.tags, ...moreTags];
+      const options = { ...lifetimeOf(stored, plan.policy), ...(tags.length === 0 ? {} : { tags }) };
       // A turn's write is bounded by the deadline its `acquire` was given; a plain `set` by the plan's.
       return await (turn === undefined ? this.#cache.set(plan.key, stored, { ...options, ...plan.call }) : turn.fulfil(stored, options));
     } catch (error) {
@@ -599,11 +616,6 @@ function responseSource(source: CacheSource): ResponseSource {
   return source === 'memory' || source === 'stale' ? source : 'dynamodb';
 }
 
-/** The path whose generation a request reads or bumps: canonical and lower case, so every spelling shares it. */
-function generationPath(http: HttpRequestView): string {
-  return canonicalPath(http.path).toLowerCase();
-}
-
 /** Whether `value` is a stored response that can be revalidated: one with the handler's validators. */
 function isRevalidatable(value: unknown): value is StoredHttpResponse {
   return isStoredResult(value, true) && value.kind === 'http' && value.validators !== undefined;
@@ -638,8 +650,11 @@ function routePolicy(routeKey: string, route: RouteOptions | false, base: RouteP
   assertKnownOptions(`response.routes["${routeKey}"]`, route, ROUTE_OPTION_NAMES);
   const name = (option: string) => `response.routes["${routeKey}"].${option}`;
   const vary = route.vary === undefined ? base.varyNames : headerList(name('vary'), route.vary);
+  const pattern = parseRouteKey(routeKey, 'response.routes key');
   return {
     ...base,
+    pattern,
+    tags: route.tags === undefined ? base.tags : compileTags(route.tags, pattern.params, name('tags')),
     ttlSeconds: route.ttlSeconds === undefined ? base.ttlSeconds : finiteNumber(name('ttlSeconds'), route.ttlSeconds),
     shared: route.shared === undefined ? base.shared : booleanOption(name('shared'), route.shared),
     vary: new Set(vary),

@@ -3,16 +3,23 @@ import type { HttpRequestView } from './http-event.ts';
 import { canonicalPath } from './request-path.ts';
 
 /** One segment of a route pattern: a literal, `{param}` (one segment) or `{proxy+}` (one or more, last only). */
-type Segment = { readonly kind: 'literal'; readonly text: string; readonly lower: string } | { readonly kind: 'param' } | { readonly kind: 'greedy' };
+type Segment = { readonly kind: 'literal'; readonly text: string; readonly lower: string } | { readonly kind: 'param' | 'greedy'; readonly name: string };
 
 /** Literal beats `{param}` beats `{proxy+}`, segment by segment: API Gateway's own precedence. */
 const RANK = { literal: 2, param: 1, greedy: 0 } as const;
 
-interface Route<P> {
+/** A parsed route key (`GET /users/{id}`). */
+export interface RoutePattern {
+  /** Upper case; `ANY` for all. */
   readonly method: string;
   readonly segments: readonly Segment[];
   /** The pattern with parameter names erased (`/users/{}`), to compare with API Gateway's route template. */
   readonly shape: string;
+  /** The names of its parameters, in order (`{proxy+}` as `proxy`). */
+  readonly params: readonly string[];
+}
+
+interface Route<P> extends RoutePattern {
   readonly policy: P | false;
   readonly order: number;
 }
@@ -75,13 +82,68 @@ export class RouteTable<P> {
 }
 
 function parseRoute<P>(routeKey: string, policy: P | false, order: number): Route<P> {
-  const match = /^\s*([A-Za-z]+)\s+(\/\S*)\s*$/.exec(routeKey);
-  if (match === null) throw new InvalidOptionsError(`response.routes key ${JSON.stringify(routeKey)} must be "METHOD /path", e.g. "GET /users/{id}"`);
-  const segments = parseSegments(match[2]!);
-  if (segments.slice(0, -1).some((segment) => segment.kind === 'greedy')) {
-    throw new InvalidOptionsError(`response.routes key ${JSON.stringify(routeKey)}: a {proxy+} parameter must be the last segment`);
+  return { ...parseRouteKey(routeKey, 'response.routes key'), policy, order };
+}
+
+/**
+ * Parses a route key, `METHOD /path` (`where` names it in errors); with `defaultMethod`, the method may be left
+ * out (`/users/{id}`).
+ * @throws InvalidOptionsError for anything else, or a `{proxy+}` that is not last.
+ */
+export function parseRouteKey(routeKey: string, where: string, defaultMethod?: string): RoutePattern {
+  const match = /^\s*(?:([A-Za-z]+)\s+)?(\/\S*)\s*$/.exec(typeof routeKey === 'string' ? routeKey : '');
+  if (match === null || (match[1] === undefined && defaultMethod === undefined)) {
+    throw new InvalidOptionsError(`${where} ${JSON.stringify(routeKey)} must be "METHOD /path", e.g. "GET /users/{id}"`);
   }
-  return { method: match[1]!.toUpperCase(), segments, shape: shapeOf(segments), policy, order };
+  const segments = parseSegments(match[2]!);
+  if (segments.slice(0, -1).some((segment) => segment.kind === 'greedy')) throw new InvalidOptionsError(`${where} ${JSON.stringify(routeKey)}: a {proxy+} parameter must be the last segment`);
+  const params = segments.flatMap((segment) => (segment.kind === 'literal' ? [] : [segment.name]));
+  return { method: (match[1] ?? defaultMethod!).toUpperCase(), segments, shape: shapeOf(segments), params };
+}
+
+/**
+ * The request's path relative to its API, canonical: as received, less an HTTP API's leading `/<stage>`; and,
+ * when it differs, as rebuilt from API Gateway's route template and path parameters (without a base path
+ * mapping). Invalidation names both, so it reaches a response by either.
+ */
+export function apiPathsOf(request: HttpRequestView): string[] {
+  const canonical = canonicalPath(request.path);
+  const received = (request.source === 'api-gateway-v2' ? withoutStage(canonical, request.stage, true) : undefined) ?? canonical;
+  const rebuilt = templatePath(request);
+  return distinct([received, rebuilt === undefined ? undefined : canonicalPath(rebuilt)]);
+}
+
+/**
+ * The values of `pattern`'s parameters in `request` (decoded), or `undefined` when it does not match: from its
+ * API paths (see `apiPathsOf`; the one rebuilt from API Gateway's route template holds its path parameters).
+ */
+export function paramsOf(pattern: RoutePattern, request: HttpRequestView): Record<string, string> | undefined {
+  for (const path of apiPathsOf(request)) {
+    const params = capture(pattern, path.split('/').slice(1).filter((segment) => segment !== ''));
+    if (params !== undefined) return params;
+  }
+  return undefined;
+}
+
+/** The values `pattern`'s parameters take in `path` (its segments), or `undefined` when it does not match (literals in any letter case). */
+function capture(pattern: RoutePattern, path: readonly string[]): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  for (const [index, segment] of pattern.segments.entries()) {
+    if (segment.kind === 'greedy') {
+      if (path.length <= index) return undefined;
+      params[segment.name] = path.slice(index).join('/');
+      return params;
+    }
+    const value = path[index];
+    if (value === undefined || (segment.kind === 'literal' && value.toLowerCase() !== segment.lower)) return undefined;
+    if (segment.kind === 'param') params[segment.name] = value;
+  }
+  return path.length === pattern.segments.length ? params : undefined;
+}
+
+/** The shape of API Gateway's route template (`/users/{id}`: `/users/{}`), as a route key's `shape`. */
+export function templateShape(template: string): string {
+  return shapeOf(parseSegments(template));
 }
 
 function parseSegments(template: string): Segment[] {
@@ -90,8 +152,8 @@ function parseSegments(template: string): Segment[] {
     .slice(1)
     .filter((text) => text !== '')
     .map((text): Segment => {
-      if (/^\{[^{}/]+\+\}$/.test(text)) return { kind: 'greedy' };
-      if (/^\{[^{}/]+\}$/.test(text)) return { kind: 'param' };
+      if (/^\{[^{}/]+\+\}$/.test(text)) return { kind: 'greedy', name: text.slice(1, -2) };
+      if (/^\{[^{}/]+\}$/.test(text)) return { kind: 'param', name: text.slice(1, -1) };
       return { kind: 'literal', text, lower: text.toLowerCase() };
     });
 }

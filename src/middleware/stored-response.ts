@@ -30,6 +30,8 @@ export interface StoredHttpResponse {
   readonly validators?: Validators;
   /** The targeted fields taken out of `response` before it goes to clients (lower-case names): needed to read a 304's update. */
   readonly targeted?: Readonly<Record<string, string>>;
+  /** The tags the handler's `Cache-Tag` and `Surrogate-Key` listed (taken out of `response`): kept when a 304 freshens it. */
+  readonly tags?: readonly string[];
 }
 
 /** Any other handler result (a non-HTTP event memoized by a custom key), as stored. */
@@ -78,7 +80,8 @@ export function isStoredResult(value: unknown, http: boolean): value is StoredRe
     isBag(response.multiValueHeaders) &&
     Object.values(response.multiValueHeaders ?? {}).every(Array.isArray) &&
     (v.validators === undefined || isStrings(v.validators)) &&
-    (v.targeted === undefined || isStrings(v.targeted))
+    (v.targeted === undefined || isStrings(v.targeted)) &&
+    (v.tags === undefined || (Array.isArray(v.tags) && v.tags.every((tag) => typeof tag === 'string')))
   );
 }
 

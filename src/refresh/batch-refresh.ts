@@ -8,6 +8,7 @@ import type { LeaseReadResult, ReadResult, TwoTierStore } from '../storage/two-t
 import type { StatsRecorder } from '../observability/stats.ts';
 import type { RefreshCoordinator, RefreshPolicy, Resolution, Turn } from './coordinator.ts';
 import { ManyFetchContext, type FetchManyContext, type TtlSeconds } from './fetch-context.ts';
+import type { Tagging } from '../invalidation/tag-states.ts';
 
 /** What `fetchMany` resolves: the value of each key it found, as a `Map` or a plain object; a key left out is "not found". */
 export type FetchedValues<T> = ReadonlyMap<string, T | undefined> | Readonly<Record<string, T | undefined>>;
@@ -36,7 +37,7 @@ export interface BatchSettings {
   /** `deadlineMarginMs`: the time before the deadline that belongs to the fetch. */
   readonly marginMs: number;
   /** Ends a fetch's turn, as `getOrSet` does (see `DynamoCache`): stored under the policy `decide` gives, or not (`undefined`). */
-  readonly endFetch: (turn: Turn, payload: Payload | undefined, decide: (() => RefreshPolicy) | undefined) => Promise<boolean>;
+  readonly endFetch: (turn: Turn, payload: Payload | undefined, decide: (() => RefreshPolicy) | undefined, tagged: Tagging | undefined) => Promise<boolean>;
 }
 
 /** How one key resolved: an answer or a turn, or the error that ended its resolution (the caller's abort). */
@@ -65,25 +66,25 @@ export class BatchRefresh {
   }
 
   /** The answers of `keys` (distinct), by key. */
-  async run<T>(keys: readonly BatchKey[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, caller: CallBudget): Promise<Map<string, KeyAnswer>> {
+  async run<T>(keys: readonly BatchKey[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, caller: CallBudget, tagged?: Tagging): Promise<Map<string, KeyAnswer>> {
     // Once the call has failed, the waits still running end, and the keys they would hand this environment go back.
     const stop = new AbortController();
     const call: CallBudget = { signal: caller.signal === undefined ? stop.signal : AbortSignal.any([caller.signal, stop.signal]), untilMs: caller.untilMs };
     try {
-      return await this.#run(keys, fetchMany, policy, ttl, call);
+      return await this.#run(keys, fetchMany, policy, ttl, call, tagged);
     } catch (error) {
       stop.abort(error);
       throw error;
     }
   }
 
-  async #run<T>(keys: readonly BatchKey[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget): Promise<Map<string, KeyAnswer>> {
+  async #run<T>(keys: readonly BatchKey[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget, tagged: Tagging | undefined): Promise<Map<string, KeyAnswer>> {
     const reads = await this.#read(keys, call);
     // A wait that runs out is the key's turn to fetch: per-key outcomes never fail the whole call.
     const batchPolicy: RefreshPolicy = { ...policy, earlyRefresh: false, lease: policy.lease === false ? false : { ...policy.lease, onWaitTimeout: 'fetch' } };
     const order = new Map(keys.map(({ key }, index) => [key, index]));
     const inOrder = (outcomes: Outcome[]) => outcomes.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
-    const fetchNow = (outcomes: Outcome[]) => this.#fetch(inOrder(outcomes), fetchMany, policy, ttl, call);
+    const fetchNow = (outcomes: Outcome[]) => this.#fetch(inOrder(outcomes), fetchMany, policy, ttl, call, tagged);
     const settled: Outcome[] = [];
     const waiting: Array<Promise<Outcome>> = [];
     // Keys whose wait ended, gathered until every key still waiting has polled again (or none is left), then
@@ -151,7 +152,7 @@ export class BatchRefresh {
    * @throws InvalidValueError when `fetchMany` resolves something other than a Map or a plain object, or a value
    * that cannot be stored (the other keys' values are stored); the caller's abort reason.
    */
-  async #fetch<T>(outcomes: readonly Outcome[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget): Promise<Map<string, KeyAnswer>> {
+  async #fetch<T>(outcomes: readonly Outcome[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget, tagged: Tagging | undefined): Promise<Map<string, KeyAnswer>> {
     const answers = new Map<string, KeyAnswer>();
     const turns: Array<{ key: string; turn: Turn }> = [];
     let failure: { error: unknown } | undefined;
@@ -200,7 +201,7 @@ export class BatchRefresh {
         }
         // The fetched value itself is the answer (the cache keeps only its encoded copy).
         answers.set(key, { value, found: value !== undefined, source: 'fetcher' });
-        await this.#s.endFetch(turn, payload, context.skipped(key) ? undefined : () => context.policyFor(policy, key, value, ttl));
+        await this.#s.endFetch(turn, payload, context.skipped(key) ? undefined : () => context.policyFor(policy, key, value, ttl), tagged);
       }),
     );
     if (unstorable !== undefined) throw unstorable;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Payload } from '../codec/value-codec.ts';
 import type { CacheEntry, Decoded, ItemState } from '../storage/entry.ts';
 import type { Slot } from '../storage/keys.ts';
-import type { Lease } from '../storage/item.ts';
+import type { Lease, TagStamps } from '../storage/item.ts';
 import type { DeferReason, Held } from '../storage/memory-tier.ts';
 import { LeaseWaitTimeoutError } from '../errors.ts';
 import { deadlinesFor, isFresh, shouldRefreshEarly, withinStaleWindow, type Lifetime } from './freshness.ts';
@@ -18,6 +18,8 @@ export interface RefreshPolicy extends Lifetime {
   readonly negativeTtlSeconds: number;
   readonly lease: Required<LeaseOptions> | false;
   readonly earlyRefresh: Required<EarlyRefreshOptions> | false;
+  /** The tags the fetched value is stored with, stamped with their states' tokens (see `TagStates`). */
+  readonly tagStamps?: TagStamps | undefined;
 }
 
 /** The caller's turn to fetch: it must end with `complete`, `fail` or `abandon`. */
@@ -176,7 +178,7 @@ export class RefreshCoordinator {
     let written = false;
     // The fleet waits for this write: DynamoDB throttling or slow is given a second chance, with more time.
     // A refresh's value is the fleet's: spread over pieces when large (see `spreadValueBytes`).
-    const conditional = { notFresherThanMs: turn.notFresherThanMs, patienceMs: morePatience(undefined, this.#timeoutMs), spread: true };
+    const conditional = { notFresherThanMs: turn.notFresherThanMs, patienceMs: morePatience(undefined, this.#timeoutMs), spread: true, tags: policy.tagStamps };
     if (payload !== undefined) {
       // The fetch time is kept only for early refresh, its one reader: otherwise it is bytes every write pays for.
       const fetchMs = policy.earlyRefresh === false ? undefined : Math.round(now - turn.startedAt);

@@ -27,6 +27,13 @@ export type LeaseAttempt =
 /** The condition of taking a lease (see `DynamoStore.acquireLease`), over `#for`/`#lease` and `:for`/`:now`. */
 export const LEASE_CONDITION = 'attribute_not_exists(#for) OR #for < :for OR attribute_not_exists(#lease) OR #lease < :now';
 
+/** The condition of a conditional write: a ConditionExpression with its attribute names and values. */
+export interface WriteCondition {
+  readonly expression: string;
+  readonly names: Record<string, string>;
+  readonly values?: Record<string, AttributeValue>;
+}
+
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
 /** BatchWriteItem's limit on items per request. */
@@ -78,7 +85,11 @@ export class DynamoStore {
    * someone else. Resolves whether the item was written.
    */
   put(item: Item, notFresherThanMs?: number, call?: CallBudget): Promise<Outcome<boolean>> {
-    return this.#putIf(item, notFresherThanMs === undefined ? undefined : 'attribute_not_exists(#fresh) OR #fresh <= :seen', notFresherThanMs ?? 0, call);
+    const condition: WriteCondition | undefined =
+      notFresherThanMs === undefined
+        ? undefined
+        : { expression: 'attribute_not_exists(#fresh) OR #fresh <= :seen', names: { '#fresh': META.freshUntil }, values: { ':seen': { N: String(notFresherThanMs) } } };
+    return this.putIf(item, condition, call);
   }
 
   /**
@@ -86,26 +97,25 @@ export class DynamoStore {
    * none, an item the original service wrote): "if it still holds the value I saw". Resolves whether it did.
    */
   putIfUnchanged(item: Item, seenFreshMs: number, call?: CallBudget): Promise<Outcome<boolean>> {
-    return this.#putIf(item, seenFreshMs === 0 ? 'attribute_exists(#key) AND attribute_not_exists(#fresh)' : '#fresh = :seen', seenFreshMs, call);
+    const condition: WriteCondition =
+      seenFreshMs === 0
+        ? { expression: 'attribute_exists(#key) AND attribute_not_exists(#fresh)', names: { '#key': this.#s.attributes.key, '#fresh': META.freshUntil } }
+        : { expression: '#fresh = :seen', names: { '#fresh': META.freshUntil }, values: { ':seen': { N: String(seenFreshMs) } } };
+    return this.putIf(item, condition, call);
   }
 
-  /** A PutItem, conditional on `condition` over `#fresh` (`dc_fresh`), `#key` and `:seen` when given; resolves whether it was written. */
-  #putIf(item: Item, condition: string | undefined, seenFreshMs: number, call: CallBudget | undefined): Promise<Outcome<boolean>> {
+  /** Writes (replaces) `item` when `condition` holds (always without one). Resolves whether it was written. */
+  putIf(item: Item, condition: WriteCondition | undefined, call?: CallBudget): Promise<Outcome<boolean>> {
     const { client, tableName, attributes } = this.#s;
-    const names = { '#fresh': META.freshUntil, ...(condition?.includes('#key') ? { '#key': attributes.key } : {}) };
-    const conditional =
+    const expression =
       condition === undefined
         ? {}
-        : {
-            ConditionExpression: condition,
-            ExpressionAttributeNames: names,
-            ...(condition.includes(':seen') ? { ExpressionAttributeValues: { ':seen': { N: String(seenFreshMs) } } } : {}),
-          };
+        : { ConditionExpression: condition.expression, ExpressionAttributeNames: condition.names, ...(condition.values === undefined ? {} : { ExpressionAttributeValues: condition.values }) };
     return this.#s.guard.run(
       'PutItem',
       async ({ http }) => {
         try {
-          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...conditional }), http);
+          await client.send(new PutItemCommand({ TableName: tableName, Item: item, ...expression }), http);
           return true;
         } catch (error) {
           if (!isConditionalCheckFailure(error)) throw error;

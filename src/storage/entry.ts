@@ -1,11 +1,13 @@
 import { decodePayload, type Payload } from '../codec/value-codec.ts';
 import type { Deadlines, Timing } from '../refresh/freshness.ts';
-import type { ChunkedBody, StoredBody, StoredRecord } from './item.ts';
+import type { ChunkedBody, StoredBody, StoredRecord, TagStamps } from './item.ts';
 
 /** A cached value (or a cached "not found") with its timing, still encoded: each caller decodes its own copy. */
 export interface CacheEntry extends Timing {
   /** `undefined` for a cached "not found" (negative caching). */
   readonly payload: Payload | undefined;
+  /** Its tags, when it has any: it is answered only while their states still hold these tokens. */
+  readonly tags?: TagStamps | undefined;
 }
 
 /**
@@ -58,7 +60,7 @@ export function timingOf(record: StoredRecord): Timing {
  * The record that stores a body (or a "not found": `negative`) until `deadlines`. The exact freshness
  * deadline (`dc_fresh`) is always kept: the refresh lease and the refresh's write rely on it.
  */
-export function recordOf(body: StoredBody | ChunkedBody | undefined, negative: boolean, deadlines: Deadlines, fetchMs?: number): StoredRecord {
+export function recordOf(body: StoredBody | ChunkedBody | undefined, negative: boolean, deadlines: Deadlines, fetchMs?: number, tags?: TagStamps): StoredRecord {
   const chunked = body !== undefined && 'generation' in body ? body : undefined;
   return {
     body: chunked === undefined ? (body as StoredBody | undefined) : undefined,
@@ -67,15 +69,17 @@ export function recordOf(body: StoredBody | ChunkedBody | undefined, negative: b
     expiresAt: deadlines.expiresAtSeconds,
     freshUntilMs: deadlines.freshUntilMs,
     ...(fetchMs === undefined ? {} : { fetchMs }),
+    ...(tags === undefined ? {} : { tags }),
   };
 }
 
 /** The entry a record describes, for the memory tier of the environment that wrote it. */
-export function entryOf(payload: Payload | undefined, deadlines: Deadlines, fetchMs?: number): CacheEntry {
+export function entryOf(payload: Payload | undefined, deadlines: Deadlines, fetchMs?: number, tags?: TagStamps): CacheEntry {
   return {
     payload,
     freshUntilMs: deadlines.freshUntilMs,
     expiresAtMs: deadlines.expiresAtSeconds * 1000,
     ...(fetchMs === undefined ? {} : { fetchMs }),
+    ...(tags === undefined ? {} : { tags }),
   };
 }

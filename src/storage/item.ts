@@ -49,6 +49,8 @@ export const META = {
   size: 'dc_size',
   /** On a namespace's metadata item: the current generation (bumped by `clear()`). */
   namespaceGeneration: 'dc_generation',
+  /** On a tagged value's item: a map from each tag (its HMAC with `hashKeys`) to the tag state's token it was written under. */
+  tags: 'dc_tags',
 } as const;
 
 /** Marker of a chunk item (a piece of a large value); chunks are only read through their head item. */
@@ -100,6 +102,12 @@ export interface Lease {
   readonly signature?: string;
 }
 
+/**
+ * The tags of a value, each with the token of the tag's state when the value was written (see
+ * `TagStates`): the value is valid while every tag still has that token. Sorted by tag.
+ */
+export type TagStamps = ReadonlyArray<readonly [tag: string, token: string]>;
+
 /** One cache item as read from or written to DynamoDB, before the value is decoded. */
 export interface StoredRecord {
   /**
@@ -117,6 +125,8 @@ export interface StoredRecord {
   /** Epoch ms until which the value is fresh; absent when fresh until `expiresAt`. */
   readonly freshUntilMs?: number;
   readonly fetchMs?: number;
+  /** The value's tags (absent when it has none, and in items of earlier versions). */
+  readonly tags?: TagStamps;
 }
 
 /** An item that is not a cache item this library can read: wrong types, missing attributes. */
@@ -142,6 +152,7 @@ export function toItem(names: AttributeNames, storageKey: string, record: Stored
   }
   if (record.freshUntilMs !== undefined) item[META.freshUntil] = { N: String(record.freshUntilMs) };
   if (record.fetchMs !== undefined) item[META.fetchMs] = { N: String(record.fetchMs) };
+  if (record.tags !== undefined) item[META.tags] = { M: Object.fromEntries(record.tags.map(([tag, token]) => [tag, { S: token }])) };
   return item;
 }
 
@@ -155,6 +166,7 @@ export function fromItem(names: AttributeNames, item: Record<string, AttributeVa
   const marker = optional(item, META.encoding, 'S');
   const freshUntil = optional(item, META.freshUntil, 'N');
   const fetchMs = optional(item, META.fetchMs, 'N');
+  const tags = item[META.tags];
   const value = item[names.value];
   let body: StoredBody | undefined;
   if (value?.S !== undefined) body = { marker, data: value.S };
@@ -172,7 +184,18 @@ export function fromItem(names: AttributeNames, item: Record<string, AttributeVa
     expiresAt,
     ...(freshUntil === undefined ? {} : { freshUntilMs: toNumber(META.freshUntil, freshUntil) }),
     ...(fetchMs === undefined ? {} : { fetchMs: toNumber(META.fetchMs, fetchMs) }),
+    ...(tags === undefined ? {} : { tags: tagStamps(tags) }),
   };
+}
+
+/** The tags of a value's item (`dc_tags`, a map of strings), sorted by tag. */
+function tagStamps(attribute: AttributeValue): TagStamps {
+  if (attribute.M === undefined) throw new CorruptItemError(`${META.tags} is not of type M`);
+  const stamps = Object.entries(attribute.M).map(([tag, token]): [string, string] => {
+    if (token.S === undefined) throw new CorruptItemError(`${META.tags} holds a token that is not of type S`);
+    return [tag, token.S];
+  });
+  return stamps.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**

@@ -119,6 +119,19 @@ export class KeyMapper {
     return `${this.prefix}${RESERVED_MARKER}l:${hash('sha256', storageKey, 'base64url')}`;
   }
 
+  /**
+   * How a value's item names `tag` (see `TagStamps`): the tag itself, or with `hashKeys` its HMAC, so that tags
+   * (which often hold ids: `user:42`) never appear in the table in clear either.
+   */
+  tagId(tag: string): string {
+    return this.#hmacSecret === undefined ? tag : createHmac('sha256', this.#hmacSecret).update(`#dc:t:${tag}`).digest('base64url');
+  }
+
+  /** The partition key of the state of the tag named `tagId` (see `tagId`): one small item per tag, outside every namespace generation. */
+  tagKey(tagId: string): string {
+    return `${this.prefix}${RESERVED_MARKER}t:${tagId}`;
+  }
+
   /** The partition key of chunk `index` of the large value stored under `generation`. */
   chunkKey(generation: string, index: number): string {
     return `${this.prefix}${RESERVED_MARKER}c:${generation}:${index}`;

@@ -22,9 +22,11 @@ import {
   type Lease,
   type StoredBody,
   type StoredRecord,
+  type TagStamps,
 } from './item.ts';
 import { UNBOUNDED, type CallBudget, type FailureKind } from '../resilience/dynamo-guard.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
+import type { TagStates } from '../invalidation/tag-states.ts';
 
 /** The result of reading one item: its state, or `ok: false` and why when DynamoDB failed (already logged and counted). */
 export type ReadResult = { readonly ok: true; readonly state: ItemState } | { readonly ok: false; readonly failure: FailureKind };
@@ -65,6 +67,8 @@ export interface WriteOptions {
   readonly patienceMs?: number | undefined;
   /** A value the fleet shares (a refresh's): spread over piece items above `spreadValueBytes`. */
   readonly spread?: boolean | undefined;
+  /** The value's tags, stamped with their states' tokens (see `TagStates`). */
+  readonly tags?: TagStamps | undefined;
 }
 
 /** Settings of a {@link TwoTierStore}. */
@@ -89,6 +93,8 @@ export interface TwoTierSettings {
   readonly spreadValueBytes: number | false;
   readonly stats: StatsRecorder;
   readonly logger: CacheLogger;
+  /** Judges tagged entries before they are answered (a tagged entry without it is never answered). */
+  readonly tags?: TagStates | undefined;
 }
 
 const NOTHING: ItemState = { entry: undefined, seenFreshMs: 0 };
@@ -131,12 +137,18 @@ export class TwoTierStore {
 
   /** The fresh entry this environment holds in memory for the slot, before its recheck, if any. */
   fromMemory(slot: Slot, nowMs: number): CacheEntry | undefined {
-    return this.#s.memory?.get(slot.memoryKey, slot.generation, nowMs);
+    const entry = this.#s.memory?.get(slot.memoryKey, slot.generation, nowMs);
+    // A tagged entry only while its tags' states, known here, still hold its tokens.
+    return entry?.tags === undefined ? entry : this.#s.tags?.fresh(entry, nowMs);
   }
 
   /** Whatever this environment holds in memory for the slot: fresh, due for its recheck, or stale within its storage expiry. */
   held(slot: Slot, nowMs: number): Held | undefined {
-    return this.#s.memory?.held(slot.memoryKey, slot.generation, nowMs);
+    const held = this.#s.memory?.held(slot.memoryKey, slot.generation, nowMs);
+    if (held?.entry.tags === undefined) return held;
+    // A tagged entry as its tags' states known here allow: cut stale by a soft purge, or not at all.
+    const entry = this.#s.tags?.verdict(held.entry, nowMs);
+    return entry === undefined ? undefined : entry === held.entry ? held : { ...held, entry };
   }
 
   /** Puts off the recheck of the slot's entry in memory (see `MemoryTier.defer`). */
@@ -222,12 +234,12 @@ export class TwoTierStore {
    * kept in memory either); also `false`, silently, when `notFresherThanMs` found a newer value in place.
    */
   async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, call: CallBudget, options: WriteOptions = {}): Promise<boolean> {
-    const { fetchMs, notFresherThanMs } = options;
-    const sealed = await this.#seal(slot, payload, deadlines, fetchMs, call);
+    const { fetchMs, notFresherThanMs, tags } = options;
+    const sealed = await this.#seal(slot, payload, deadlines, fetchMs, call, tags);
     if (sealed === undefined) return false;
-    this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs), slot.generation, Date.now());
+    this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs, tags), slot.generation, Date.now());
     if (sealed === UNKNOWN_GENERATION) return false;
-    const head = this.#headItem(sealed, payload, deadlines, fetchMs, call, options.spread === true);
+    const head = this.#headItem(sealed, payload, deadlines, fetchMs, call, options.spread === true, tags);
     const item = head instanceof Promise ? await head : head;
     if (item === undefined) return false;
     let outcome = await this.#s.dynamo.put(item, notFresherThanMs, call);
@@ -245,17 +257,17 @@ export class TwoTierStore {
    * larger than one item is written on its own (its chunks, then its head). Resolves, for each entry, whether
    * DynamoDB stored it.
    */
-  async writeMany(entries: ReadonlyArray<{ readonly slot: Slot; readonly payload: Payload; readonly deadlines: Deadlines }>, call: CallBudget): Promise<boolean[]> {
-    const sealed = await Promise.all(entries.map(({ slot, payload, deadlines }) => this.#seal(slot, payload, deadlines, undefined, call)));
+  async writeMany(entries: ReadonlyArray<{ readonly slot: Slot; readonly payload: Payload; readonly deadlines: Deadlines; readonly tags?: TagStamps | undefined }>, call: CallBudget): Promise<boolean[]> {
+    const sealed = await Promise.all(entries.map(({ slot, payload, deadlines, tags }) => this.#seal(slot, payload, deadlines, undefined, call, tags)));
     const written = entries.map(() => false);
     const batch: Array<{ index: number; item: Item }> = [];
     const alone: Array<Promise<void>> = [];
-    entries.forEach(({ slot, payload, deadlines }, index) => {
+    entries.forEach(({ slot, payload, deadlines, tags }, index) => {
       const body = sealed[index];
       if (body === undefined) return;
-      this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines), slot.generation, Date.now());
+      this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, undefined, tags), slot.generation, Date.now());
       if (body === UNKNOWN_GENERATION) return;
-      const head = this.#headItem(body, payload, deadlines, undefined, call);
+      const head = this.#headItem(body, payload, deadlines, undefined, call, false, tags);
       if (!(head instanceof Promise)) {
         batch.push({ index, item: head });
         return;
@@ -285,12 +297,12 @@ export class TwoTierStore {
    * counted) when it cannot be stored: its keys are unavailable, or it exceeds `maxValueBytes` (then it is
    * dropped from memory too); `UNKNOWN_GENERATION` when the slot has no storage key (memory only).
    */
-  async #seal(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget): Promise<Sealed | typeof UNKNOWN_GENERATION | undefined> {
+  async #seal(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget, tags?: TagStamps): Promise<Sealed | typeof UNKNOWN_GENERATION | undefined> {
     const { storageKey } = slot;
     if (storageKey === undefined) return UNKNOWN_GENERATION;
     let body: StoredBody | undefined;
     try {
-      body = await this.#s.codec.seal(payload, { storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs }, call);
+      body = await this.#s.codec.seal(payload, { storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs, tags }, call);
     } catch (error) {
       this.#s.stats.increment('errors');
       this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
@@ -310,9 +322,9 @@ export class TwoTierStore {
    * The item that holds a sealed value: the value itself (at once: no promise on the common path), or, for a
    * large one, the head of its chunks, once they are written; `undefined` when they could not be.
    */
-  #headItem(sealed: Sealed, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget, spread = false): Item | Promise<Item | undefined> {
+  #headItem(sealed: Sealed, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget, spread = false, tags?: TagStamps): Item | Promise<Item | undefined> {
     const { storageKey, body, size } = sealed;
-    const head = (stored: StoredBody | ChunkedBody | undefined) => toItem(this.#s.attributes, storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs));
+    const head = (stored: StoredBody | ChunkedBody | undefined) => toItem(this.#s.attributes, storageKey, recordOf(stored, payload === undefined, deadlines, fetchMs, tags));
     const pieceBytes = body === undefined ? undefined : this.#pieceBytes(size, spread);
     if (pieceBytes === undefined) return head(body);
     return this.#writeChunks(body!, deadlines, call, pieceBytes).then((chunked) => (chunked === false ? undefined : head(chunked)));
@@ -544,7 +556,10 @@ export class TwoTierStore {
       // Parsed here so a corrupt JSON payload is a miss now, not an exception in a caller later; the caller
       // that read it gets this parse, so a hit parses once.
       const decoded = payload?.kind === 'json' ? { value: JSON.parse(payload.data) as unknown } : undefined;
-      const entry: CacheEntry = { payload, ...timingOf(record) };
+      let entry: CacheEntry | undefined = record.tags === undefined ? { payload, ...timingOf(record) } : { payload, ...timingOf(record), tags: record.tags };
+      // Invalidated by a tag (or its state unreadable): no value; soft-invalidated: stale (and so not kept in memory).
+      if (entry.tags !== undefined) entry = this.#s.tags === undefined ? undefined : await this.#s.tags.judge(entry, call);
+      if (entry === undefined) return this.#nothing(slot, seenFreshMs);
       this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
       return { entry, seenFreshMs, decoded };
     } catch (error) {
@@ -580,7 +595,7 @@ export class TwoTierStore {
 
 /** What a stored record's encryption is bound to. */
 function bindingOf(storageKey: string, record: StoredRecord): ItemBinding {
-  return { storageKey, expiresAt: record.expiresAt, freshUntilMs: record.freshUntilMs, fetchMs: record.fetchMs };
+  return { storageKey, expiresAt: record.expiresAt, freshUntilMs: record.freshUntilMs, fetchMs: record.fetchMs, tags: record.tags };
 }
 
 /** What a lease's signature covers: the lease item's key and every field that gives the lease its meaning. */
