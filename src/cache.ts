@@ -818,7 +818,7 @@ export class DynamoCache {
     // Taken before the fetch: an invalidation that lands while it runs leaves the value stamped with the old
     // states, so it is not fresh after all (it may hold data from before the change).
     const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
-    const context = new SingleFetchContext(turn.previous, turn.call, this.#options.deadlineMarginMs);
+    const context = new SingleFetchContext(turn.previous, turn.call, this.#options.deadlineMarginMs, tags);
     let value: T;
     try {
       value = await fetcher(context);
@@ -834,7 +834,7 @@ export class DynamoCache {
       await this.#refresh.abandon(turn);
       throw error;
     }
-    await this.#endFetch(turn, payload, context.skipped ? undefined : () => context.policyFor(policy, key, value, ttl), tagging(tags, captured));
+    await this.#endFetch(turn, payload, context.skipped ? undefined : () => context.policyFor(policy, key, value, ttl), tagging(context.tags, captured));
     // The fetcher's value itself goes to the first caller (the cache keeps only its encoded copy).
     return { payload, source: 'fetcher', decoded: { value } };
   }

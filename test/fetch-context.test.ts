@@ -223,6 +223,38 @@ describe('noStore()', () => {
   });
 });
 
+describe('addTags()', () => {
+  it("tags the answer beside the call's tags: invalidating either ends it in every environment", async () => {
+    const [cache, other] = await fleet(2);
+    let fetches = 0;
+    const loadOrder = (context: FetchContext) => {
+      context.addTags(['customer:7']); // learnt while fetching: the order's customer
+      return { order: 1, fetch: ++fetches };
+    };
+    const options = { ttlSeconds: 300, tags: ['order:1'] };
+    expect(await cache!.getOrSet('order:1', loadOrder, options)).toEqual({ order: 1, fetch: 1 });
+    expect(await other!.getOrSet('order:1', loadOrder, options)).toEqual({ order: 1, fetch: 1 });
+    await other!.invalidateTags(['customer:7']);
+    expect(await other!.getOrSet('order:1', loadOrder, options)).toEqual({ order: 1, fetch: 2 });
+    await cache!.invalidateTags(['order:1']);
+    expect(await cache!.getOrSet('order:1', loadOrder, options)).toEqual({ order: 1, fetch: 3 });
+  });
+
+  it('refuses a bad tag, and more than 64 in all', async () => {
+    const [cache] = await fleet(1);
+    await expect(cache!.getOrSet('k', (context) => context.addTags([''] as string[]))).rejects.toThrow(InvalidOptionsError);
+    const many = Array.from({ length: 40 }, (_, i) => `t${i}`);
+    await expect(
+      cache!.getOrSet('k2', (context) => {
+        context.addTags(many.slice(0, 30));
+        context.addTags(many.slice(10, 40)); // 40 distinct
+        context.addTags(Array.from({ length: 30 }, (_, i) => `u${i}`)); // 70 distinct
+        return 1;
+      }),
+    ).rejects.toThrow(/at most 64 tags/);
+  });
+});
+
 describe('the fetch signal', () => {
   it("aborts with the caller's signal, and at the call's deadline itself (the margin is the fetch's time)", async () => {
     const [cache] = await fleet(1, { deadlineMarginMs: 200 });

@@ -203,6 +203,29 @@ describe('tags on values', () => {
   });
 });
 
+describe('tags on many values at once', () => {
+  it('setMany and getOrSetMany tag every key: an invalidation ends them all, in another environment too', async () => {
+    const tableName = await db.newTable();
+    const [writer, reader] = await fleet(2, tableName);
+    expect(await writer!.setMany({ a: 1, b: 2 }, { ttlSeconds: 300, tags: ['batch:1'] })).toBe(true);
+    let fetched: string[] = [];
+    const fetchMany = (keys: string[]) => {
+      fetched = [...fetched, ...keys];
+      return new Map(keys.map((key) => [key, `${key}-v${fetched.length}`]));
+    };
+    const many = await reader!.getOrSetMany(['a', 'b', 'c'], fetchMany, { ttlSeconds: 300, tags: ['batch:1'] });
+    expect([...many]).toEqual([['a', 1], ['b', 2], ['c', 'c-v1']]);
+    expect(await writer!.invalidateTags(['batch:1'])).toBe(true);
+    expect(await writer!.get('a')).toBeUndefined();
+    // The reader's own tag state is known for memory.ttlSeconds: a fresh environment sees the invalidation at once.
+    const [cold] = await fleet(1, tableName);
+    fetched = [];
+    const again = await cold!.getOrSetMany(['a', 'b', 'c'], fetchMany, { ttlSeconds: 300, tags: ['batch:1'] });
+    expect(fetched).toEqual(['a', 'b', 'c']);
+    expect(again.get('c')).toBe('c-v3');
+  });
+});
+
 describe('soft purge (mode: stale)', () => {
   it('values are answered stale while exactly one environment refreshes them, then fresh', async () => {
     const tableName = await db.newTable();

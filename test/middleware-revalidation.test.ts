@@ -1,4 +1,4 @@
-// Revalidation through the handler (issue 23, item 4), opt-in per route (`revalidate: true`): a stale stored
+// Revalidation through the handler (issue 23, item 4), on by default (`revalidate: false` per route turns it off): a stale stored
 // response with the handler's own validator is revalidated, the handler getting If-None-Match /
 // If-Modified-Since; its 304 freshens the stored response (RFC 9111 3.2, 4.3.4), its 200 replaces it; a
 // client's conditional request is answered 304 from a fresh stored response; across environments one
@@ -16,7 +16,8 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const REVALIDATE: DynamoCacheMiddlewareOptions = { memory: false, response: { ttlSeconds: 600, revalidate: true } };
+// Default options: revalidation is on unless a route turns it off.
+const REVALIDATE: DynamoCacheMiddlewareOptions = { memory: false, response: { ttlSeconds: 600 } };
 
 /** The conditional request fields each handler run got (`null`: absent). */
 type Seen = { ifNoneMatch: string | null; ifModifiedSince: string | null };
@@ -107,7 +108,7 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
   });
 
   it('a stale must-revalidate response is revalidated, never served stale (stale-while-revalidate notwithstanding)', async () => {
-    const options: DynamoCacheMiddlewareOptions = { memory: false, response: { ttlSeconds: 600, revalidate: true, staleWhileRevalidateSeconds: 600 } };
+    const options: DynamoCacheMiddlewareOptions = { memory: false, response: { ttlSeconds: 600, staleWhileRevalidateSeconds: 600 } };
     const { invoke, seen } = await origin((run) => (run === 1 ? json(200, { v: 1 }, { ETag: '"v1"', 'Cache-Control': 'max-age=2, must-revalidate' }) : notModified({ ETag: '"v1"' })), options);
     vi.useFakeTimers({ toFake: ['Date'] });
     await invoke(get());
@@ -116,8 +117,8 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
     expect(seen[1]!.ifNoneMatch).toBe('"v1"');
   });
 
-  it('without revalidate: true, or without a validator of the handler’s, the handler is never asked conditionally', async () => {
-    const plain = await origin((run) => json(200, { run }, { ETag: '"v1"', 'Cache-Control': 'max-age=2' }), { memory: false, response: { ttlSeconds: 600 } });
+  it('with revalidate: false, or without a validator of the handler’s, the handler is never asked conditionally', async () => {
+    const plain = await origin((run) => json(200, { run }, { ETag: '"v1"', 'Cache-Control': 'max-age=2' }), { memory: false, response: { ttlSeconds: 600, revalidate: false } });
     const unvalidated = await origin((run) => json(200, { run }, { 'Cache-Control': 'max-age=2' }));
     vi.useFakeTimers({ toFake: ['Date'] });
     for (const { invoke } of [plain, unvalidated]) await invoke(get());

@@ -4,9 +4,9 @@ import type { BenchContext, Section } from '../support/report.ts';
 
 /** The configurations run, the first one the headline's (the one `npm test` checks, test/cache-tests.test.ts). */
 const CONFIGURATIONS: ReadonlyArray<readonly [string, ResponseMemoOptions]> = [
-  ['dynamo-cache, `shared: true, revalidate: true`', { shared: true, revalidate: true }],
-  ['dynamo-cache, `shared: true` (revalidation off, the default)', { shared: true }],
-  ['dynamo-cache, `shared: true, revalidate: true, requireFreshness: true` (HTTP-proxy mode)', { shared: true, revalidate: true, requireFreshness: true }],
+  ['dynamo-cache, `shared: true` (default options otherwise)', { shared: true }],
+  ['dynamo-cache, `shared: true, revalidate: false`', { shared: true, revalidate: false }],
+  ['dynamo-cache, `shared: true, requireFreshness: true` (HTTP-proxy mode)', { shared: true, requireFreshness: true }],
 ];
 
 /**
@@ -25,7 +25,7 @@ export async function cacheTests(ctx: BenchContext): Promise<Section> {
   const headline = runs[0]!.run;
   const best = headline.published[0]!;
   const failing = headline.requiredIds.filter((id) => headline.results[id] !== true);
-  const withDefaults = runs[1]?.run.score.passed;
+  const withoutRevalidation = runs[1]?.run.score.passed;
   return {
     id: 'cache-tests',
     title: 'HTTP cache test suite (cache-tests.fyi), required tests',
@@ -50,7 +50,7 @@ export async function cacheTests(ctx: BenchContext): Promise<Section> {
     ],
     data: runs.map(({ name, run }) => ({ name, score: run.score, seconds: run.seconds, failing: run.requiredIds.filter((id) => run.results[id] !== true), published: run.published })),
     headlines: [
-      `the HTTP Working Group's cache test suite: ${headline.score.passed} of ${headline.score.required} required tests with \`shared: true, revalidate: true\`${withDefaults === undefined ? '' : ` (${withDefaults} without revalidation)`}; the best published cache, ${best.name}, passes ${best.passed}`,
+      `the HTTP Working Group's cache test suite: ${headline.score.passed} of ${headline.score.required} required tests with default options and \`shared: true\`${withoutRevalidation === undefined ? '' : ` (${withoutRevalidation} without revalidation)`}; the best published cache, ${best.name}, passes ${best.passed}`,
     ],
   };
 }

@@ -146,7 +146,9 @@ export interface ResponseMemoOptions {
    * response with the handler's own `ETag` or `Last-Modified` is kept `ttlSeconds` past its freshness (and a
    * `no-cache` one is stored); when it is stale, or `no-cache`/`must-revalidate` requires it, the handler gets
    * the request with `If-None-Match`/`If-Modified-Since`, and a `304` freshens the stored response, whose
-   * content is sent. One environment in the fleet revalidates (the refresh lease). Default `false`.
+   * content is sent. One environment in the fleet revalidates (the refresh lease). Only responses with the
+   * handler's own validators are ever revalidated, so a handler that sets none sees no difference. Default `true`
+   * (`false`: a stale response is replaced by a full run of the handler, and `no-cache` responses are not stored).
    */
   revalidate?: boolean | undefined;
   /**
@@ -286,7 +288,7 @@ export class ResponseMemo {
       requireFreshness: booleanOption('response.requireFreshness', options.requireFreshness ?? false),
       staleWhileRevalidateSeconds: nonNegativeNumber('response.staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? 0),
       staleIfErrorSeconds: nonNegativeNumber('response.staleIfErrorSeconds', options.staleIfErrorSeconds ?? 0),
-      revalidate: booleanOption('response.revalidate', options.revalidate ?? false),
+      revalidate: booleanOption('response.revalidate', options.revalidate ?? true),
       targetedFields,
       tags: compileTags(options.tags, [], 'response.tags'),
     };
@@ -395,7 +397,9 @@ export class ResponseMemo {
     const acquisition = await this.#cache.acquire<StoredResult>(plan.key, { ...this.#refreshOptions(plan.policy), ...(plan.tags.length === 0 ? {} : { tags: plan.tags }), ...plan.call });
     if (!acquisition.found) {
       plan.turn = acquisition;
-      if (plan.policy.revalidate) plan.revalidating = await this.#revalidationBase(plan);
+      // The response the turn replaces (the cache read it to hand out the turn): revalidated when it has validators.
+      const previous = plan.policy.revalidate ? acquisition.previous?.value : undefined;
+      if (isRevalidatable(previous)) plan.revalidating = previous;
       return undefined;
     }
     const answer = this.#answer(plan, acquisition.value, responseSource(acquisition.source));
@@ -403,17 +407,6 @@ export class ResponseMemo {
     // environment refreshes it: this request runs the handler too, conditionally where it can.
     if (answer === undefined && plan.policy.revalidate && isRevalidatable(acquisition.value)) plan.revalidating = acquisition.value;
     return answer;
-  }
-
-  /** The stored response a turn revalidates: the stale one under the key, when it has the handler's validators. */
-  async #revalidationBase(plan: LookupPlan): Promise<StoredHttpResponse | undefined> {
-    try {
-      const info = await this.#cache.inspect(plan.key, plan.call);
-      const usable = info !== undefined && (info.state === 'stale' || info.state === 'fresh') && isRevalidatable(info.value);
-      return usable ? (info.value as StoredHttpResponse) : undefined;
-    } catch {
-      return undefined; // out of time (the caller's signal): the handler runs unconditionally
-    }
   }
 
   /**

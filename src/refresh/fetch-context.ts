@@ -5,6 +5,7 @@ import { finiteNumber, nonNegativeNumber } from '../options.ts';
 import type { CallBudget } from '../resilience/dynamo-guard.ts';
 import type { CacheEntry } from '../storage/entry.ts';
 import type { RefreshPolicy } from './coordinator.ts';
+import { assertTags } from '../invalidation/tags.ts';
 
 /** How long a value may be answered past its TTL (see `SetOptions`). Each defaults to the call's, then the instance's. */
 export interface StaleWindows {
@@ -59,6 +60,14 @@ export interface FetchContext<TPrevious = unknown> {
    * fetches, through the lease). Whatever the cache held stays as it was.
    */
   noStore(): void;
+  /**
+   * Adds tags to this answer, for `invalidateTags`, beside the call's `tags` (what the fetcher learnt: the
+   * user, the tenant, the rows it read). The same rules apply: at most 64 in all, each 1-256 characters. A tag
+   * added here is read (or created) when the answer is stored, not before the fetch: an invalidation of it
+   * that lands while the fetcher runs is not seen by this answer.
+   * @throws InvalidOptionsError for a bad tag, or more than 64 in all.
+   */
+  addTags(tags: readonly string[]): void;
 }
 
 /** What a `getOrSetMany` `fetchMany` gets: as {@link FetchContext}, for the keys it is asked for. */
@@ -114,14 +123,22 @@ export class SingleFetchContext<T> extends Shaping implements FetchContext<T> {
   readonly previous: PreviousValue<T> | undefined;
   /** Set by `noStore`. */
   skipped = false;
+  /** The answer's tags: the call's, and those `addTags` added. */
+  tags: readonly string[] | undefined;
 
-  constructor(previous: CacheEntry | undefined, call: CallBudget, marginMs: number) {
+  constructor(previous: CacheEntry | undefined, call: CallBudget, marginMs: number, tags?: readonly string[]) {
     super(call, marginMs);
     this.previous = previousValueOf<T>(previous, Date.now());
+    this.tags = tags;
   }
 
   noStore(): void {
     this.skipped = true;
+  }
+
+  addTags(tags: readonly string[]): void {
+    const added = assertTags('addTags() tags', tags);
+    this.tags = assertTags('the tags of this answer', [...(this.tags ?? []), ...added]);
   }
 }
 
