@@ -79,7 +79,7 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
   });
 });
 
-describe('query values that do not decode exactly are kept as received, so they never share a key', () => {
+describe('the query as the handler receives it: raw where the handler gets it raw, so two spellings never share a key', () => {
   it('ALB (parameters passed raw): ?q=%25E0 and ?q=%E0 are two requests', async () => {
     const { invoke, handlerSpy } = await setup(async (e) => json(200, { q: e.queryStringParameters?.q }), { response: { ttlSeconds: 60, shared: true } });
     const first = await invoke({ ...albEvent({ path: '/search' }), queryStringParameters: { q: '%25E0' } });
@@ -91,15 +91,31 @@ describe('query values that do not decode exactly are kept as received, so they 
   it.each([
     ['HTTP API (v2)', httpApiEvent],
     ['Function URL', functionUrlEvent],
-  ] as const)('%s: a malformed escape and the U+FFFD URLSearchParams turns it into are two requests', async (_source, build) => {
+  ] as const)('%s: a malformed escape and the U+FFFD URLSearchParams turns it into are two requests, and so are ?q=%%78 and ?q=x', async (_source, build) => {
     const { invoke, handlerSpy } = await setup(async (e) => json(200, { raw: e.rawQueryString }), { response: { ttlSeconds: 60, shared: true } });
     const first = await invoke(build({ path: '/search', route: '$default', query: 'q=%EF%BF%BD' }));
     expect(bodyOf(first).raw).toBe('q=%EF%BF%BD');
     const second = await invoke(build({ path: '/search', route: '$default', query: 'q=%E0' }));
     expect(bodyOf(second).raw, `handler runs: ${handlerSpy.mock.calls.length}`).toBe('q=%E0');
-    // Equivalent spellings of one decoded query still share a key.
-    await invoke(build({ path: '/search', route: '$default', query: 'q=%C3%A9' }));
-    expect(header(await invoke(build({ path: '/search', route: '$default', query: 'q=é' })), 'X-Cache')).toBe('Hit');
+    // The handler gets rawQueryString: equivalent spellings are two requests to it, as /%78 and /x are.
+    for (const query of ['q=x', 'q=%78', 'q=%C3%A9', 'q=%c3%a9', 'q=é', 'q', 'q=']) {
+      const answer = await invoke(build({ path: '/search', route: '$default', query }));
+      expect([query, bodyOf(answer).raw, header(answer, 'X-Cache')]).toEqual([query, query, 'Miss']);
+    }
+    // Only the order of names is not significant (a stable sort): the values of one name keep theirs.
+    await invoke(build({ path: '/search', route: '$default', query: 'b=1&a=%78' }));
+    expect(header(await invoke(build({ path: '/search', route: '$default', query: 'a=%78&b=1' })), 'X-Cache')).toBe('Hit');
+  });
+
+  it('ALB: ?q=%78 and ?q=x are two requests (the handler gets them undecoded); REST: the handler gets them decoded, so they are one', async () => {
+    const alb = await setup(async (e) => json(200, { q: e.queryStringParameters?.q }), { response: { ttlSeconds: 60, shared: true } });
+    await alb.invoke({ ...albEvent({ path: '/search' }), queryStringParameters: { q: 'x' } });
+    const encoded = await alb.invoke({ ...albEvent({ path: '/search' }), queryStringParameters: { q: '%78' } });
+    expect([bodyOf(encoded).q, header(encoded, 'X-Cache')]).toEqual(['%78', 'Miss']);
+    const rest = await setup(async (e) => json(200, { q: e.queryStringParameters?.q }), { response: { ttlSeconds: 60, shared: true } });
+    await rest.invoke(restApiEvent({ path: '/search', route: '/search', query: 'q=x' }));
+    const decoded = await rest.invoke(restApiEvent({ path: '/search', route: '/search', query: 'q=%78' }));
+    expect([bodyOf(decoded).q, header(decoded, 'X-Cache')]).toEqual(['x', 'Hit']);
   });
 });
 

@@ -20,20 +20,24 @@ export interface HttpRequestView {
   /** The path parameters API Gateway extracted for `routeTemplate`. */
   readonly pathParameters: Readonly<Record<string, unknown>> | undefined;
   /**
-   * Query parameters, decoded, sorted by name only (a stable sort): `?b=2&a=1` and `?a=1&b=2` are one
-   * request, `?a=1&a=2` and `?a=2&a=1` are two, as the handler sees the values in that order. A name or
-   * value that does not decode exactly (a malformed escape, bytes that are not UTF-8) is kept as received,
-   * tagged: decoding it would map two requests the handler tells apart (`%E0`, `%25E0`, `%EF%BF%BD`) onto one.
+   * Query parameters as the handler receives them, sorted by name only (a stable sort): `?b=2&a=1` and
+   * `?a=1&b=2` are one request, `?a=1&a=2` and `?a=2&a=1` are two, as the handler sees the values in that
+   * order. Names and values are never decoded where the handler gets them undecoded (HTTP API and Function URL
+   * `rawQueryString`, ALB's parameters): `?q=%78` and `?q=x` are two requests there, as `/%78` and `/x` are, or
+   * one request could fill the entry another reads. API Gateway REST hands the handler decoded parameters only.
    */
-  readonly query: ReadonlyArray<readonly [QueryComponent, QueryComponent]>;
+  readonly query: ReadonlyArray<QueryPair>;
   /** Request headers, lower-case names, repeated values joined with `, ` (HTTP API `cookies` as `cookie`). */
   readonly headers: Readonly<Record<string, string>>;
   /** The event's `requestContext` (authorizer, IAM caller, client certificate): see `identityOf`. */
   readonly requestContext: Readonly<Record<string, unknown>>;
 }
 
-/** A query parameter's name or value: decoded, or, when it does not decode exactly, as received (`['raw', text]`). */
-export type QueryComponent = string | readonly ['raw', string];
+/** A query parameter's name or value, as the handler receives it. */
+export type QueryComponent = string;
+
+/** A query parameter: its name and value (`null`: a raw piece without `=`, `?q`, which `?q=` is not). */
+export type QueryPair = readonly [QueryComponent, QueryComponent | null];
 
 type Json = Record<string, unknown>;
 
@@ -65,7 +69,7 @@ export function readHttpEvent(event: unknown): HttpRequestView | undefined {
   }
   if (typeof e.httpMethod !== 'string') return undefined;
   // Payload format 1.0: API Gateway REST and ALB. ALB has no route templates, stages or authorizers, and
-  // passes query parameters as received, without URL-decoding them.
+  // passes query parameters as received, without URL-decoding them; REST decodes them.
   const alb = requestContext.elb !== undefined;
   const headers = e.multiValueHeaders ? lowerCaseMultiHeaders(e.multiValueHeaders as Json) : lowerCaseHeaders(e.headers as Json | undefined);
   return {
@@ -76,7 +80,7 @@ export function readHttpEvent(event: unknown): HttpRequestView | undefined {
     stage: alb ? undefined : stringOr(requestContext.stage),
     routeTemplate: alb ? undefined : stringOr(e.resource),
     pathParameters: alb ? undefined : (e.pathParameters as Json | undefined),
-    query: byName(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters, alb ? decodeComponent : (v) => v)),
+    query: byName(entriesOf(e.multiValueQueryStringParameters ?? e.queryStringParameters)),
     headers,
     requestContext: alb ? {} : requestContext,
   };
@@ -134,18 +138,18 @@ function lowerCaseMultiHeaders(headers: Json): Record<string, string> {
   return lowerCaseHeaders(joined);
 }
 
-function entriesOf(parameters: unknown, decode: (value: string) => QueryComponent): Array<[QueryComponent, QueryComponent]> {
-  const entries: Array<[QueryComponent, QueryComponent]> = [];
+function entriesOf(parameters: unknown): QueryPair[] {
+  const entries: QueryPair[] = [];
   for (const [name, value] of Object.entries((parameters ?? {}) as Json)) {
     for (const one of Array.isArray(value) ? value : [value]) {
-      if (one !== undefined && one !== null) entries.push([decode(name), decode(String(one))]);
+      if (one !== undefined && one !== null) entries.push([name, String(one)]);
     }
   }
   return entries;
 }
 
 /** Sorted by name only: Array.prototype.sort is stable, so the values of one name keep their order. */
-function byName(entries: Iterable<[QueryComponent, QueryComponent]>): Array<[QueryComponent, QueryComponent]> {
+function byName(entries: Iterable<QueryPair>): QueryPair[] {
   const order = (name: QueryComponent) => JSON.stringify(name);
   return [...entries].sort(([a], [b]) => {
     const [x, y] = [order(a), order(b)];
@@ -154,25 +158,15 @@ function byName(entries: Iterable<[QueryComponent, QueryComponent]>): Array<[Que
 }
 
 /**
- * The name-value pairs of a raw query string, as `URLSearchParams` reads them (`&`-separated, empty pieces
- * skipped, the first `=` splits), but each decoded exactly or kept as received: `URLSearchParams` turns any
- * malformed escape into U+FFFD.
+ * The name-value pairs of a raw query string as received (`&`-separated, empty pieces skipped, the first `=`
+ * splits), not decoded: the handler has the raw string too.
  */
-function queryPairs(raw: string): Array<[QueryComponent, QueryComponent]> {
-  const pairs: Array<[QueryComponent, QueryComponent]> = [];
+function queryPairs(raw: string): QueryPair[] {
+  const pairs: QueryPair[] = [];
   for (const piece of raw.split('&')) {
     if (piece === '') continue;
     const equals = piece.indexOf('=');
-    pairs.push(equals < 0 ? [decodeComponent(piece), ''] : [decodeComponent(piece.slice(0, equals)), decodeComponent(piece.slice(equals + 1))]);
+    pairs.push(equals < 0 ? [piece, null] : [piece.slice(0, equals), piece.slice(equals + 1)]);
   }
   return pairs;
-}
-
-/** `application/x-www-form-urlencoded` decoding of one component, or the component as received (tagged) when it does not decode exactly. */
-function decodeComponent(value: string): QueryComponent {
-  try {
-    return decodeURIComponent(value.replace(/\+/g, ' '));
-  } catch {
-    return ['raw', value];
-  }
 }

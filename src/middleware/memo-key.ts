@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.ts';
-import type { QueryComponent } from './http-event.ts';
+import type { QueryPair } from './http-event.ts';
 import type { IdentityComponent } from './identity.ts';
 
 /**
@@ -21,10 +21,14 @@ export interface HttpKeyParts {
   /** The API Gateway stage, or `null` when not keyed by stage (or there is none). */
   readonly stage: string | null;
   /**
-   * What is asked for: the path exactly as the handler receives it (nothing decoded or folded) and the query pairs in their significant order, or
+   * What is asked for: the path exactly as the handler receives it (nothing decoded or folded) and the query pairs in their significant order
+   * (as received; `'decoded'` marks the pairs of an API Gateway REST event, which the handler gets decoded), or
    * the result of a custom `key` (any JSON value; `"1"` and `1` differ).
    */
-  readonly resource: readonly ['url', string, ReadonlyArray<readonly [QueryComponent, QueryComponent]>] | readonly ['key', unknown];
+  readonly resource:
+    | readonly ['url', string, ReadonlyArray<QueryPair>]
+    | readonly ['url', string, ReadonlyArray<QueryPair>, 'decoded']
+    | readonly ['key', unknown];
   /** Each `vary` header name with the request's value, `null` when absent (not the same as empty). */
   readonly vary: ReadonlyArray<readonly [string, string | null]>;
   /** Every identity source present (empty when anonymous), or `null` on a shared route. */

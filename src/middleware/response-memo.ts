@@ -333,7 +333,7 @@ export class ResponseMemo {
     let resource: HttpKeyParts['resource'];
     if (this.#key === undefined) {
       // The path exactly as the handler receives it: two requests share a response only if it sees one path.
-      resource = ['url', http.path, http.query];
+      resource = http.source === 'api-gateway-v1' ? ['url', http.path, http.query, 'decoded'] : ['url', http.path, http.query];
     } else {
       const custom = this.#customKey(event, context);
       if (custom === undefined) return undefined;
