@@ -556,7 +556,9 @@ export class DynamoCache {
     if (distinct.length === 0) return new Map();
     if (this.disabled) {
       this.#stats.increment('fetches', distinct.length);
-      const values = valuesOf(await fetchMany([...distinct], new ManyFetchContext<TPrevious>(new Map(), call, this.#options.deadlineMarginMs)));
+      // Every key is this fetch's (noStore may name any), none has a previous value.
+      const context = new ManyFetchContext<TPrevious>(new Map(distinct.map((key) => [key, undefined])), call, this.#options.deadlineMarginMs);
+      const values = valuesOf(await fetchMany([...distinct], context));
       for (const key of distinct) {
         const value = values.get(key);
         if (value !== undefined) encodeValue(value); // the same contract as when the cache is on
@@ -621,7 +623,7 @@ export class DynamoCache {
     const now = Date.now();
     const writes = prepared.map(({ key, payload, lifetime }) => ({ slot: this.#keys.slot(key, generation), payload, deadlines: deadlinesFor(lifetime, now) }));
     // One stamp for every entry: their tags' states outlive the last of them.
-    const stamps = tags === undefined ? undefined : await this.#tags.stamps(tags, undefined, Math.max(...writes.map(({ deadlines }) => deadlines.expiresAtSeconds)), call);
+    const stamps = tags === undefined ? undefined : await this.#tags.stamps(tags, undefined, writes.reduce((last, { deadlines }) => Math.max(last, deadlines.expiresAtSeconds), 0), call);
     if (tags !== undefined && stamps === undefined) {
       for (const { slot } of writes) this.#notStored(slot);
       call.signal?.throwIfAborted();
@@ -641,9 +643,9 @@ export class DynamoCache {
    * earlier refresh's lease to expire as after `delete`). With `ifValue`, only when the stored value passes the
    * test. One strongly consistent read, then one write conditional on that value still being there: a value
    * another caller stored meanwhile is kept. This environment's memory tier drops the key either way; others
-   * stop serving it from theirs within `memory.ttlSeconds`. Resolves whether this call ended a value (`false`:
-   * none stored, a "not found" or a value failing `ifValue`, one replaced or ended already, DynamoDB failing:
-   * logged, or the cache disabled).
+   * stop serving it from theirs within `memory.ttlSeconds`. Resolves whether this call ended a value or a cached
+   * "not found" (the thing now exists; `ifValue` never accepts a "not found") (`false`: none stored, a value
+   * failing `ifValue`, one replaced or ended already, DynamoDB failing: logged, or the cache disabled).
    * @throws InvalidKeyError, InvalidOptionsError; whatever `ifValue` throws; the signal's reason when `options.signal` aborts.
    */
   async invalidate<T = unknown>(key: string, options: InvalidateOptions<T> = {}): Promise<boolean> {

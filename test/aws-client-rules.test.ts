@@ -317,3 +317,25 @@ describe('which errors a stale value may stand in for', () => {
     expect(notFoundError('NoSuchKey')).toBeUndefined();
   });
 });
+
+describe('reads of one service whose names tell nothing (an outside review): refused for that service', () => {
+  /** A v3 client of `serviceId` as cacheAwsClient sees it at configuration (these client packages are not installed). */
+  const clientOf = (serviceId: string) => ({ middlewareStack: { add() {}, addRelativeTo() {} }, config: { serviceId } });
+
+  it.each([
+    ['Lambda', 'GetFunctionCommand'], // Code.Location: a presigned URL valid for 10 minutes
+    ['Lambda', 'GetLayerVersionCommand'], // Content.Location, the same
+    ['Lambda', 'GetLayerVersionByArnCommand'],
+    ['SFN', 'GetActivityTaskCommand'], // dequeues a task and its task token
+    ['AppConfigData', 'GetLatestConfigurationCommand'], // a single-use configuration token
+    ['Connect', 'GetAttachedFileCommand'], // a presigned download URL
+  ])('%s %s', (serviceId, command) => {
+    expect(() => cacheAwsClient(clientOf(serviceId), { cache, commands: { [command]: { ttlSeconds: 3600 } } })).toThrow(InvalidOptionsError);
+    expect(() => cacheAwsClient(clientOf(serviceId), { cache, commands: { [command]: { ttlSeconds: 60, dangerouslyAllowUnsafeCommand: true } } })).not.toThrow();
+  });
+
+  it('another service may have a plain read of the same name', () => {
+    expect(refusalOf('GetFunctionCommand', operationOf('CloudFront', 'GetFunctionCommand'))).toBeUndefined();
+    expect(refusalOf('GetFunctionCommand', operationOf(undefined, 'GetFunctionCommand'))).toMatch(/presigned/);
+  });
+});

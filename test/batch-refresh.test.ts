@@ -269,5 +269,11 @@ describe('getOrSetMany', () => {
     const api = upstream();
     expect((await cache.getOrSetMany(['a', 'b', 'a'], api.fetchMany)).size).toBe(2);
     expect(api.calls).toEqual([['a', 'b']]);
+    // Its context knows those keys (an outside review: noStore('b') threw with the kill switch on).
+    const answered = await cache.getOrSetMany(['a', 'b'], (keys, context) => {
+      context.noStore('b');
+      return new Map(keys.map((key) => [key, key.toUpperCase()]));
+    });
+    expect([...answered]).toEqual([['a', 'A'], ['b', 'B']]);
   });
 });

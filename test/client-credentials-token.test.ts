@@ -226,7 +226,14 @@ describe('clientCredentialsToken', () => {
   it('refuses a tokenUrl holding credentials, and never repeats them', async () => {
     const { cache, logger } = await db.newCache({ encryption });
     const options = { cache, clientId: 'id', clientSecret: 'secret' };
-    for (const tokenUrl of ['https://user:url-password-123@auth.example.com/oauth2/token', 'https://user:url-password-123@auth.example.com:99999/token', 'https://:url-password-123@auth.example.com/token']) {
+    for (const tokenUrl of [
+      'https://user:url-password-123@auth.example.com/oauth2/token',
+      'https://user:url-password-123@auth.example.com:99999/token',
+      'https://:url-password-123@auth.example.com/token',
+      // RFC 6749 2.3.1: nor in the query (an outside review found this one taken, logged and carried in errors)
+      'https://auth.example.com/oauth2/token?client_id=id&client_secret=url-password-123',
+      'https://auth.example.com/oauth2/token?Client_Assertion=url-password-123',
+    ]) {
       const error = (() => {
         try {
           clientCredentialsToken({ ...options, tokenUrl });
@@ -236,7 +243,7 @@ describe('clientCredentialsToken', () => {
         return undefined;
       })();
       expect(error).toBeInstanceOf(InvalidOptionsError);
-      expect(error!.message).toMatch(/^tokenUrl must (not hold credentials \(user:password@\): give them as clientId and clientSecret|be an absolute URL)/);
+      expect(error!.message).toMatch(/^tokenUrl must (not hold credentials \((user:password@|its query has "[A-Za-z_]+")\): give them as clientId and clientSecret|be an absolute URL)/);
       expect(`${error!.message} ${JSON.stringify(error)} ${error!.stack} ${String(error!.cause)} ${JSON.stringify(error!.cause)}`).not.toContain('url-password-123');
     }
     expect(JSON.stringify(logger.entries)).not.toContain('url-password-123');

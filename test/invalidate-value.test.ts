@@ -18,6 +18,15 @@ async function fleet(n: number, options: DynamoCacheOptions & { endpoint?: strin
 }
 
 describe('invalidate', () => {
+  it('ends a cached "not found" too (the thing exists now), which ifValue never accepts', async () => {
+    const [cache] = await fleet(1, { negativeTtlSeconds: 300 });
+    expect(await cache!.getOrSet('user:9', async () => undefined)).toBeUndefined();
+    expect(await cache!.invalidate('user:9', { ifValue: () => true })).toBe(false);
+    expect(await cache!.getOrSet('user:9', async () => ({ created: true }))).toBeUndefined(); // still the cached "not found"
+    expect(await cache!.invalidate('user:9')).toBe(true);
+    expect(await cache!.getOrSet('user:9', async () => ({ created: true }))).toEqual({ created: true });
+  });
+
   it('ends a value for good: never answered again, not even stale, and the next getOrSet refreshes it', async () => {
     const [cache, other] = await fleet(2, { staleWhileRevalidateSeconds: 60, staleIfErrorSeconds: 60 });
     await cache!.set('config', { version: 1 });

@@ -91,6 +91,26 @@ describe.each(Object.keys(HTTP_SOURCES) as HttpSource[])('%s', (source) => {
   });
 });
 
+describe('the target URI only (RFC 9111 4.4; an outside review)', () => {
+  it("a POST to tenant A's domain leaves tenant B's stored GET of the same path; one to B's domain ends it", async () => {
+    const { invoke } = await setupMiddy(db, async (e) => json(200, { method: methodOf(e), tenant: e.requestContext.domainName }), { response: { ttlSeconds: 600, shared: true } });
+    const tenantB = () => httpApiEvent({ path: '/dashboard', domain: 'tenant-b.example.com' });
+    await invoke(tenantB());
+    expect(header(await invoke(tenantB()), 'X-Cache')).toBe('Hit');
+    await invoke(httpApiEvent({ method: 'POST', path: '/dashboard', domain: 'tenant-a.example.com' }));
+    expect(header(await invoke(tenantB()), 'X-Cache')).toBe('Hit');
+    await invoke(httpApiEvent({ method: 'POST', path: '/dashboard', domain: 'TENANT-B.example.com' }));
+    expect(header(await invoke(tenantB()), 'X-Cache')).toBe('Miss');
+  });
+
+  it('with keyByDomain: false a response answers every domain, so an unsafe request on any domain ends it', async () => {
+    const { invoke } = await setupMiddy(db, async (e) => json(200, { method: methodOf(e) }), { response: { ttlSeconds: 600, shared: true, keyByDomain: false } });
+    await invoke(httpApiEvent({ path: '/dashboard', domain: 'tenant-b.example.com' }));
+    await invoke(httpApiEvent({ method: 'POST', path: '/dashboard', domain: 'tenant-a.example.com' }));
+    expect(header(await invoke(httpApiEvent({ path: '/dashboard', domain: 'tenant-b.example.com' })), 'X-Cache')).toBe('Miss');
+  });
+});
+
 describe('an environment new to an invalidated path', () => {
   it('looks up the current generation’s key, not the initial one it tries first, and stores under it', async () => {
     const tableName = await db.newTable();

@@ -124,6 +124,35 @@ function queryAsSeen(e: any): unknown {
   return e.rawQueryString ?? e.multiValueQueryStringParameters ?? e.queryStringParameters;
 }
 
+describe('ALB mutual TLS (an outside review): the client certificate is part of the identity', () => {
+  const certEvent = (subject: string, serial: string, headers: Record<string, string> = {}) =>
+    albEvent({
+      path: '/account',
+      headers: {
+        'x-amzn-mtls-clientcert-subject': `CN=${subject}`,
+        'x-amzn-mtls-clientcert-issuer': 'CN=Example CA',
+        'x-amzn-mtls-clientcert-serial-number': serial,
+        'x-amzn-mtls-clientcert-validity': 'NotBefore=2026-01-01T00:00:00Z;NotAfter=2027-01-01T00:00:00Z',
+        ...headers,
+      },
+    });
+
+  it('two certificates never share a response (verify mode), and one certificate does', async () => {
+    const { invoke, handlerSpy } = await setup(async (e) => json(200, { account: headerOf(e, 'x-amzn-mtls-clientcert-subject') }));
+    expect(bodyOf(await invoke(certEvent('alice', '0A'))).account).toBe('CN=alice');
+    expect(bodyOf(await invoke(certEvent('bob', '0B'))).account).toBe('CN=bob');
+    expect(header(await invoke(certEvent('alice', '0A')), 'X-Cache')).toBe('Hit');
+    expect(handlerSpy).toHaveBeenCalledTimes(2);
+  });
+
+  it('passthrough mode: the whole certificate field counts', async () => {
+    const { invoke } = await setup(async (e) => json(200, { cert: headerOf(e, 'x-amzn-mtls-clientcert') }));
+    const passthrough = (cert: string) => albEvent({ path: '/account', headers: { 'x-amzn-mtls-clientcert': cert } });
+    await invoke(passthrough('-----BEGIN%20CERTIFICATE-----%0Aalice'));
+    expect(bodyOf(await invoke(passthrough('-----BEGIN%20CERTIFICATE-----%0Abob'))).cert).toContain('bob');
+  });
+});
+
 describe('the whole identity (finding 2): every source present, combined', () => {
   it('REST, Lambda authorizer: a constant principalId with the user in its context (the AWS example) keeps users apart', async () => {
     const { invoke } = await setup(async (e) => json(200, { user: e.requestContext.authorizer.userId }));

@@ -66,6 +66,21 @@ const REFUSALS: readonly Refusal[] = [
 ];
 
 /**
+ * Reads of one service whose names tell nothing of what they hand out, by service (`serviceId`): refused for
+ * that service only (a client that does not tell its service is refused them all).
+ */
+const SERVICE_REFUSALS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  // Code.Location and Content.Location are presigned URLs valid for 10 minutes.
+  Lambda: { GetFunction: 'answers with a presigned download URL', GetLayerVersion: 'answers with a presigned download URL', GetLayerVersionByArn: 'answers with a presigned download URL' },
+  // A worker's long poll: it hands out (dequeues) one task and its task token.
+  SFN: { GetActivityTask: 'dequeues a task and its task token' },
+  // Each configuration token is good for one call, and the answer is empty when nothing changed since it.
+  AppConfigData: { GetLatestConfiguration: 'consumes a single-use configuration token' },
+  // DownloadUrlMetadata.Url is a presigned download URL.
+  Connect: { GetAttachedFile: 'answers with a presigned download URL' },
+};
+
+/**
  * Operations whose answer is about the caller's own credentials: STS `GetCallerIdentity`, IAM reads that
  * default to the calling user, and Cognito and IAM Identity Center reads authorized by the user's access
  * token in the input. Their outputs are keyed by the exact credentials (never a `principal` label, never
@@ -108,8 +123,8 @@ export function refusalOf(commandName: string, operation: Operation = operationO
     return `${commandName} is not a read: only operations starting with Get, Head, Describe, List, Query, Scan or BatchGet (after Cognito's Admin prefix) can be cached`;
   }
   const words = wordsOf(operation.name);
-  const refusal = REFUSALS.find((rule) => rule.applies(words, operation.name));
-  return refusal === undefined ? undefined : `${commandName} ${refusal.why}: caching it would share it between callers, serve it after it expired or skip its effect`;
+  const why = REFUSALS.find((rule) => rule.applies(words, operation.name))?.why ?? serviceRefusalOf(operation);
+  return why === undefined ? undefined : `${commandName} ${why}: caching it would share it between callers, serve it after it expired or skip its effect`;
 }
 
 /** Whether the operation's answer is about the caller's own credentials (see `IDENTITY_OPERATIONS`). */
@@ -127,6 +142,13 @@ export function wantsLiveAnswer(input: Record<string, unknown>): boolean {
   const tables = input.RequestItems;
   if (tables !== null && typeof tables === 'object' && Object.values(tables).some((table) => (table as { ConsistentRead?: unknown } | null)?.ConsistentRead === true)) return true;
   return CONDITIONAL_MEMBERS.some((member) => input[member] !== undefined && input[member] !== null);
+}
+
+/** Why the operation's own service refuses it (see `SERVICE_REFUSALS`), or `undefined`. */
+function serviceRefusalOf(operation: Operation): string | undefined {
+  const tables = operation.service === undefined ? Object.values(SERVICE_REFUSALS) : [SERVICE_REFUSALS[operation.service] ?? {}];
+  for (const table of tables) if (Object.hasOwn(table, operation.name)) return table[operation.name];
+  return undefined;
 }
 
 /** Whether `table` lists the operation under its service (under any service when the client does not tell its own). */

@@ -391,6 +391,8 @@ interface OpenCache {
  */
 async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promise<OpenCache> {
   const context = target(options, env);
+  // Bad input fails before any request: a malformed key is a usage error whatever the table.
+  const { keys, hashKeysSecret } = await secretsFrom(options, env);
   const client = new DynamoDBClient({ ...context.clientConfig, maxAttempts: 3 });
   let table: TableDescription | undefined;
   try {
@@ -399,7 +401,6 @@ async function openCache(options: GlobalOptions, env: NodeJS.ProcessEnv): Promis
     throw explain(error, context);
   }
   assertCacheKeySchema(table, context.tableName, context.attributes);
-  const { keys, hashKeysSecret } = await secretsFrom(options, env);
   const log = new WarningLog();
   const cache = new DynamoCache({
     tableName: context.tableName,

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { KEY_ID_PATTERN } from '../codec/encryption.ts';
 import { CliError, EXIT } from './failures.ts';
 
 /** The environment variable holding encryption keys: `<id>=<base64 key>` entries, separated by commas or whitespace. */
@@ -33,9 +34,15 @@ export async function secretsFrom(options: SecretOptions, env: NodeJS.ProcessEnv
   const keys = new Map<string, string>();
   const add = (entry: string, where: string) => {
     const at = entry.indexOf('=');
-    if (at < 1 || at === entry.length - 1) throw new CliError(`${where} must be <id>=<base64 key> (the value given is not shown)`, EXIT.usage);
-    const id = entry.slice(0, at);
+    const id = entry.slice(0, Math.max(at, 0));
+    // A key given without its id splits at its own base64 padding (`=` or `==`): the "id" would be most of the
+    // key, so the entry is checked here, and neither part is ever shown.
+    if (at < 1 || entry[at + 1] === undefined || entry[at + 1] === '=' || !KEY_ID_PATTERN.test(id)) {
+      throw new CliError(`${where} must be <id>=<base64 key>, the id 1-64 of A-Z a-z 0-9 _ - (the value given is not shown)`, EXIT.usage);
+    }
     if (keys.has(id)) throw new CliError(`${where}: key id ${JSON.stringify(id)} is given twice`, EXIT.usage);
+    // Checked here too, before any request: a bad key is a usage error whatever DynamoDB says.
+    if (Buffer.from(entry.slice(at + 1), 'base64').byteLength !== 32) throw new CliError(`${where}: encryption key ${JSON.stringify(id)} must be 32 bytes, in base64 (the value given is not shown)`, EXIT.usage);
     keys.set(id, entry.slice(at + 1));
   };
   for (const entry of options.key ?? []) add(entry, '--key');

@@ -42,7 +42,8 @@ export interface EncryptionOptions {
   acceptV1Items?: boolean | undefined;
 }
 
-const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** A key id: what `encryption.keys` and `writeKeyId` take. */
+export const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 

@@ -9,7 +9,7 @@ import { canonicalJson } from './canonical-json.ts';
  *   API Gateway puts in the authorizer object;
  * - `lambda-authorizer`: an HTTP API Lambda authorizer's context;
  * - `iam`: the IAM caller (SigV4: user ARN, access key, account, Cognito identity);
- * - `client-certificate`: the mutual TLS client certificate;
+ * - `client-certificate`: the mutual TLS client certificate (API Gateway's, or an ALB's `x-amzn-mtls-clientcert*` fields);
  * - `alb-oidc`: the identity an ALB `authenticate-oidc`/`authenticate-cognito` action sets (ALB events only);
  * - `credentials`: the credential request headers (`Authorization`, `Cookie`, `X-Api-Key` by default).
  */
@@ -57,6 +57,13 @@ const ALB_OIDC_DATA = 'x-amzn-oidc-data';
 const ALB_OIDC_ACCESS_TOKEN = 'x-amzn-oidc-accesstoken';
 
 /**
+ * The ALB mutual TLS fields: the client certificate (`-leaf`, `-subject`, `-issuer`, `-serial-number`,
+ * `-validity` in verify mode; the whole certificate in passthrough mode, under the prefix itself). Only an ALB
+ * sets them.
+ */
+const ALB_MTLS_PREFIX = 'x-amzn-mtls-clientcert';
+
+/**
  * Every identity source present in the request, combined (never the first found): authorizer claims,
  * context and principal, IAM caller, client certificate, ALB OIDC (ALB events only) and the credential
  * headers. Empty for an anonymous request. Two requests share a memoized response only when all of this
@@ -80,6 +87,7 @@ export function identityOf(source: HttpEventSource, requestContext: Json, header
   if (source === 'alb' && (headers[ALB_OIDC_IDENTITY] !== undefined || headers[ALB_OIDC_DATA] !== undefined)) {
     components.push(['alb-oidc', canonicalJson([headers[ALB_OIDC_IDENTITY] ?? null, albTokenIssuer(headers[ALB_OIDC_DATA]), headers[ALB_OIDC_ACCESS_TOKEN] ?? null])]);
   }
+  if (source === 'alb') addPicked(components, 'client-certificate', headers, Object.keys(headers).filter((name) => name.startsWith(ALB_MTLS_PREFIX)).sort());
   const credentials: Array<[string, string]> = [];
   for (const name of credentialHeaders) {
     const value = headers[name];

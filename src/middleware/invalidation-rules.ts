@@ -3,7 +3,7 @@ import { invalidationMode, type InvalidationMode } from '../invalidation/tag-sta
 import { assertKnownOptions } from '../known-options.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { HttpRequestView } from './http-event.ts';
-import { compileTags, parseTarget, pathTags, targetTag, type RequestTags, type TagsOption } from './route-tags.ts';
+import { compileTags, parseTarget, targetTag, targetUriTags, type RequestTags, type TagsOption } from './route-tags.ts';
 import { RouteTable, paramsOf, parseRouteKey, type RoutePattern } from './route-table.ts';
 
 /** What a successful unsafe request on a route invalidates (`response.invalidates`). */
@@ -41,17 +41,23 @@ export const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 export class InvalidationRules {
   readonly #rules: RouteTable<CompiledRule>;
   readonly #ownPath: boolean;
+  readonly #byDomain: boolean;
 
-  /** @throws InvalidOptionsError for a malformed rule. */
-  constructor(rules: unknown, ownPath: boolean) {
+  /**
+   * @param ownPath - Whether a successful unsafe request invalidates its own path (`invalidateOnUnsafeMethods`).
+   * @param byDomain - Whether responses are keyed by domain (`keyByDomain`): its own path on its own domain only, then.
+   * @throws InvalidOptionsError for a malformed rule.
+   */
+  constructor(rules: unknown, ownPath: boolean, byDomain: boolean) {
     if (rules !== undefined && (typeof rules !== 'object' || rules === null || Array.isArray(rules))) throw new InvalidOptionsError('response.invalidates must map routes ("PUT /users/{id}") to what they invalidate');
     this.#rules = new RouteTable(Object.entries((rules ?? {}) as Record<string, unknown>).map(([routeKey, rule]) => [routeKey, compileRule(routeKey, rule)]));
     this.#ownPath = ownPath;
+    this.#byDomain = byDomain;
   }
 
   /** What `request`, when it succeeds, invalidates; `undefined` when nothing. */
   targetsOf(request: HttpRequestView, event: unknown, logger: CacheLogger): InvalidationTargets | undefined {
-    const targets: Record<InvalidationMode, string[]> = { expire: this.#ownPath ? pathTags(request) : [], stale: [] };
+    const targets: Record<InvalidationMode, string[]> = { expire: this.#ownPath ? targetUriTags(request, this.#byDomain) : [], stale: [] };
     const rule = this.#rules.match(request);
     if (rule) {
       const params = paramsOf(rule.pattern, request);

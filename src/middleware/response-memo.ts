@@ -304,7 +304,7 @@ export class ResponseMemo {
     if (typeof this.#prefix !== 'string') throw new InvalidOptionsError('response.keyPrefix must be a string');
     this.#keyByDomain = booleanOption('response.keyByDomain', options.keyByDomain ?? true);
     this.#keyByStage = booleanOption('response.keyByStage', options.keyByStage ?? true);
-    this.#invalidation = new InvalidationRules(options.invalidates, booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true));
+    this.#invalidation = new InvalidationRules(options.invalidates, booleanOption('response.invalidateOnUnsafeMethods', options.invalidateOnUnsafeMethods ?? true), this.#keyByDomain);
     this.#routeTags = booleanOption('response.routeTags', options.routeTags ?? true);
     const removeTagHeaders = booleanOption('response.removeTagHeaders', options.removeTagHeaders ?? true);
     this.#removedFields = removeTagHeaders ? [...removedTargetedFields, ...TAG_HEADERS] : removedTargetedFields;
@@ -340,7 +340,7 @@ export class ResponseMemo {
       resource = ['key', custom];
     }
     const params = policy.pattern === undefined ? undefined : paramsOf(policy.pattern, http);
-    const tags = this.#tagsOf(policy, params, event, this.#routeTags ? impliedTags(http, policy.pattern) : []);
+    const tags = this.#tagsOf(policy, params, event, this.#routeTags ? impliedTags(http, policy.pattern, this.#keyByDomain) : []);
     if (tags === undefined) return undefined;
     const key = httpMemoKey({
       prefix: this.#prefix,

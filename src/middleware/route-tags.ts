@@ -32,17 +32,29 @@ export function routeTag(shape: string): string {
   return derivedTag('route', shape.toLowerCase());
 }
 
-/** The tags of the request's path: what an unsafe request on it invalidates. */
+/** The tags of the request's path, on any domain: what a route target or `invalidateRoutes` invalidates. */
 export function pathTags(request: HttpRequestView): string[] {
   return apiPathsOf(request).map(pathTag);
 }
 
 /**
- * The tags the library gives a GET request's stored response: its path's, its API Gateway route template's
- * and the configured route's (the one it matched, if any).
+ * The tags of the request's path on its own domain (RFC 9111 4.4: an unsafe request invalidates its target
+ * URI, not the same path of another origin), when responses are keyed by domain and the request tells its
+ * domain; else its path's on any domain (a response then answers every domain).
  */
-export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined): string[] {
+export function targetUriTags(request: HttpRequestView, byDomain: boolean): string[] {
+  if (!byDomain || request.domain === undefined) return pathTags(request);
+  const domain = request.domain.toLowerCase();
+  return apiPathsOf(request).map((apiPath) => derivedTag('origin-path', JSON.stringify([domain, canonicalPath(apiPath).toLowerCase()])));
+}
+
+/**
+ * The tags the library gives a GET request's stored response: its path's (on its domain too, when keyed by
+ * domain), its API Gateway route template's and the configured route's (the one it matched, if any).
+ */
+export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
   const tags = pathTags(request);
+  if (byDomain && request.domain !== undefined) tags.push(...targetUriTags(request, true));
   if (request.routeTemplate !== undefined) tags.push(routeTag(templateShape(request.routeTemplate)));
   if (route !== undefined) tags.push(routeTag(route.shape));
   return [...new Set(tags)];

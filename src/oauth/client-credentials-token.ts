@@ -85,6 +85,9 @@ const REJECTED_RETRIES = 3;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 const RESERVED_PARAMETERS = new Set(['grant_type', 'scope', 'client_id', 'client_secret']);
+/** Query parameters that carry a client's credentials (RFC 6749 2.3.1, RFC 7523 2.2): never in `tokenUrl`. */
+const CREDENTIAL_PARAMETERS = new Set(['client_secret', 'client_assertion', 'password', 'access_token', 'refresh_token']);
+
 const TOKEN_OPTION_NAMES = ['cache', 'tokenUrl', 'clientId', 'clientSecret', 'scope', 'parameters', 'skewSeconds', 'defaultExpiresInSeconds', 'timeoutMs', 'lease'] satisfies ReadonlyArray<keyof ClientCredentialsTokenOptions>;
 
 /**
@@ -245,6 +248,11 @@ function resolveTokenOptions(options: ClientCredentialsTokenOptions): TokenSetti
   // Credentials in the URL would be logged and carried in every TokenEndpointError; the client's go in clientId and clientSecret.
   if (url.username !== '' || url.password !== '') {
     throw new InvalidOptionsError('tokenUrl must not hold credentials (user:password@): give them as clientId and clientSecret');
+  }
+  // RFC 6749 2.3.1: client credentials never go in the request URI (a query parameter is logged by every proxy on the way).
+  const inQuery = [...url.searchParams.keys()].find((name) => CREDENTIAL_PARAMETERS.has(name.toLowerCase()));
+  if (inQuery !== undefined) {
+    throw new InvalidOptionsError(`tokenUrl must not hold credentials (its query has ${JSON.stringify(inQuery)}): give them as clientId and clientSecret`);
   }
   // RFC 6749 section 3.2: the token endpoint is reached over TLS; loopback is the one exception (tests, sidecars).
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
