@@ -823,6 +823,11 @@ export class DynamoCache {
     try {
       value = await fetcher(context);
     } catch (error) {
+      if (context.refused(error)) {
+        // A bug in the caller's code, not the upstream failing: no stale answer, and no failed lease holding the fleet off.
+        await this.#refresh.abandon(turn);
+        throw error;
+      }
       const fallback = await this.#refresh.fail(turn, error);
       if (fallback === undefined) throw error;
       return { payload: fallback.payload, source: 'stale' };

@@ -187,6 +187,20 @@ describe('getOrSetMany', () => {
     expect(await cache!.inspect('b')).toMatchObject({ state: 'stale', value: { v: 1 } }); // noStore: left as it was
   });
 
+  it("a bad argument to the context is the caller's error: it rejects with stale values at hand, and the leases go back unmarked", async () => {
+    const [cache, other] = await fleet(2, { staleIfErrorSeconds: 300 });
+    await cache!.setMany({ a: 1, b: 2 }, { ttlSeconds: 1 });
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1100 });
+    const buggy = async (_keys: string[], context: FetchManyContext) => {
+      context.noStore('c'); // not one of the keys: a bug in the caller's code
+      return { a: 10, b: 20 };
+    };
+    await expect(cache!.getOrSetMany(['a', 'b'], buggy)).rejects.toThrow(InvalidOptionsError);
+    expect(cache!.stats().staleIfError).toBe(0);
+    // Leases marked failed would have another environment answer the stale values for a second; it fetches.
+    expect(Object.fromEntries(await other!.getOrSetMany(['a', 'b'], upstream().fetchMany))).toEqual({ a: valueOf('a'), b: valueOf('b') });
+  });
+
   it('ttlSeconds may be a function of each value and its key', async () => {
     const [cache] = await fleet(1, { memory: false });
     await cache!.getOrSetMany(['short', 'long'], upstream().fetchMany, { ttlSeconds: (_value, key) => (key === 'short' ? 5 : 500) });

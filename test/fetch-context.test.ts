@@ -255,6 +255,22 @@ describe('addTags()', () => {
   });
 });
 
+describe('a bad argument to the context', () => {
+  it("is the caller's error, not an upstream failure: it rejects with a stale value at hand, and the lease goes back unmarked", async () => {
+    const [cache, other] = await fleet(2, { staleIfErrorSeconds: 300 });
+    await cache!.set('profile:1', { v: 1 }, { ttlSeconds: 1 });
+    later(1100);
+    const buggy = (context: FetchContext) => {
+      context.addTags(['user:1', '']); // a bug in the caller's code
+      return { v: 2 };
+    };
+    await expect(cache!.getOrSet('profile:1', buggy)).rejects.toThrow(InvalidOptionsError);
+    expect(cache!.stats().staleIfError).toBe(0);
+    // A lease marked failed would have another environment answer the stale value for a second; it fetches.
+    expect(await other!.getOrSet('profile:1', async () => ({ v: 3 }))).toEqual({ v: 3 });
+  });
+});
+
 describe('the fetch signal', () => {
   it("aborts with the caller's signal, and at the call's deadline itself (the margin is the fetch's time)", async () => {
     const [cache] = await fleet(1, { deadlineMarginMs: 200 });

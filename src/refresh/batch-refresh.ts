@@ -150,7 +150,8 @@ export class BatchRefresh {
    * throws, each key answers its stale value within `staleIfErrorSeconds` if every one has one; else the error
    * is thrown.
    * @throws InvalidValueError when `fetchMany` resolves something other than a Map or a plain object, or a value
-   * that cannot be stored (the other keys' values are stored); the caller's abort reason.
+   * that cannot be stored (the other keys' values are stored); the `InvalidOptionsError` of a bad argument to the
+   * context; the caller's abort reason.
    */
   async #fetch<T>(outcomes: readonly Outcome[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget, tagged: Tagging | undefined): Promise<Map<string, KeyAnswer>> {
     const answers = new Map<string, KeyAnswer>();
@@ -178,7 +179,9 @@ export class BatchRefresh {
     try {
       values = valuesOf(await fetchMany(turns.map(({ key }) => key), context));
     } catch (error) {
-      if (error instanceof InvalidValueError) {
+      // Bad input (what fetchMany resolved, or an argument the context refused) is a bug in the caller's code, not
+      // the upstream failing: no stale answers, and the leases go back unmarked.
+      if (error instanceof InvalidValueError || context.refused(error)) {
         await Promise.all(turns.map(({ turn }) => this.#s.refresh.abandon(turn)));
         throw error;
       }
