@@ -502,7 +502,7 @@ export class DynamoCache {
     const generation = await this.#generationOf('getMany', distinct, call);
     const toRead: Array<{ key: string; slot: Slot & { storageKey: string } }> = [];
     for (const key of distinct) {
-      const slot = this.#keys.slot(key, generation);
+      const slot = this.#keys.slot(key, generation, undefined, this.#generation.lastKnown);
       const entry = this.#store.fromMemory(slot, Date.now());
       if (entry !== undefined) this.#collect(result, key, entry, 'memory');
       else if (slot.storageKey === undefined) this.#stats.increment('misses');
@@ -566,7 +566,7 @@ export class DynamoCache {
       const generation = await this.#generationOf('getOrSetMany', distinct, call);
       const missing: BatchKey[] = [];
       for (const key of distinct) {
-        const slot = this.#keys.slot(key, generation);
+        const slot = this.#keys.slot(key, generation, undefined, this.#generation.lastKnown);
         const entry = this.#store.fromMemory(slot, Date.now());
         if (entry === undefined) missing.push({ key, slot });
         else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
@@ -763,13 +763,13 @@ export class DynamoCache {
   #slot(key: string, operation: string, call: CallBudget, memoryKey = this.#keys.storageKey(key, 0)): Slot | Promise<Slot> {
     const generation = this.#generation.current({ operation, key: memoryKey }, call);
     // Known (the usual case): no promise, no await.
-    if (!(generation instanceof Promise)) return this.#keys.slot(key, generation, memoryKey);
-    return generation.then((known) => this.#keys.slot(key, known, memoryKey));
+    if (!(generation instanceof Promise)) return this.#keys.slot(key, generation, memoryKey, this.#generation.lastKnown);
+    return generation.then((known) => this.#keys.slot(key, known, memoryKey, this.#generation.lastKnown));
   }
 
   /** Waits, for a caller that coordinates through the lease, for a namespace generation DynamoDB was too busy to give (see `NamespaceGeneration.settle`). */
   #settle(key: string, operation: string, call: CallBudget, memoryKey: string): (untilMs: number) => Promise<Slot> {
-    return async (untilMs) => this.#keys.slot(key, await this.#generation.settle({ operation, key: memoryKey }, call, untilMs), memoryKey);
+    return async (untilMs) => this.#keys.slot(key, await this.#generation.settle({ operation, key: memoryKey }, call, untilMs), memoryKey, this.#generation.lastKnown);
   }
 
   /** Checks a call's options (type and names) and returns its budget. */
