@@ -568,8 +568,11 @@ export class DynamoCache {
       for (const key of distinct) {
         const slot = this.#keys.slot(key, generation, undefined, this.#generation.lastKnown);
         const entry = this.#store.fromMemory(slot, Date.now());
-        if (entry === undefined) missing.push({ key, slot });
-        else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
+        if (entry === undefined) {
+          // The generation unknown (DynamoDB throttled or slow): each key waits for it as getOrSet does (the reads of it are shared).
+          const settle = generation === undefined ? (untilMs: number, batch: CallBudget) => this.#settle(key, 'getOrSetMany', batch, slot.memoryKey)(untilMs) : undefined;
+          missing.push({ key, slot, settle });
+        } else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
       }
       if (missing.length > 0) {
         // The tags' states are taken before anything is fetched, as getOrSet takes them (see #fetch).

@@ -150,6 +150,18 @@ describe('getOrSetMany', () => {
     expect(cache!.stats().throttles).toBeGreaterThan(0);
   });
 
+  it('5 cold environments while the namespace item is throttled for a moment: they wait for it, as getOrSet does, and fetch each key once', async () => {
+    const envs = await fleet(5, { timeoutMs: 300 });
+    // Every cold environment reads #dc:meta with GetItem; the batch's own reads are BatchGetItem.
+    proxy.setFaults({ throttleRate: 1, operations: ['GetItem'] });
+    setTimeout(() => proxy.setFaults({}), 400);
+    const api = upstream();
+    const results = await Promise.all(envs.map((env) => env.getOrSetMany(['a', 'b'], api.fetchMany, { ttlSeconds: 300 })));
+    expect(results.map((result) => Object.fromEntries(result))).toEqual(Array.from({ length: 5 }, () => ({ a: valueOf('a'), b: valueOf('b') })));
+    expect(api.calls.flat().sort()).toEqual(['a', 'b']);
+    expect(envs.reduce((n, env) => n + env.stats().uncoordinatedFetches, 0)).toBe(0);
+  });
+
   it('a fetchMany that throws rejects with its error and gives every lease back; with a stale value for every key, those are answered', async () => {
     const [cache, other] = await fleet(2, { lease: { ttlMs: 30_000 }, staleIfErrorSeconds: 60 });
     const failing = async () => {

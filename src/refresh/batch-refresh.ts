@@ -20,6 +20,8 @@ export type FetchMany<T, TPrevious = T> = (keys: string[], context: FetchManyCon
 export interface BatchKey {
   readonly key: string;
   readonly slot: Slot;
+  /** When the slot's namespace generation is unknown, waits for it under the batch's budget, as `getOrSet` does (see `ResolveFrom.settle`). */
+  readonly settle?: ((untilMs: number, call: CallBudget) => Promise<Slot>) | undefined;
 }
 
 /** One key's answer: its value (`undefined`, `found: false`, for "not found"), and where it came from. */
@@ -103,7 +105,7 @@ export class BatchRefresh {
       let unplaced = keys.length;
       const placed = () => --unplaced === 0 && everyKeyPlaced();
       if (unplaced === 0) everyKeyPlaced();
-      for (const { key, slot } of keys) {
+      for (const { key, slot, settle: settleGeneration } of keys) {
         let waits = false;
         const read = slot.storageKey === undefined ? undefined : reads.get(slot.storageKey);
         // Made before `resolve` runs: it may start waiting (and call onWait) before its first await.
@@ -119,6 +121,7 @@ export class BatchRefresh {
               placed();
             },
             poll: rounds.poll,
+            settle: settleGeneration === undefined ? undefined : (untilMs) => settleGeneration(untilMs, call),
           })
           .then(
             (resolution) => settle({ key, resolution }),
