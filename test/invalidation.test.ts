@@ -8,9 +8,10 @@ import type { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { localClientConfig } from './support/dynalite.ts';
-import { useDynalite } from './support/fixtures.ts';
+import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 
 const db = useDynalite();
+const proxy = useFaultProxy(db);
 
 afterEach(() => {
   vi.useRealTimers();
@@ -200,6 +201,42 @@ describe('tags on values', () => {
     expect(await reader.get('a')).toBe(1);
     expect(requests).toEqual(['GetItemCommand', 'GetItemCommand']);
     client.destroy();
+  });
+});
+
+describe("tag-state reads shared by concurrent callers, and each caller's deadline", () => {
+  /** A cache through the proxy whose tag-state reads (BatchGetItem) take `latencyMs`, with the namespace generation already read. */
+  async function slowTagReads(latencyMs: number, options: DynamoCacheOptions = {}): Promise<DynamoCache> {
+    const tableName = await db.newTable();
+    const { cache: writer } = await db.newCache({ tableName });
+    await writer.set('profile:42', { name: 'Ada' }, { ttlSeconds: 300, tags: ['user:42'] });
+    const { cache } = await db.newCache({ tableName, endpoint: proxy.endpoint, breaker: false, ...options });
+    expect(await cache.get('warm-up')).toBeUndefined();
+    proxy.setFaults({ latencyMs, operations: ['BatchGetItem'] });
+    return cache;
+  }
+
+  it("a call that joins another caller's read still ends at its own signal and deadline", async () => {
+    const cache = await slowTagReads(3000);
+    // Another request in this process, with no deadline, starts reading the tag's state.
+    const other = cache.getOrSet('orders:42', async () => [1], { tags: ['user:42'] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('client went away')), 300);
+    const started = performance.now();
+    await expect(cache.get('profile:42', { deadline: Date.now() + 1500, signal: controller.signal })).rejects.toThrow('client went away');
+    // Aborted at 300 ms (its deadline less the margin: 1000 ms), while the read it joined takes 3000 ms and goes on.
+    expect(performance.now() - started).toBeLessThan(2500);
+    expect(await other).toEqual([1]);
+  });
+
+  it('a read cut short by the deadline of the caller that started it is made again for a caller that joined it', async () => {
+    const cache = await slowTagReads(800, { deadlineMarginMs: 0 });
+    const hurried = cache.get('profile:42', { deadline: Date.now() + 300 }); // starts the read, and gives up on it
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const patient = cache.get('profile:42'); // joins it
+    expect(await hurried).toBeUndefined();
+    expect(await patient).toEqual({ name: 'Ada' });
   });
 });
 

@@ -3,7 +3,8 @@ import { InvalidOptionsError } from '../errors.ts';
 import type { Keyring } from '../codec/encryption.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
-import type { CallBudget } from '../resilience/dynamo-guard.ts';
+import { callEnded, withinCall } from '../resilience/abort.ts';
+import type { CallBudget, FailureKind } from '../resilience/dynamo-guard.ts';
 import type { DynamoStore, Item, WriteCondition } from '../storage/dynamo-store.ts';
 import type { CacheEntry } from '../storage/entry.ts';
 import type { AttributeNames, TagStamps } from '../storage/item.ts';
@@ -42,6 +43,20 @@ export interface TagStatesSettings {
   readonly refreshMs: number;
   readonly stats: StatsRecorder;
   readonly logger: CacheLogger;
+}
+
+/**
+ * The states a value needs could not be read (DynamoDB failed, as `unavailable` says, or the caller's deadline or
+ * signal ended the wait): no verdict either way.
+ */
+export interface Unjudged {
+  readonly unavailable: FailureKind;
+}
+
+/** A read of tag states in flight, shared by the callers that need them: it resolves why it failed, if it did. */
+interface Reading {
+  readonly startedMs: number;
+  readonly done: Promise<FailureKind | undefined>;
 }
 
 /** What this environment knows of one tag. */
@@ -97,9 +112,10 @@ const WRITE_ATTEMPTS = 3;
 export class TagStates {
   readonly #s: TagStatesSettings;
   readonly #known = new Map<string, Known>();
-  /** Reads in flight, by tag id, with the time each started. */
-  readonly #reading = new Map<string, { readonly startedMs: number; readonly done: Promise<void> }>();
-  #retryAtMs = 0;
+  /** Reads in flight, by tag id. */
+  readonly #reading = new Map<string, Reading>();
+  /** After a failed read, none is made before `atMs`: callers meanwhile are told the read's `failure`. */
+  #retry: { readonly atMs: number; readonly failure: FailureKind } = { atMs: 0, failure: 'server' };
 
   constructor(settings: TagStatesSettings) {
     this.#s = settings;
@@ -120,9 +136,10 @@ export class TagStates {
    * invalidated, or its state cannot be read. States not known here are read first (one BatchGetItem), and so
    * are states the entry was written under that are newer than what this environment knows (a state's
    * version, in its token, is the time it was written): such an entry tells of an invalidation, or a new tag,
-   * before `refreshMs` is over.
+   * before `refreshMs` is over. When the caller's deadline or signal ends the wait for a read first, there is no
+   * verdict (`Unjudged`): the caller is out of time, the value is not gone.
    */
-  judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Promise<CacheEntry | undefined> {
+  judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Unjudged | Promise<CacheEntry | undefined | Unjudged> {
     const now = Date.now();
     const reads: Array<readonly [id: string, notBeforeMs: number]> = [];
     for (const [id, token] of entry.tags ?? []) {
@@ -131,7 +148,10 @@ export class TagStates {
       else if (known.state?.token !== token && versionOf(token) > known.learntMs) reads.push([id, versionOf(token)]);
     }
     if (reads.length === 0) return this.verdict(entry, now);
-    return this.#load(reads, call).then(() => this.verdict(entry, Date.now()));
+    return this.#load(reads, call).then((failure) => {
+      const verdict = this.verdict(entry, Date.now());
+      return verdict === undefined && (failure === 'deadline' || failure === 'aborted') ? { unavailable: failure } : verdict;
+    });
   }
 
   /** Starts reading the states of `tags` not known here, without waiting: a read of a value under them then finds them known, or being read. */
@@ -192,8 +212,8 @@ export class TagStates {
     return tokens.every((token) => token !== undefined);
   }
 
-  /** Reads the states of `ids` this environment cannot rely on now. */
-  #loadUnknown(ids: readonly string[], call: CallBudget): Promise<void> {
+  /** Reads the states of `ids` this environment cannot rely on now; resolves why one could not be read, if one could not. */
+  #loadUnknown(ids: readonly string[], call: CallBudget): Promise<FailureKind | undefined> {
     const now = Date.now();
     return this.#load(
       ids.filter((id) => !((this.#known.get(id)?.untilMs ?? 0) > now)).map((id) => [id, 0]),
@@ -224,55 +244,72 @@ export class TagStates {
 
   /**
    * Reads the states of tags (by id), sharing reads in flight that started no earlier than asked; a read failed
-   * a moment ago is not repeated yet.
+   * a moment ago is not repeated yet. Resolves why a state could not be read, if one could not.
    */
-  async #load(requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<void> {
-    const waits: Array<Promise<void>> = [];
+  async #load(requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<FailureKind | undefined> {
+    const joined = new Map<Reading, Array<readonly [id: string, notBeforeMs: number]>>();
     const toRead: string[] = [];
-    for (const [id, notBeforeMs] of requests) {
-      const reading = this.#reading.get(id);
-      if (reading !== undefined && reading.startedMs >= notBeforeMs) waits.push(reading.done);
-      else toRead.push(id);
+    for (const request of requests) {
+      const reading = this.#reading.get(request[0]);
+      if (reading !== undefined && reading.startedMs >= request[1]) joined.set(reading, [...(joined.get(reading) ?? []), request]);
+      else toRead.push(request[0]);
     }
-    const startedMs = Date.now();
-    if (toRead.length > 0 && startedMs >= this.#retryAtMs) {
-      const done = this.#read(toRead, call);
-      const reading = { startedMs, done };
-      for (const id of toRead) this.#reading.set(id, reading);
-      waits.push(
-        done.finally(() => {
-          for (const id of toRead) if (this.#reading.get(id) === reading) this.#reading.delete(id);
-        }),
-      );
-    }
-    await Promise.all(waits);
+    const waits = [...joined].map(([reading, again]) => this.#join(reading, again, call));
+    if (toRead.length > 0) waits.push(this.#start(toRead, call));
+    return (await Promise.all(waits)).find((failure) => failure !== undefined);
   }
 
-  /** One strongly consistent BatchGetItem of the states of `ids`. Never rejects: what could not be read stays unknown. */
-  async #read(ids: readonly string[], call: CallBudget): Promise<void> {
+  /** Starts a read of `ids` that other callers may share, unless a read failed a moment ago. */
+  #start(ids: readonly string[], call: CallBudget): Promise<FailureKind | undefined> {
+    const startedMs = Date.now();
+    if (startedMs < this.#retry.atMs) return Promise.resolve(this.#retry.failure);
+    const reading: Reading = { startedMs, done: this.#read(ids, call) };
+    for (const id of ids) this.#reading.set(id, reading);
+    return reading.done.finally(() => {
+      for (const id of ids) if (this.#reading.get(id) === reading) this.#reading.delete(id);
+    });
+  }
+
+  /**
+   * Waits for a read another caller started, as long as this caller's own deadline and signal allow (the read
+   * goes on for the others). A read that its starter's deadline or abort cut short is made again for this one.
+   */
+  async #join(reading: Reading, requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<FailureKind | undefined> {
+    const failure = await withinCall(reading.done, call);
+    if ((failure === 'deadline' || failure === 'aborted') && !callEnded(call)) return this.#load(requests, call);
+    return failure;
+  }
+
+  /**
+   * One strongly consistent BatchGetItem of the states of `ids`. Never rejects: what could not be read stays
+   * unknown, and the read resolves why (`client`: the keys to authenticate a state could not be had).
+   */
+  async #read(ids: readonly string[], call: CallBudget): Promise<FailureKind | undefined> {
     const startedMs = Date.now();
     const keys = ids.map((id) => this.#s.keys.tagKey(id));
-    const { items, complete, failure } = await this.#s.dynamo.batchGet(keys, { consistent: true, call });
-    await Promise.all(
+    const { items, complete, failure = 'server' } = await this.#s.dynamo.batchGet(keys, { consistent: true, call });
+    const learnt = await Promise.all(
       ids.map(async (id, index) => {
         const item = items.get(keys[index]!);
         // Absent from an incomplete answer: not read, rather than not there.
-        if (item !== undefined || complete) await this.#learn(id, keys[index]!, item, startedMs, call);
+        return item === undefined && !complete ? false : this.#learn(id, keys[index]!, item, startedMs, call);
       }),
     );
+    if (complete) return learnt.every(Boolean) ? undefined : 'client';
     // A caller's deadline or abort says nothing about DynamoDB.
-    if (!complete && failure !== 'deadline' && failure !== 'aborted') this.#retryAtMs = Date.now() + FAILED_READ_BACKOFF_MS;
+    if (failure !== 'deadline' && failure !== 'aborted') this.#retry = { atMs: Date.now() + FAILED_READ_BACKOFF_MS, failure };
+    return failure;
   }
 
-  /** Takes in what a read started at `readMs` found under `tagKey`. */
-  async #learn(id: string, tagKey: string, item: Item | undefined, readMs: number, call: CallBudget): Promise<void> {
+  /** Takes in what a read started at `readMs` found under `tagKey`; `false` when it cannot be vouched for (the keys are unavailable). */
+  async #learn(id: string, tagKey: string, item: Item | undefined, readMs: number, call: CallBudget): Promise<boolean> {
     const previous = this.#known.get(id);
     // This environment wrote a state after the read started: the read may predate it.
-    if (previous !== undefined && previous.learntMs > readMs) return;
+    if (previous !== undefined && previous.learntMs > readMs) return true;
     const maxVersion = previous?.maxVersion ?? 0;
     const found = tagStateOf(this.#s.attributes, item);
     const trust = found === undefined ? (item === undefined ? 'absent' : 'malformed') : await this.#trust(tagKey, found, call);
-    if (trust === 'unavailable') return;
+    if (trust === 'unavailable') return false;
     const state = trust === 'trusted' && found!.version >= maxVersion ? found : undefined;
     if (state === undefined && trust !== 'absent') {
       if (trust !== 'trusted') this.#s.stats.increment('corruptItems');
@@ -281,6 +318,7 @@ export class TagStates {
     }
     const createdHere = previous?.createdHere === true && state !== undefined && previous.state?.token === state.token;
     this.#remember(id, { state, present: item === undefined ? undefined : (item[TAG_ATTRIBUTES.token]?.S ?? null), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs, createdHere });
+    return true;
   }
 
   async #trust(tagKey: string, state: TagState, call: CallBudget): Promise<'trusted' | 'forged' | 'unavailable'> {

@@ -558,7 +558,12 @@ export class TwoTierStore {
       const decoded = payload?.kind === 'json' ? { value: JSON.parse(payload.data) as unknown } : undefined;
       let entry: CacheEntry | undefined = record.tags === undefined ? { payload, ...timingOf(record) } : { payload, ...timingOf(record), tags: record.tags };
       // Invalidated by a tag (or its state unreadable): no value; soft-invalidated: stale (and so not kept in memory).
-      if (entry.tags !== undefined) entry = this.#s.tags === undefined ? undefined : await this.#s.tags.judge(entry, call);
+      if (entry.tags !== undefined) {
+        const judged = this.#s.tags === undefined ? undefined : await this.#s.tags.judge(entry, call);
+        // Not judged (the caller's time ran out first): the read did not happen, as far as this caller goes.
+        if (judged !== undefined && isUnavailable(judged)) return judged;
+        entry = judged;
+      }
       if (entry === undefined) return this.#nothing(slot, seenFreshMs);
       this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
       return { entry, seenFreshMs, decoded };
