@@ -677,7 +677,8 @@ export class DynamoCache {
   /**
    * Invalidates every value stored with any of `tags`, by any function that shares the table and namespace:
    * one write per tag. This environment sees it at once; others within `memory.ttlSeconds` (30 s by default),
-   * when they read the tags' state again: from then on no environment answers such a value as fresh (with
+   * when they read the tags' state again (one that cannot, DynamoDB failing, answers by the states it last knew
+   * until it can): from then on no environment answers such a value as fresh (with
    * `mode: 'stale'`, `getOrSet` may answer it as stale within its stale windows while one caller refreshes it).
    * Values written after the invalidation are not affected. Resolves `false` when a state could not be written
    * (logged), or the cache is disabled.
@@ -901,7 +902,8 @@ export class DynamoCache {
 
   /**
    * A fresh entry from DynamoDB (which also fills the memory tier), with its decoded value; or, when DynamoDB
-   * cannot be read, the fresh entry memory still holds past its recheck; or `undefined`.
+   * cannot be read (nor its tags' states), the fresh entry memory still holds past its recheck, as the tag
+   * states last known here allow; or `undefined`.
    */
   async #readFresh(slot: Slot, call: CallBudget): Promise<{ entry: CacheEntry; source: 'memory' | 'dynamo'; decoded?: Decoded | undefined } | undefined> {
     const read = slot.storageKey === undefined ? undefined : await this.#store.read(slot as Slot & { storageKey: string }, call);
@@ -910,7 +912,7 @@ export class DynamoCache {
       return entry !== undefined && isFresh(entry, Date.now()) ? { entry, source: 'dynamo', decoded: read.state.decoded } : undefined;
     }
     const now = Date.now();
-    const held = this.#store.held(slot, now)?.entry;
+    const held = this.#store.held(slot, now, true)?.entry;
     return held !== undefined && isFresh(held, now) ? { entry: held, source: 'memory' } : undefined;
   }
 
@@ -954,7 +956,7 @@ export class DynamoCache {
 // the options argument, where the span's `onResult` goes; -1: none).
 traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, getOrSetMany: -1, setMany: -1, invalidate: -1, invalidateTags: -1, delete: -1, clear: -1 });
 
-function tagging(tags: readonly string[] | undefined, captured: Promise<CapturedTags | undefined> | undefined): Tagging | undefined {
+function tagging(tags: readonly string[] | undefined, captured: Promise<CapturedTags> | undefined): Tagging | undefined {
   return tags === undefined ? undefined : { tags, captured };
 }
 

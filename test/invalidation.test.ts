@@ -3,6 +3,7 @@
 // encryption it is authenticated.
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
@@ -19,8 +20,8 @@ afterEach(() => {
 
 const encryption = { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' };
 
-/** `n` simulated execution environments: separate caches, memory tiers and SDK clients on one table. */
-async function fleet(n: number, tableName: string, options: DynamoCacheOptions = {}): Promise<DynamoCache[]> {
+/** `n` simulated execution environments: separate caches, memory tiers and SDK clients on one table (through `endpoint`, when given). */
+async function fleet(n: number, tableName: string, options: DynamoCacheOptions & { endpoint?: string } = {}): Promise<DynamoCache[]> {
   return Promise.all(Array.from({ length: n }, async () => (await db.newCache({ tableName, ...options })).cache));
 }
 
@@ -260,6 +261,53 @@ describe('tags on many values at once', () => {
     const again = await cold!.getOrSetMany(['a', 'b', 'c'], fetchMany, { ttlSeconds: 300, tags: ['batch:1'] });
     expect(fetched).toEqual(['a', 'b', 'c']);
     expect(again.get('c')).toBe('c-v3');
+  });
+});
+
+describe("tag states DynamoDB cannot give (a hot tag's item throttled)", () => {
+  const options = { ttlSeconds: 300, staleWhileRevalidateSeconds: 300, staleIfErrorSeconds: 300, tags: ['orders'] };
+
+  it('do not send every environment to the upstream: those holding the value answer it', async () => {
+    const tableName = await db.newTable();
+    const envs = await fleet(5, tableName, { endpoint: proxy.endpoint, memory: { ttlSeconds: 1 }, timeoutMs: 300 });
+    let upstream = 0;
+    const load = async () => ({ orders: [1, 2, 3], load: ++upstream });
+    for (const env of envs) expect(await env.getOrSet('orders:list', load, options)).toEqual({ orders: [1, 2, 3], load: 1 });
+    await sleep(1200); // each environment's knowledge of the tag's state is due for a reread, and the value's recheck too
+    // The tag's state item is throttled (BatchGetItem); the value's own item and its lease answer.
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    const answers = await Promise.all(envs.map((env) => env.getOrSet('orders:list', load, options)));
+    expect(answers).toEqual(Array.from({ length: 5 }, () => ({ orders: [1, 2, 3], load: 1 })));
+    expect(upstream).toBe(1);
+    expect(envs.reduce((n, env) => n + env.stats().memoryHits, 0)).toBeGreaterThanOrEqual(5);
+  });
+
+  it('a value fetched meanwhile is stored, stamped with the states last known here', async () => {
+    const tableName = await db.newTable();
+    const [env, other] = await fleet(2, tableName, { endpoint: proxy.endpoint, memory: { ttlSeconds: 1 }, timeoutMs: 300 });
+    expect(await env!.set('orders:count', 3, options)).toBe(true); // the tag's state is known here
+    await sleep(1200);
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    expect(await env!.getOrSet('orders:list', async () => [1, 2, 3], options)).toEqual([1, 2, 3]);
+    proxy.setFaults({});
+    // Stored: another environment answers it from DynamoDB, fresh (the tag's state has not moved since).
+    expect(await other!.get('orders:list')).toEqual([1, 2, 3]);
+  });
+
+  it('never answer a value the states last known here show invalidated', async () => {
+    const tableName = await db.newTable();
+    const [env, other] = await fleet(2, tableName, { endpoint: proxy.endpoint, memory: { ttlSeconds: 1 }, timeoutMs: 300, lease: { waitMs: 500 } });
+    let upstream = 0;
+    const load = async () => ({ load: ++upstream });
+    expect(await env!.getOrSet('orders:list', load, options)).toEqual({ load: 1 });
+    expect(await env!.getOrSet('orders:count', load, options)).toEqual({ load: 2 });
+    expect(await other!.invalidateTags(['orders'])).toBe(true);
+    await sleep(1200);
+    // The environment learns of the invalidation through one value; the other stays in its memory, stamped with the old state.
+    expect(await env!.get('orders:count')).toBeUndefined();
+    await sleep(1200); // what it knows of the tag is due for a reread again
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    expect(await env!.getOrSet('orders:list', load, options)).toEqual({ load: 3 });
   });
 });
 

@@ -21,15 +21,15 @@ export function invalidationMode(name: string, mode: unknown): InvalidationMode 
 }
 
 /**
- * The tokens a fetch turn captured when it started, by tag id (`null`: the tag had no state then): a value is
- * stamped with the states it was fetched under.
+ * The tokens a fetch turn captured when it started, by tag id (`null`: the tag had no state then; a tag whose
+ * state was never read here is left out): a value is stamped with the states it was fetched under.
  */
 export type CapturedTags = ReadonlyMap<string, string | null>;
 
 /** The tags a fetched value is to be stored with, and their states as captured when its fetch started. */
 export interface Tagging {
   readonly tags: readonly string[];
-  readonly captured: Promise<CapturedTags | undefined> | undefined;
+  readonly captured: Promise<CapturedTags> | undefined;
 }
 
 /** Settings of {@link TagStates}. */
@@ -106,8 +106,11 @@ const WRITE_ATTEMPTS = 3;
  *
  * States are read with strongly consistent reads, for all the tags a value needs at once (BatchGetItem), and
  * relied on for `refreshMs` (`memory.ttlSeconds`): an invalidation elsewhere is seen here within it, the bound
- * the cache gives `delete` and a namespace flush. Reads and writes never throw: a state that cannot be read
- * makes its values misses, a value whose tags' state cannot be read or written is not stored.
+ * the cache gives `delete` and a namespace flush, as long as DynamoDB answers. Reads and writes never throw. A
+ * state that cannot be read leaves its values unjudged, as a value DynamoDB could not give: the caller answers
+ * what memory holds as the states last known here allow, even when due for a reread (never a value they show
+ * invalidated), or waits; pressure on a hot tag's item must not send the fleet to the upstream. A value whose
+ * tags' state cannot be had is not stored.
  */
 export class TagStates {
   readonly #s: TagStatesSettings;
@@ -133,11 +136,11 @@ export class TagStates {
   /**
    * The entry as its tags allow it to be answered: as it is; stale from the time of a soft purge of one of its
    * tags (its freshness cut there, so its stale windows run from then); or `undefined` when a tag was
-   * invalidated, or its state cannot be read. States not known here are read first (one BatchGetItem), and so
-   * are states the entry was written under that are newer than what this environment knows (a state's
-   * version, in its token, is the time it was written): such an entry tells of an invalidation, or a new tag,
-   * before `refreshMs` is over. When the caller's deadline or signal ends the wait for a read first, there is no
-   * verdict (`Unjudged`): the caller is out of time, the value is not gone.
+   * invalidated. States not known here are read first (one BatchGetItem), and so are states the entry was
+   * written under that are newer than what this environment knows (a state's version, in its token, is the
+   * time it was written): such an entry tells of an invalidation, or a new tag, before `refreshMs` is over.
+   * When a state it needs cannot be read (DynamoDB failing, or the caller's deadline or signal ending the wait),
+   * there is no verdict (`Unjudged`, with why): the value is not known to be gone.
    */
   judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Unjudged | Promise<CacheEntry | undefined | Unjudged> {
     const now = Date.now();
@@ -150,7 +153,7 @@ export class TagStates {
     if (reads.length === 0) return this.verdict(entry, now);
     return this.#load(reads, call).then((failure) => {
       const verdict = this.verdict(entry, Date.now());
-      return verdict === undefined && (failure === 'deadline' || failure === 'aborted') ? { unavailable: failure } : verdict;
+      return verdict === undefined && failure !== undefined ? { unavailable: failure } : verdict;
     });
   }
 
@@ -164,17 +167,18 @@ export class TagStates {
 
   /**
    * The current token of each tag (`null` for a tag with no state this environment can use), read when not
-   * known: the states a value fetched from now on is stamped with. Nothing is written: a fetch whose value is
-   * not stored leaves no item. `undefined` when a state could not be read (logged).
+   * known: the states a value fetched from now on is stamped with. When a reread fails, the state last known
+   * here stands: a value stamped with a state older than the tag's is never fresh where the newer one is known
+   * (at worst a miss), while a value never stored under pressure sends every environment to the upstream. A tag
+   * never read here is left out (see `stamps`). Nothing is written: a fetch whose value is not stored leaves no item.
    */
-  async capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
+  async capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags> {
     const ids = tags.map((tag) => this.#s.keys.tagId(tag));
     await this.#loadUnknown(ids, call);
     const captured = new Map<string, string | null>();
     for (const id of ids) {
       const known = this.#known.get(id);
-      if (known === undefined || known.untilMs <= Date.now()) return undefined;
-      captured.set(id, known.state?.token ?? null);
+      if (known !== undefined) captured.set(id, known.state?.token ?? null);
     }
     return captured;
   }
@@ -223,16 +227,18 @@ export class TagStates {
 
   /**
    * The entry as the states known here allow it to be answered, without reading any: as it is, stale from a soft
-   * purge, or `undefined` (a tag invalidated, or its state not known here now).
+   * purge, or `undefined` (a tag invalidated, or its state not known here now). With `lastKnown`, by the states
+   * last known here even when due for a reread: for when DynamoDB cannot be asked (the bound `refreshMs` gives
+   * holds as long as DynamoDB answers).
    */
-  verdict(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
+  verdict(entry: CacheEntry, nowMs: number, lastKnown = false): CacheEntry | undefined {
     let softSinceMs = Number.POSITIVE_INFINITY;
     const stamps = entry.tags ?? [];
     // An index loop: no iterator per memory hit.
     for (let i = 0; i < stamps.length; i++) {
       const token = stamps[i]![1];
       const known = this.#known.get(stamps[i]![0]);
-      const state = known !== undefined && known.untilMs > nowMs ? known.state : undefined;
+      const state = known !== undefined && (lastKnown || known.untilMs > nowMs) ? known.state : undefined;
       if (state?.token === token) continue;
       if (state === undefined || !state.soft.includes(token)) return undefined;
       softSinceMs = Math.min(softSinceMs, state.version);
