@@ -455,7 +455,7 @@ export class DynamoCache {
     this.#stats.increment('fetches');
     const turn = resolution.turn;
     // The states the value will be stamped with are taken now, before the caller fetches (see #fetch).
-    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call, turn.startedAt);
     let ended = false;
     const end = () => {
       if (ended) throw new InvalidOptionsError('a fetch turn can be ended only once');
@@ -821,7 +821,7 @@ export class DynamoCache {
     this.#stats.increment('fetches');
     // Taken before the fetch: an invalidation that lands while it runs leaves the value stamped with the old
     // states, so it is not fresh after all (it may hold data from before the change).
-    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call, turn.startedAt);
     const context = new SingleFetchContext(turn.previous, turn.call, this.#options.deadlineMarginMs, tags);
     let value: T;
     try {
@@ -876,7 +876,8 @@ export class DynamoCache {
     const stored = payload !== undefined || policy.negativeTtlSeconds > 0;
     if (tagged === undefined || !stored) return this.#refresh.complete(turn, payload, policy);
     const lifetime = payload === undefined ? { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 } : policy;
-    const tagStamps = await this.#tags.stamps(tagged.tags, await tagged.captured, deadlinesFor(lifetime, Date.now()).expiresAtSeconds, turn.call);
+    // Stamped with no state newer than the turn: one written while the fetch ran may be an invalidation it predates.
+    const tagStamps = await this.#tags.stamps(tagged.tags, await tagged.captured, deadlinesFor(lifetime, Date.now()).expiresAtSeconds, turn.call, turn.startedAt);
     if (tagStamps !== undefined) return this.#refresh.complete(turn, payload, { ...policy, tagStamps });
     this.#notStored(turn.slot);
     await this.#refresh.abandon(turn);

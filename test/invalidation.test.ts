@@ -114,6 +114,49 @@ describe('tags on values', () => {
     expect(await other!.getOrSet('user:42', async () => ({ calls: ++calls }), { tags: ['user:42'] })).toEqual({ calls: 2 });
   });
 
+  it("the fetch race also when the tag's state could not be read as the fetch started: a state newer than the fetch is not stamped", async () => {
+    const tableName = await db.newTable();
+    const [writer] = await fleet(1, tableName, { memory: false });
+    await writer!.set('warm', 1, { tags: ['user:42'] }); // the tag's state exists
+    const [reader] = await fleet(1, tableName, { endpoint: proxy.endpoint, memory: false, timeoutMs: 300, breaker: false });
+    // Tag states are read with BatchGetItem; the value and its lease with GetItem and PutItem: only the former is throttled.
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    const value = await reader!.getOrSet(
+      'profile:42',
+      async () => {
+        await sleep(1100); // the upstream is slow; the reads of the tag's state at the start have failed, and their second's pause is over
+        proxy.setFaults({});
+        expect(await writer!.invalidateTags(['user:42'])).toBe(true); // the change commits while this fetch runs
+        return { name: 'Ada (before the change)' };
+      },
+      { tags: ['user:42'], ttlSeconds: 300 },
+    );
+    expect(value).toEqual({ name: 'Ada (before the change)' });
+    const [other] = await fleet(1, tableName, { memory: false });
+    expect(await other!.get('profile:42')).toBeUndefined();
+    expect(await other!.inspect('profile:42')).toMatchObject({ state: 'absent' });
+  });
+
+  it('the fetch race when the state read as the fetch starts is answered after the invalidation: that state is not stamped', async () => {
+    const tableName = await db.newTable();
+    const [writer] = await fleet(1, tableName, { memory: false });
+    await writer!.set('warm', 1, { tags: ['user:42'] });
+    const [reader] = await fleet(1, tableName, { endpoint: proxy.endpoint, memory: false });
+    // The fetch does not wait for the tag's state; this read reaches DynamoDB after the change below.
+    proxy.setFaults({ latencyMs: 500, operations: ['BatchGetItem'] });
+    const value = await reader!.getOrSet(
+      'profile:42',
+      async () => {
+        expect(await writer!.invalidateTags(['user:42'])).toBe(true);
+        return { name: 'Ada (before the change)' };
+      },
+      { tags: ['user:42'], ttlSeconds: 300 },
+    );
+    expect(value).toEqual({ name: 'Ada (before the change)' });
+    const [other] = await fleet(1, tableName, { memory: false });
+    expect(await other!.get('profile:42')).toBeUndefined();
+  });
+
   it('a new tag gets its item only with a value stored under it: a fetch that stores nothing writes nothing', async () => {
     const { cache, tableName } = await db.newCache();
     await expect(cache.getOrSet('k', async () => Promise.reject(new Error('upstream down')), { tags: ['new-tag'] })).rejects.toThrow('upstream down');

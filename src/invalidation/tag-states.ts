@@ -167,36 +167,46 @@ export class TagStates {
 
   /**
    * The current token of each tag (`null` for a tag with no state this environment can use), read when not
-   * known: the states a value fetched from now on is stamped with. When a reread fails, the state last known
-   * here stands: a value stamped with a state older than the tag's is never fresh where the newer one is known
-   * (at worst a miss), while a value never stored under pressure sends every environment to the upstream. A tag
-   * never read here is left out (see `stamps`). Nothing is written: a fetch whose value is not stored leaves no item.
+   * known: the states a value whose fetch starts at `startedMs` is stamped with. The fetch does not wait for
+   * them, so a state read meanwhile that was written after `startedMs` (an invalidation the value may predate)
+   * is not taken. When a reread fails, the state last known here stands: a value stamped with a state older than
+   * the tag's is never fresh where the newer one is known (at worst a miss), while a value never stored under
+   * pressure sends every environment to the upstream. A tag left out (see `stamps`) is settled when the value is
+   * stored. Nothing is written: a fetch whose value is not stored leaves no item.
    */
-  async capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags> {
+  async capture(tags: readonly string[], call: CallBudget, startedMs = Date.now()): Promise<CapturedTags> {
     const ids = tags.map((tag) => this.#s.keys.tagId(tag));
     await this.#loadUnknown(ids, call);
     const captured = new Map<string, string | null>();
     for (const id of ids) {
       const known = this.#known.get(id);
-      if (known !== undefined) captured.set(id, known.state?.token ?? null);
+      if (known !== undefined && (known.state === undefined || known.state.version < startedMs)) captured.set(id, known.state?.token ?? null);
     }
     return captured;
   }
 
   /**
-   * The stamps of a value written with `tags` that expires at `expiresAtSeconds`: the tokens `captured` when
-   * its fetch started, the current ones for tags not captured. A tag that had no state at the capture gets one
-   * now, which must be this write's own: a state someone else wrote in between may be an invalidation the
-   * value predates. A tag item that would expire before the value is extended first. `undefined` when a state
-   * could not be had: the value must not be stored.
+   * The stamps of a value written with `tags` that expires at `expiresAtSeconds`. A fetched value is stamped
+   * with the tokens `captured` when its fetch started (at `fetchStartedMs`), never with a state written after
+   * that: it may be an invalidation the value predates. So a tag that had no state at the capture gets one now,
+   * which must be this write's own; a tag not captured (its state could not be read then, or the fetcher added
+   * it) takes the current state only if it was written before the fetch started (a state's version is the
+   * time it was written), or, having none, gets one. A value not fetched (`set`) takes the current states. A
+   * tag item that would expire before the value is extended first. `undefined` when a state could not be had,
+   * or is newer than the fetch: the value must not be stored.
    */
-  async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget): Promise<TagStamps | undefined> {
+  async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget, fetchStartedMs = Number.POSITIVE_INFINITY): Promise<TagStamps | undefined> {
     const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
     await this.#loadUnknown(
-      ids.filter((id) => captured?.get(id) === undefined),
+      ids.filter((id) => typeof captured?.get(id) !== 'string'),
       call,
     );
-    const tokens = await Promise.all(ids.map((id) => (typeof captured?.get(id) === 'string' ? captured.get(id)! : this.#replace(id, undefined, call, captured?.get(id) === null))));
+    const tokens = await Promise.all(
+      ids.map((id) => {
+        const token = captured?.get(id);
+        return typeof token === 'string' ? token : this.#replace(id, undefined, call, token === null ? Number.NEGATIVE_INFINITY : fetchStartedMs);
+      }),
+    );
     if (tokens.some((token) => token === undefined)) return undefined;
     const stamps = ids.map((id, index): [string, string] => [id, tokens[index]!]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     await Promise.all(stamps.map(([id, token]) => this.#outlive(id, token, expiresAtSeconds, call)));
@@ -342,16 +352,17 @@ export class TagStates {
   /**
    * Writes a new state for the tag, conditional on the one there (again after another writer's, up to 3
    * times): an invalidation (`mode`), or, without one, a first state where there is none this environment can
-   * use (a usable one is kept, unless `own`: then only this write's state will do). Resolves the token in
-   * place after it, or `undefined` when it could not be had (the state unknown, DynamoDB failing: logged).
+   * use. A usable one is kept if it was written before `beforeMs`, or created by this environment (a first
+   * state, which follows no invalidation); otherwise it will not do. Resolves the token in place
+   * after it, or `undefined` when it could not be had (the state unknown or too new, DynamoDB failing: logged).
    */
-  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget, own = false): Promise<string | undefined> {
+  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget, beforeMs = Number.POSITIVE_INFINITY): Promise<string | undefined> {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       const known = this.#known.get(id);
       // A first state and a soft purge follow the state they replace, so they need it; a hard purge only has to be newer than whatever is there.
       if (mode !== 'expire' && (known === undefined || known.untilMs <= Date.now())) return undefined;
-      // A state written since the capture by someone else may be an invalidation; one this environment created could not follow one.
-      if (mode === undefined && known!.state !== undefined) return own && known!.createdHere !== true ? undefined : known!.state.token;
+      // A state written since the fetch started may be an invalidation; one this environment created could not follow one.
+      if (mode === undefined && known!.state !== undefined) return known!.createdHere === true || known!.state.version < beforeMs ? known!.state.token : undefined;
       const next = this.#next(known, mode === 'stale' ? known!.state : undefined);
       const present = known?.present;
       const condition =

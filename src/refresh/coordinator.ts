@@ -31,6 +31,7 @@ export interface Turn {
   readonly fallback: CacheEntry | undefined;
   /** The write replaces only a value fresh until no later than this (the one this turn saw); `undefined`: unconditionally. */
   readonly notFresherThanMs: number | undefined;
+  /** When the turn was handed out (epoch ms), before its fetch: a tagged value is stamped with no state newer. */
   readonly startedAt: number;
   /** What bounds the turn's own DynamoDB requests (its write, its lease's release). */
   readonly call: CallBudget;

@@ -65,8 +65,8 @@ export interface FetchContext<TPrevious = unknown> {
   /**
    * Adds tags to this answer, for `invalidateTags`, beside the call's `tags` (what the fetcher learnt: the
    * user, the tenant, the rows it read). The same rules apply: at most 64 in all, each 1-256 characters. A tag
-   * added here is read (or created) when the answer is stored, not before the fetch: an invalidation of it
-   * that lands while the fetcher runs is not seen by this answer.
+   * added here is read (or created) when the answer is stored; if its state was written after the fetch
+   * started (an invalidation that landed while the fetcher ran), the answer is not stored: it may predate it.
    * @throws InvalidOptionsError for a bad tag, or more than 64 in all.
    */
   addTags(tags: readonly string[]): void;
