@@ -455,7 +455,7 @@ export class DynamoCache {
     this.#stats.increment('fetches');
     const turn = resolution.turn;
     // The states the value will be stamped with are taken now, before the caller fetches (see #fetch).
-    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call, turn.startedAt);
     let ended = false;
     const end = () => {
       if (ended) throw new InvalidOptionsError('a fetch turn can be ended only once');
@@ -502,7 +502,7 @@ export class DynamoCache {
     const generation = await this.#generationOf('getMany', distinct, call);
     const toRead: Array<{ key: string; slot: Slot & { storageKey: string } }> = [];
     for (const key of distinct) {
-      const slot = this.#keys.slot(key, generation);
+      const slot = this.#keys.slot(key, generation, undefined, this.#generation.lastKnown);
       const entry = this.#store.fromMemory(slot, Date.now());
       if (entry !== undefined) this.#collect(result, key, entry, 'memory');
       else if (slot.storageKey === undefined) this.#stats.increment('misses');
@@ -568,10 +568,13 @@ export class DynamoCache {
       const generation = await this.#generationOf('getOrSetMany', distinct, call);
       const missing: BatchKey[] = [];
       for (const key of distinct) {
-        const slot = this.#keys.slot(key, generation);
+        const slot = this.#keys.slot(key, generation, undefined, this.#generation.lastKnown);
         const entry = this.#store.fromMemory(slot, Date.now());
-        if (entry === undefined) missing.push({ key, slot });
-        else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
+        if (entry === undefined) {
+          // The generation unknown (DynamoDB throttled or slow): each key waits for it as getOrSet does (the reads of it are shared).
+          const settle = generation === undefined ? (untilMs: number, batch: CallBudget) => this.#settle(key, 'getOrSetMany', batch, slot.memoryKey)(untilMs) : undefined;
+          missing.push({ key, slot, settle });
+        } else answers.set(key, { value: this.#answer(entry, 'memory'), found: entry.payload !== undefined, source: 'memory' });
       }
       if (missing.length > 0) {
         // The tags' states are taken before anything is fetched, as getOrSet takes them (see #fetch).
@@ -676,7 +679,8 @@ export class DynamoCache {
   /**
    * Invalidates every value stored with any of `tags`, by any function that shares the table and namespace:
    * one write per tag. This environment sees it at once; others within `memory.ttlSeconds` (30 s by default),
-   * when they read the tags' state again: from then on no environment answers such a value as fresh (with
+   * when they read the tags' state again (one that cannot, DynamoDB failing, answers by the states it last knew
+   * until it can): from then on no environment answers such a value as fresh (with
    * `mode: 'stale'`, `getOrSet` may answer it as stale within its stale windows while one caller refreshes it).
    * Values written after the invalidation are not affected. Resolves `false` when a state could not be written
    * (logged), or the cache is disabled.
@@ -765,13 +769,13 @@ export class DynamoCache {
   #slot(key: string, operation: string, call: CallBudget, memoryKey = this.#keys.storageKey(key, 0)): Slot | Promise<Slot> {
     const generation = this.#generation.current({ operation, key: memoryKey }, call);
     // Known (the usual case): no promise, no await.
-    if (!(generation instanceof Promise)) return this.#keys.slot(key, generation, memoryKey);
-    return generation.then((known) => this.#keys.slot(key, known, memoryKey));
+    if (!(generation instanceof Promise)) return this.#keys.slot(key, generation, memoryKey, this.#generation.lastKnown);
+    return generation.then((known) => this.#keys.slot(key, known, memoryKey, this.#generation.lastKnown));
   }
 
   /** Waits, for a caller that coordinates through the lease, for a namespace generation DynamoDB was too busy to give (see `NamespaceGeneration.settle`). */
   #settle(key: string, operation: string, call: CallBudget, memoryKey: string): (untilMs: number) => Promise<Slot> {
-    return async (untilMs) => this.#keys.slot(key, await this.#generation.settle({ operation, key: memoryKey }, call, untilMs), memoryKey);
+    return async (untilMs) => this.#keys.slot(key, await this.#generation.settle({ operation, key: memoryKey }, call, untilMs), memoryKey, this.#generation.lastKnown);
   }
 
   /** Checks a call's options (type and names) and returns its budget. */
@@ -819,12 +823,17 @@ export class DynamoCache {
     this.#stats.increment('fetches');
     // Taken before the fetch: an invalidation that lands while it runs leaves the value stamped with the old
     // states, so it is not fresh after all (it may hold data from before the change).
-    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call);
+    const captured = tags === undefined ? undefined : this.#tags.capture(tags, turn.call, turn.startedAt);
     const context = new SingleFetchContext(turn.previous, turn.call, this.#options.deadlineMarginMs, tags);
     let value: T;
     try {
       value = await fetcher(context);
     } catch (error) {
+      if (context.refused(error)) {
+        // A bug in the caller's code, not the upstream failing: no stale answer, and no failed lease holding the fleet off.
+        await this.#refresh.abandon(turn);
+        throw error;
+      }
       const fallback = await this.#refresh.fail(turn, error);
       if (fallback === undefined) throw error;
       return { payload: fallback.payload, source: 'stale' };
@@ -869,7 +878,8 @@ export class DynamoCache {
     const stored = payload !== undefined || policy.negativeTtlSeconds > 0;
     if (tagged === undefined || !stored) return this.#refresh.complete(turn, payload, policy);
     const lifetime = payload === undefined ? { ttlSeconds: policy.negativeTtlSeconds, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 } : policy;
-    const tagStamps = await this.#tags.stamps(tagged.tags, await tagged.captured, deadlinesFor(lifetime, Date.now()).expiresAtSeconds, turn.call);
+    // Stamped with no state newer than the turn: one written while the fetch ran may be an invalidation it predates.
+    const tagStamps = await this.#tags.stamps(tagged.tags, await tagged.captured, deadlinesFor(lifetime, Date.now()).expiresAtSeconds, turn.call, turn.startedAt);
     if (tagStamps !== undefined) return this.#refresh.complete(turn, payload, { ...policy, tagStamps });
     this.#notStored(turn.slot);
     await this.#refresh.abandon(turn);
@@ -895,7 +905,8 @@ export class DynamoCache {
 
   /**
    * A fresh entry from DynamoDB (which also fills the memory tier), with its decoded value; or, when DynamoDB
-   * cannot be read, the fresh entry memory still holds past its recheck; or `undefined`.
+   * cannot be read (nor its tags' states), the fresh entry memory still holds past its recheck, as the tag
+   * states last known here allow; or `undefined`.
    */
   async #readFresh(slot: Slot, call: CallBudget): Promise<{ entry: CacheEntry; source: 'memory' | 'dynamo'; decoded?: Decoded | undefined } | undefined> {
     const read = slot.storageKey === undefined ? undefined : await this.#store.read(slot as Slot & { storageKey: string }, call);
@@ -904,7 +915,7 @@ export class DynamoCache {
       return entry !== undefined && isFresh(entry, Date.now()) ? { entry, source: 'dynamo', decoded: read.state.decoded } : undefined;
     }
     const now = Date.now();
-    const held = this.#store.held(slot, now)?.entry;
+    const held = this.#store.held(slot, now, true)?.entry;
     return held !== undefined && isFresh(held, now) ? { entry: held, source: 'memory' } : undefined;
   }
 
@@ -948,7 +959,7 @@ export class DynamoCache {
 // the options argument, where the span's `onResult` goes; -1: none).
 traceMethods(DynamoCache, { get: 1, getOrSet: 2, acquire: 1, set: -1, getMany: -1, getOrSetMany: -1, setMany: -1, invalidate: -1, invalidateTags: -1, delete: -1, clear: -1 });
 
-function tagging(tags: readonly string[] | undefined, captured: Promise<CapturedTags | undefined> | undefined): Tagging | undefined {
+function tagging(tags: readonly string[] | undefined, captured: Promise<CapturedTags> | undefined): Tagging | undefined {
   return tags === undefined ? undefined : { tags, captured };
 }
 

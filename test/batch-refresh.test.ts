@@ -150,6 +150,18 @@ describe('getOrSetMany', () => {
     expect(cache!.stats().throttles).toBeGreaterThan(0);
   });
 
+  it('5 cold environments while the namespace item is throttled for a moment: they wait for it, as getOrSet does, and fetch each key once', async () => {
+    const envs = await fleet(5, { timeoutMs: 300 });
+    // Every cold environment reads #dc:meta with GetItem; the batch's own reads are BatchGetItem.
+    proxy.setFaults({ throttleRate: 1, operations: ['GetItem'] });
+    setTimeout(() => proxy.setFaults({}), 400);
+    const api = upstream();
+    const results = await Promise.all(envs.map((env) => env.getOrSetMany(['a', 'b'], api.fetchMany, { ttlSeconds: 300 })));
+    expect(results.map((result) => Object.fromEntries(result))).toEqual(Array.from({ length: 5 }, () => ({ a: valueOf('a'), b: valueOf('b') })));
+    expect(api.calls.flat().sort()).toEqual(['a', 'b']);
+    expect(envs.reduce((n, env) => n + env.stats().uncoordinatedFetches, 0)).toBe(0);
+  });
+
   it('a fetchMany that throws rejects with its error and gives every lease back; with a stale value for every key, those are answered', async () => {
     const [cache, other] = await fleet(2, { lease: { ttlMs: 30_000 }, staleIfErrorSeconds: 60 });
     const failing = async () => {
@@ -185,6 +197,20 @@ describe('getOrSetMany', () => {
     const stored = await cache!.inspect('a');
     expect(stored!.freshUntil!.getTime() - Date.now()).toBeGreaterThan(100_000);
     expect(await cache!.inspect('b')).toMatchObject({ state: 'stale', value: { v: 1 } }); // noStore: left as it was
+  });
+
+  it("a bad argument to the context is the caller's error: it rejects with stale values at hand, and the leases go back unmarked", async () => {
+    const [cache, other] = await fleet(2, { staleIfErrorSeconds: 300 });
+    await cache!.setMany({ a: 1, b: 2 }, { ttlSeconds: 1 });
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1100 });
+    const buggy = async (_keys: string[], context: FetchManyContext) => {
+      context.noStore('c'); // not one of the keys: a bug in the caller's code
+      return { a: 10, b: 20 };
+    };
+    await expect(cache!.getOrSetMany(['a', 'b'], buggy)).rejects.toThrow(InvalidOptionsError);
+    expect(cache!.stats().staleIfError).toBe(0);
+    // Leases marked failed would have another environment answer the stale values for a second; it fetches.
+    expect(Object.fromEntries(await other!.getOrSetMany(['a', 'b'], upstream().fetchMany))).toEqual({ a: valueOf('a'), b: valueOf('b') });
   });
 
   it('ttlSeconds may be a function of each value and its key', async () => {

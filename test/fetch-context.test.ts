@@ -240,6 +240,24 @@ describe('addTags()', () => {
     expect(await cache!.getOrSet('order:1', loadOrder, options)).toEqual({ order: 1, fetch: 3 });
   });
 
+  it('an invalidation of an added tag that lands while the fetcher runs: the answer is not stored (it may predate the change)', async () => {
+    const [cache, other] = await fleet(2, { memory: false });
+    await other!.set('customer', { id: 7 }, { tags: ['customer:7'] }); // the tag's state exists
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const loadOrder = async (context: FetchContext) => {
+      context.addTags(['customer:7']);
+      vi.setSystemTime(Date.now() + 10);
+      await other!.invalidateTags(['customer:7']); // the customer changes while the order is fetched
+      return { order: 1 };
+    };
+    expect(await cache!.getOrSet('order:1', loadOrder, { ttlSeconds: 300, tags: ['order:1'] })).toEqual({ order: 1 });
+    expect(await other!.inspect('order:1')).toMatchObject({ state: 'absent' });
+    // An answer whose added tag was not invalidated meanwhile is stored.
+    vi.setSystemTime(Date.now() + 10);
+    expect(await cache!.getOrSet('order:2', (context) => (context.addTags(['customer:7']), { order: 2 }), { ttlSeconds: 300 })).toEqual({ order: 2 });
+    expect(await other!.get('order:2')).toEqual({ order: 2 });
+  });
+
   it('refuses a bad tag, and more than 64 in all', async () => {
     const [cache] = await fleet(1);
     await expect(cache!.getOrSet('k', (context) => context.addTags([''] as string[]))).rejects.toThrow(InvalidOptionsError);
@@ -252,6 +270,22 @@ describe('addTags()', () => {
         return 1;
       }),
     ).rejects.toThrow(/at most 64 tags/);
+  });
+});
+
+describe('a bad argument to the context', () => {
+  it("is the caller's error, not an upstream failure: it rejects with a stale value at hand, and the lease goes back unmarked", async () => {
+    const [cache, other] = await fleet(2, { staleIfErrorSeconds: 300 });
+    await cache!.set('profile:1', { v: 1 }, { ttlSeconds: 1 });
+    later(1100);
+    const buggy = (context: FetchContext) => {
+      context.addTags(['user:1', '']); // a bug in the caller's code
+      return { v: 2 };
+    };
+    await expect(cache!.getOrSet('profile:1', buggy)).rejects.toThrow(InvalidOptionsError);
+    expect(cache!.stats().staleIfError).toBe(0);
+    // A lease marked failed would have another environment answer the stale value for a second; it fetches.
+    expect(await other!.getOrSet('profile:1', async () => ({ v: 3 }))).toEqual({ v: 3 });
   });
 });
 

@@ -3,14 +3,16 @@
 // encryption it is authenticated.
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DynamoCache } from '../src/cache.ts';
 import { InvalidOptionsError } from '../src/errors.ts';
 import type { DynamoCacheOptions } from '../src/options.ts';
 import { localClientConfig } from './support/dynalite.ts';
-import { useDynalite } from './support/fixtures.ts';
+import { useDynalite, useFaultProxy } from './support/fixtures.ts';
 
 const db = useDynalite();
+const proxy = useFaultProxy(db);
 
 afterEach(() => {
   vi.useRealTimers();
@@ -18,8 +20,8 @@ afterEach(() => {
 
 const encryption = { keys: { k1: randomBytes(32) }, writeKeyId: 'k1' };
 
-/** `n` simulated execution environments: separate caches, memory tiers and SDK clients on one table. */
-async function fleet(n: number, tableName: string, options: DynamoCacheOptions = {}): Promise<DynamoCache[]> {
+/** `n` simulated execution environments: separate caches, memory tiers and SDK clients on one table (through `endpoint`, when given). */
+async function fleet(n: number, tableName: string, options: DynamoCacheOptions & { endpoint?: string } = {}): Promise<DynamoCache[]> {
   return Promise.all(Array.from({ length: n }, async () => (await db.newCache({ tableName, ...options })).cache));
 }
 
@@ -110,6 +112,49 @@ describe('tags on values', () => {
     const [other] = await fleet(1, tableName, { memory: false });
     expect(await other!.get('user:42')).toBeUndefined();
     expect(await other!.getOrSet('user:42', async () => ({ calls: ++calls }), { tags: ['user:42'] })).toEqual({ calls: 2 });
+  });
+
+  it("the fetch race also when the tag's state could not be read as the fetch started: a state newer than the fetch is not stamped", async () => {
+    const tableName = await db.newTable();
+    const [writer] = await fleet(1, tableName, { memory: false });
+    await writer!.set('warm', 1, { tags: ['user:42'] }); // the tag's state exists
+    const [reader] = await fleet(1, tableName, { endpoint: proxy.endpoint, memory: false, timeoutMs: 300, breaker: false });
+    // Tag states are read with BatchGetItem; the value and its lease with GetItem and PutItem: only the former is throttled.
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    const value = await reader!.getOrSet(
+      'profile:42',
+      async () => {
+        await sleep(1100); // the upstream is slow; the reads of the tag's state at the start have failed, and their second's pause is over
+        proxy.setFaults({});
+        expect(await writer!.invalidateTags(['user:42'])).toBe(true); // the change commits while this fetch runs
+        return { name: 'Ada (before the change)' };
+      },
+      { tags: ['user:42'], ttlSeconds: 300 },
+    );
+    expect(value).toEqual({ name: 'Ada (before the change)' });
+    const [other] = await fleet(1, tableName, { memory: false });
+    expect(await other!.get('profile:42')).toBeUndefined();
+    expect(await other!.inspect('profile:42')).toMatchObject({ state: 'absent' });
+  });
+
+  it('the fetch race when the state read as the fetch starts is answered after the invalidation: that state is not stamped', async () => {
+    const tableName = await db.newTable();
+    const [writer] = await fleet(1, tableName, { memory: false });
+    await writer!.set('warm', 1, { tags: ['user:42'] });
+    const [reader] = await fleet(1, tableName, { endpoint: proxy.endpoint, memory: false });
+    // The fetch does not wait for the tag's state; this read reaches DynamoDB after the change below.
+    proxy.setFaults({ latencyMs: 500, operations: ['BatchGetItem'] });
+    const value = await reader!.getOrSet(
+      'profile:42',
+      async () => {
+        expect(await writer!.invalidateTags(['user:42'])).toBe(true);
+        return { name: 'Ada (before the change)' };
+      },
+      { tags: ['user:42'], ttlSeconds: 300 },
+    );
+    expect(value).toEqual({ name: 'Ada (before the change)' });
+    const [other] = await fleet(1, tableName, { memory: false });
+    expect(await other!.get('profile:42')).toBeUndefined();
   });
 
   it('a new tag gets its item only with a value stored under it: a fetch that stores nothing writes nothing', async () => {
@@ -203,6 +248,42 @@ describe('tags on values', () => {
   });
 });
 
+describe("tag-state reads shared by concurrent callers, and each caller's deadline", () => {
+  /** A cache through the proxy whose tag-state reads (BatchGetItem) take `latencyMs`, with the namespace generation already read. */
+  async function slowTagReads(latencyMs: number, options: DynamoCacheOptions = {}): Promise<DynamoCache> {
+    const tableName = await db.newTable();
+    const { cache: writer } = await db.newCache({ tableName });
+    await writer.set('profile:42', { name: 'Ada' }, { ttlSeconds: 300, tags: ['user:42'] });
+    const { cache } = await db.newCache({ tableName, endpoint: proxy.endpoint, breaker: false, ...options });
+    expect(await cache.get('warm-up')).toBeUndefined();
+    proxy.setFaults({ latencyMs, operations: ['BatchGetItem'] });
+    return cache;
+  }
+
+  it("a call that joins another caller's read still ends at its own signal and deadline", async () => {
+    const cache = await slowTagReads(3000);
+    // Another request in this process, with no deadline, starts reading the tag's state.
+    const other = cache.getOrSet('orders:42', async () => [1], { tags: ['user:42'] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('client went away')), 300);
+    const started = performance.now();
+    await expect(cache.get('profile:42', { deadline: Date.now() + 1500, signal: controller.signal })).rejects.toThrow('client went away');
+    // Aborted at 300 ms (its deadline less the margin: 1000 ms), while the read it joined takes 3000 ms and goes on.
+    expect(performance.now() - started).toBeLessThan(2500);
+    expect(await other).toEqual([1]);
+  });
+
+  it('a read cut short by the deadline of the caller that started it is made again for a caller that joined it', async () => {
+    const cache = await slowTagReads(800, { deadlineMarginMs: 0 });
+    const hurried = cache.get('profile:42', { deadline: Date.now() + 300 }); // starts the read, and gives up on it
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const patient = cache.get('profile:42'); // joins it
+    expect(await hurried).toBeUndefined();
+    expect(await patient).toEqual({ name: 'Ada' });
+  });
+});
+
 describe('tags on many values at once', () => {
   it('setMany and getOrSetMany tag every key: an invalidation ends them all, in another environment too', async () => {
     const tableName = await db.newTable();
@@ -223,6 +304,53 @@ describe('tags on many values at once', () => {
     const again = await cold!.getOrSetMany(['a', 'b', 'c'], fetchMany, { ttlSeconds: 300, tags: ['batch:1'] });
     expect(fetched).toEqual(['a', 'b', 'c']);
     expect(again.get('c')).toBe('c-v3');
+  });
+});
+
+describe("tag states DynamoDB cannot give (a hot tag's item throttled)", () => {
+  const options = { ttlSeconds: 300, staleWhileRevalidateSeconds: 300, staleIfErrorSeconds: 300, tags: ['orders'] };
+
+  it('do not send every environment to the upstream: those holding the value answer it', async () => {
+    const tableName = await db.newTable();
+    const envs = await fleet(5, tableName, { endpoint: proxy.endpoint, memory: { ttlSeconds: 1 }, timeoutMs: 300 });
+    let upstream = 0;
+    const load = async () => ({ orders: [1, 2, 3], load: ++upstream });
+    for (const env of envs) expect(await env.getOrSet('orders:list', load, options)).toEqual({ orders: [1, 2, 3], load: 1 });
+    await sleep(1200); // each environment's knowledge of the tag's state is due for a reread, and the value's recheck too
+    // The tag's state item is throttled (BatchGetItem); the value's own item and its lease answer.
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    const answers = await Promise.all(envs.map((env) => env.getOrSet('orders:list', load, options)));
+    expect(answers).toEqual(Array.from({ length: 5 }, () => ({ orders: [1, 2, 3], load: 1 })));
+    expect(upstream).toBe(1);
+    expect(envs.reduce((n, env) => n + env.stats().memoryHits, 0)).toBeGreaterThanOrEqual(5);
+  });
+
+  it('a value fetched meanwhile is stored, stamped with the states last known here', async () => {
+    const tableName = await db.newTable();
+    const [env, other] = await fleet(2, tableName, { endpoint: proxy.endpoint, memory: { ttlSeconds: 1 }, timeoutMs: 300 });
+    expect(await env!.set('orders:count', 3, options)).toBe(true); // the tag's state is known here
+    await sleep(1200);
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    expect(await env!.getOrSet('orders:list', async () => [1, 2, 3], options)).toEqual([1, 2, 3]);
+    proxy.setFaults({});
+    // Stored: another environment answers it from DynamoDB, fresh (the tag's state has not moved since).
+    expect(await other!.get('orders:list')).toEqual([1, 2, 3]);
+  });
+
+  it('never answer a value the states last known here show invalidated', async () => {
+    const tableName = await db.newTable();
+    const [env, other] = await fleet(2, tableName, { endpoint: proxy.endpoint, memory: { ttlSeconds: 1 }, timeoutMs: 300, lease: { waitMs: 500 } });
+    let upstream = 0;
+    const load = async () => ({ load: ++upstream });
+    expect(await env!.getOrSet('orders:list', load, options)).toEqual({ load: 1 });
+    expect(await env!.getOrSet('orders:count', load, options)).toEqual({ load: 2 });
+    expect(await other!.invalidateTags(['orders'])).toBe(true);
+    await sleep(1200);
+    // The environment learns of the invalidation through one value; the other stays in its memory, stamped with the old state.
+    expect(await env!.get('orders:count')).toBeUndefined();
+    await sleep(1200); // what it knows of the tag is due for a reread again
+    proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+    expect(await env!.getOrSet('orders:list', load, options)).toEqual({ load: 3 });
   });
 });
 

@@ -59,4 +59,16 @@ describe('memory tier: rechecks spread, entries kept past their freshness', () =
     expect(memory.get('k', 2, NOW)).toBeUndefined();
     expect(memory.held('k', 2, NOW)).toBeUndefined();
   });
+
+  it('an entry stored before any generation was known is answered only while none is (a flush may have come in between)', () => {
+    const memory = tier();
+    memory.set('k', entry(5000), undefined, NOW);
+    expect(memory.get('k', undefined, NOW)).toBeDefined();
+    expect(memory.held('k', undefined, NOW)).toBeDefined();
+    expect(memory.held('k', 0, NOW)).toBeUndefined();
+    memory.set('k', entry(5000), undefined, NOW);
+    expect(memory.get('k', 3, NOW)).toBeUndefined();
+    memory.set('k', entry(5000), 3, NOW);
+    expect(memory.get('k', undefined, NOW)).toBeUndefined();
+  });
 });

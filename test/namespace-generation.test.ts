@@ -83,6 +83,38 @@ describe('clear(): O(1) flush of a namespace', () => {
   });
 });
 
+describe('a flush seen here stays seen: the generation only moves forward', () => {
+  /** Environment A holds 'k' in memory; B flushes; A learns of the flush (through another key); then A's next reread of the generation is throttled. */
+  async function flushedThenThrottled() {
+    const tableName = await db.newTable();
+    const { cache: a } = await db.newCache({ tableName, endpoint: proxy.endpoint, timeoutMs: 500 });
+    const { cache: b } = await db.newCache({ tableName });
+    let calls = 0;
+    const fetch = async () => `v${++calls}`;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    expect(await a.getOrSet('k', fetch, { ttlSeconds: 3600 })).toBe('v1');
+    expect(await b.clear()).toBe(true);
+    vi.setSystemTime(Date.now() + 30_001); // A's generation is due for a reread
+    expect(await a.getOrSet('other', fetch, { ttlSeconds: 3600 })).toBe('v2');
+    expect((await a.inspect('k'))?.state).toBe('absent'); // A knows the new generation
+    vi.setSystemTime(Date.now() + 30_001); // due again
+    proxy.setFaults({ throttleRate: 1, operations: ['GetItem'] });
+    return { a, fetch };
+  }
+
+  it('get: a value the flush ended is not answered again when the next reread is throttled', async () => {
+    const { a } = await flushedThenThrottled();
+    expect(await a.get('k')).toBeUndefined();
+  });
+
+  it('getOrSet: a value the flush ended is not answered again from memory when the next reread is throttled', async () => {
+    const { a, fetch } = await flushedThenThrottled();
+    const sources: string[] = [];
+    const value = await a.getOrSet('k', fetch, { ttlSeconds: 3600, onResult: ({ source }) => sources.push(source) });
+    expect({ value, sources }).toEqual({ value: 'v3', sources: ['fetcher'] });
+  });
+});
+
 describe('reserved key space: no key reaches another namespace\'s internals', () => {
   it.each(['orders:#dc:meta', 'orders:#dc:g1:k', '#dc:meta', 'x:#dc:l:anything'])(
     'a cache without a namespace storing %s cannot undo the orders namespace\'s flush',

@@ -3,7 +3,8 @@ import { InvalidOptionsError } from '../errors.ts';
 import type { Keyring } from '../codec/encryption.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
-import type { CallBudget } from '../resilience/dynamo-guard.ts';
+import { callEnded, withinCall } from '../resilience/abort.ts';
+import type { CallBudget, FailureKind } from '../resilience/dynamo-guard.ts';
 import type { DynamoStore, Item, WriteCondition } from '../storage/dynamo-store.ts';
 import type { CacheEntry } from '../storage/entry.ts';
 import type { AttributeNames, TagStamps } from '../storage/item.ts';
@@ -20,15 +21,15 @@ export function invalidationMode(name: string, mode: unknown): InvalidationMode 
 }
 
 /**
- * The tokens a fetch turn captured when it started, by tag id (`null`: the tag had no state then): a value is
- * stamped with the states it was fetched under.
+ * The tokens a fetch turn captured when it started, by tag id (`null`: the tag had no state then; a tag whose
+ * state was never read here is left out): a value is stamped with the states it was fetched under.
  */
 export type CapturedTags = ReadonlyMap<string, string | null>;
 
 /** The tags a fetched value is to be stored with, and their states as captured when its fetch started. */
 export interface Tagging {
   readonly tags: readonly string[];
-  readonly captured: Promise<CapturedTags | undefined> | undefined;
+  readonly captured: Promise<CapturedTags> | undefined;
 }
 
 /** Settings of {@link TagStates}. */
@@ -42,6 +43,20 @@ export interface TagStatesSettings {
   readonly refreshMs: number;
   readonly stats: StatsRecorder;
   readonly logger: CacheLogger;
+}
+
+/**
+ * The states a value needs could not be read (DynamoDB failed, as `unavailable` says, or the caller's deadline or
+ * signal ended the wait): no verdict either way.
+ */
+export interface Unjudged {
+  readonly unavailable: FailureKind;
+}
+
+/** A read of tag states in flight, shared by the callers that need them: it resolves why it failed, if it did. */
+interface Reading {
+  readonly startedMs: number;
+  readonly done: Promise<FailureKind | undefined>;
 }
 
 /** What this environment knows of one tag. */
@@ -91,15 +106,19 @@ const WRITE_ATTEMPTS = 3;
  *
  * States are read with strongly consistent reads, for all the tags a value needs at once (BatchGetItem), and
  * relied on for `refreshMs` (`memory.ttlSeconds`): an invalidation elsewhere is seen here within it, the bound
- * the cache gives `delete` and a namespace flush. Reads and writes never throw: a state that cannot be read
- * makes its values misses, a value whose tags' state cannot be read or written is not stored.
+ * the cache gives `delete` and a namespace flush, as long as DynamoDB answers. Reads and writes never throw. A
+ * state that cannot be read leaves its values unjudged, as a value DynamoDB could not give: the caller answers
+ * what memory holds as the states last known here allow, even when due for a reread (never a value they show
+ * invalidated), or waits; pressure on a hot tag's item must not send the fleet to the upstream. A value whose
+ * tags' state cannot be had is not stored.
  */
 export class TagStates {
   readonly #s: TagStatesSettings;
   readonly #known = new Map<string, Known>();
-  /** Reads in flight, by tag id, with the time each started. */
-  readonly #reading = new Map<string, { readonly startedMs: number; readonly done: Promise<void> }>();
-  #retryAtMs = 0;
+  /** Reads in flight, by tag id. */
+  readonly #reading = new Map<string, Reading>();
+  /** After a failed read, none is made before `atMs`: callers meanwhile are told the read's `failure`. */
+  #retry: { readonly atMs: number; readonly failure: FailureKind } = { atMs: 0, failure: 'server' };
 
   constructor(settings: TagStatesSettings) {
     this.#s = settings;
@@ -117,12 +136,13 @@ export class TagStates {
   /**
    * The entry as its tags allow it to be answered: as it is; stale from the time of a soft purge of one of its
    * tags (its freshness cut there, so its stale windows run from then); or `undefined` when a tag was
-   * invalidated, or its state cannot be read. States not known here are read first (one BatchGetItem), and so
-   * are states the entry was written under that are newer than what this environment knows (a state's
-   * version, in its token, is the time it was written): such an entry tells of an invalidation, or a new tag,
-   * before `refreshMs` is over.
+   * invalidated. States not known here are read first (one BatchGetItem), and so are states the entry was
+   * written under that are newer than what this environment knows (a state's version, in its token, is the
+   * time it was written): such an entry tells of an invalidation, or a new tag, before `refreshMs` is over.
+   * When a state it needs cannot be read (DynamoDB failing, or the caller's deadline or signal ending the wait),
+   * there is no verdict (`Unjudged`, with why): the value is not known to be gone.
    */
-  judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Promise<CacheEntry | undefined> {
+  judge(entry: CacheEntry, call: CallBudget): CacheEntry | undefined | Unjudged | Promise<CacheEntry | undefined | Unjudged> {
     const now = Date.now();
     const reads: Array<readonly [id: string, notBeforeMs: number]> = [];
     for (const [id, token] of entry.tags ?? []) {
@@ -131,7 +151,10 @@ export class TagStates {
       else if (known.state?.token !== token && versionOf(token) > known.learntMs) reads.push([id, versionOf(token)]);
     }
     if (reads.length === 0) return this.verdict(entry, now);
-    return this.#load(reads, call).then(() => this.verdict(entry, Date.now()));
+    return this.#load(reads, call).then((failure) => {
+      const verdict = this.verdict(entry, Date.now());
+      return verdict === undefined && failure !== undefined ? { unavailable: failure } : verdict;
+    });
   }
 
   /** Starts reading the states of `tags` not known here, without waiting: a read of a value under them then finds them known, or being read. */
@@ -144,35 +167,46 @@ export class TagStates {
 
   /**
    * The current token of each tag (`null` for a tag with no state this environment can use), read when not
-   * known: the states a value fetched from now on is stamped with. Nothing is written: a fetch whose value is
-   * not stored leaves no item. `undefined` when a state could not be read (logged).
+   * known: the states a value whose fetch starts at `startedMs` is stamped with. The fetch does not wait for
+   * them, so a state read meanwhile that was written after `startedMs` (an invalidation the value may predate)
+   * is not taken. When a reread fails, the state last known here stands: a value stamped with a state older than
+   * the tag's is never fresh where the newer one is known (at worst a miss), while a value never stored under
+   * pressure sends every environment to the upstream. A tag left out (see `stamps`) is settled when the value is
+   * stored. Nothing is written: a fetch whose value is not stored leaves no item.
    */
-  async capture(tags: readonly string[], call: CallBudget): Promise<CapturedTags | undefined> {
+  async capture(tags: readonly string[], call: CallBudget, startedMs = Date.now()): Promise<CapturedTags> {
     const ids = tags.map((tag) => this.#s.keys.tagId(tag));
     await this.#loadUnknown(ids, call);
     const captured = new Map<string, string | null>();
     for (const id of ids) {
       const known = this.#known.get(id);
-      if (known === undefined || known.untilMs <= Date.now()) return undefined;
-      captured.set(id, known.state?.token ?? null);
+      if (known !== undefined && (known.state === undefined || known.state.version < startedMs)) captured.set(id, known.state?.token ?? null);
     }
     return captured;
   }
 
   /**
-   * The stamps of a value written with `tags` that expires at `expiresAtSeconds`: the tokens `captured` when
-   * its fetch started, the current ones for tags not captured. A tag that had no state at the capture gets one
-   * now, which must be this write's own: a state someone else wrote in between may be an invalidation the
-   * value predates. A tag item that would expire before the value is extended first. `undefined` when a state
-   * could not be had: the value must not be stored.
+   * The stamps of a value written with `tags` that expires at `expiresAtSeconds`. A fetched value is stamped
+   * with the tokens `captured` when its fetch started (at `fetchStartedMs`), never with a state written after
+   * that: it may be an invalidation the value predates. So a tag that had no state at the capture gets one now,
+   * which must be this write's own; a tag not captured (its state could not be read then, or the fetcher added
+   * it) takes the current state only if it was written before the fetch started (a state's version is the
+   * time it was written), or, having none, gets one. A value not fetched (`set`) takes the current states. A
+   * tag item that would expire before the value is extended first. `undefined` when a state could not be had,
+   * or is newer than the fetch: the value must not be stored.
    */
-  async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget): Promise<TagStamps | undefined> {
+  async stamps(tags: readonly string[], captured: CapturedTags | undefined, expiresAtSeconds: number, call: CallBudget, fetchStartedMs = Number.POSITIVE_INFINITY): Promise<TagStamps | undefined> {
     const ids = [...new Set(tags.map((tag) => this.#s.keys.tagId(tag)))];
     await this.#loadUnknown(
-      ids.filter((id) => captured?.get(id) === undefined),
+      ids.filter((id) => typeof captured?.get(id) !== 'string'),
       call,
     );
-    const tokens = await Promise.all(ids.map((id) => (typeof captured?.get(id) === 'string' ? captured.get(id)! : this.#replace(id, undefined, call, captured?.get(id) === null))));
+    const tokens = await Promise.all(
+      ids.map((id) => {
+        const token = captured?.get(id);
+        return typeof token === 'string' ? token : this.#replace(id, undefined, call, token === null ? Number.NEGATIVE_INFINITY : fetchStartedMs);
+      }),
+    );
     if (tokens.some((token) => token === undefined)) return undefined;
     const stamps = ids.map((id, index): [string, string] => [id, tokens[index]!]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     await Promise.all(stamps.map(([id, token]) => this.#outlive(id, token, expiresAtSeconds, call)));
@@ -192,8 +226,8 @@ export class TagStates {
     return tokens.every((token) => token !== undefined);
   }
 
-  /** Reads the states of `ids` this environment cannot rely on now. */
-  #loadUnknown(ids: readonly string[], call: CallBudget): Promise<void> {
+  /** Reads the states of `ids` this environment cannot rely on now; resolves why one could not be read, if one could not. */
+  #loadUnknown(ids: readonly string[], call: CallBudget): Promise<FailureKind | undefined> {
     const now = Date.now();
     return this.#load(
       ids.filter((id) => !((this.#known.get(id)?.untilMs ?? 0) > now)).map((id) => [id, 0]),
@@ -203,16 +237,18 @@ export class TagStates {
 
   /**
    * The entry as the states known here allow it to be answered, without reading any: as it is, stale from a soft
-   * purge, or `undefined` (a tag invalidated, or its state not known here now).
+   * purge, or `undefined` (a tag invalidated, or its state not known here now). With `lastKnown`, by the states
+   * last known here even when due for a reread: for when DynamoDB cannot be asked (the bound `refreshMs` gives
+   * holds as long as DynamoDB answers).
    */
-  verdict(entry: CacheEntry, nowMs: number): CacheEntry | undefined {
+  verdict(entry: CacheEntry, nowMs: number, lastKnown = false): CacheEntry | undefined {
     let softSinceMs = Number.POSITIVE_INFINITY;
     const stamps = entry.tags ?? [];
     // An index loop: no iterator per memory hit.
     for (let i = 0; i < stamps.length; i++) {
       const token = stamps[i]![1];
       const known = this.#known.get(stamps[i]![0]);
-      const state = known !== undefined && known.untilMs > nowMs ? known.state : undefined;
+      const state = known !== undefined && (lastKnown || known.untilMs > nowMs) ? known.state : undefined;
       if (state?.token === token) continue;
       if (state === undefined || !state.soft.includes(token)) return undefined;
       softSinceMs = Math.min(softSinceMs, state.version);
@@ -224,55 +260,72 @@ export class TagStates {
 
   /**
    * Reads the states of tags (by id), sharing reads in flight that started no earlier than asked; a read failed
-   * a moment ago is not repeated yet.
+   * a moment ago is not repeated yet. Resolves why a state could not be read, if one could not.
    */
-  async #load(requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<void> {
-    const waits: Array<Promise<void>> = [];
+  async #load(requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<FailureKind | undefined> {
+    const joined = new Map<Reading, Array<readonly [id: string, notBeforeMs: number]>>();
     const toRead: string[] = [];
-    for (const [id, notBeforeMs] of requests) {
-      const reading = this.#reading.get(id);
-      if (reading !== undefined && reading.startedMs >= notBeforeMs) waits.push(reading.done);
-      else toRead.push(id);
+    for (const request of requests) {
+      const reading = this.#reading.get(request[0]);
+      if (reading !== undefined && reading.startedMs >= request[1]) joined.set(reading, [...(joined.get(reading) ?? []), request]);
+      else toRead.push(request[0]);
     }
-    const startedMs = Date.now();
-    if (toRead.length > 0 && startedMs >= this.#retryAtMs) {
-      const done = this.#read(toRead, call);
-      const reading = { startedMs, done };
-      for (const id of toRead) this.#reading.set(id, reading);
-      waits.push(
-        done.finally(() => {
-          for (const id of toRead) if (this.#reading.get(id) === reading) this.#reading.delete(id);
-        }),
-      );
-    }
-    await Promise.all(waits);
+    const waits = [...joined].map(([reading, again]) => this.#join(reading, again, call));
+    if (toRead.length > 0) waits.push(this.#start(toRead, call));
+    return (await Promise.all(waits)).find((failure) => failure !== undefined);
   }
 
-  /** One strongly consistent BatchGetItem of the states of `ids`. Never rejects: what could not be read stays unknown. */
-  async #read(ids: readonly string[], call: CallBudget): Promise<void> {
+  /** Starts a read of `ids` that other callers may share, unless a read failed a moment ago. */
+  #start(ids: readonly string[], call: CallBudget): Promise<FailureKind | undefined> {
+    const startedMs = Date.now();
+    if (startedMs < this.#retry.atMs) return Promise.resolve(this.#retry.failure);
+    const reading: Reading = { startedMs, done: this.#read(ids, call) };
+    for (const id of ids) this.#reading.set(id, reading);
+    return reading.done.finally(() => {
+      for (const id of ids) if (this.#reading.get(id) === reading) this.#reading.delete(id);
+    });
+  }
+
+  /**
+   * Waits for a read another caller started, as long as this caller's own deadline and signal allow (the read
+   * goes on for the others). A read that its starter's deadline or abort cut short is made again for this one.
+   */
+  async #join(reading: Reading, requests: ReadonlyArray<readonly [id: string, notBeforeMs: number]>, call: CallBudget): Promise<FailureKind | undefined> {
+    const failure = await withinCall(reading.done, call);
+    if ((failure === 'deadline' || failure === 'aborted') && !callEnded(call)) return this.#load(requests, call);
+    return failure;
+  }
+
+  /**
+   * One strongly consistent BatchGetItem of the states of `ids`. Never rejects: what could not be read stays
+   * unknown, and the read resolves why (`client`: the keys to authenticate a state could not be had).
+   */
+  async #read(ids: readonly string[], call: CallBudget): Promise<FailureKind | undefined> {
     const startedMs = Date.now();
     const keys = ids.map((id) => this.#s.keys.tagKey(id));
-    const { items, complete, failure } = await this.#s.dynamo.batchGet(keys, { consistent: true, call });
-    await Promise.all(
+    const { items, complete, failure = 'server' } = await this.#s.dynamo.batchGet(keys, { consistent: true, call });
+    const learnt = await Promise.all(
       ids.map(async (id, index) => {
         const item = items.get(keys[index]!);
         // Absent from an incomplete answer: not read, rather than not there.
-        if (item !== undefined || complete) await this.#learn(id, keys[index]!, item, startedMs, call);
+        return item === undefined && !complete ? false : this.#learn(id, keys[index]!, item, startedMs, call);
       }),
     );
+    if (complete) return learnt.every(Boolean) ? undefined : 'client';
     // A caller's deadline or abort says nothing about DynamoDB.
-    if (!complete && failure !== 'deadline' && failure !== 'aborted') this.#retryAtMs = Date.now() + FAILED_READ_BACKOFF_MS;
+    if (failure !== 'deadline' && failure !== 'aborted') this.#retry = { atMs: Date.now() + FAILED_READ_BACKOFF_MS, failure };
+    return failure;
   }
 
-  /** Takes in what a read started at `readMs` found under `tagKey`. */
-  async #learn(id: string, tagKey: string, item: Item | undefined, readMs: number, call: CallBudget): Promise<void> {
+  /** Takes in what a read started at `readMs` found under `tagKey`; `false` when it cannot be vouched for (the keys are unavailable). */
+  async #learn(id: string, tagKey: string, item: Item | undefined, readMs: number, call: CallBudget): Promise<boolean> {
     const previous = this.#known.get(id);
     // This environment wrote a state after the read started: the read may predate it.
-    if (previous !== undefined && previous.learntMs > readMs) return;
+    if (previous !== undefined && previous.learntMs > readMs) return true;
     const maxVersion = previous?.maxVersion ?? 0;
     const found = tagStateOf(this.#s.attributes, item);
     const trust = found === undefined ? (item === undefined ? 'absent' : 'malformed') : await this.#trust(tagKey, found, call);
-    if (trust === 'unavailable') return;
+    if (trust === 'unavailable') return false;
     const state = trust === 'trusted' && found!.version >= maxVersion ? found : undefined;
     if (state === undefined && trust !== 'absent') {
       if (trust !== 'trusted') this.#s.stats.increment('corruptItems');
@@ -281,6 +334,7 @@ export class TagStates {
     }
     const createdHere = previous?.createdHere === true && state !== undefined && previous.state?.token === state.token;
     this.#remember(id, { state, present: item === undefined ? undefined : (item[TAG_ATTRIBUTES.token]?.S ?? null), maxVersion: Math.max(maxVersion, state?.version ?? 0), learntMs: readMs, createdHere });
+    return true;
   }
 
   async #trust(tagKey: string, state: TagState, call: CallBudget): Promise<'trusted' | 'forged' | 'unavailable'> {
@@ -298,16 +352,17 @@ export class TagStates {
   /**
    * Writes a new state for the tag, conditional on the one there (again after another writer's, up to 3
    * times): an invalidation (`mode`), or, without one, a first state where there is none this environment can
-   * use (a usable one is kept, unless `own`: then only this write's state will do). Resolves the token in
-   * place after it, or `undefined` when it could not be had (the state unknown, DynamoDB failing: logged).
+   * use. A usable one is kept if it was written before `beforeMs`, or created by this environment (a first
+   * state, which follows no invalidation); otherwise it will not do. Resolves the token in place
+   * after it, or `undefined` when it could not be had (the state unknown or too new, DynamoDB failing: logged).
    */
-  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget, own = false): Promise<string | undefined> {
+  async #replace(id: string, mode: InvalidationMode | undefined, call: CallBudget, beforeMs = Number.POSITIVE_INFINITY): Promise<string | undefined> {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       const known = this.#known.get(id);
       // A first state and a soft purge follow the state they replace, so they need it; a hard purge only has to be newer than whatever is there.
       if (mode !== 'expire' && (known === undefined || known.untilMs <= Date.now())) return undefined;
-      // A state written since the capture by someone else may be an invalidation; one this environment created could not follow one.
-      if (mode === undefined && known!.state !== undefined) return own && known!.createdHere !== true ? undefined : known!.state.token;
+      // A state written since the fetch started may be an invalidation; one this environment created could not follow one.
+      if (mode === undefined && known!.state !== undefined) return known!.createdHere === true || known!.state.version < beforeMs ? known!.state.token : undefined;
       const next = this.#next(known, mode === 'stale' ? known!.state : undefined);
       const present = known?.present;
       const condition =

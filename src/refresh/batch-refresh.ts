@@ -20,6 +20,8 @@ export type FetchMany<T, TPrevious = T> = (keys: string[], context: FetchManyCon
 export interface BatchKey {
   readonly key: string;
   readonly slot: Slot;
+  /** When the slot's namespace generation is unknown, waits for it under the batch's budget, as `getOrSet` does (see `ResolveFrom.settle`). */
+  readonly settle?: ((untilMs: number, call: CallBudget) => Promise<Slot>) | undefined;
 }
 
 /** One key's answer: its value (`undefined`, `found: false`, for "not found"), and where it came from. */
@@ -103,7 +105,7 @@ export class BatchRefresh {
       let unplaced = keys.length;
       const placed = () => --unplaced === 0 && everyKeyPlaced();
       if (unplaced === 0) everyKeyPlaced();
-      for (const { key, slot } of keys) {
+      for (const { key, slot, settle: settleGeneration } of keys) {
         let waits = false;
         const read = slot.storageKey === undefined ? undefined : reads.get(slot.storageKey);
         // Made before `resolve` runs: it may start waiting (and call onWait) before its first await.
@@ -119,6 +121,7 @@ export class BatchRefresh {
               placed();
             },
             poll: rounds.poll,
+            settle: settleGeneration === undefined ? undefined : (untilMs) => settleGeneration(untilMs, call),
           })
           .then(
             (resolution) => settle({ key, resolution }),
@@ -150,7 +153,8 @@ export class BatchRefresh {
    * throws, each key answers its stale value within `staleIfErrorSeconds` if every one has one; else the error
    * is thrown.
    * @throws InvalidValueError when `fetchMany` resolves something other than a Map or a plain object, or a value
-   * that cannot be stored (the other keys' values are stored); the caller's abort reason.
+   * that cannot be stored (the other keys' values are stored); the `InvalidOptionsError` of a bad argument to the
+   * context; the caller's abort reason.
    */
   async #fetch<T>(outcomes: readonly Outcome[], fetchMany: FetchMany<T, any>, policy: RefreshPolicy, ttl: TtlSeconds<T> | undefined, call: CallBudget, tagged: Tagging | undefined): Promise<Map<string, KeyAnswer>> {
     const answers = new Map<string, KeyAnswer>();
@@ -178,7 +182,9 @@ export class BatchRefresh {
     try {
       values = valuesOf(await fetchMany(turns.map(({ key }) => key), context));
     } catch (error) {
-      if (error instanceof InvalidValueError) {
+      // Bad input (what fetchMany resolved, or an argument the context refused) is a bug in the caller's code, not
+      // the upstream failing: no stale answers, and the leases go back unmarked.
+      if (error instanceof InvalidValueError || context.refused(error)) {
         await Promise.all(turns.map(({ turn }) => this.#s.refresh.abandon(turn)));
         throw error;
       }

@@ -31,6 +31,7 @@ export interface Turn {
   readonly fallback: CacheEntry | undefined;
   /** The write replaces only a value fresh until no later than this (the one this turn saw); `undefined`: unconditionally. */
   readonly notFresherThanMs: number | undefined;
+  /** When the turn was handed out (epoch ms), before its fetch: a tagged value is stamped with no state newer. */
   readonly startedAt: number;
   /** What bounds the turn's own DynamoDB requests (its write, its lease's release). */
   readonly call: CallBudget;
@@ -131,7 +132,7 @@ export class RefreshCoordinator {
     }
     if (!hasStorageKey(slot)) {
       // The namespace generation is unknown (DynamoDB failing, already logged): what memory holds, or a wait for it.
-      const kept = this.#fromHeld(held, now, policy, 'failing');
+      const kept = this.#fromHeld(held ?? this.#store.held(slot, now, true), now, policy, 'failing');
       if (kept !== undefined) return kept;
       if (policy.lease !== false && from.settle !== undefined) slot = await from.settle(now + policy.lease.waitMs);
       if (!hasStorageKey(slot)) return this.#uncoordinated(slot, call, policy, undefined, undefined, held?.entry, 'its namespace generation could not be read');
@@ -434,10 +435,14 @@ export class RefreshCoordinator {
 
   /**
    * DynamoDB failed to answer (throttled, slow, down): what memory holds while fresh, or the newest value (held or
-   * read) within either stale window, answered, and answered from memory for a while without asking again.
+   * read) within either stale window, answered, and answered from memory for a while without asking again. What
+   * memory holds under tags is judged by their states last known here, even when due for a reread: DynamoDB
+   * cannot say more now (a tag's state it could not give included), and the bound on seeing an invalidation holds
+   * as long as DynamoDB answers. A value known to be gone is no longer in memory, nor shown valid by a state.
    */
   #pressure(slot: KnownSlot, state: ItemState | undefined, held: Held | undefined, policy: RefreshPolicy): Resolution | undefined {
     const now = Date.now();
+    held ??= this.#store.held(slot, now, true);
     let kept: Resolution | undefined;
     if (held !== undefined && isFresh(held.entry, now)) kept = this.#hit(held.entry, 'memory', false);
     else {

@@ -38,6 +38,8 @@ export interface PreviousValue<T = unknown> {
 /**
  * What a `getOrSet` fetcher gets: the previous value, the call's signal, and a say in how its answer is
  * cached. A fetcher that takes no argument keeps working. `setTtl` and `noStore` count while the fetcher runs.
+ * An `InvalidOptionsError` a member throws, let through by the fetcher, rejects the call (after the refresh
+ * lease is given back): a bug in the fetcher is not an upstream failure for a stale value to cover.
  */
 export interface FetchContext<TPrevious = unknown> {
   /** The value the key held, when the cache has one (see {@link PreviousValue}): to revalidate with its ETag, merge a delta, or keep it. */
@@ -63,8 +65,8 @@ export interface FetchContext<TPrevious = unknown> {
   /**
    * Adds tags to this answer, for `invalidateTags`, beside the call's `tags` (what the fetcher learnt: the
    * user, the tenant, the rows it read). The same rules apply: at most 64 in all, each 1-256 characters. A tag
-   * added here is read (or created) when the answer is stored, not before the fetch: an invalidation of it
-   * that lands while the fetcher runs is not seen by this answer.
+   * added here is read (or created) when the answer is stored; if its state was written after the fetch
+   * started (an invalidation that landed while the fetcher ran), the answer is not stored: it may predate it.
    * @throws InvalidOptionsError for a bad tag, or more than 64 in all.
    */
   addTags(tags: readonly string[]): void;
@@ -94,6 +96,8 @@ class Shaping {
   readonly #call: CallBudget;
   readonly #marginMs: number;
   #signal: AbortSignal | undefined;
+  /** The errors this context threw at the fetcher (bad arguments). */
+  readonly #refused = new WeakSet<object>();
 
   constructor(call: CallBudget, marginMs: number) {
     this.#call = call;
@@ -106,10 +110,31 @@ class Shaping {
   }
 
   setTtl(seconds: number, windows: StaleWindows = {}): void {
-    if (typeof windows !== 'object' || windows === null) throw new InvalidOptionsError('setTtl() windows must be an object');
-    assertKnownOptions('setTtl() windows', windows, ['staleWhileRevalidateSeconds', 'staleIfErrorSeconds']);
-    const window = (name: keyof StaleWindows) => (windows[name] === undefined ? {} : { [name]: nonNegativeNumber(`setTtl() ${name}`, windows[name]) });
-    this.ownLifetime = { ttlSeconds: finiteNumber('setTtl() seconds', seconds), ...window('staleWhileRevalidateSeconds'), ...window('staleIfErrorSeconds') };
+    this.checked(() => {
+      if (typeof windows !== 'object' || windows === null) throw new InvalidOptionsError('setTtl() windows must be an object');
+      assertKnownOptions('setTtl() windows', windows, ['staleWhileRevalidateSeconds', 'staleIfErrorSeconds']);
+      const window = (name: keyof StaleWindows) => (windows[name] === undefined ? {} : { [name]: nonNegativeNumber(`setTtl() ${name}`, windows[name]) });
+      this.ownLifetime = { ttlSeconds: finiteNumber('setTtl() seconds', seconds), ...window('staleWhileRevalidateSeconds'), ...window('staleIfErrorSeconds') };
+    });
+  }
+
+  /**
+   * Whether `error` is one this context threw at the fetcher for a bad argument: a bug in the caller's code,
+   * which the fetch passes on to the caller as it is. Taken for the upstream's failure, it would be hidden behind
+   * a stale value (stale-if-error) and hold the fleet off the upstream for a second (a failed lease).
+   */
+  refused(error: unknown): boolean {
+    return typeof error === 'object' && error !== null && this.#refused.has(error);
+  }
+
+  /** Runs a member's checks, remembering the `InvalidOptionsError` they throw (see `refused`). */
+  protected checked(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      if (error instanceof InvalidOptionsError) this.#refused.add(error);
+      throw error;
+    }
   }
 
   /** The policy an answer of this fetch is stored under (see {@link policyFor}). */
@@ -137,8 +162,10 @@ export class SingleFetchContext<T> extends Shaping implements FetchContext<T> {
   }
 
   addTags(tags: readonly string[]): void {
-    const added = assertTags('addTags() tags', tags);
-    this.tags = assertTags('the tags of this answer', [...(this.tags ?? []), ...added]);
+    this.checked(() => {
+      const added = assertTags('addTags() tags', tags);
+      this.tags = assertTags('the tags of this answer', [...(this.tags ?? []), ...added]);
+    });
   }
 }
 
@@ -161,9 +188,11 @@ export class ManyFetchContext<T> extends Shaping implements FetchManyContext<T> 
   }
 
   noStore(...keys: string[]): void {
-    for (const key of keys) {
-      if (!this.#keys.has(key)) throw new InvalidOptionsError(`noStore(): ${JSON.stringify(key)} is not one of the keys of this fetch`);
-    }
+    this.checked(() => {
+      for (const key of keys) {
+        if (!this.#keys.has(key)) throw new InvalidOptionsError(`noStore(): ${JSON.stringify(key)} is not one of the keys of this fetch`);
+      }
+    });
     for (const key of keys.length === 0 ? this.#keys : keys) this.#skipped.add(key);
   }
 

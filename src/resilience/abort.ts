@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CallBudget } from './dynamo-guard.ts';
 
 /**
  * A caller's `AbortSignal`, as the AWS SDK and `fetch` accept it: the standard one, or any object with the
@@ -61,6 +62,41 @@ export function underSignal<T>(signal: AbortSignalLike | undefined, start: (sign
   return start(signal).catch((error: unknown) => {
     throw signal.aborted ? abortError(signal) : error;
   });
+}
+
+/**
+ * Waits for `work` that other callers share (a read one of them started), no longer than this caller's deadline
+ * (`untilMs`) and signal allow: resolves `'deadline'` or `'aborted'` when one of them ends the wait first. The
+ * work goes on for the others.
+ */
+export function withinCall<T>(work: Promise<T>, call: CallBudget): Promise<T | 'deadline' | 'aborted'> {
+  const { signal, untilMs } = call;
+  const bounded = untilMs !== undefined && Number.isFinite(untilMs);
+  if (signal === undefined && !bounded) return work;
+  if (signal?.aborted) return Promise.resolve('aborted');
+  if (bounded && untilMs <= Date.now()) return Promise.resolve('deadline');
+  return new Promise((resolve, reject) => {
+    const onAbort = () => end('aborted');
+    const timer = bounded ? setTimeout(() => end('deadline'), untilMs - Date.now()) : undefined;
+    const stop = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const end = (outcome: T | 'deadline' | 'aborted') => {
+      stop();
+      resolve(outcome);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(end, (error: unknown) => {
+      stop();
+      reject(error);
+    });
+  });
+}
+
+/** Whether the caller's deadline has passed or its signal aborted. */
+export function callEnded(call: CallBudget): boolean {
+  return call.signal?.aborted === true || (call.untilMs !== undefined && call.untilMs <= Date.now());
 }
 
 /** Sleeps `ms`; a caller's abort ends it at once, rejecting with the caller's reason. */

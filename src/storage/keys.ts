@@ -36,8 +36,12 @@ export function assertKey(key: unknown): asserts key is string {
  */
 export interface Slot {
   readonly memoryKey: string;
-  /** `undefined` when the namespace generation could not be read: DynamoDB is then left out of the call. */
+  /**
+   * The namespace generation the memory tier answers entries of: the current one, or, when it could not be read
+   * just now, the newest this environment knew (`undefined`: none ever was).
+   */
   readonly generation: number | undefined;
+  /** `undefined` when the current namespace generation could not be read: DynamoDB is then left out of the call. */
   readonly storageKey: string | undefined;
 }
 
@@ -101,9 +105,12 @@ export class KeyMapper {
     return `${scope}${RESERVED_MARKER}h:${sha256(key)}`;
   }
 
-  /** The slot of `key` in namespace generation `generation` (`undefined`: unknown). */
-  slot(key: string, generation: number | undefined, memoryKey = this.storageKey(key, 0)): Slot {
-    return { memoryKey, generation, storageKey: generation === undefined ? undefined : generation === 0 ? memoryKey : this.storageKey(key, generation) };
+  /**
+   * The slot of `key` in namespace generation `generation` (`undefined`: it could not be read); `lastKnown`, the
+   * newest generation known before, is what memory goes by without it (see `NamespaceGeneration.lastKnown`).
+   */
+  slot(key: string, generation: number | undefined, memoryKey = this.storageKey(key, 0), lastKnown = generation): Slot {
+    return { memoryKey, generation: generation ?? lastKnown, storageKey: generation === undefined ? undefined : generation === 0 ? memoryKey : this.storageKey(key, generation) };
   }
 
   /** The partition key of the namespace's metadata item (its generation counter). */

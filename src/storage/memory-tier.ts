@@ -26,8 +26,9 @@ export const MEMORY_TIER_DEFAULTS: Required<MemoryTierOptions> = {
 
 /**
  * The namespace generation an entry belongs to (see `NamespaceGeneration`), or `undefined` for a value
- * fetched while the generation could not be read (DynamoDB unreachable at a cold start): such a value came
- * from the upstream, not from a flushed table, so it is valid in any generation.
+ * stored before this environment could read any (DynamoDB unreachable at a cold start). An entry is answered
+ * only in its own generation: one of `undefined` only while none is known, since a flush may have come between
+ * its fetch and the first generation read (it is fetched again, once, through the lease).
  */
 export type GenerationTag = number | undefined;
 
@@ -89,13 +90,12 @@ export class MemoryTier {
 
   /**
    * The fresh entry for `memoryKey`, before its recheck, unless absent or of another generation than
-   * `generation` (a flush happened since it was stored). With the generation unknown (`undefined`: it could
-   * not be read just now) any entry is answered: it is answered no longer than the tier's TTL, the bound a flush promises.
+   * `generation` (a flush happened since it was stored; see {@link GenerationTag}).
    */
   get(memoryKey: string, generation: GenerationTag, nowMs: number): CacheEntry | undefined {
     const held = this.#lru.get(memoryKey);
     if (held === undefined || nowMs >= held.recheckAtMs || nowMs >= held.entry.freshUntilMs) return undefined;
-    if (generation !== undefined && held.generation !== undefined && held.generation !== generation) {
+    if (held.generation !== generation) {
       this.#lru.delete(memoryKey);
       return undefined;
     }
@@ -106,8 +106,7 @@ export class MemoryTier {
   held(memoryKey: string, generation: GenerationTag, nowMs: number): Held | undefined {
     const held = this.#lru.get(memoryKey);
     if (held === undefined) return undefined;
-    const otherGeneration = generation !== undefined && held.generation !== undefined && held.generation !== generation;
-    if (nowMs >= held.entry.expiresAtMs || otherGeneration) {
+    if (nowMs >= held.entry.expiresAtMs || held.generation !== generation) {
       this.#lru.delete(memoryKey);
       return undefined;
     }

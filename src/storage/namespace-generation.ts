@@ -55,10 +55,19 @@ export class NamespaceGeneration {
   }
 
   /**
+   * The newest generation this environment has known (`undefined`: none yet). It only moves forward: a reread
+   * that fails keeps it. While the current generation cannot be read, the memory tier still judges its entries
+   * by it, so that a flush seen here is never undone by a throttled reread.
+   */
+  get lastKnown(): number | undefined {
+    return this.#known;
+  }
+
+  /**
    * The current generation, reread (once for all concurrent callers) when the known one is due. When the read
    * fails (DynamoDB failing, already logged), the caller gets `undefined` and should treat DynamoDB as
-   * unavailable rather than spend a second time budget; for a while (up to a second) the generation known so far
-   * is used (`undefined` if none ever was) without asking again.
+   * unavailable rather than spend a second time budget (memory goes by `lastKnown`); for a while (up to a second)
+   * the generation known so far is used (`undefined` if none ever was) without asking again.
    */
   current(caller: GenerationCaller, call: CallBudget = UNBOUNDED): Promise<number | undefined> | number | undefined {
     const now = Date.now();

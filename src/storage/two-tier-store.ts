@@ -142,12 +142,16 @@ export class TwoTierStore {
     return entry?.tags === undefined ? entry : this.#s.tags?.fresh(entry, nowMs);
   }
 
-  /** Whatever this environment holds in memory for the slot: fresh, due for its recheck, or stale within its storage expiry. */
-  held(slot: Slot, nowMs: number): Held | undefined {
+  /**
+   * Whatever this environment holds in memory for the slot: fresh, due for its recheck, or stale within its
+   * storage expiry. A tagged entry as its tags' states known here allow (cut stale by a soft purge, or not at
+   * all); with `lastKnown`, by the states last known even when due for a reread, for when DynamoDB cannot be
+   * asked (see `TagStates.verdict`).
+   */
+  held(slot: Slot, nowMs: number, lastKnown = false): Held | undefined {
     const held = this.#s.memory?.held(slot.memoryKey, slot.generation, nowMs);
     if (held?.entry.tags === undefined) return held;
-    // A tagged entry as its tags' states known here allow: cut stale by a soft purge, or not at all.
-    const entry = this.#s.tags?.verdict(held.entry, nowMs);
+    const entry = this.#s.tags?.verdict(held.entry, nowMs, lastKnown);
     return entry === undefined ? undefined : entry === held.entry ? held : { ...held, entry };
   }
 
@@ -557,8 +561,14 @@ export class TwoTierStore {
       // that read it gets this parse, so a hit parses once.
       const decoded = payload?.kind === 'json' ? { value: JSON.parse(payload.data) as unknown } : undefined;
       let entry: CacheEntry | undefined = record.tags === undefined ? { payload, ...timingOf(record) } : { payload, ...timingOf(record), tags: record.tags };
-      // Invalidated by a tag (or its state unreadable): no value; soft-invalidated: stale (and so not kept in memory).
-      if (entry.tags !== undefined) entry = this.#s.tags === undefined ? undefined : await this.#s.tags.judge(entry, call);
+      // Invalidated by a tag: no value; soft-invalidated: stale (and so not kept in memory).
+      if (entry.tags !== undefined) {
+        const judged = this.#s.tags === undefined ? undefined : await this.#s.tags.judge(entry, call);
+        // Not judged (a tag's state could not be read, or the caller's time ran out first): a read that failed, as
+        // DynamoDB's own failures are, not a value known to be gone (its copy in memory stays).
+        if (judged !== undefined && isUnavailable(judged)) return judged;
+        entry = judged;
+      }
       if (entry === undefined) return this.#nothing(slot, seenFreshMs);
       this.#s.memory?.set(slot.memoryKey, entry, slot.generation, Date.now());
       return { entry, seenFreshMs, decoded };
