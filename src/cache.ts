@@ -624,7 +624,7 @@ export class DynamoCache {
       call,
     );
     const now = Date.now();
-    const writes = prepared.map(({ key, payload, lifetime }) => ({ slot: this.#keys.slot(key, generation), payload, deadlines: deadlinesFor(lifetime, now) }));
+    const writes = prepared.map(({ key, payload, lifetime }) => ({ slot: this.#keys.slot(key, generation, undefined, this.#generation.lastKnown), payload, deadlines: deadlinesFor(lifetime, now) }));
     // One stamp for every entry: their tags' states outlive the last of them.
     const stamps = tags === undefined ? undefined : await this.#tags.stamps(tags, undefined, writes.reduce((last, { deadlines }) => Math.max(last, deadlines.expiresAtSeconds), 0), call);
     if (tags !== undefined && stamps === undefined) {
