@@ -159,10 +159,10 @@ export class TagStates {
 
   /** Starts reading the states of `tags` not known here, without waiting: a read of a value under them then finds them known, or being read. */
   prefetch(tags: readonly string[], call: CallBudget): void {
-    void this.#loadUnknown(
-      tags.map((tag) => this.#s.keys.tagId(tag)),
-      call,
-    );
+    // Called on every call with tags, memory hits included: nothing to start when every state is known.
+    const now = Date.now();
+    const unknown = tags.map((tag) => this.#s.keys.tagId(tag)).filter((id) => !((this.#known.get(id)?.untilMs ?? 0) > now));
+    if (unknown.length > 0) void this.#load(unknown.map((id) => [id, 0]), call);
   }
 
   /**

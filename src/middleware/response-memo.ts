@@ -355,10 +355,10 @@ export class ResponseMemo {
   }
 
   /** The tags of a response to store under `policy`: `implied` and the route's own; `undefined` (not memoized) when those cannot be had. */
-  #tagsOf(policy: RoutePolicy, params: Readonly<Record<string, string>> | undefined, event: unknown, implied: readonly string[]): string[] | undefined {
+  #tagsOf(policy: RoutePolicy, params: Readonly<Record<string, string>> | undefined, event: unknown, implied: string[]): string[] | undefined {
     const own = policy.tags?.(params, event, this.#cache.logger);
     if (policy.tags !== undefined && own === undefined) return undefined;
-    const tags = [...new Set([...implied, ...(own ?? [])])];
+    const tags = own === undefined || own.length === 0 ? implied : [...new Set([...implied, ...own])];
     if (tags.length <= MAX_TAGS_PER_VALUE) return tags;
     this.#cache.logger.warn(`dynamo-cache: over ${MAX_TAGS_PER_VALUE} tags; not memoized`);
     return undefined;

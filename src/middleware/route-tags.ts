@@ -4,7 +4,7 @@ import { derivedTag, tagProblem } from '../invalidation/tags.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { HttpRequestView } from './http-event.ts';
 import { canonicalPath } from './request-path.ts';
-import { apiPathsOf, parseRouteKey, templateShape, type RoutePattern } from './route-table.ts';
+import { apiPathsOf, parseRouteKey, RECENT_LIMIT, templateShape, type RoutePattern } from './route-table.ts';
 
 /**
  * Tags of memoized responses: literal strings, templates filled from the route's path parameters
@@ -24,12 +24,27 @@ const STORED_METHODS = new Set(['GET', 'HEAD', 'ANY']);
  * `keyPrefix`: a PUT function reaches the responses of a GET function.
  */
 export function pathTag(apiPath: string): string {
-  return derivedTag('path', canonicalPath(apiPath).toLowerCase());
+  return recent(pathTagMemo, apiPath, () => derivedTag('path', canonicalPath(apiPath).toLowerCase()));
 }
 
 /** The tag every stored response of a route carries (its shape, parameter names erased, any letter case). */
 export function routeTag(shape: string): string {
-  return derivedTag('route', shape.toLowerCase());
+  return recent(routeTags, shape, () => derivedTag('route', shape.toLowerCase()));
+}
+
+// Every memoized request derives its path's and route's tags (a SHA-256 each): recent ones are remembered.
+const pathTagMemo = new Map<string, string>();
+const routeTags = new Map<string, string>();
+const originPathTags = new Map<string, string>();
+
+function recent(memo: Map<string, string>, input: string, derive: () => string): string {
+  let tag = memo.get(input);
+  if (tag === undefined) {
+    if (memo.size >= RECENT_LIMIT) memo.clear();
+    tag = derive();
+    memo.set(input, tag);
+  }
+  return tag;
 }
 
 /** The tags of the request's path, on any domain: what a route target or `invalidateRoutes` invalidates. */
@@ -45,7 +60,10 @@ export function pathTags(request: HttpRequestView): string[] {
 export function targetUriTags(request: HttpRequestView, byDomain: boolean): string[] {
   if (!byDomain || request.domain === undefined) return pathTags(request);
   const domain = request.domain.toLowerCase();
-  return apiPathsOf(request).map((apiPath) => derivedTag('origin-path', JSON.stringify([domain, canonicalPath(apiPath).toLowerCase()])));
+  return apiPathsOf(request).map((apiPath) => {
+    const text = JSON.stringify([domain, canonicalPath(apiPath).toLowerCase()]);
+    return recent(originPathTags, text, () => derivedTag('origin-path', text));
+  });
 }
 
 /**
@@ -53,11 +71,26 @@ export function targetUriTags(request: HttpRequestView, byDomain: boolean): stri
  * domain), its API Gateway route template's and the configured route's (the one it matched, if any).
  */
 export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
-  const tags = pathTags(request);
-  if (byDomain && request.domain !== undefined) tags.push(...targetUriTags(request, true));
-  if (request.routeTemplate !== undefined) tags.push(routeTag(templateShape(request.routeTemplate)));
-  if (route !== undefined) tags.push(routeTag(route.shape));
-  return [...new Set(tags)];
+  // Worked out on every memoized request, hit or miss, from a handful of its fields: remembered for recent
+  // ones, by an unambiguous encoding of every field the tags depend on.
+  const fields = JSON.stringify([request.source, request.stage ?? null, byDomain ? (request.domain ?? null) : null, request.path, request.routeTemplate ?? null, request.routeTemplate === undefined ? null : (request.pathParameters ?? null), route?.shape ?? null]);
+  let tags = impliedTagMemo.get(fields);
+  if (tags === undefined) {
+    if (impliedTagMemo.size >= RECENT_LIMIT) impliedTagMemo.clear();
+    tags = deriveImpliedTags(request, route, byDomain);
+    impliedTagMemo.set(fields, tags);
+  }
+  return [...tags];
+}
+
+const impliedTagMemo = new Map<string, readonly string[]>();
+
+function deriveImpliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
+  const tags = new Set(pathTags(request));
+  if (byDomain && request.domain !== undefined) for (const tag of targetUriTags(request, true)) tags.add(tag);
+  if (request.routeTemplate !== undefined) tags.add(routeTag(templateShape(request.routeTemplate)));
+  if (route !== undefined) tags.add(routeTag(route.shape));
+  return [...tags];
 }
 
 /**
