@@ -190,12 +190,28 @@ export class ValueCodec {
    * without encryption, and a body holding only an authentication tag with it.
    */
   async seal(payload: Payload | undefined, binding: ItemBinding, call: CallBudget = UNBOUNDED): Promise<StoredBody | undefined> {
-    const { compression, keyring } = this.#s;
+    const keyring = this.#s.keyring;
+    if (keyring === undefined) return this.sealPlain(payload, binding);
     if (payload === undefined) {
-      if (keyring === undefined) return undefined;
       const marker = `${NEGATIVE_MARKER}+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
       return { marker, data: await keyring.encrypt(new Uint8Array(0), associatedData(binding, marker), call) };
     }
+    const plain = this.#compressed(payload, binding);
+    const marker = `${plain.marker}+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
+    const data = await keyring.encrypt(typeof plain.data === 'string' ? Buffer.from(plain.data) : plain.data, associatedData(binding, marker), call);
+    return { marker, data };
+  }
+
+  /** As `seal`, for a codec without encryption (see `encrypts`): synchronous. */
+  sealPlain(payload: Payload | undefined, binding: ItemBinding): StoredBody | undefined {
+    if (payload === undefined) return undefined;
+    const { marker, data } = this.#compressed(payload, binding);
+    return { marker: marker === 'string' ? undefined : marker, data };
+  }
+
+  /** The payload's data, compressed when that pays, and its marker (the payload's kind, and the algorithm). */
+  #compressed(payload: Payload, binding: ItemBinding): { marker: string; data: string | Uint8Array } {
+    const compression = this.#s.compression;
     let marker: string = payload.kind;
     let data: string | Uint8Array = payload.data;
     const rawBytes = payloadBytes(payload);
@@ -213,11 +229,7 @@ export class ValueCodec {
         marker += `+${compression.algorithm}`;
       }
     }
-    if (keyring !== undefined) {
-      marker += `+${ENCRYPTION_V2}:${keyring.writeKeyId}`;
-      data = await keyring.encrypt(typeof data === 'string' ? Buffer.from(data) : data, associatedData(binding, marker), call);
-    }
-    return { marker: marker === 'string' ? undefined : marker, data };
+    return { marker, data };
   }
 
   /**

@@ -97,7 +97,7 @@ class Shaping {
   readonly #marginMs: number;
   #signal: AbortSignal | undefined;
   /** The errors this context threw at the fetcher (bad arguments). */
-  readonly #refused = new WeakSet<object>();
+  #refused: WeakSet<object> | undefined; // made on the first refusal: a context per fetch, refusals are rare
 
   constructor(call: CallBudget, marginMs: number) {
     this.#call = call;
@@ -124,7 +124,7 @@ class Shaping {
    * a stale value (stale-if-error) and hold the fleet off the upstream for a second (a failed lease).
    */
   refused(error: unknown): boolean {
-    return typeof error === 'object' && error !== null && this.#refused.has(error);
+    return typeof error === 'object' && error !== null && this.#refused?.has(error) === true;
   }
 
   /** Runs a member's checks, remembering the `InvalidOptionsError` they throw (see `refused`). */
@@ -132,7 +132,7 @@ class Shaping {
     try {
       run();
     } catch (error) {
-      if (error instanceof InvalidOptionsError) this.#refused.add(error);
+      if (error instanceof InvalidOptionsError) (this.#refused ??= new WeakSet()).add(error);
       throw error;
     }
   }

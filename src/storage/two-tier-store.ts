@@ -239,7 +239,8 @@ export class TwoTierStore {
    */
   async write(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, call: CallBudget, options: WriteOptions = {}): Promise<boolean> {
     const { fetchMs, notFresherThanMs, tags } = options;
-    const sealed = await this.#seal(slot, payload, deadlines, fetchMs, call, tags);
+    const sealing = this.#seal(slot, payload, deadlines, fetchMs, call, tags);
+    const sealed = sealing instanceof Promise ? await sealing : sealing;
     if (sealed === undefined) return false;
     this.#s.memory?.set(slot.memoryKey, entryOf(payload, deadlines, fetchMs, tags), slot.generation, Date.now());
     if (sealed === UNKNOWN_GENERATION) return false;
@@ -301,17 +302,24 @@ export class TwoTierStore {
    * counted) when it cannot be stored: its keys are unavailable, or it exceeds `maxValueBytes` (then it is
    * dropped from memory too); `UNKNOWN_GENERATION` when the slot has no storage key (memory only).
    */
-  async #seal(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget, tags?: TagStamps): Promise<Sealed | typeof UNKNOWN_GENERATION | undefined> {
+  #seal(slot: Slot, payload: Payload | undefined, deadlines: Deadlines, fetchMs: number | undefined, call: CallBudget, tags?: TagStamps): Sealed | typeof UNKNOWN_GENERATION | undefined | Promise<Sealed | undefined> {
     const { storageKey } = slot;
     if (storageKey === undefined) return UNKNOWN_GENERATION;
-    let body: StoredBody | undefined;
-    try {
-      body = await this.#s.codec.seal(payload, { storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs, tags }, call);
-    } catch (error) {
-      this.#s.stats.increment('errors');
-      this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
-      return undefined;
-    }
+    const binding = { storageKey, expiresAt: deadlines.expiresAtSeconds, freshUntilMs: deadlines.freshUntilMs, fetchMs, tags };
+    // Without encryption, sealing is synchronous: a miss's write awaits nothing before its request.
+    if (!this.#s.codec.encrypts) return this.#measured(slot, storageKey, this.#s.codec.sealPlain(payload, binding));
+    return this.#s.codec.seal(payload, binding, call).then(
+      (body) => this.#measured(slot, storageKey, body),
+      (error: unknown) => {
+        this.#s.stats.increment('errors');
+        this.#s.logger.warn('dynamo-cache: value could not be encrypted; not stored', { key: storageKey, errorName: (error as Error)?.name, errorMessage: (error as Error)?.message });
+        return undefined;
+      },
+    );
+  }
+
+  /** A sealed body, measured: `undefined` (logged, counted, dropped from memory) when it exceeds `maxValueBytes`. */
+  #measured(slot: Slot, storageKey: string, body: StoredBody | undefined): Sealed | undefined {
     const size = body === undefined ? 0 : bodyBytes(body);
     if (size > this.#s.maxValueBytes) {
       this.#s.stats.increment('oversized');
