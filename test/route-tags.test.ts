@@ -58,4 +58,11 @@ describe('the tags a stored response implies', () => {
     tags.push('mutated');
     expect(impliedTags(request(), route, true)).not.toContain('mutated');
   });
+
+  it('are worked out, not remembered, for path parameters JSON cannot hold (a hand-made event)', () => {
+    const circular: Record<string, unknown> = { id: '42' };
+    circular.self = circular;
+    expect(impliedTags(request({ pathParameters: circular }), undefined, false)).toEqual(impliedTags(request(), undefined, false));
+    expect(impliedTags(request({ pathParameters: { id: '42', n: 1n } }), undefined, false)).toEqual(impliedTags(request(), undefined, false));
+  });
 });

@@ -73,7 +73,12 @@ export function targetUriTags(request: HttpRequestView, byDomain: boolean): stri
 export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
   // Worked out on every memoized request, hit or miss, from a handful of its fields: remembered for recent
   // ones, by an unambiguous encoding of every field the tags depend on.
-  const fields = JSON.stringify([request.source, request.stage ?? null, byDomain ? (request.domain ?? null) : null, request.path, request.routeTemplate ?? null, request.routeTemplate === undefined ? null : (request.pathParameters ?? null), route?.shape ?? null]);
+  let fields: string;
+  try {
+    fields = JSON.stringify([request.source, request.stage ?? null, byDomain ? (request.domain ?? null) : null, request.path, request.routeTemplate ?? null, request.routeTemplate === undefined ? null : (request.pathParameters ?? null), route?.shape ?? null]);
+  } catch {
+    return deriveImpliedTags(request, route, byDomain); // path parameters no JSON can hold (a hand-made event): not remembered
+  }
   let tags = impliedTagMemo.get(fields);
   if (tags === undefined) {
     if (impliedTagMemo.size >= RECENT_LIMIT) impliedTagMemo.clear();
