@@ -167,6 +167,31 @@ describe('cross-environment lease', () => {
     }
   });
 
+  it('a waiter whose polls failed until the lease it waited on ran out looks at the value before fetching: the holder stored one', async () => {
+    const proxy = await FaultProxy.start(db.endpoint);
+    try {
+      const tableName = await db.newTable();
+      const lease = { ttlMs: 800, waitMs: 10_000 };
+      const { cache: holder } = await db.newCache({ tableName, lease });
+      const { cache: waiter } = await db.newCache({ tableName, endpoint: proxy.endpoint, timeoutMs: 200, breaker: false, lease });
+      await waiter.get('warm-up');
+      const turn = await holder.acquire<string>('k', { ttlSeconds: 60 });
+      expect(turn.found).toBe(false);
+      const waiterFetch = vi.fn(async () => 'from the waiter');
+      const waiting = waiter.getOrSet('k', waiterFetch, { ttlSeconds: 60 });
+      await vi.waitFor(() => expect(waiter.stats().leaseWaits).toBe(1));
+      // The waiter's polls fail from now on, while the holder stores its value and its lease runs out.
+      proxy.setFaults({ throttleRate: 1, operations: ['BatchGetItem'] });
+      if (!turn.found) expect(await turn.fulfil('from the holder')).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect(await waiting).toBe('from the holder');
+      expect(waiterFetch).not.toHaveBeenCalled();
+      expect(waiter.stats().leaseWins).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('the lease of a 40 KB value is a separate item under 1 KB (one write unit); the value item is untouched until the new value', async () => {
     const tableName = await db.newTable();
     const [writer, holder] = await fleet(2, tableName, { memory: false, compression: false });

@@ -253,6 +253,10 @@ export class RefreshCoordinator {
     const cutByDeadline = call.untilMs !== undefined && call.untilMs < waitUntil;
     const deadline = cutByDeadline ? call.untilMs! : waitUntil;
     let state = initial;
+    // When `state` was read (a poll's start): what it says may predate a value stored since.
+    let stateAtMs = Date.now();
+    // The end of the last live lease this caller waited on.
+    let waitedUntilMs = Number.NEGATIVE_INFINITY;
     let holder = seen?.lease;
     // Whether `holder` is what DynamoDB holds now (read, or returned by a lost attempt), rather than unknown.
     let known = seen !== undefined;
@@ -280,8 +284,10 @@ export class RefreshCoordinator {
       if (state !== undefined) {
         // A lease taken for an older value than the one now stored is over: that refresh finished.
         const leaseAlive = holder !== undefined && holder.untilMs > now && holder.forFreshMs >= state.seenFreshMs;
-        if (leaseAlive) waitedOn = holder!.owner;
-        else if (mayTake) {
+        if (leaseAlive) {
+          waitedOn = holder!.owner;
+          waitedUntilMs = Math.max(waitedUntilMs, holder!.untilMs);
+        } else if (mayTake) {
           const staleIfError = newest(now, policy.staleIfErrorSeconds, state, held);
           // While we waited, the lease ended without a new value. The holder's fetch failed (its lease says so), or
           // it died (its lease ran out): the stale value stands in. A lease given back without a value for any
@@ -323,6 +329,15 @@ export class RefreshCoordinator {
             known = false;
             mayTake = false;
           } else if (attempt.acquired) {
+            // The lease waited on ran out after this caller last saw the value (its polls failed meanwhile): the lease
+            // names the value it replaced, so the holder may well have stored a new one, which one read tells.
+            if (stateAtMs < waitedUntilMs) {
+              const stored = await this.#store.read(slot, budget(), true);
+              if (stored.ok && stored.state.entry !== undefined && stored.state.seenFreshMs > state.seenFreshMs && isFresh(stored.state.entry, Date.now())) {
+                void this.#store.releaseLease(slot, owner, budget());
+                return this.#hit(stored.state.entry, 'dynamo', false, stored.state.decoded);
+              }
+            }
             this.#stats.increment('leaseWins');
             return this.#miss(slot, call, owner, staleIfError?.entry, state.seenFreshMs, state?.entry ?? held?.entry);
           } else if (attempt.untrusted) {
@@ -352,6 +367,7 @@ export class RefreshCoordinator {
       // one key does not load its partition (a poll is one eventually consistent BatchGetItem of two items).
       await pauseFor(Math.min(remaining, jittered(pause)), call.signal);
       pause = Math.max(pause, Math.min(pause * 2, lease.maxPollMs));
+      const pollAtMs = Date.now();
       const poll = await (from.poll === undefined ? this.#store.readWithLease(slot, budget()) : from.poll(slot, budget()));
       if (!poll.ok) {
         if (poll.failure === 'aborted') throw call.signal?.reason;
@@ -369,6 +385,7 @@ export class RefreshCoordinator {
       }
       if (poll.state.corrupt) return this.#miss(slot, call, undefined, newest(Date.now(), policy.staleIfErrorSeconds, poll.state, held)?.entry, undefined, held?.entry);
       state = poll.state;
+      stateAtMs = pollAtMs;
       holder = poll.lease;
       if (state.entry === undefined && state.corrupt !== true) held = undefined;
       known = true;
