@@ -143,20 +143,8 @@ function capture(pattern: RoutePattern, path: readonly string[]): Record<string,
 
 /** The shape of API Gateway's route template (`/users/{id}`: `/users/{}`), as a route key's `shape`. */
 export function templateShape(template: string): string {
-  // An API has few route templates, each seen on every request of its route: parsed once.
-  let shape = templateShapes.get(template);
-  if (shape === undefined) {
-    if (templateShapes.size >= RECENT_LIMIT) templateShapes.clear();
-    shape = shapeOf(parseSegments(template));
-    templateShapes.set(template, shape);
-  }
-  return shape;
+  return shapeOf(parseSegments(template));
 }
-
-/** How many recent inputs a memo of derived strings holds before it starts over (a bound on memory, not a cache policy). */
-export const RECENT_LIMIT = 1_000;
-
-const templateShapes = new Map<string, string>();
 
 function parseSegments(template: string): Segment[] {
   return canonicalPath(template)

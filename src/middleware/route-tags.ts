@@ -4,7 +4,7 @@ import { derivedTag, tagProblem } from '../invalidation/tags.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { HttpRequestView } from './http-event.ts';
 import { canonicalPath } from './request-path.ts';
-import { apiPathsOf, parseRouteKey, RECENT_LIMIT, templateShape, type RoutePattern } from './route-table.ts';
+import { apiPathsOf, parseRouteKey, templateShape, type RoutePattern } from './route-table.ts';
 
 /**
  * Tags of memoized responses: literal strings, templates filled from the route's path parameters
@@ -24,27 +24,12 @@ const STORED_METHODS = new Set(['GET', 'HEAD', 'ANY']);
  * `keyPrefix`: a PUT function reaches the responses of a GET function.
  */
 export function pathTag(apiPath: string): string {
-  return recent(pathTagMemo, apiPath, () => derivedTag('path', canonicalPath(apiPath).toLowerCase()));
+  return derivedTag('path', canonicalPath(apiPath).toLowerCase());
 }
 
 /** The tag every stored response of a route carries (its shape, parameter names erased, any letter case). */
 export function routeTag(shape: string): string {
-  return recent(routeTags, shape, () => derivedTag('route', shape.toLowerCase()));
-}
-
-// Every memoized request derives its path's and route's tags (a SHA-256 each): recent ones are remembered.
-const pathTagMemo = new Map<string, string>();
-const routeTags = new Map<string, string>();
-const originPathTags = new Map<string, string>();
-
-function recent(memo: Map<string, string>, input: string, derive: () => string): string {
-  let tag = memo.get(input);
-  if (tag === undefined) {
-    if (memo.size >= RECENT_LIMIT) memo.clear();
-    tag = derive();
-    memo.set(input, tag);
-  }
-  return tag;
+  return derivedTag('route', shape.toLowerCase());
 }
 
 /** The tags of the request's path, on any domain: what a route target or `invalidateRoutes` invalidates. */
@@ -60,10 +45,7 @@ export function pathTags(request: HttpRequestView): string[] {
 export function targetUriTags(request: HttpRequestView, byDomain: boolean): string[] {
   if (!byDomain || request.domain === undefined) return pathTags(request);
   const domain = request.domain.toLowerCase();
-  return apiPathsOf(request).map((apiPath) => {
-    const text = JSON.stringify([domain, canonicalPath(apiPath).toLowerCase()]);
-    return recent(originPathTags, text, () => derivedTag('origin-path', text));
-  });
+  return apiPathsOf(request).map((apiPath) => derivedTag('origin-path', JSON.stringify([domain, canonicalPath(apiPath).toLowerCase()])));
 }
 
 /**
@@ -81,12 +63,15 @@ export function impliedTags(request: HttpRequestView, route: RoutePattern | unde
   }
   let tags = impliedTagMemo.get(fields);
   if (tags === undefined) {
-    if (impliedTagMemo.size >= RECENT_LIMIT) impliedTagMemo.clear();
+    if (impliedTagMemo.size >= REMEMBERED_REQUESTS) impliedTagMemo.clear();
     tags = deriveImpliedTags(request, route, byDomain);
     impliedTagMemo.set(fields, tags);
   }
   return [...tags];
 }
+
+/** How many requests' implied tags are remembered before the memo starts over (a bound on memory, not a cache policy). */
+const REMEMBERED_REQUESTS = 1_000;
 
 const impliedTagMemo = new Map<string, readonly string[]>();
 
