@@ -509,6 +509,7 @@ describe('bad tags are clear errors', () => {
     ['a control character', ['a\nb'], /must not contain control characters/],
     ['a lone surrogate', ['\ud800'], /well-formed Unicode/],
     ['65 tags', Array.from({ length: 65 }, (_, i) => `t${i}`), /at most 64 tags per value, got 65/],
+    ['a frozen array (frozen valid ones are checked once)', Object.freeze(['a', '']), /tags\[1\]: a tag must not be empty/],
   ])('%s', async (_name, tags, message) => {
     const { cache } = await db.newCache();
     await expect(cache.set('k', 1, { tags: tags as string[] })).rejects.toThrow(message);
@@ -530,5 +531,9 @@ describe('bad tags are clear errors', () => {
     await expect(cache.invalidateTags(['a'], { mode: 'soft' as never })).rejects.toThrow(/mode must be 'expire' or 'stale'/);
     await expect(cache.invalidateTags(['a'], { ttlSeconds: 1 } as never)).rejects.toThrow(/Unknown option "ttlSeconds"/);
     expect(await cache.invalidateTags(Array.from({ length: 100 }, (_, i) => `t${i}`))).toBe(true);
+    // A frozen array accepted by invalidateTags is not thereby accepted on a value, which takes at most 64.
+    const many = Object.freeze(Array.from({ length: 65 }, (_, i) => `t${i}`));
+    expect(await cache.invalidateTags(many)).toBe(true);
+    await expect(cache.set('k', 1, { tags: many })).rejects.toThrow(/at most 64 tags per value, got 65/);
   });
 });

@@ -51,15 +51,25 @@ describe('the tags a stored response implies', () => {
     expect(distinct.size).toBe(variants.length - 2);
   });
 
-  it('add the configured route, and a caller changing the result changes nothing remembered', () => {
+  it('add the configured route, and are frozen: a caller cannot change what is remembered', () => {
     const route = parseRouteKey('GET /users/{id}/profile', 'test', 'GET');
     const tags = impliedTags(request(), route, true);
     expect(tags).toContain(routeTag(route.shape));
-    tags.push('mutated');
+    expect(() => (tags as string[]).push('mutated')).toThrow(TypeError);
     expect(impliedTags(request(), route, true)).not.toContain('mutated');
   });
 
-  it('are worked out, not remembered, for path parameters JSON cannot hold (a hand-made event)', () => {
+  it('follow path parameters changed in place between two requests (the memo holds its own copy)', () => {
+    const parameters: Record<string, string> = { id: '42' };
+    const view = request({ pathParameters: parameters });
+    const before = impliedTags(view, undefined, false);
+    parameters.id = '43';
+    const after = impliedTags(view, undefined, false);
+    expect(after).not.toEqual(before);
+    expect(after).toEqual(impliedTags(request({ pathParameters: { id: '43' } }), undefined, false));
+  });
+
+  it('are worked out, not remembered, for path parameters other than strings (a hand-made event)', () => {
     const circular: Record<string, unknown> = { id: '42' };
     circular.self = circular;
     expect(impliedTags(request({ pathParameters: circular }), undefined, false)).toEqual(impliedTags(request(), undefined, false));

@@ -161,8 +161,12 @@ export class TagStates {
   prefetch(tags: readonly string[], call: CallBudget): void {
     // Called on every call with tags, memory hits included: nothing to start when every state is known.
     const now = Date.now();
-    const unknown = tags.map((tag) => this.#s.keys.tagId(tag)).filter((id) => !((this.#known.get(id)?.untilMs ?? 0) > now));
-    if (unknown.length > 0) void this.#load(unknown.map((id) => [id, 0]), call);
+    let unknown: Array<readonly [id: string, notBeforeMs: number]> | undefined;
+    for (let i = 0; i < tags.length; i++) {
+      const id = this.#s.keys.tagId(tags[i]!);
+      if (!((this.#known.get(id)?.untilMs ?? 0) > now)) (unknown ??= []).push([id, 0]);
+    }
+    if (unknown !== undefined) void this.#load(unknown, call);
   }
 
   /**

@@ -31,15 +31,23 @@ export function tagProblem(tag: unknown): string | undefined {
  * @throws InvalidOptionsError for anything but an array of at most `maxTags` distinct tags (see `tagProblem`).
  */
 export function assertTags(name: string, tags: unknown, maxTags = MAX_TAGS_PER_VALUE): readonly string[] {
+  if (maxTags >= MAX_TAGS_PER_VALUE && CHECKED.has(tags as readonly string[])) return tags as readonly string[];
   if (!Array.isArray(tags)) throw new InvalidOptionsError(`${name} must be an array of strings, got ${tags === null ? 'null' : typeof tags}`);
-  for (const [index, tag] of tags.entries()) {
-    const problem = tagProblem(tag);
+  for (let index = 0; index < tags.length; index++) {
+    const problem = tagProblem(tags[index]);
     if (problem !== undefined) throw new InvalidOptionsError(`${name}[${index}]: ${problem}`);
   }
-  const distinct = tags.length < 2 ? (tags as string[]) : [...new Set(tags as string[])];
+  const distinct = tags.length < 2 || new Set(tags).size === tags.length ? (tags as string[]) : [...new Set(tags as string[])];
   if (distinct.length > maxTags) throw new InvalidOptionsError(`${name}: at most ${maxTags} tags per value, got ${distinct.length}`);
+  if (distinct === tags && distinct.length <= MAX_TAGS_PER_VALUE && Object.isFrozen(tags)) CHECKED.add(tags);
   return distinct;
 }
+
+/**
+ * Frozen arrays already found to be distinct valid tags, at most `MAX_TAGS_PER_VALUE`: a frozen array cannot
+ * change, so the middleware's implied tags, passed on every request, are checked once.
+ */
+const CHECKED = new WeakSet<readonly string[]>();
 
 /**
  * A tag the library derives from something longer than a tag (a request path, a route): `#dc:<kind>:` and the

@@ -4,7 +4,7 @@ import { DynamoCache } from '../cache.ts';
 import type { CallOptions, DeadlineSource } from '../resilience/call-options.ts';
 import { InvalidOptionsError } from '../errors.ts';
 import { powertoolsCommons } from '../on-demand.ts';
-import { traced } from '../observability/tracing.ts';
+import { traced, tracingOn } from '../observability/tracing.ts';
 import { assertKnownOptions } from '../known-options.ts';
 import { CACHE_OPTION_NAMES, type DynamoCacheOptions } from '../options.ts';
 import { ResponseMemo, type MemoPlan, type ResponseMemoOptions, type ResponseResult } from './response-memo.ts';
@@ -137,12 +137,14 @@ export function dynamoCache<TContextKey extends string = 'cache'>(
     if (plan.kind === 'invalidate') return undefined;
     let found: unknown;
     try {
-      // A span when tracing is on: where the response came from ('handler': it runs).
-      found = await traced('middleware lookup', cache, async (source) => {
-        const answer = await memo.lookup(plan);
-        source(plan.source ?? 'handler');
-        return answer;
-      });
+      // A span when tracing is on: where the response came from ('handler': it runs). Off, a hit makes no closure.
+      found = tracingOn()
+        ? await traced('middleware lookup', cache, async (source) => {
+            const answer = await memo.lookup(plan);
+            source(plan.source ?? 'handler');
+            return answer;
+          })
+        : await memo.lookup(plan);
     } catch (error) {
       cache.logger.warn('dynamo-cache: cached response unusable; running the handler', { key: plan.key, errorMessage: (error as Error).message });
       return undefined;

@@ -355,7 +355,7 @@ export class ResponseMemo {
   }
 
   /** The tags of a response to store under `policy`: `implied` and the route's own; `undefined` (not memoized) when those cannot be had. */
-  #tagsOf(policy: RoutePolicy, params: Readonly<Record<string, string>> | undefined, event: unknown, implied: string[]): string[] | undefined {
+  #tagsOf(policy: RoutePolicy, params: Readonly<Record<string, string>> | undefined, event: unknown, implied: readonly string[]): readonly string[] | undefined {
     const own = policy.tags?.(params, event, this.#cache.logger);
     if (policy.tags !== undefined && own === undefined) return undefined;
     const tags = own === undefined || own.length === 0 ? implied : [...new Set([...implied, ...own])];

@@ -50,30 +50,63 @@ export function targetUriTags(request: HttpRequestView, byDomain: boolean): stri
 
 /**
  * The tags the library gives a GET request's stored response: its path's (on its domain too, when keyed by
- * domain), its API Gateway route template's and the configured route's (the one it matched, if any).
+ * domain), its API Gateway route template's and the configured route's (the one it matched, if any). Frozen:
+ * the same array answers every request that has them.
  */
-export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
-  // Worked out on every memoized request, hit or miss, from a handful of its fields: remembered for recent
-  // ones, by an unambiguous encoding of every field the tags depend on.
-  let fields: string;
-  try {
-    fields = JSON.stringify([request.source, request.stage ?? null, byDomain ? (request.domain ?? null) : null, request.path, request.routeTemplate ?? null, request.routeTemplate === undefined ? null : (request.pathParameters ?? null), route?.shape ?? null]);
-  } catch {
-    return deriveImpliedTags(request, route, byDomain); // path parameters no JSON can hold (a hand-made event): not remembered
+export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): readonly string[] {
+  // Worked out on every memoized request, hit or miss: remembered per raw path, with every other field the
+  // tags depend on compared exactly, so no request is answered with another's tags.
+  const domain = byDomain ? request.domain : undefined;
+  // REST events say `null` for no parameters: the same as none.
+  const params = request.routeTemplate === undefined ? undefined : (request.pathParameters ?? undefined);
+  const shape = route?.shape;
+  const known = impliedTagMemo.get(request.path);
+  if (
+    known !== undefined &&
+    known.source === request.source &&
+    known.stage === request.stage &&
+    known.domain === domain &&
+    known.routeTemplate === request.routeTemplate &&
+    known.shape === shape &&
+    sameParameters(known.params, params)
+  ) {
+    return known.tags;
   }
-  let tags = impliedTagMemo.get(fields);
-  if (tags === undefined) {
-    if (impliedTagMemo.size >= REMEMBERED_REQUESTS) impliedTagMemo.clear();
-    tags = deriveImpliedTags(request, route, byDomain);
-    impliedTagMemo.set(fields, tags);
-  }
-  return [...tags];
+  const tags = Object.freeze(deriveImpliedTags(request, route, byDomain));
+  // Parameters other than strings (a hand-made event) could change unseen: not remembered.
+  if (params !== undefined && (typeof params !== 'object' || !Object.values(params).every((value) => typeof value === 'string'))) return tags;
+  if (impliedTagMemo.size >= REMEMBERED_PATHS) impliedTagMemo.clear();
+  impliedTagMemo.set(request.path, { source: request.source, stage: request.stage, domain, routeTemplate: request.routeTemplate, shape, params: params && { ...params }, tags });
+  return tags;
 }
 
-/** How many requests' implied tags are remembered before the memo starts over (a bound on memory, not a cache policy). */
-const REMEMBERED_REQUESTS = 1_000;
+/** How many paths' implied tags are remembered before the memo starts over (a bound on memory, not a cache policy). */
+const REMEMBERED_PATHS = 1_000;
 
-const impliedTagMemo = new Map<string, readonly string[]>();
+/** The implied tags of the last request seen on a raw path, with every field they were worked out from. */
+interface RememberedTags {
+  readonly source: HttpRequestView['source'];
+  readonly stage: string | undefined;
+  readonly domain: string | undefined;
+  readonly routeTemplate: string | undefined;
+  readonly shape: string | undefined;
+  readonly params: Readonly<Record<string, unknown>> | undefined;
+  readonly tags: readonly string[];
+}
+
+const impliedTagMemo = new Map<string, RememberedTags>();
+
+/** Whether two sets of path parameters hold the same names with the same values. */
+function sameParameters(a: Readonly<Record<string, unknown>> | undefined, b: Readonly<Record<string, unknown>> | undefined): boolean {
+  if (a === undefined || b === undefined || typeof b !== 'object') return a === b;
+  let count = 0;
+  for (const name in b) {
+    if (!Object.hasOwn(b, name)) continue;
+    if (!Object.hasOwn(a, name) || a[name] !== b[name]) return false;
+    count += 1;
+  }
+  return count === Object.keys(a).length;
+}
 
 function deriveImpliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
   const tags = new Set(pathTags(request));

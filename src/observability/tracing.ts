@@ -61,6 +61,11 @@ function activeTracing(): Tracing | undefined {
   return tracing;
 }
 
+/** Whether operations are traced now (a tracer provider is registered and the API loads): without, a caller may skip `traced`. */
+export function tracingOn(): boolean {
+  return apiGlobals() !== undefined && activeTracing() !== undefined;
+}
+
 /** Counts `by` of the cache counter `counter` for the operation traced in this async context, if any. */
 export function countForTrace(counter: string, by: number): void {
   const record = scope?.getStore();
@@ -177,7 +182,7 @@ export function traceMethods(type: { prototype: object }, methods: TracedMethods
     if (method.length > 3) throw new TypeError(`traceMethods: ${name} takes more than 3 arguments`);
     // Three parameters, not `...args`: the fast path (no tracer provider) allocates nothing.
     const wrapper = function (this: TracedCache, a?: unknown, b?: unknown, c?: unknown) {
-      if (apiGlobals() === undefined || activeTracing() === undefined) return method.call(this, a, b, c);
+      if (!tracingOn()) return method.call(this, a, b, c);
       const args = [a, b, c];
       return traced(name, this, (source) => {
         const options = args[optionsAt];
