@@ -163,6 +163,86 @@ export interface GuardSettings {
 }
 
 /**
+ * A guarded operation in progress, and the attempt its function sees: one object holds what closures held
+ * (the budget's verdict, the timers, how the promise ends), so that a call allocates little; its abort
+ * controller is made only when something needs a signal (requests cancelled by signal, a batch, a wait
+ * between retries, the end of the budget).
+ */
+class GuardedOperation implements Attempt {
+  http: Attempt['http'] = {};
+  /** Why the operation ended before its attempts did: its budget (`expiry`, or `throttle`), or the caller's abort. */
+  cut: FailureKind | undefined = undefined;
+  wasThrottled = false;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  grace: ReturnType<typeof setImmediate> | undefined = undefined;
+  end: ((reason: unknown) => void) | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  readonly #bySignal: { readonly abortSignal: AbortSignal } | undefined;
+  readonly expiry: FailureKind;
+  readonly endMs: number;
+  readonly callerSignal: AbortSignal | undefined;
+
+  /**
+   * `expiry`: what the end of the budget means (`timeout`, or `deadline` when the caller's deadline set it);
+   * `endMs`: when a request's own timeout ends it; `bySignal`: requests are cancelled by signal instead;
+   * `callerSignal`: the caller's, whose abort ends the operation (this object is its listener).
+   */
+  constructor(expiry: FailureKind, endMs: number, bySignal: boolean, callerSignal: AbortSignal | undefined) {
+    this.expiry = expiry;
+    this.endMs = endMs;
+    this.callerSignal = callerSignal;
+    this.#bySignal = bySignal || callerSignal !== undefined ? { abortSignal: this.signal } : undefined;
+  }
+
+  /** Ends when the operation does. */
+  get signal(): AbortSignal {
+    return (this.#controller ??= new AbortController()).signal;
+  }
+
+  /** Whether the operation has ended (its budget, or the caller): no attempt follows. */
+  get ended(): boolean {
+    return this.#controller?.signal.aborted === true;
+  }
+
+  /** Sets `http` for the next request. */
+  nextAttempt(): void {
+    this.http = this.#bySignal ?? { requestTimeout: Math.max(1, Math.ceil(this.endMs - Date.now())) };
+  }
+
+  throttled(): void {
+    this.wasThrottled = true;
+  }
+
+  /** Ends the operation's signal; returns its reason. */
+  abort(reason?: unknown): unknown {
+    const controller = (this.#controller ??= new AbortController());
+    controller.abort(reason);
+    return controller.signal.reason;
+  }
+
+  /** The caller's signal aborted (an EventListener object, so that no closure is made per call). */
+  handleEvent(): void {
+    this.cut = 'aborted';
+    const reason = this.callerSignal!.reason;
+    this.abort(reason);
+    this.end?.(reason);
+  }
+}
+
+/** The budget of `guarded` ran out (a timer's callback, given its operation rather than closing over it). */
+function budgetSpent(guarded: GuardedOperation): void {
+  // The verdict is the budget's from now on (a request's own timeout firing in this turn is this one), but it
+  // takes effect after one turn of grace: an answer that arrived while the event loop was busy (a CPU-starved
+  // function) is read in this turn's I/O phase, after timers, and is taken rather than thrown away.
+  guarded.cut ??= guarded.expiry === 'timeout' && guarded.wasThrottled ? 'throttle' : guarded.expiry;
+  guarded.grace = setImmediate(endAfterGrace, guarded);
+}
+
+function endAfterGrace(guarded: GuardedOperation): void {
+  guarded.end!(guarded.abort());
+}
+
+/**
  * Runs DynamoDB operations so that none can hurt the caller: each gets a time budget (an abort signal that
  * cancels the HTTP request), retries of throttling, 5xx and network errors with exponential backoff and
  * decorrelated jitter inside that budget, and a circuit breaker. The budget is cut short by the caller's
@@ -225,47 +305,21 @@ export class DynamoGuard {
     const breaker = this.#breaker;
     const probe = breaker === undefined ? false : breaker.admit();
     if (probe === undefined) return this.#failed(operation, 'circuit-open', undefined, detail);
-    const controller = new AbortController();
-    let cut: FailureKind | undefined;
-    let throttled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let grace: ReturnType<typeof setImmediate> | undefined;
-    let end: ((reason: unknown) => void) | undefined;
-    const onCallerAbort = () => {
-      cut = 'aborted';
-      controller.abort(call.signal!.reason);
-      end?.(call.signal!.reason);
-    };
-    call.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const guarded = new GuardedOperation(expiry, Date.now() + budgetMs + REQUEST_TIMEOUT_SLACK_MS, this.#settings.cancel === 'signal', call.signal);
+    call.signal?.addEventListener('abort', guarded, { once: true });
     try {
       // One promise settles the operation: the attempts, or the end of the budget (or the caller's abort),
       // whichever comes first, so an operation never outlives its budget even if a request does. (No
       // listener on our own signal: each EventTarget listener costs, on every call.)
       const value = await new Promise<T>((resolve, reject) => {
-        end = reject;
-        timer = setTimeout(() => {
-          // The verdict is the budget's from now on (a request's own timeout firing in this turn is this one), but
-          // it takes effect after one turn of grace: an answer that arrived while the event loop was busy (a
-          // CPU-starved function) is read in this turn's I/O phase, after timers, and is taken rather than thrown away.
-          cut ??= expiry === 'timeout' && throttled ? 'throttle' : expiry;
-          grace = setImmediate(() => {
-            controller.abort();
-            reject(controller.signal.reason);
-          });
-        }, budgetMs);
-        // The request's own timeout (a client the cache made) ends it just after the budget's verdict, not before.
-        const endMs = Date.now() + budgetMs + REQUEST_TIMEOUT_SLACK_MS;
-        const bySignal = this.#settings.cancel === 'signal' || call.signal !== undefined;
-        const http = bySignal ? () => ({ abortSignal: controller.signal }) : () => ({ requestTimeout: Math.max(1, Math.ceil(endMs - Date.now())) });
-        const onThrottle = () => {
-          throttled = true;
-        };
-        this.#attempts(fn, controller.signal, http, onThrottle).then(resolve, reject);
+        guarded.end = reject;
+        guarded.timer = setTimeout(budgetSpent, budgetMs, guarded);
+        this.#attempts(fn, guarded).then(resolve, reject);
       });
       if (breaker !== undefined) breaker.succeeded(probe);
       return { ok: true, value };
     } catch (error) {
-      const kind = cut ?? classifyFailure(error);
+      const kind = guarded.cut ?? classifyFailure(error);
       if (breaker !== undefined) {
         // Throttling or slowness of one partition says nothing of the table: each counts once per key in a run of
         // failures, so that only pressure across several keys (the table's or the account's limit, a DynamoDB
@@ -277,23 +331,24 @@ export class DynamoGuard {
       }
       return this.#failed(operation, kind, kind === 'aborted' ? call.signal?.reason : error, detail);
     } finally {
-      clearTimeout(timer);
-      clearImmediate(grace);
-      call.signal?.removeEventListener('abort', onCallerAbort);
+      clearTimeout(guarded.timer);
+      clearImmediate(guarded.grace);
+      call.signal?.removeEventListener('abort', guarded);
     }
   }
 
-  /** Calls `fn`, retrying throttling, 5xx and network errors with backoff until `signal` ends the budget. */
-  async #attempts<T>(fn: (attempt: Attempt) => Promise<T>, signal: AbortSignal, http: () => Attempt['http'], throttled: () => void): Promise<T> {
+  /** Calls `fn`, retrying throttling, 5xx and network errors with backoff until the operation's budget ends. */
+  async #attempts<T>(fn: (attempt: Attempt) => Promise<T>, guarded: GuardedOperation): Promise<T> {
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn({ signal, http: http(), throttled });
+        guarded.nextAttempt();
+        return await fn(guarded);
       } catch (error) {
-        if (signal.aborted || this.#backoff === undefined || attempt >= this.#settings.retry.maxAttempts || !isRetryable(classifyFailure(error))) throw error;
+        if (guarded.ended || this.#backoff === undefined || attempt >= this.#settings.retry.maxAttempts || !isRetryable(classifyFailure(error))) throw error;
         backoff = backoff === undefined ? this.#backoff.next() : backoff.next(undefined);
         this.#settings.stats.increment('retries');
-        await sleep(backoff.duration, undefined, { signal });
+        await sleep(backoff.duration, undefined, { signal: guarded.signal });
       }
     }
   }

@@ -11,7 +11,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CallBudget, DynamoGuard, FailureKind, Outcome } from '../resilience/dynamo-guard.ts';
+import type { Attempt, CallBudget, DynamoGuard, FailureKind, Outcome } from '../resilience/dynamo-guard.ts';
 import type { StatsRecorder } from '../observability/stats.ts';
 import { META, type AttributeNames } from './item.ts';
 
@@ -162,11 +162,11 @@ export class DynamoStore {
       sliced.map((slice) =>
         this.#s.guard.run(
           'BatchGetItem',
-          ({ signal, http, throttled }) =>
+          (attempt) =>
             this.#untilProcessed(
               slice.filter((key) => !found.has(key)).map((key) => this.#key(key)),
               async (keys) => {
-                const output = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: consistent } } }), http);
+                const output = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: consistent } } }), attempt.http);
                 for (const item of output.Responses?.[tableName] ?? []) {
                   const key = item[attributes.key]?.S;
                   if (key !== undefined) found.set(key, item);
@@ -176,8 +176,7 @@ export class DynamoStore {
                 for (const key of left) if (key[attributes.key]?.S !== undefined) unprocessed.add(key[attributes.key]!.S!);
                 return [];
               },
-              signal,
-              throttled,
+              attempt,
             ),
           { key: slice[0], keys: slice.length },
           timeoutMs,
@@ -210,15 +209,14 @@ export class DynamoStore {
       sliced.map((slice) =>
         this.#s.guard.run(
           'BatchWriteItem',
-          ({ signal, http, throttled }) =>
+          (attempt) =>
             this.#untilProcessed(
               slice.map((item): WriteRequest => ({ PutRequest: { Item: item } })),
               async (requests) => {
-                const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }), http);
+                const output = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }), attempt.http);
                 return output.UnprocessedItems?.[tableName] ?? [];
               },
-              signal,
-              throttled,
+              attempt,
             ),
           { key: slice[0]?.[this.#s.attributes.key]?.S, items: slice.length },
           timeoutMs,
@@ -230,13 +228,13 @@ export class DynamoStore {
   }
 
   /** Sends `pending` and then whatever comes back unprocessed, backing off between rounds, until none is left. */
-  async #untilProcessed<T>(pending: T[], send: (batch: T[]) => Promise<T[]>, abortSignal: AbortSignal, throttled: () => void): Promise<void> {
+  async #untilProcessed<T>(pending: T[], send: (batch: T[]) => Promise<T[]>, attempt: Attempt): Promise<void> {
     for (let round = 0; pending.length > 0; round++) {
       if (round > 0) {
-        throttled();
+        attempt.throttled();
         this.#s.stats.increment('retries');
         // Unprocessed requests mean the table is at capacity: back off (exponential, full jitter) before asking again.
-        await sleep(Math.random() * Math.min(200, 10 * 2 ** round), undefined, { signal: abortSignal });
+        await sleep(Math.random() * Math.min(200, 10 * 2 ** round), undefined, { signal: attempt.signal });
       }
       pending = await send(pending);
     }
