@@ -238,6 +238,7 @@ function budgetSpent(guarded: GuardedOperation): void {
   guarded.grace = setImmediate(endAfterGrace, guarded);
 }
 
+/** The grace turn is over: the operation ends with its signal's reason. */
 function endAfterGrace(guarded: GuardedOperation): void {
   guarded.end!(guarded.abort());
 }
@@ -305,6 +306,7 @@ export class DynamoGuard {
     const breaker = this.#breaker;
     const probe = breaker === undefined ? false : breaker.admit();
     if (probe === undefined) return this.#failed(operation, 'circuit-open', undefined, detail);
+    // The request's own timeout (a client the cache made) ends it just after the budget's verdict, not before.
     const guarded = new GuardedOperation(expiry, Date.now() + budgetMs + REQUEST_TIMEOUT_SLACK_MS, this.#settings.cancel === 'signal', call.signal);
     call.signal?.addEventListener('abort', guarded, { once: true });
     try {
