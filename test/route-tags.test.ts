@@ -69,7 +69,18 @@ describe('the tags a stored response implies', () => {
     expect(after).toEqual(impliedTags(request({ pathParameters: { id: '43' } }), undefined, false));
   });
 
-  it('are worked out, not remembered, for path parameters other than strings (a hand-made event)', () => {
+  it('follow the path parameters the route template reads, inherited or not enumerable too (a hand-made event)', () => {
+    const inherited = (id: string) => request({ path: '/users/inherited', pathParameters: Object.create({ id }) });
+    const hidden = (id: string) => request({ path: '/users/hidden', pathParameters: Object.defineProperty({}, 'id', { value: id, enumerable: false }) });
+    for (const made of [inherited, hidden]) {
+      const a = impliedTags(made('a'), undefined, false);
+      const b = impliedTags(made('b'), undefined, false);
+      expect(b).not.toEqual(a);
+      expect(new Set(b)).toEqual(new Set([...pathTags(made('b')), routeTag('/users/{}')]));
+    }
+  });
+
+  it('ignore path parameters other than strings, as the route template does (a hand-made event)', () => {
     const circular: Record<string, unknown> = { id: '42' };
     circular.self = circular;
     expect(impliedTags(request({ pathParameters: circular }), undefined, false)).toEqual(impliedTags(request(), undefined, false));

@@ -222,16 +222,30 @@ function distinct(paths: ReadonlyArray<string | undefined>): string[] {
   return [...new Set(paths.filter((path): path is string => path !== undefined))];
 }
 
+/** A parameter of an API Gateway route template (`{id}`, `{proxy+}`); its name is the first group. */
+const TEMPLATE_PARAMETER = /\{([^{}/]+?)\+?\}/g;
+
+/** The names of a route template's parameters, in order (`/users/{id}/{proxy+}`: `id`, `proxy`). */
+export function templateParameterNames(template: string): string[] {
+  return Array.from(template.matchAll(TEMPLATE_PARAMETER), (match) => match[1]!);
+}
+
+/** What a template parameter takes from the event's path parameters: a string, or `undefined` (absent, or not a string). */
+export function templateArgument(parameters: unknown, name: string): string | undefined {
+  const value = (parameters as Readonly<Record<string, unknown>> | null | undefined)?.[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
 /** The path API Gateway's route template and path parameters stand for (not canonical), or `undefined` without both. */
 function templatePath(request: HttpRequestView): string | undefined {
   const template = request.routeTemplate;
   const parameters = request.pathParameters;
   if (template === undefined || !template.includes('{')) return undefined;
   let complete = true;
-  const path = template.replace(/\{([^{}/]+?)\+?\}/g, (_whole, name: string) => {
-    const value = parameters?.[name];
-    if (typeof value !== 'string') complete = false;
-    return typeof value === 'string' ? value : '';
+  const path = template.replace(TEMPLATE_PARAMETER, (_whole, name: string) => {
+    const value = templateArgument(parameters, name);
+    if (value === undefined) complete = false;
+    return value ?? '';
   });
   return complete ? path : undefined;
 }

@@ -4,7 +4,7 @@ import { derivedTag, tagProblem } from '../invalidation/tags.ts';
 import type { CacheLogger } from '../observability/logger.ts';
 import type { HttpRequestView } from './http-event.ts';
 import { canonicalPath } from './request-path.ts';
-import { apiPathsOf, parseRouteKey, templateShape, type RoutePattern } from './route-table.ts';
+import { apiPathsOf, parseRouteKey, templateArgument, templateParameterNames, templateShape, type RoutePattern } from './route-table.ts';
 
 /**
  * Tags of memoized responses: literal strings, templates filled from the route's path parameters
@@ -54,11 +54,10 @@ export function targetUriTags(request: HttpRequestView, byDomain: boolean): stri
  * the same array answers every request that has them.
  */
 export function impliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): readonly string[] {
-  // Worked out on every memoized request, hit or miss: remembered per raw path, with every other field the
-  // tags depend on compared exactly, so no request is answered with another's tags.
+  // Worked out on every memoized request, hit or miss: remembered per raw path, with everything else the tags
+  // are worked out from compared exactly (the path parameters as the route template reads them), so no request
+  // is answered with another's tags.
   const domain = byDomain ? request.domain : undefined;
-  // REST events say `null` for no parameters: the same as none.
-  const params = request.routeTemplate === undefined ? undefined : (request.pathParameters ?? undefined);
   const shape = route?.shape;
   const known = impliedTagMemo.get(request.path);
   if (
@@ -68,44 +67,40 @@ export function impliedTags(request: HttpRequestView, route: RoutePattern | unde
     known.domain === domain &&
     known.routeTemplate === request.routeTemplate &&
     known.shape === shape &&
-    sameParameters(known.params, params)
+    sameArguments(known, request.pathParameters)
   ) {
     return known.tags;
   }
   const tags = Object.freeze(deriveImpliedTags(request, route, byDomain));
-  // Parameters other than strings (a hand-made event) could change unseen: not remembered.
-  if (params !== undefined && (typeof params !== 'object' || !Object.values(params).every((value) => typeof value === 'string'))) return tags;
+  const parameterNames = request.routeTemplate === undefined ? [] : templateParameterNames(request.routeTemplate);
+  const values = parameterNames.map((name) => templateArgument(request.pathParameters, name));
   if (impliedTagMemo.size >= REMEMBERED_PATHS) impliedTagMemo.clear();
-  impliedTagMemo.set(request.path, { source: request.source, stage: request.stage, domain, routeTemplate: request.routeTemplate, shape, params: params && { ...params }, tags });
+  impliedTagMemo.set(request.path, { source: request.source, stage: request.stage, domain, routeTemplate: request.routeTemplate, shape, parameterNames, values, tags });
   return tags;
 }
 
 /** How many paths' implied tags are remembered before the memo starts over (a bound on memory, not a cache policy). */
 const REMEMBERED_PATHS = 1_000;
 
-/** The implied tags of the last request seen on a raw path, with every field they were worked out from. */
+/** The implied tags of the last request seen on a raw path, with everything they were worked out from. */
 interface RememberedTags {
   readonly source: HttpRequestView['source'];
   readonly stage: string | undefined;
   readonly domain: string | undefined;
   readonly routeTemplate: string | undefined;
   readonly shape: string | undefined;
-  readonly params: Readonly<Record<string, unknown>> | undefined;
+  /** The route template's parameters, and what each took from the path parameters (see `templateArgument`). */
+  readonly parameterNames: readonly string[];
+  readonly values: ReadonlyArray<string | undefined>;
   readonly tags: readonly string[];
 }
 
 const impliedTagMemo = new Map<string, RememberedTags>();
 
-/** Whether two sets of path parameters hold the same names with the same values. */
-function sameParameters(a: Readonly<Record<string, unknown>> | undefined, b: Readonly<Record<string, unknown>> | undefined): boolean {
-  if (a === undefined || b === undefined || typeof b !== 'object') return a === b;
-  let count = 0;
-  for (const name in b) {
-    if (!Object.hasOwn(b, name)) continue;
-    if (!Object.hasOwn(a, name) || a[name] !== b[name]) return false;
-    count += 1;
-  }
-  return count === Object.keys(a).length;
+/** Whether `parameters` give the remembered route template's parameters the values they had. */
+function sameArguments(known: RememberedTags, parameters: unknown): boolean {
+  for (let i = 0; i < known.parameterNames.length; i++) if (known.values[i] !== templateArgument(parameters, known.parameterNames[i]!)) return false;
+  return true;
 }
 
 function deriveImpliedTags(request: HttpRequestView, route: RoutePattern | undefined, byDomain: boolean): string[] {
