@@ -241,7 +241,7 @@ export class DynamoCache {
     this.#stats = new StatsRecorder(resolved.metrics);
     this.#keys = new KeyMapper(resolved.namespace, resolved.hashKeys);
     this.#memory = resolved.memory === false || resolved.disabled ? undefined : new MemoryTier(resolved.memory);
-    this.#guard = new DynamoGuard({ timeoutMs: resolved.timeoutMs, cancel: resolved.cancel, retry: resolved.retry, breaker: resolved.breaker, logger: resolved.logger, stats: this.#stats });
+    this.#guard = new DynamoGuard({ timeoutMs: resolved.timeoutMs, cancel: resolved.cancel, requestTimeoutMs: resolved.requestTimeoutMs, retry: resolved.retry, breaker: resolved.breaker, logger: resolved.logger, stats: this.#stats });
     const dynamo = new DynamoStore({
       client: countingRequests(resolved.client),
       tableName: resolved.tableName,

@@ -7,7 +7,7 @@ import { assertKnownOptions } from './known-options.ts';
 import { defaultLogger, type CacheLogger } from './observability/logger.ts';
 import { MEMORY_TIER_DEFAULTS, type MemoryTierOptions } from './storage/memory-tier.ts';
 import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from './storage/item.ts';
-import { BREAKER_DEFAULTS, RETRY_DEFAULTS, type BreakerOptions, type RetryOptions } from './resilience/dynamo-guard.ts';
+import { BREAKER_DEFAULTS, REQUEST_TIMEOUT_SLACK_MS, RETRY_DEFAULTS, type BreakerOptions, type RetryOptions } from './resilience/dynamo-guard.ts';
 import type { CacheMetrics } from './observability/stats.ts';
 
 /** Environment variable read for the table name when `tableName` is not given. */
@@ -184,6 +184,8 @@ export interface ResolvedOptions {
   readonly client: DynamoDBClient;
   /** How a request past its budget is cancelled (see `GuardSettings.cancel`). */
   readonly cancel: 'signal' | 'request-timeout';
+  /** The client's own timeout of a request sent without options (see `GuardSettings.requestTimeoutMs`); `undefined` with `signal`. */
+  readonly requestTimeoutMs: number | undefined;
   readonly namespace: string;
   readonly defaultTtlSeconds: number;
   readonly memory: Required<MemoryTierOptions> | false;
@@ -255,16 +257,17 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
   for (const level of ['debug', 'info', 'warn', 'error'] as const) {
     if (typeof logger[level] !== 'function') throw new InvalidOptionsError(`logger must have a ${level}() method`);
   }
+  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   return {
     tableName,
-    ...resolveClient(options),
+    ...resolveClient(options, timeoutMs),
     namespace,
     defaultTtlSeconds: finiteNumber('defaultTtlSeconds', options.defaultTtlSeconds ?? DEFAULT_TTL_SECONDS),
     memory: options.memory === false ? false : resolveMemory(options.memory ?? {}),
     attributes,
     logger,
     consistentRead: booleanOption('consistentRead', options.consistentRead ?? false),
-    timeoutMs: positiveInteger('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    timeoutMs,
     retry: resolveRetry(options.retry ?? {}),
     breaker: options.breaker === false ? false : resolveBreaker(options.breaker ?? {}),
     staleWhileRevalidateSeconds: nonNegativeNumber('staleWhileRevalidateSeconds', options.staleWhileRevalidateSeconds ?? 0),
@@ -292,16 +295,21 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
  * The DynamoDB client: the caller's, or one the cache creates, with `maxAttempts: 1` (the cache retries
  * inside its own budget) and a request handler that throws when a request outlives its `requestTimeout`, so
  * that the cache can bound each request with it rather than with an AbortSignal, which costs the SDK a
- * promise race per request. A client, or a request handler, the caller made keeps the AbortSignal: only it
- * is sure to cancel the caller's handler's requests.
+ * promise race per request. That timeout is the client's own (`timeoutMs` plus the slack), so that a request
+ * within the cache's usual budget is sent without options, and the client caches its middleware stack per
+ * command (`cacheMiddleware`, unless `clientConfig` says otherwise): nobody else holds this client to change
+ * its middleware. A client, or a request handler, the caller made keeps the AbortSignal: only it is sure to
+ * cancel the caller's handler's requests.
  */
-function resolveClient(options: DynamoCacheOptions): { client: DynamoDBClient; cancel: 'signal' | 'request-timeout' } {
-  if (options.client !== undefined) return { client: options.client, cancel: 'signal' };
+function resolveClient(options: DynamoCacheOptions, timeoutMs: number): { client: DynamoDBClient; cancel: 'signal' | 'request-timeout'; requestTimeoutMs: number | undefined } {
+  if (options.client !== undefined) return { client: options.client, cancel: 'signal', requestTimeoutMs: undefined };
   const config = options.clientConfig ?? {};
   const handler = config.requestHandler as { handle?: unknown } | undefined;
   const ownHandler = handler === undefined || (typeof handler === 'object' && handler !== null && typeof handler.handle !== 'function');
-  const requestHandler = ownHandler ? { requestHandler: { ...(handler as object | undefined), throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'] } : {};
-  return { client: new DynamoDBClient({ ...config, maxAttempts: config.maxAttempts ?? 1, ...requestHandler }), cancel: ownHandler ? 'request-timeout' : 'signal' };
+  if (!ownHandler) return { client: new DynamoDBClient({ ...config, maxAttempts: config.maxAttempts ?? 1 }), cancel: 'signal', requestTimeoutMs: undefined };
+  const requestTimeoutMs = timeoutMs + REQUEST_TIMEOUT_SLACK_MS;
+  const requestHandler = { ...(handler as object | undefined), requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'];
+  return { client: new DynamoDBClient({ cacheMiddleware: true, ...config, maxAttempts: config.maxAttempts ?? 1, requestHandler }), cancel: 'request-timeout', requestTimeoutMs };
 }
 
 function resolveMetrics(metrics: unknown): CacheMetrics | undefined {

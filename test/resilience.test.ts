@@ -3,9 +3,12 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it, vi } from 'vitest';
 import { DynamoCache } from '../src/cache.ts';
+import { StatsRecorder } from '../src/observability/stats.ts';
+import { DynamoGuard, RETRY_DEFAULTS, type Attempt, type CallBudget } from '../src/resilience/dynamo-guard.ts';
 import { localClientConfig } from './support/dynalite.ts';
 import type { ThrottleError } from './support/fault-proxy.ts';
 import { useDynalite, useFaultProxy } from './support/fixtures.ts';
+import { RecordingLogger } from './support/recording-logger.ts';
 
 const db = useDynalite();
 const proxy = useFaultProxy(db);
@@ -153,6 +156,75 @@ describe('outages', () => {
     expect(value.size).toBe(0);
     expect(ms).toBeLessThan(250 + SLACK_MS);
     expect(proxy.count('BatchGetItem')).toBe(2);
+  });
+});
+
+describe("the client the cache creates: its own request timeout, its middleware resolved once", () => {
+  /** What each attempt of an operation with this budget is given to pass to `client.send`. */
+  async function httpOf(guard: DynamoGuard, timeoutMs?: number, call?: CallBudget): Promise<Attempt['http']> {
+    const outcome = await guard.run('GetItem', async (attempt) => attempt.http, undefined, timeoutMs, call);
+    if (!outcome.ok) throw new Error(`the operation failed: ${outcome.kind}`);
+    return outcome.value;
+  }
+
+  it("a request within the cache's budget is sent without options (the client's own timeout is the budget's); a shorter or longer budget passes its own", async () => {
+    const settings = { timeoutMs: 250, retry: RETRY_DEFAULTS, breaker: false as const, logger: new RecordingLogger(), stats: new StatsRecorder() };
+    const guard = new DynamoGuard({ ...settings, cancel: 'request-timeout', requestTimeoutMs: 275 });
+    expect(await httpOf(guard)).toBeUndefined();
+    // A deadline 100 ms away: the request ends with the budget (less than the client's 275 ms), not after it.
+    const cut = await httpOf(guard, undefined, { untilMs: Date.now() + 100 });
+    expect(cut?.requestTimeout).toBeGreaterThan(100);
+    expect(cut?.requestTimeout).toBeLessThanOrEqual(125);
+    // A longer budget (a large value, a caller waiting out a slow DynamoDB) is not cut at the client's timeout.
+    const longer = await httpOf(guard, 3000);
+    expect(longer?.requestTimeout).toBeGreaterThan(3000);
+    // Without a timeout of the client's own (a client the caller gave), every request carries its bound.
+    const signalled = await httpOf(new DynamoGuard({ ...settings, cancel: 'signal' }));
+    expect(signalled?.abortSignal).toBeInstanceOf(AbortSignal);
+    const unknown = await httpOf(new DynamoGuard({ ...settings, cancel: 'request-timeout' }));
+    expect(unknown?.requestTimeout).toBeGreaterThan(250);
+  });
+
+  it.each([
+    ['resolves its middleware once per command', {}, 0],
+    ["resolves it per request when clientConfig says cacheMiddleware: false (the caller's choice stands)", { cacheMiddleware: false }, 5],
+  ])('the client the cache creates %s', async (_name, config, resolutions) => {
+    const { cache } = await db.newCache({ clientConfig: { ...localClientConfig(db.endpoint), ...config }, memory: false });
+    await cache.get('warm-up'); // the first request of each command resolves its stack
+    const resolve = vi.spyOn(GetItemCommand.prototype, 'resolveMiddleware');
+    try {
+      for (let i = 0; i < 5; i++) expect(await cache.get(`k${i}`)).toBeUndefined();
+      expect(resolve).toHaveBeenCalledTimes(resolutions);
+    } finally {
+      resolve.mockRestore();
+    }
+  });
+
+  it('concurrent requests through the one resolved stack each get their own answer, also while requests with options drop it', async () => {
+    const { cache: writer, tableName } = await db.newCache({ memory: false });
+    const keys = Array.from({ length: 60 }, (_, i) => `key-${i}`);
+    await Promise.all(keys.map((key) => writer.set(key, { key, n: key.length })));
+    const { cache } = await db.newCache({ tableName, memory: false });
+    await cache.get('warm-up');
+    // Every third read carries a deadline near enough to be its own request timeout (options: the SDK drops its cached stack).
+    const read = (key: string, i: number) => cache.get<{ key: string }>(key, i % 3 === 0 ? { deadline: Date.now() + 2000 } : {});
+    for (let round = 0; round < 3; round++) {
+      const values = await Promise.all(keys.map(read));
+      expect(values.map((value) => value?.key)).toEqual(keys);
+    }
+    expect(cache.stats().errors).toBe(0);
+  });
+
+  it("a budget the deadline cuts short cancels the request at its end, not at the client's longer timeout", async () => {
+    const { cache } = await db.newCache({ tableName: await db.newTable(), endpoint: proxy.endpoint, memory: false, timeoutMs: 5000, deadlineMarginMs: 100, breaker: false });
+    await cache.get('warm-up');
+    proxy.setFaults({ latencyMs: 3000 });
+    proxy.resetCounts();
+    const { value, ms } = await elapsed(() => cache.get('k', { deadline: Date.now() + 500 }));
+    expect(value).toBeUndefined();
+    expect(ms).toBeLessThan(500);
+    // Given up by the request's own timeout (the budget plus 25 ms), long before DynamoDB answers (3 s) or the client's 5 s.
+    await vi.waitFor(() => expect(proxy.injected.get('abandoned')).toBe(1), { timeout: 1000 });
   });
 });
 

@@ -113,7 +113,13 @@ export interface CallBudget {
 }
 
 /** How much later than its budget's end a request's own `requestTimeout` ends it (the budget decides first). */
-const REQUEST_TIMEOUT_SLACK_MS = 25;
+export const REQUEST_TIMEOUT_SLACK_MS = 25;
+
+/**
+ * How many ms longer than its budget's own a request's timeout may be and still be the client's: the clock
+ * moves between the start of an operation and its first request.
+ */
+const CLIENT_TIMEOUT_TOLERANCE_MS = 2;
 
 /** The request options of an operation whose first attempt has not started. */
 const NOT_STARTED: Attempt['http'] = Object.freeze({});
@@ -138,7 +144,8 @@ export const UNBOUNDED: CallBudget = Object.freeze({});
  */
 export interface Attempt {
   readonly signal: AbortSignal;
-  readonly http: { readonly abortSignal?: AbortSignal; readonly requestTimeout?: number };
+  /** `undefined` when the client's own `requestTimeout` is the request's (see `GuardSettings.requestTimeoutMs`). */
+  readonly http: { readonly abortSignal?: AbortSignal; readonly requestTimeout?: number } | undefined;
   /** Says the operation is being throttled (a batch's unprocessed items): if its budget runs out, that is why. */
   throttled(): void;
 }
@@ -159,6 +166,13 @@ export interface GuardSettings {
    * own AbortSignal is passed either way.
    */
   readonly cancel: 'signal' | 'request-timeout';
+  /**
+   * With `request-timeout`: the `requestTimeout` the client gives a request sent without options (`timeoutMs`
+   * plus the slack). A request whose own timeout is that one is sent without options: the SDK then reuses the
+   * middleware stack it resolved for the command (`cacheMiddleware`), where options make it resolve the stack
+   * again, a large part of its CPU per request.
+   */
+  readonly requestTimeoutMs?: number | undefined;
   readonly retry: Required<RetryOptions>;
   readonly breaker: Required<BreakerOptions> | false;
   readonly logger: CacheLogger;
@@ -182,6 +196,7 @@ class GuardedOperation implements Attempt {
   end: ((reason: unknown) => void) | undefined = undefined;
   #controller: AbortController | undefined = undefined;
   readonly #bySignal: { readonly abortSignal: AbortSignal } | undefined;
+  readonly #clientTimeoutMs: number | undefined;
   readonly expiry: FailureKind;
   readonly endMs: number;
   readonly callerSignal: AbortSignal | undefined;
@@ -189,13 +204,15 @@ class GuardedOperation implements Attempt {
   /**
    * `expiry`: what the end of the budget means (`timeout`, or `deadline` when the caller's deadline set it);
    * `endMs`: when a request's own timeout ends it; `bySignal`: requests are cancelled by signal instead;
-   * `callerSignal`: the caller's, whose abort ends the operation (this object is its listener).
+   * `callerSignal`: the caller's, whose abort ends the operation (this object is its listener);
+   * `clientTimeoutMs`: the client's own request timeout (see `GuardSettings.requestTimeoutMs`).
    */
-  constructor(expiry: FailureKind, endMs: number, bySignal: boolean, callerSignal: AbortSignal | undefined) {
+  constructor(expiry: FailureKind, endMs: number, bySignal: boolean, callerSignal: AbortSignal | undefined, clientTimeoutMs: number | undefined) {
     this.expiry = expiry;
     this.endMs = endMs;
     this.callerSignal = callerSignal;
     this.#bySignal = bySignal || callerSignal !== undefined ? { abortSignal: this.signal } : undefined;
+    this.#clientTimeoutMs = clientTimeoutMs;
   }
 
   /** Ends when the operation does. */
@@ -210,7 +227,13 @@ class GuardedOperation implements Attempt {
 
   /** Sets `http` for the next request. */
   nextAttempt(): void {
-    this.http = this.#bySignal ?? { requestTimeout: Math.max(1, Math.ceil(this.endMs - Date.now())) };
+    if (this.#bySignal !== undefined) {
+      this.http = this.#bySignal;
+      return;
+    }
+    const timeoutMs = Math.max(1, Math.ceil(this.endMs - Date.now()));
+    const client = this.#clientTimeoutMs;
+    this.http = client !== undefined && timeoutMs <= client && timeoutMs >= client - CLIENT_TIMEOUT_TOLERANCE_MS ? undefined : { requestTimeout: timeoutMs };
   }
 
   throttled(): void {
@@ -311,7 +334,7 @@ export class DynamoGuard {
     const probe = breaker === undefined ? false : breaker.admit();
     if (probe === undefined) return this.#failed(operation, 'circuit-open', undefined, detail);
     // The request's own timeout (a client the cache made) ends it just after the budget's verdict, not before.
-    const guarded = new GuardedOperation(expiry, Date.now() + budgetMs + REQUEST_TIMEOUT_SLACK_MS, this.#settings.cancel === 'signal', call.signal);
+    const guarded = new GuardedOperation(expiry, Date.now() + budgetMs + REQUEST_TIMEOUT_SLACK_MS, this.#settings.cancel === 'signal', call.signal, this.#settings.requestTimeoutMs);
     call.signal?.addEventListener('abort', guarded, { once: true });
     try {
       // One promise settles the operation: the attempts, or the end of the budget (or the caller's abort),
