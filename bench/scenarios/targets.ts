@@ -3,6 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DynamoCache } from '../../src/index.ts';
 import { DEFAULT_TIMEOUT_MS } from '../../src/options.ts';
+import { REQUEST_TIMEOUT_SLACK_MS } from '../../src/resilience/dynamo-guard.ts';
 import { LEASE_CONDITION } from '../../src/storage/dynamo-store.ts';
 import { rawSdk, type CacheContender } from '../contenders.ts';
 import { BUDGETS, LOAD_MODES, measureLayer } from '../size.ts';
@@ -142,7 +143,7 @@ async function missPath(ctx: BenchContext): Promise<Target> {
     ...ctx.target.clientConfig,
     maxAttempts: 1,
     cacheMiddleware: true,
-    requestHandler: { requestTimeout: DEFAULT_TIMEOUT_MS + 25, throwOnRequestTimeout: true },
+    requestHandler: { requestTimeout: DEFAULT_TIMEOUT_MS + REQUEST_TIMEOUT_SLACK_MS, throwOnRequestTimeout: true },
   });
   const cache = new DynamoCache({ tableName: ctx.target.tableName, clientConfig: ctx.target.clientConfig, namespace: 'miss', logger: quietLogger });
   const table = ctx.target.tableName;
