@@ -295,11 +295,12 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
  * The DynamoDB client: the caller's, or one the cache creates, with `maxAttempts: 1` (the cache retries
  * inside its own budget) and a request handler that throws when a request outlives its `requestTimeout`, so
  * that the cache can bound each request with it rather than with an AbortSignal, which costs the SDK a
- * promise race per request. That timeout is the client's own (`timeoutMs` plus the slack), so that a request
- * within the cache's usual budget is sent without options, and the client caches its middleware stack per
- * command (`cacheMiddleware`, unless `clientConfig` says otherwise): nobody else holds this client to change
- * its middleware. A client, or a request handler, the caller made keeps the AbortSignal: only it is sure to
- * cancel the caller's handler's requests.
+ * promise race per request. Where the handler takes a request's own `requestTimeout` (see
+ * {@link takesRequestTimeout}), the usual one (`timeoutMs` plus the slack) is the handler's own, so that a
+ * request within the cache's usual budget is sent without options, and the client caches its middleware
+ * stack per command (`cacheMiddleware`, unless `clientConfig` says otherwise): nobody else holds this client
+ * to change its middleware. A client, or a request handler, the caller made keeps the AbortSignal: only it
+ * is sure to cancel the caller's handler's requests.
  */
 function resolveClient(options: DynamoCacheOptions, timeoutMs: number): { client: DynamoDBClient; cancel: 'signal' | 'request-timeout'; requestTimeoutMs: number | undefined } {
   if (options.client !== undefined) return { client: options.client, cancel: 'signal', requestTimeoutMs: undefined };
@@ -307,9 +308,26 @@ function resolveClient(options: DynamoCacheOptions, timeoutMs: number): { client
   const handler = config.requestHandler as { handle?: unknown } | undefined;
   const ownHandler = handler === undefined || (typeof handler === 'object' && handler !== null && typeof handler.handle !== 'function');
   if (!ownHandler) return { client: new DynamoDBClient({ ...config, maxAttempts: config.maxAttempts ?? 1 }), cancel: 'signal', requestTimeoutMs: undefined };
+  const requestHandler = { ...(handler as object | undefined), throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'];
+  const client = new DynamoDBClient({ cacheMiddleware: true, ...config, maxAttempts: config.maxAttempts ?? 1, requestHandler });
+  const created = client.config.requestHandler as { handle?: unknown; updateHttpClientConfig?: (key: string, value: unknown) => void };
+  // An older handler reads only its own timeout, as an idle-socket one: set there, it would cut a request with a longer budget (a large value's) short.
+  if (!takesRequestTimeout(created) || typeof created.updateHttpClientConfig !== 'function') return { client, cancel: 'request-timeout', requestTimeoutMs: undefined };
   const requestTimeoutMs = timeoutMs + REQUEST_TIMEOUT_SLACK_MS;
-  const requestHandler = { ...(handler as object | undefined), requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'];
-  return { client: new DynamoDBClient({ cacheMiddleware: true, ...config, maxAttempts: config.maxAttempts ?? 1, requestHandler }), cancel: 'request-timeout', requestTimeoutMs };
+  created.updateHttpClientConfig('requestTimeout', requestTimeoutMs);
+  return { client, cancel: 'request-timeout', requestTimeoutMs };
+}
+
+/**
+ * Whether `handler` takes a request's own `requestTimeout` (`handle(request, { abortSignal, requestTimeout })`,
+ * @smithy/node-http-handler 4.1 and later, minified or not). Earlier ones take only `abortSignal` and ignore
+ * the rest: the cache then passes each request's bound as before, which they ignore too (the budget still
+ * ends the operation).
+ */
+function takesRequestTimeout(handler: { handle?: unknown }): boolean {
+  if (typeof handler.handle !== 'function') return false;
+  const source = Function.prototype.toString.call(handler.handle);
+  return /\brequestTimeout\b/.test(source.slice(0, source.indexOf(')')));
 }
 
 function resolveMetrics(metrics: unknown): CacheMetrics | undefined {
