@@ -309,7 +309,8 @@ function resolveClient(options: DynamoCacheOptions, timeoutMs: number): { client
   const ownHandler = handler === undefined || (typeof handler === 'object' && handler !== null && typeof handler.handle !== 'function');
   if (!ownHandler) return { client: new DynamoDBClient({ ...config, maxAttempts: config.maxAttempts ?? 1 }), cancel: 'signal', requestTimeoutMs: undefined };
   const requestHandler = { ...(handler as object | undefined), throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'];
-  const client = new DynamoDBClient({ cacheMiddleware: true, ...config, maxAttempts: config.maxAttempts ?? 1, requestHandler });
+  // Not with a retry strategy of the caller's: a legacy one adds to the request's context, shared by every request once cached, on every request.
+  const client = new DynamoDBClient({ cacheMiddleware: config.retryStrategy === undefined, ...config, maxAttempts: config.maxAttempts ?? 1, requestHandler });
   const created = client.config.requestHandler as { handle?: unknown; updateHttpClientConfig?: (key: string, value: unknown) => void };
   // An older handler reads only its own timeout, as an idle-socket one: set there, it would cut a request with a longer budget (a large value's) short.
   if (!takesRequestTimeout(created) || typeof created.updateHttpClientConfig !== 'function') return { client, cancel: 'request-timeout', requestTimeoutMs: undefined };

@@ -188,6 +188,8 @@ describe("the client the cache creates: its own request timeout, its middleware 
   it.each([
     ['resolves its middleware once per command', {}, 0],
     ["resolves it per request when clientConfig says cacheMiddleware: false (the caller's choice stands)", { cacheMiddleware: false }, 5],
+    // A legacy strategy adds its mode to the context's user agent on every request: shared once cached, it would grow without end.
+    ["resolves it per request with a retry strategy of the caller's", { retryStrategy: { mode: 'legacy', retry: (next: (args: unknown) => unknown, args: unknown) => next(args) } as never }, 5],
   ])('the client the cache creates %s', async (_name, config, resolutions) => {
     const { cache } = await db.newCache({ clientConfig: { ...localClientConfig(db.endpoint), ...config }, memory: false });
     await cache.get('warm-up'); // the first request of each command resolves its stack
