@@ -298,7 +298,7 @@ export function resolveOptions(options: DynamoCacheOptions = {}): ResolvedOption
  * promise race per request. Where the handler takes a request's own `requestTimeout` (see
  * {@link takesRequestTimeout}), the usual one (`timeoutMs` plus the slack) is the handler's own, so that a
  * request within the cache's usual budget is sent without options, and the client caches its middleware
- * stack per command (`cacheMiddleware`, unless `clientConfig` says otherwise): nobody else holds this client
+ * stack per command (`cacheMiddleware`, unless `clientConfig` sets it or a retry strategy): nobody else holds this client
  * to change its middleware. A client, or a request handler, the caller made keeps the AbortSignal: only it
  * is sure to cancel the caller's handler's requests.
  */
@@ -311,9 +311,9 @@ function resolveClient(options: DynamoCacheOptions, timeoutMs: number): { client
   const requestHandler = { ...(handler as object | undefined), throwOnRequestTimeout: true } as DynamoDBClientConfig['requestHandler'];
   // Not with a retry strategy of the caller's: a legacy one adds to the request's context, shared by every request once cached, on every request.
   const client = new DynamoDBClient({ cacheMiddleware: config.retryStrategy === undefined, ...config, maxAttempts: config.maxAttempts ?? 1, requestHandler });
-  const created = client.config.requestHandler as { handle?: unknown; updateHttpClientConfig?: (key: string, value: unknown) => void };
+  const created = client.config.requestHandler as { handle?: unknown; updateHttpClientConfig?: (key: string, value: unknown) => void } | undefined;
   // An older handler reads only its own timeout, as an idle-socket one: set there, it would cut a request with a longer budget (a large value's) short.
-  if (!takesRequestTimeout(created) || typeof created.updateHttpClientConfig !== 'function') return { client, cancel: 'request-timeout', requestTimeoutMs: undefined };
+  if (created === undefined || !takesRequestTimeout(created) || typeof created.updateHttpClientConfig !== 'function') return { client, cancel: 'request-timeout', requestTimeoutMs: undefined };
   const requestTimeoutMs = timeoutMs + REQUEST_TIMEOUT_SLACK_MS;
   created.updateHttpClientConfig('requestTimeout', requestTimeoutMs);
   return { client, cancel: 'request-timeout', requestTimeoutMs };
