@@ -121,9 +121,6 @@ export const REQUEST_TIMEOUT_SLACK_MS = 25;
  */
 const CLIENT_TIMEOUT_TOLERANCE_MS = 2;
 
-/** The request options of an operation whose first attempt has not started. */
-const NOT_STARTED: Attempt['http'] = Object.freeze({});
-
 /** After timeouts, a caller that waits on DynamoDB gives each request up to this many times the cache's budget. */
 const MAX_PATIENCE = 8;
 
@@ -186,8 +183,8 @@ export interface GuardSettings {
  * between retries, the end of the budget).
  */
 class GuardedOperation implements Attempt {
-  /** Set by `nextAttempt` before each attempt; until then, one shared empty object (none made per operation). */
-  http: Attempt['http'] = NOT_STARTED;
+  /** Set by `nextAttempt` before each attempt. */
+  http: Attempt['http'] = undefined;
   /** Why the operation ended before its attempts did: its budget (`expiry`, or `throttle`), or the caller's abort. */
   cut: FailureKind | undefined = undefined;
   wasThrottled = false;
